@@ -1,0 +1,196 @@
+"""Base models, offline by construction (DESIGN §3).
+
+A base model is a diffusers `StableDiffusionPipeline` plus what the method needs to know
+about it: where it runs, its native resolution and two fingerprints. It comes from the
+embedded demo model, a diffusers folder or a single-file `.safetensors` checkpoint; nothing
+is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+import hashlib  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+
+from ostaf.devices import Placement, choose_placement  # noqa: E402
+from ostaf.errors import ModelLoadError  # noqa: E402
+from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress  # noqa: E402
+
+DEMO = "demo"
+SINGLE_FILE_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+FINGERPRINT_SAMPLES = 64
+
+
+@dataclass
+class BaseModel:
+    """A loaded base model: the pipeline, its placement and identity."""
+
+    pipe: StableDiffusionPipeline
+    placement: Placement
+    name: str
+    source: str
+    architecture: str
+    fingerprint: str
+
+    @property
+    def unet(self) -> UNet2DConditionModel:
+        return self.pipe.unet
+
+    @property
+    def resolution(self) -> int:
+        """Native image size in pixels (square)."""
+        return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
+
+    @property
+    def family(self) -> str:
+        """'sd_v1' or 'sd_v2' (by the text encoder's width), as LoRA metadata names it."""
+        return "sd_v2" if int(self.pipe.text_encoder.config.hidden_size) >= 1024 else "sd_v1"
+
+
+def architecture_of(unet: torch.nn.Module) -> str:
+    """Hash of every U-Net tensor name and shape: attributes apply only where this matches."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(unet.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def fingerprint_of(unet: torch.nn.Module) -> str:
+    """Hash of a strided sample of every U-Net tensor, cast to fp16 so that fp32 and fp16
+    loads of one checkpoint agree (bf16 loads round differently and only warn)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(unet.state_dict().items()):
+        flat = tensor.detach().reshape(-1)
+        step = max(1, flat.numel() // FINGERPRINT_SAMPLES)
+        sample = flat[::step][:FINGERPRINT_SAMPLES].to("cpu", torch.float16)
+        digest.update(name.encode())
+        digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def resolve_model_source(source: str | Path) -> Path:
+    """The folder or file behind a model choice ('demo' or a path), checked to exist."""
+    if str(source) == DEMO:
+        from ostaf.demo_model import demo_model_dir
+
+        return demo_model_dir()
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ModelLoadError(
+            f"model {path} does not exist; choose a diffusers folder or a .safetensors checkpoint"
+        )
+    return path
+
+
+def load_base_model(
+    source: str | Path = DEMO,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> BaseModel:
+    """Load a base model from 'demo', a diffusers folder or a single-file checkpoint."""
+    cancel = cancel or CancelToken()
+    placement = choose_placement(device, precision)
+    progress(Progress("loading", 0, 3, message="Preparing model…"))
+    path = resolve_model_source(source)
+    cancel.check()
+    progress(Progress("loading", 1, 3, message=f"Loading {path.name}…"))
+    if path.is_dir():
+        pipe = _load_folder(path, placement.dtype)
+        name = _folder_display_name(path, source)
+    elif path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        from ostaf.checkpoints import load_single_file
+
+        pipe = load_single_file(path, placement.dtype)
+        name = path.stem
+    elif path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelLoadError(
+            f"{path}: pickle checkpoints can run code when opened and are not loaded; "
+            "convert it to .safetensors (or pick a diffusers folder)"
+        )
+    else:
+        raise ModelLoadError(
+            f"{path}: not a model; choose a diffusers folder (with model_index.json) "
+            "or a Stable Diffusion 1.x/2.x .safetensors checkpoint"
+        )
+    cancel.check()
+    progress(Progress("loading", 2, 3, message=f"Moving model to {placement.label}…"))
+    pipe = _place(pipe, placement)
+    model = BaseModel(
+        pipe=pipe,
+        placement=placement,
+        name=name,
+        source=str(source),
+        architecture=architecture_of(pipe.unet),
+        fingerprint=fingerprint_of(pipe.unet),
+    )
+    progress(Progress("loading", 3, 3, message=f"Model ready: {name} on {placement.label}"))
+    return model
+
+
+def _folder_display_name(path: Path, source: str | Path) -> str:
+    if str(source) == DEMO:
+        from ostaf.demo_model import DEMO_NAME
+
+        return DEMO_NAME
+    return path.name
+
+
+def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+    if not (path / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"{path}: no model_index.json, so not a diffusers model folder; choose the folder "
+            "that holds unet/, vae/, text_encoder/ and model_index.json"
+        )
+    missing = [p for p in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if not (path / p).is_dir()]
+    if missing:
+        raise ModelLoadError(f"{path}: missing {', '.join(missing)}; the model folder is incomplete")
+    variant = "fp16" if _only_fp16_weights(path / "unet") else None
+    try:
+        return StableDiffusionPipeline.from_pretrained(
+            path,
+            torch_dtype=dtype,
+            variant=variant,
+            local_files_only=True,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: cannot load the model ({_first_line(exc)})") from exc
+
+
+def _only_fp16_weights(unet_dir: Path) -> bool:
+    names = [p.name for p in unet_dir.iterdir()]
+    has_plain = any(n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin") for n in names)
+    return not has_plain and any(".fp16." in n for n in names)
+
+
+def _place(pipe: StableDiffusionPipeline, placement: Placement) -> StableDiffusionPipeline:
+    pipe.to(placement.device)
+    pipe.unet.to(dtype=placement.dtype)
+    pipe.text_encoder.to(dtype=placement.dtype)
+    # The SD VAE overflows in fp16 (black or NaN images): it always runs in fp32.
+    pipe.vae.to(dtype=torch.float32)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.requires_grad_(False)
+        module.eval()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

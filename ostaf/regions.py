@@ -1,0 +1,117 @@
+"""Attribute kinds and the U-Net regions they tune, as data (DESIGN §2).
+
+Shape lives in the encoder (down path); appearance and style in the decoder (up path).
+A region is a filter over module paths, so benchmarks and advanced users can change it
+without new code paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
+ATTENTIONS = ("attn1", "attn2")
+BLOCKS = ("down_blocks", "mid_block", "up_blocks")
+
+
+class AttributeKind(StrEnum):
+    APPEARANCE = "appearance"
+    SHAPE = "shape"
+    STYLE = "style"
+
+    @property
+    def summary(self) -> str:
+        return KIND_SUMMARY[self]
+
+
+KIND_SUMMARY = {
+    AttributeKind.APPEARANCE: "colour, material and surface texture of the subject, on any shape",
+    AttributeKind.SHAPE: "outline and pose of the subject, with any colour or material",
+    AttributeKind.STYLE: "the way the picture is drawn: strokes, shading, palette",
+}
+
+# Prompt templates used while tuning. {token} is the placeholder word, {cls} the optional
+# class word given by the user ("cat", "vase"); an empty class word collapses cleanly.
+TEMPLATES = {
+    AttributeKind.APPEARANCE: "a photo of a {token} {cls}",
+    AttributeKind.SHAPE: "a photo of a {token} {cls}",
+    AttributeKind.STYLE: "a painting of a {cls} in {token} style",
+}
+DEFAULT_TOKEN = "sks"
+DEFAULT_CLASS_WORD = {
+    AttributeKind.APPEARANCE: "object",
+    AttributeKind.SHAPE: "object",
+    AttributeKind.STYLE: "picture",
+}
+
+
+def tuning_prompt(kind: AttributeKind, token: str, class_word: str = "") -> str:
+    """The prompt the reference image is tuned against."""
+    cls = class_word.strip() or DEFAULT_CLASS_WORD[kind]
+    return " ".join(TEMPLATES[kind].format(token=token, cls=cls).split())
+
+
+@dataclass(frozen=True)
+class Region:
+    """Which attention projections of which U-Net blocks are tuned."""
+
+    blocks: tuple[str, ...]
+    attentions: tuple[str, ...] = ATTENTIONS
+    projections: tuple[str, ...] = PROJECTIONS
+
+    def __post_init__(self) -> None:
+        _check_subset("blocks", self.blocks, BLOCKS)
+        _check_subset("attentions", self.attentions, ATTENTIONS)
+        _check_subset("projections", self.projections, PROJECTIONS)
+
+    def matches(self, module_path: str) -> bool:
+        """True when `module_path` is a target projection inside this region."""
+        return self._pattern().fullmatch(module_path) is not None
+
+    def _pattern(self) -> re.Pattern[str]:
+        blocks = "|".join(b + (r"\.\d+" if b != "mid_block" else "") for b in self.blocks)
+        attentions = "|".join(self.attentions)
+        projections = "|".join(re.escape(p) for p in self.projections)
+        return re.compile(
+            rf"(?:{blocks})\.attentions\.\d+\.transformer_blocks\.\d+"
+            rf"\.(?:{attentions})\.(?:{projections})"
+        )
+
+    def select(self, module_paths: Iterable[str]) -> list[str]:
+        """The target module paths among `module_paths`, in a stable order."""
+        return sorted(p for p in module_paths if self.matches(p))
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[str]]) -> Region:
+        return cls(
+            blocks=tuple(data["blocks"]),
+            attentions=tuple(data.get("attentions", ATTENTIONS)),
+            projections=tuple(data.get("projections", PROJECTIONS)),
+        )
+
+
+def _check_subset(what: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    unknown = [v for v in values if v not in allowed]
+    if unknown or not values:
+        raise ValueError(f"region {what} must be a non-empty subset of {allowed}, got {values}")
+
+
+REGION_BY_KIND = {
+    AttributeKind.SHAPE: Region(blocks=("down_blocks",)),
+    AttributeKind.APPEARANCE: Region(blocks=("up_blocks",)),
+    AttributeKind.STYLE: Region(blocks=("up_blocks",)),
+}
+
+
+# Horizontal flips augment appearance and style; for shape they would teach a mirrored pose.
+FLIP_ALLOWED = {
+    AttributeKind.SHAPE: False,
+    AttributeKind.APPEARANCE: True,
+    AttributeKind.STYLE: True,
+}

@@ -1,0 +1,1 @@
+"""OSTAF Desktop: the Qt application over the `ostaf` core."""
