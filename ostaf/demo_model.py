@@ -71,6 +71,9 @@ def demo_tokenizer_files(
 
 def build_demo_pipeline(seed: int = DEMO_SEED):  # type: ignore[no-untyped-def]
     """Build the demo StableDiffusionPipeline in memory, deterministically from `seed`."""
+    from ostaf.offline import quiet_libraries
+
+    quiet_libraries()
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer

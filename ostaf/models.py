@@ -8,22 +8,21 @@ is ever fetched from a hub.
 
 from __future__ import annotations
 
-import os
+from ostaf import offline  # noqa: I001 - must precede diffusers
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import hashlib  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+import torch
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
-import torch  # noqa: E402
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+from ostaf.devices import Placement, choose_placement
+from ostaf.errors import ModelLoadError
+from ostaf.offsets import OffsetMerger
+from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
-from ostaf.devices import Placement, choose_placement  # noqa: E402
-from ostaf.errors import ModelLoadError  # noqa: E402
-from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress  # noqa: E402
+offline.quiet_libraries()
 
 DEMO = "demo"
 SINGLE_FILE_SUFFIXES = (".safetensors",)
@@ -41,6 +40,11 @@ class BaseModel:
     source: str
     architecture: str
     fingerprint: str
+    merger: OffsetMerger = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Rendering merges attributes into the U-Net in place; the merger keeps the base values.
+        self.merger = OffsetMerger(self.pipe.unet)
 
     @property
     def unet(self) -> UNet2DConditionModel:
@@ -161,7 +165,7 @@ def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
     try:
         return StableDiffusionPipeline.from_pretrained(
             path,
-            torch_dtype=dtype,
+            dtype=dtype,
             variant=variant,
             local_files_only=True,
             safety_checker=None,

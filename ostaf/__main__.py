@@ -1,0 +1,5 @@
+import sys
+
+from ostaf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""One attribute = one `.safetensors` file: low-rank factors per target layer + metadata.
+
+Tensors: `<module path>.A` (out, r) and `<module path>.B` (r, in), fp32, ΔW = A·B / r.
+Metadata: one `ostaf` key (see attribute_meta). Writes are atomic; reads validate the header,
+every shape and every value before anything is applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from ostaf.atomic import atomic_write_bytes
+from ostaf.attribute_meta import METADATA_KEY, AttributeMeta, read_meta
+from ostaf.errors import AttributeFileError, IncompatibleModelError
+from ostaf.models import BaseModel
+from ostaf.offsets import Factors
+
+
+@dataclass
+class Attribute:
+    """A learned attribute in memory."""
+
+    meta: AttributeMeta
+    factors: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+    def content_hash(self) -> str:
+        """Hash of the factors alone: two files with equal hashes hold the same attribute."""
+        digest = hashlib.sha256()
+        for path in sorted(self.factors):
+            a, b = self.factors[path]
+            digest.update(path.encode())
+            digest.update(a.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(b.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def to_bytes(self) -> bytes:
+        tensors: dict[str, torch.Tensor] = {}
+        for path, (a, b) in self.factors.items():
+            tensors[f"{path}.A"] = a.detach().to("cpu", torch.float32).contiguous()
+            tensors[f"{path}.B"] = b.detach().to("cpu", torch.float32).contiguous()
+        return save(tensors, metadata={METADATA_KEY: self.meta.to_json()})
+
+
+def save_attribute(path: Path | str, attribute: Attribute) -> Path:
+    """Write `attribute` to `path` atomically (old file or new file, never a torn one)."""
+    path = Path(path)
+    _validate_factors(attribute.meta, attribute.factors, path)
+    atomic_write_bytes(path, attribute.to_bytes())
+    return path
+
+
+def load_attribute(path: Path | str) -> Attribute:
+    """Read and validate an attribute file; raise AttributeFileError naming the file."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise AttributeFileError(f"{path}: cannot read the tensors ({exc}); the file is damaged") from exc
+    factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    expected = set()
+    for target in meta.targets:
+        expected |= {f"{target}.A", f"{target}.B"}
+        if f"{target}.A" not in tensors or f"{target}.B" not in tensors:
+            raise AttributeFileError(f"{path}: factors for {target} are missing; the file is damaged")
+        factors[target] = (tensors[f"{target}.A"], tensors[f"{target}.B"])
+    extra = sorted(set(tensors) - expected)
+    if extra:
+        raise AttributeFileError(f"{path}: unexpected tensor {extra[0]}; not an OSTAF attribute file")
+    _validate_factors(meta, factors, path)
+    return Attribute(meta, factors)
+
+
+def _validate_factors(meta: AttributeMeta, factors: Factors, source: Path) -> None:
+    if sorted(factors) != sorted(meta.targets):
+        raise AttributeFileError(f"{source}: the factors do not match the listed target layers")
+    for target, (a, b) in factors.items():
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != meta.rank or b.shape[0] != meta.rank:
+            raise AttributeFileError(
+                f"{source}: factors of {target} have shapes {tuple(a.shape)}, {tuple(b.shape)}, "
+                f"not (out, {meta.rank}) and ({meta.rank}, in); the file is damaged"
+            )
+        if not a.is_floating_point() or not b.is_floating_point():
+            raise AttributeFileError(f"{source}: factors of {target} are not floating point")
+        if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+            raise AttributeFileError(f"{source}: factors of {target} hold NaN or infinite values")
+
+
+def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
+    """Refuse an attribute tuned on another architecture; return warnings for softer mismatches."""
+    meta = attribute.meta
+    name = meta.name or "attribute"
+    if meta.base_model.architecture != model.architecture:
+        raise IncompatibleModelError(
+            f"'{name}' was tuned on {meta.base_model.name or 'another model'} whose U-Net has "
+            f"other layers than {model.name}; load that base model or tune again on this one"
+        )
+    for target, (a, b) in attribute.factors.items():
+        try:
+            layer = model.unet.get_submodule(target)
+        except AttributeError as exc:
+            raise IncompatibleModelError(f"'{name}': layer {target} is not in {model.name}") from exc
+        weight = getattr(layer, "weight", None)
+        if weight is None or tuple(weight.shape) != (a.shape[0], b.shape[1]):
+            raise IncompatibleModelError(f"'{name}': layer {target} has another shape in {model.name}")
+    if meta.base_model.fingerprint != model.fingerprint:
+        return [
+            f"'{name}' was tuned on '{meta.base_model.name}', not on '{model.name}' "
+            "(same architecture): results may differ"
+        ]
+    return []
+
+
+def peek(path: Path | str) -> AttributeMeta:
+    """Metadata only, without loading tensors."""
+    return read_meta(path)

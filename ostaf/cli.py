@@ -1,0 +1,309 @@
+"""`python -m ostaf`: the headless command line over the same service the GUI uses.
+
+Exit codes: 0 done; 2 bad input or settings (one line on stderr); 130 cancelled (Ctrl-C
+stops within one step and leaves no partial file). Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ostaf.errors import Cancelled, OstafError, SettingsError
+from ostaf.progress import CancelToken, Progress, ProgressCallback
+from ostaf.regions import AttributeKind
+from ostaf.requests import (
+    SAMPLERS,
+    AppliedAttribute,
+    ModelChoice,
+    RenderJob,
+    RenderSettings,
+    TuneJob,
+    TuningSettings,
+    parse_seeds,
+    parse_size,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ostaf",
+        description="Learn an attribute from one image and apply it to Stable Diffusion prompts.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tune = sub.add_parser("tune", help="learn an attribute from one reference image")
+    tune.add_argument("image", type=Path, help="the reference image")
+    tune.add_argument("--attribute", required=True, choices=[k.value for k in AttributeKind])
+    tune.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
+    tune.add_argument("--class-word", default="", help="what the subject is, e.g. 'cat'")
+    tune.add_argument("--mask", type=Path, help="white = the region that drives tuning")
+    tune.add_argument("--steps", type=int, default=TuningSettings.steps)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--learning-rate", type=float, default=TuningSettings.learning_rate)
+    tune.add_argument("--rank", type=int, default=TuningSettings.rank)
+    tune.add_argument("--name", default="", help="a name for the attribute")
+    _model_arguments(tune)
+
+    render = sub.add_parser("render", help="render a prompt with attributes applied")
+    render.add_argument("--prompt", required=True)
+    render.add_argument("--out", required=True, type=Path, help="folder for the PNGs")
+    render.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="FILE[:LAMBDA]",
+        help="an attribute file and its intensity 0..2 (default: the file's own); repeatable",
+    )
+    render.add_argument("--negative", default="", help="negative prompt")
+    render.add_argument("--seeds", default="0", help="e.g. 1,2,3 or 10-19")
+    render.add_argument("--steps", type=int, default=RenderSettings.steps)
+    render.add_argument("--guidance", type=float, default=RenderSettings.guidance)
+    render.add_argument("--size", help="WxH (default: the model's resolution)")
+    render.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
+    _model_arguments(render)
+
+    info = sub.add_parser("info", help="show an attribute file's metadata or a PNG's parameters")
+    info.add_argument("file", type=Path)
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    demo_model = sub.add_parser("demo-model", help="write the embedded demo model as a diffusers folder")
+    demo_model.add_argument("--out", required=True, type=Path)
+
+    demo = sub.add_parser("demo", help="tune and render on the demo model, end to end")
+    demo.add_argument("--out", type=Path, default=None, help="folder for the results")
+    demo.add_argument("--steps", type=int, default=TuningSettings.steps)
+    return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
+    parser.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"])
+
+
+def model_choice(args: argparse.Namespace) -> ModelChoice:
+    from ostaf.settings import load_settings
+
+    settings = load_settings()
+    return ModelChoice(
+        source=args.model or settings.model_source,
+        device=args.device or settings.device,
+        precision=args.precision or settings.precision,
+    )
+
+
+def parse_applied(text: str) -> AppliedAttribute:
+    """'FILE' or 'FILE:LAMBDA' (a Windows drive colon is left alone)."""
+    path_text, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            return AppliedAttribute(Path(path_text), float(tail))
+        except ValueError:
+            pass
+    from ostaf.attribute_meta import read_meta
+
+    path = Path(text)
+    return AppliedAttribute(path, read_meta(path).default_lambda)
+
+
+@contextmanager
+def cancel_on_interrupt() -> Iterator[CancelToken]:
+    """First Ctrl-C asks the running job to stop at its next step; a second one aborts."""
+    token = CancelToken()
+
+    def handler(_signum: int, _frame: Any) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        print("\nstopping after this step… (Ctrl-C again to abort)", file=sys.stderr)
+        token.cancel()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class ProgressBar:
+    """A stderr progress bar (tqdm) fed by Progress reports, one bar per stage."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._stage = ""
+
+    def __call__(self, report: Progress) -> None:
+        from tqdm import tqdm
+
+        if report.stage != self._stage or (self._bar is not None and report.step < self._bar.n):
+            self.close()
+            self._stage = report.stage
+            self._bar = tqdm(total=report.total, desc=report.stage, file=sys.stderr, leave=False)
+        if report.loss is not None:
+            self._bar.set_postfix(loss=f"{report.loss:.4f}")
+        self._bar.update(report.step - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
+    from ostaf.service import OstafService
+
+    settings = TuningSettings(
+        kind=AttributeKind(args.attribute),
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        rank=args.rank,
+        seed=args.seed,
+        class_word=args.class_word,
+        mask=args.mask,
+    )
+    settings.validate()
+    job = TuneJob(args.image, settings, args.out, args.name, model_choice(args))
+    outcome = OstafService().tune(job, progress, cancel)
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(outcome.path)
+    return 0
+
+
+def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
+    from ostaf.service import OstafService
+
+    width, height = parse_size(args.size) if args.size else (None, None)
+    settings = RenderSettings(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        seeds=parse_seeds(args.seeds),
+        steps=args.steps,
+        guidance=args.guidance,
+        width=width,
+        height=height,
+        sampler=args.sampler,
+        attributes=[parse_applied(a) for a in args.attribute],
+    )
+    settings.validate()
+    outcome = OstafService().render(RenderJob(settings, args.out, model_choice(args)), progress, cancel)
+    for warning in dict.fromkeys(w for item in outcome.images for w in item.warnings):
+        print(f"warning: {warning}", file=sys.stderr)
+    for path in outcome.paths:
+        print(path)
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if path.suffix.lower() == ".png":
+        from ostaf.pngmeta import parse_a1111, read_png_metadata
+
+        parameters, record = read_png_metadata(path)
+        if parameters is None and record is None:
+            raise SettingsError(f"{path} carries no generation parameters")
+        if args.json:
+            parsed = parse_a1111(parameters) if parameters else None
+            print(json.dumps({"parameters": parameters, "parsed": parsed, "ostaf": record}, indent=2))
+        else:
+            print(parameters if parameters is not None else json.dumps(record, indent=2))
+        return 0
+    from ostaf.attribute_meta import read_meta
+
+    meta = read_meta(path)
+    data = json.loads(meta.to_json())
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    data["reference"].pop("thumbnail", None)
+    lines = [
+        f"name:          {meta.name}",
+        f"kind:          {meta.kind} ({meta.kind.summary})",
+        f"region:        {', '.join(meta.region.blocks)} ({len(meta.targets)} layers, rank {meta.rank})",
+        f"base model:    {meta.base_model.name} (fingerprint {meta.base_model.fingerprint})",
+        f"reference:     {meta.reference.file_name} {meta.reference.width}x{meta.reference.height}",
+        f"default λ:     {meta.default_lambda:g}",
+        f"tags:          {', '.join(meta.tags) or '-'}",
+        f"notes:         {meta.notes or '-'}",
+        f"created:       {meta.created_at}",
+        "tuning:        " + ", ".join(f"{k}={v}" for k, v in sorted(meta.tuning.items())),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def run_demo_model(args: argparse.Namespace) -> int:
+    from ostaf.demo_model import write_demo_model
+
+    if args.out.exists() and any(args.out.iterdir()):
+        raise SettingsError(f"{args.out} is not empty; choose a new folder")
+    print(write_demo_model(args.out))
+    return 0
+
+
+def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
+    """Tune an appearance attribute from a generated reference and render it at λ 0, 1, 2."""
+    from ostaf import paths
+    from ostaf.demo_data import demo_reference
+    from ostaf.service import OstafService
+
+    out = args.out or paths.data_dir() / "demo-output"
+    service = OstafService()
+    reference = demo_reference(out / "reference.png")
+    print(f"reference: {reference}", file=sys.stderr)
+    tuned = service.tune(
+        TuneJob(
+            reference,
+            TuningSettings(kind=AttributeKind.APPEARANCE, steps=args.steps),
+            out / "appearance.safetensors",
+            "demo appearance",
+        ),
+        progress,
+        cancel,
+    )
+    print(tuned.path)
+    for lam in (0.0, 1.0, 2.0):
+        settings = RenderSettings(
+            prompt="a photo of a sks object",
+            seeds=[1],
+            attributes=[AppliedAttribute(tuned.path, lam)],
+        )
+        for path in service.render(RenderJob(settings, out / f"lambda-{lam:g}"), progress, cancel).paths:
+            print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    bar = ProgressBar()
+    try:
+        with cancel_on_interrupt() as cancel:
+            if args.command == "tune":
+                return run_tune(args, bar, cancel)
+            if args.command == "render":
+                return run_render(args, bar, cancel)
+            if args.command == "info":
+                return run_info(args)
+            if args.command == "demo-model":
+                return run_demo_model(args)
+            return run_demo(args, bar, cancel)
+    except Cancelled:
+        bar.close()
+        print("cancelled; nothing was written", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        bar.close()
+        print("aborted", file=sys.stderr)
+        return 130
+    except OstafError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        bar.close()

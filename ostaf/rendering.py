@@ -1,0 +1,179 @@
+"""Rendering with attributes applied, through a plain diffusers StableDiffusionPipeline.
+
+Attributes are merged into the U-Net's target weights (W + Σ λᵢ·ΔWᵢ) before sampling, so a
+plain pipeline given the same weights, scheduler and `torch.Generator(device).manual_seed(seed)`
+reproduces every image. Changing λ re-merges only the target layers; the model is never
+reloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    StableDiffusionPipeline,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from PIL import Image
+
+from ostaf import __version__
+from ostaf.attribute_file import Attribute, check_compatible
+from ostaf.devices import generator_for, out_of_memory_as_error
+from ostaf.models import BaseModel
+from ostaf.pngmeta import SAMPLER_LABELS, a1111_parameters
+from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
+from ostaf.requests import RenderSettings
+
+OOM_ADVICE = "render smaller images or fewer at once, or choose fp16 precision in Settings"
+
+
+@dataclass
+class RenderedImage:
+    """One rendered image with the metadata that recreates it."""
+
+    image: Image.Image
+    seed: int
+    parameters: str  # A1111 `parameters` text
+    record: dict[str, Any]  # the project's own JSON record
+    warnings: list[str]
+
+
+def make_scheduler(sampler: str, config: Any) -> SchedulerMixin:
+    """The diffusers scheduler for a sampler name, built from the model's scheduler config."""
+    if sampler == "ddim":
+        return DDIMScheduler.from_config(config)
+    if sampler == "euler":
+        return EulerDiscreteScheduler.from_config(config)
+    if sampler == "dpmpp2m":
+        return DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", solver_order=2
+        )
+    raise ValueError(f"unknown sampler {sampler}")
+
+
+def pipeline_for(model: BaseModel, sampler: str) -> StableDiffusionPipeline:
+    """A pipeline sharing the model's components, with its own scheduler (no copies)."""
+    components = dict(model.pipe.components)
+    components["scheduler"] = make_scheduler(sampler, model.pipe.scheduler.config)
+    pipe = StableDiffusionPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def decode_latents(model: BaseModel, latents: torch.Tensor) -> list[Image.Image]:
+    """Decode latents with the fp32 VAE, exactly as the diffusers pipeline does."""
+    pipe = model.pipe
+    vae = pipe.vae
+    images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(images, output_type="pil", do_denormalize=[True] * len(images))
+
+
+def apply_attributes(model: BaseModel, applied: Sequence[tuple[Attribute, float]]) -> list[str]:
+    """Merge the attributes at their intensities into the model; returns compatibility warnings."""
+    warnings: list[str] = []
+    for attribute, _ in applied:
+        warnings += check_compatible(attribute, model)
+    model.merger.apply([(a.factors, lam) for a, lam in applied])
+    return warnings
+
+
+def render(
+    model: BaseModel,
+    settings: RenderSettings,
+    applied: Sequence[tuple[Attribute, float]] = (),
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken | None = None,
+) -> list[RenderedImage]:
+    """Render one image per seed with `applied` attributes merged at their intensities."""
+    cancel = cancel or CancelToken()
+    settings.validate(multiple_of=8)
+    width = settings.width or model.resolution
+    height = settings.height or model.resolution
+    warnings = apply_attributes(model, applied)
+    pipe = pipeline_for(model, settings.sampler)
+    total = settings.steps * len(settings.seeds)
+    clock = StepClock(total)
+    done = 0
+
+    def on_step(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        cancel.check()
+        progress(clock.report("rendering", done + step + 1))
+        return kwargs
+
+    results = []
+    for seed in settings.seeds:
+        cancel.check()
+        with out_of_memory_as_error("rendering", OOM_ADVICE):
+            latents = pipe(
+                settings.prompt,
+                negative_prompt=settings.negative_prompt or None,
+                height=height,
+                width=width,
+                num_inference_steps=settings.steps,
+                guidance_scale=settings.guidance,
+                generator=generator_for(model.placement.device, seed),
+                output_type="latent",
+                callback_on_step_end=on_step,
+            ).images
+            image = decode_latents(model, latents)[0]
+        done += settings.steps
+        if not np.asarray(image).any():
+            warnings.append(f"seed {seed} gave a black image: the precision may be too low")
+        parameters, record = _metadata(model, settings, applied, seed, width, height)
+        results.append(RenderedImage(image, seed, parameters, record, list(warnings)))
+    progress(Progress("rendering", total, total, elapsed_s=clock.report("done", total).elapsed_s))
+    return results
+
+
+def _metadata(
+    model: BaseModel,
+    settings: RenderSettings,
+    applied: Sequence[tuple[Attribute, float]],
+    seed: int,
+    width: int,
+    height: int,
+) -> tuple[str, dict[str, Any]]:
+    pairs: list[tuple[str, object]] = [
+        ("Steps", settings.steps),
+        ("Sampler", SAMPLER_LABELS[settings.sampler]),
+        ("CFG scale", settings.guidance),
+        ("Seed", seed),
+        ("Size", f"{width}x{height}"),
+        ("Model hash", model.fingerprint[:10]),
+        ("Model", model.name),
+    ]
+    for index, (attribute, lam) in enumerate(applied, start=1):
+        suffix = "" if len(applied) == 1 else f" {index}"
+        pairs.append((f"OSTAF attribute{suffix}", attribute.meta.name))
+        pairs.append((f"OSTAF lambda{suffix}", f"{lam:g}"))
+    pairs.append(("Version", f"OSTAF {__version__}"))
+    record = {
+        "format_version": 1,
+        "prompt": settings.prompt,
+        "negative_prompt": settings.negative_prompt,
+        "seed": seed,
+        "steps": settings.steps,
+        "guidance": settings.guidance,
+        "sampler": settings.sampler,
+        "width": width,
+        "height": height,
+        "model": {"name": model.name, "source": model.source, "fingerprint": model.fingerprint},
+        "attributes": [
+            {
+                "name": a.meta.name,
+                "kind": str(a.meta.kind),
+                "intensity": lam,
+                "content_hash": a.content_hash(),
+            }
+            for a, lam in applied
+        ],
+    }
+    return a1111_parameters(settings.prompt, settings.negative_prompt, pairs), record

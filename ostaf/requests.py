@@ -1,0 +1,180 @@
+"""Plain request dataclasses: the contract between the GUI/CLI and the core (no torch, no Qt)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ostaf.errors import SettingsError
+from ostaf.images import Box
+from ostaf.regions import DEFAULT_TOKEN, AttributeKind, Region
+
+SAMPLERS = ("ddim", "euler", "dpmpp2m")
+MAX_STEPS = 20_000
+MAX_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class QualityPreset:
+    name: str
+    steps: int
+    summary: str
+
+
+PRESETS = {
+    "fast": QualityPreset("Fast", 150, "a quick sketch of the attribute"),
+    "balanced": QualityPreset("Balanced", 300, "the default: good transfer in about a minute"),
+    "best": QualityPreset("Best", 600, "the most faithful, twice as long"),
+}
+DEFAULT_PRESET = "balanced"
+
+
+@dataclass
+class TuningSettings:
+    """How to tune one attribute from one reference image."""
+
+    kind: AttributeKind
+    steps: int = PRESETS[DEFAULT_PRESET].steps
+    learning_rate: float = 1e-3
+    rank: int = 4
+    seed: int = 0
+    timesteps_per_step: int = 4
+    class_word: str = ""
+    token: str = DEFAULT_TOKEN
+    crop: Box | None = None
+    mask: Path | None = None
+    flip: bool | None = None  # None: the kind's default (never for shape)
+    region: Region | None = None  # None: the kind's region
+    preview_every: int = 0  # 0: no previews
+    preview_steps: int = 8
+    memory_saving: bool = False  # gradient checkpointing
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first impossible value."""
+        self.kind = AttributeKind(self.kind)
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        _check_int("rank", self.rank, 1, 128)
+        _check_int("timesteps per step", self.timesteps_per_step, 1, 64)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("preview interval", self.preview_every, 0, MAX_STEPS)
+        _check_int("preview steps", self.preview_steps, 1, 200)
+        if not math.isfinite(self.learning_rate) or not 0 < self.learning_rate <= 1:
+            raise SettingsError(f"learning rate {self.learning_rate} must be in (0, 1]; try 1e-3")
+        if not re.fullmatch(r"[\w-]{1,32}", self.token):
+            raise SettingsError(f"placeholder token {self.token!r} must be one word of letters/digits")
+        if len(self.class_word) > 64:
+            raise SettingsError("class word is too long; use one or two words like 'cat'")
+        if self.flip and self.kind is AttributeKind.SHAPE:
+            raise SettingsError("horizontal flips would mirror the shape; they are off for shape")
+
+
+@dataclass(frozen=True)
+class AppliedAttribute:
+    """An attribute file applied at intensity λ."""
+
+    path: Path
+    intensity: float = 1.0
+
+    def validate(self) -> None:
+        if not math.isfinite(self.intensity) or not 0 <= self.intensity <= 2:
+            raise SettingsError(f"intensity {self.intensity} for {self.path.name} must be in 0..2")
+
+
+@dataclass
+class RenderSettings:
+    """What to render: prompt, sampling, and the attributes applied."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    steps: int = 25
+    guidance: float = 7.5
+    width: int | None = None  # None: the model's native resolution
+    height: int | None = None
+    sampler: str = "dpmpp2m"
+    attributes: list[AppliedAttribute] = field(default_factory=list)
+
+    def validate(self, multiple_of: int = 8) -> None:
+        if not self.prompt.strip():
+            raise SettingsError("the prompt is empty; describe what to render")
+        if not self.seeds:
+            raise SettingsError("no seeds given; give at least one, e.g. --seeds 1")
+        for seed in self.seeds:
+            _check_int("seed", seed, 0, 2**63 - 1)
+        _check_int("steps", self.steps, 1, 500)
+        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 50:
+            raise SettingsError(f"guidance {self.guidance} must be in 0..50; 7.5 is usual")
+        if self.sampler not in SAMPLERS:
+            raise SettingsError(f"sampler {self.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+        for side, value in (("width", self.width), ("height", self.height)):
+            if value is not None:
+                _check_int(side, value, multiple_of, MAX_SIDE)
+                if value % multiple_of:
+                    raise SettingsError(f"{side} {value} must be a multiple of {multiple_of}")
+        for applied in self.attributes:
+            applied.validate()
+
+
+def _check_int(what: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SettingsError(f"{what} {value!r} must be a whole number in {low}..{high}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'512x768' → (512, 768)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not match:
+        raise SettingsError(f"size {text!r} must look like 512x512")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1,2,5-7' → [1, 2, 5, 6, 7]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if re.fullmatch(r"\d+-\d+", part):
+            low, high = (int(p) for p in part.split("-"))
+            if high < low or high - low > 10_000:
+                raise SettingsError(f"seed range {part!r} is backwards or too long")
+            seeds.extend(range(low, high + 1))
+        elif part.isdigit():
+            seeds.append(int(part))
+        else:
+            raise SettingsError(f"seed {part!r} is not a whole number; use e.g. --seeds 1,2,3")
+    if not seeds:
+        raise SettingsError("no seeds given; use e.g. --seeds 1,2,3")
+    return seeds
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which base model to use and where: 'demo' or a path; device and precision names."""
+
+    source: str = "demo"
+    device: str = "auto"
+    precision: str = "auto"
+
+
+@dataclass
+class TuneJob:
+    """Tune one attribute from `image` and save it to `out`."""
+
+    image: Path
+    settings: TuningSettings
+    out: Path
+    name: str = ""
+    model: ModelChoice = field(default_factory=ModelChoice)
+
+
+@dataclass
+class RenderJob:
+    """Render `settings` into `out_dir` (None: keep the images in memory only)."""
+
+    settings: RenderSettings
+    out_dir: Path | None = None
+    model: ModelChoice = field(default_factory=ModelChoice)

@@ -1,0 +1,135 @@
+"""The one facade over the core that the GUI worker and the CLI both call.
+
+It keeps the base model warm between jobs, caches attribute files, and writes results only
+when a job has finished (a cancelled or failed job leaves nothing behind).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ostaf.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.errors import SettingsError
+from ostaf.images import load_reference
+from ostaf.models import BaseModel, load_base_model
+from ostaf.pngmeta import write_png
+from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
+from ostaf.rendering import RenderedImage, render
+from ostaf.requests import ModelChoice, RenderJob, TuneJob
+from ostaf.tuning import TuningResult, tune
+
+
+@dataclass
+class TuneOutcome:
+    path: Path
+    result: TuningResult
+    notes: list[str]
+
+
+@dataclass
+class RenderOutcome:
+    images: list[RenderedImage]
+    paths: list[Path]
+
+
+class OstafService:
+    """Runs load/tune/render jobs in order on one device; not thread-safe by design
+    (the GUI's single worker thread owns it)."""
+
+    def __init__(self) -> None:
+        self._model: BaseModel | None = None
+        self._model_choice: ModelChoice | None = None
+        self._attributes: dict[Path, tuple[tuple[int, int], Attribute]] = {}
+
+    @property
+    def loaded_model(self) -> BaseModel | None:
+        return self._model
+
+    def model(
+        self,
+        choice: ModelChoice,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None,
+    ) -> BaseModel:
+        """The base model for `choice`, loading it only when the choice changed."""
+        if self._model is None or self._model_choice != choice:
+            self.unload()
+            self._model = load_base_model(
+                choice.source, choice.device, choice.precision, progress, cancel
+            )
+            self._model_choice = choice
+        return self._model
+
+    def unload(self) -> None:
+        self._model = None
+        self._model_choice = None
+        from ostaf.devices import empty_cache
+
+        empty_cache()
+
+    def attribute(self, path: Path) -> Attribute:
+        """Load an attribute file, reusing the cached copy while the file is unchanged."""
+        path = Path(path).resolve()
+        try:
+            stat = path.stat()
+        except OSError:
+            return load_attribute(path)  # raises the project's error naming the file
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._attributes.get(path)
+        if cached is None or cached[0] != key:
+            cached = (key, load_attribute(path))
+            self._attributes[path] = cached
+        return cached[1]
+
+    def tune(
+        self,
+        job: TuneJob,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None,
+    ) -> TuneOutcome:
+        """Tune and save; the file appears only when tuning finished."""
+        cancel = cancel or CancelToken()
+        if job.out.suffix != ".safetensors":
+            raise SettingsError(f"output {job.out} must end in .safetensors")
+        model = self.model(job.model, progress, cancel)
+        reference = load_reference(
+            job.image, model.resolution, crop=job.settings.crop, mask_path=job.settings.mask
+        )
+        cancel.check()
+        result = tune(model, reference, job.settings, job.name, progress, cancel)
+        cancel.check()
+        path = save_attribute(job.out, result.attribute)
+        return TuneOutcome(path, result, reference.notes)
+
+    def render(
+        self,
+        job: RenderJob,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None,
+    ) -> RenderOutcome:
+        """Render every seed; with `out_dir`, write PNGs once all images are done."""
+        cancel = cancel or CancelToken()
+        job.settings.validate()
+        applied = [(self.attribute(a.path), a.intensity) for a in job.settings.attributes]
+        model = self.model(job.model, progress, cancel)
+        images = render(model, job.settings, applied, progress, cancel)
+        paths: list[Path] = []
+        if job.out_dir is not None:
+            index = next_image_index(job.out_dir)
+            for offset, item in enumerate(images):
+                target = job.out_dir / f"{index + offset:05d}-{item.seed}.png"
+                paths.append(write_png(target, item.image, item.parameters, item.record))
+        return RenderOutcome(images, paths)
+
+
+def next_image_index(folder: Path) -> int:
+    """The next free number for `00000-<seed>.png` names, as A1111 numbers its outputs."""
+    highest = -1
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            match = re.match(r"(\d{5,})-", entry.name)
+            if match:
+                highest = max(highest, int(match.group(1)))
+    return highest + 1

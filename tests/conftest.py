@@ -1,0 +1,38 @@
+"""Shared test setup: a private OSTAF_HOME for the session and no network, ever."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="ostaf-test-home-"))
+os.environ["OSTAF_HOME"] = str(_HOME)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["SOURCE_DATE_EPOCH"] = "1767225600"  # 2026-01-01: reproducible attribute files
+
+
+def _refuse(*_args: object, **_kwargs: object) -> None:
+    raise OSError("tests must not open network connections")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _refuse)
+    monkeypatch.setattr(socket, "create_connection", _refuse)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh OSTAF_HOME for tests that look at settings or projects (the demo model cache
+    stays shared through a symlink so it is built once)."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (_HOME / "cache").mkdir(parents=True, exist_ok=True)
+    (folder / "cache").symlink_to(_HOME / "cache", target_is_directory=True)
+    monkeypatch.setenv("OSTAF_HOME", str(folder))
+    return folder

@@ -1,0 +1,94 @@
+"""Base models: offline loading, deterministic demo model, fingerprints, clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ostaf.devices import choose_placement
+from ostaf.errors import ModelLoadError, SettingsError
+from ostaf.models import BaseModel, architecture_of, fingerprint_of, load_base_model
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_demo_model_is_built_deterministically(tmp_path: Path) -> None:
+    from ostaf.demo_model import write_demo_model
+
+    first = _digest(write_demo_model(tmp_path / "a"))
+    second = _digest(write_demo_model(tmp_path / "b"))
+    assert first == second
+    assert "unet/diffusion_pytorch_model.safetensors" in first
+
+
+def test_demo_model_loads_as_a_diffusers_folder(demo: BaseModel, tmp_path: Path) -> None:
+    from ostaf.demo_model import write_demo_model
+
+    folder = write_demo_model(tmp_path / "demo")
+    loaded = load_base_model(folder, device="cpu")
+    assert loaded.architecture == demo.architecture
+    assert loaded.fingerprint == demo.fingerprint
+    assert loaded.resolution == 64
+    assert loaded.family == "sd_v1"
+
+
+def test_fingerprints_tell_models_apart(demo: BaseModel) -> None:
+    import copy
+
+    import torch
+
+    other = copy.deepcopy(demo.unet)
+    with torch.no_grad():
+        next(iter(other.parameters())).add_(0.01)
+    assert architecture_of(other) == demo.architecture
+    assert fingerprint_of(other) != demo.fingerprint
+    assert fingerprint_of(other.half()) == fingerprint_of(other)  # fp16 and fp32 loads agree
+
+
+def test_missing_and_wrong_model_paths_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"nowhere does not exist; choose a diffusers folder"):
+        load_base_model(tmp_path / "nowhere", device="cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="no model_index.json"):
+        load_base_model(tmp_path / "empty", device="cpu")
+    pickle = tmp_path / "model.ckpt"
+    pickle.write_bytes(b"not really")
+    with pytest.raises(ModelLoadError, match="pickle checkpoints.*convert it to .safetensors"):
+        load_base_model(pickle, device="cpu")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ModelLoadError, match="not a model"):
+        load_base_model(text, device="cpu")
+
+
+def test_incomplete_folder_is_explained(tmp_path: Path) -> None:
+    from ostaf.demo_model import write_demo_model
+
+    import shutil
+
+    folder = write_demo_model(tmp_path / "demo")
+    shutil.rmtree(folder / "vae")
+    with pytest.raises(ModelLoadError, match="missing vae"):
+        load_base_model(folder, device="cpu")
+
+
+def test_device_policy() -> None:
+    placement = choose_placement("cpu", "auto")
+    assert placement.device.type == "cpu" and str(placement.dtype) == "torch.float32"
+    with pytest.raises(SettingsError, match="not supported on the CPU"):
+        choose_placement("cpu", "fp16")
+    with pytest.raises(SettingsError, match="unknown"):
+        choose_placement("tpu")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(SettingsError, match="'cuda' is not available here"):
+            choose_placement("cuda")
