@@ -39,7 +39,9 @@ def atomic_open(path: Path | str) -> Iterator[IO[bytes]]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
+        )
     except OSError as exc:
         raise _storage_error(path, exc) from exc
     tmp = Path(tmp_name)

@@ -62,17 +62,23 @@ def load_attribute(path: Path | str) -> Attribute:
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as exc:
-        raise AttributeFileError(f"{path}: cannot read the tensors ({exc}); the file is damaged") from exc
+        raise AttributeFileError(
+            f"{path}: cannot read the tensors ({exc}); the file is damaged"
+        ) from exc
     factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     expected = set()
     for target in meta.targets:
         expected |= {f"{target}.A", f"{target}.B"}
         if f"{target}.A" not in tensors or f"{target}.B" not in tensors:
-            raise AttributeFileError(f"{path}: factors for {target} are missing; the file is damaged")
+            raise AttributeFileError(
+                f"{path}: factors for {target} are missing; the file is damaged"
+            )
         factors[target] = (tensors[f"{target}.A"], tensors[f"{target}.B"])
     extra = sorted(set(tensors) - expected)
     if extra:
-        raise AttributeFileError(f"{path}: unexpected tensor {extra[0]}; not an OSTAF attribute file")
+        raise AttributeFileError(
+            f"{path}: unexpected tensor {extra[0]}; not an OSTAF attribute file"
+        )
     _validate_factors(meta, factors, path)
     return Attribute(meta, factors)
 
@@ -105,10 +111,14 @@ def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
         try:
             layer = model.unet.get_submodule(target)
         except AttributeError as exc:
-            raise IncompatibleModelError(f"'{name}': layer {target} is not in {model.name}") from exc
+            raise IncompatibleModelError(
+                f"'{name}': layer {target} is not in {model.name}"
+            ) from exc
         weight = getattr(layer, "weight", None)
         if weight is None or tuple(weight.shape) != (a.shape[0], b.shape[1]):
-            raise IncompatibleModelError(f"'{name}': layer {target} has another shape in {model.name}")
+            raise IncompatibleModelError(
+                f"'{name}': layer {target} has another shape in {model.name}"
+            )
     if meta.base_model.fingerprint != model.fingerprint:
         return [
             f"'{name}' was tuned on '{meta.base_model.name}', not on '{model.name}' "

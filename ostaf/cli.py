@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", type=Path)
     info.add_argument("--json", action="store_true", help="print JSON")
 
-    demo_model = sub.add_parser("demo-model", help="write the embedded demo model as a diffusers folder")
+    demo_model = sub.add_parser(
+        "demo-model", help="write the embedded demo model as a diffusers folder"
+    )
     demo_model.add_argument("--out", required=True, type=Path)
 
     demo = sub.add_parser("demo", help="tune and render on the demo model, end to end")
@@ -192,7 +194,9 @@ def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: Can
         attributes=[parse_applied(a) for a in args.attribute],
     )
     settings.validate()
-    outcome = OstafService().render(RenderJob(settings, args.out, model_choice(args)), progress, cancel)
+    outcome = OstafService().render(
+        RenderJob(settings, args.out, model_choice(args)), progress, cancel
+    )
     for warning in dict.fromkeys(w for item in outcome.images for w in item.warnings):
         print(f"warning: {warning}", file=sys.stderr)
     for path in outcome.paths:
@@ -210,7 +214,9 @@ def run_info(args: argparse.Namespace) -> int:
             raise SettingsError(f"{path} carries no generation parameters")
         if args.json:
             parsed = parse_a1111(parameters) if parameters else None
-            print(json.dumps({"parameters": parameters, "parsed": parsed, "ostaf": record}, indent=2))
+            print(
+                json.dumps({"parameters": parameters, "parsed": parsed, "ostaf": record}, indent=2)
+            )
         else:
             print(parameters if parameters is not None else json.dumps(record, indent=2))
         return 0
@@ -225,7 +231,8 @@ def run_info(args: argparse.Namespace) -> int:
     lines = [
         f"name:          {meta.name}",
         f"kind:          {meta.kind} ({meta.kind.summary})",
-        f"region:        {', '.join(meta.region.blocks)} ({len(meta.targets)} layers, rank {meta.rank})",
+        f"region:        {', '.join(meta.region.blocks)} "
+        f"({len(meta.targets)} layers, rank {meta.rank})",
         f"base model:    {meta.base_model.name} (fingerprint {meta.base_model.fingerprint})",
         f"reference:     {meta.reference.file_name} {meta.reference.width}x{meta.reference.height}",
         f"default λ:     {meta.default_lambda:g}",
@@ -274,7 +281,9 @@ def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
             seeds=[1],
             attributes=[AppliedAttribute(tuned.path, lam)],
         )
-        for path in service.render(RenderJob(settings, out / f"lambda-{lam:g}"), progress, cancel).paths:
+        for path in service.render(
+            RenderJob(settings, out / f"lambda-{lam:g}"), progress, cancel
+        ).paths:
             print(path)
     return 0
 

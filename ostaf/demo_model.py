@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ostaf import paths
 
@@ -69,17 +70,22 @@ def demo_tokenizer_files(
     return vocab, merges
 
 
-def build_demo_pipeline(seed: int = DEMO_SEED):  # type: ignore[no-untyped-def]
+def build_demo_pipeline(seed: int = DEMO_SEED) -> Any:
     """Build the demo StableDiffusionPipeline in memory, deterministically from `seed`."""
     from ostaf.offline import quiet_libraries
 
     quiet_libraries()
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     vocab, merges = demo_tokenizer_files()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)  # type: ignore[arg-type]
     tokenizer.model_max_length = 77
 
     torch.manual_seed(seed)

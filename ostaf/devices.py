@@ -40,7 +40,9 @@ def available_devices() -> list[str]:
 def choose_placement(device: str = "auto", precision: str = "auto") -> Placement:
     """Resolve the user's device/precision choice into a Placement, or explain why not."""
     if device not in DEVICE_CHOICES:
-        raise SettingsError(f"device {device!r} is unknown; choose one of {', '.join(DEVICE_CHOICES)}")
+        raise SettingsError(
+            f"device {device!r} is unknown; choose one of {', '.join(DEVICE_CHOICES)}"
+        )
     if precision not in PRECISION_CHOICES:
         raise SettingsError(
             f"precision {precision!r} is unknown; choose one of {', '.join(PRECISION_CHOICES)}"

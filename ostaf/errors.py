@@ -49,7 +49,7 @@ class StorageError(OstafError):
     """A file could not be written (disk full, permissions, read-only folder)."""
 
 
-class Cancelled(OstafError):  # noqa: N818 - it is an outcome, not a failure
+class Cancelled(OstafError):
     """The user cancelled the operation; nothing was written."""
 
     exit_code = 130

@@ -29,7 +29,9 @@ LAYER_KINDS = tuple(
 class TargetLayer:
     """One linear layer the hypernetwork writes an offset for."""
 
-    path: str  # diffusers module path, e.g. up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q
+    path: (
+        str  # diffusers module path, e.g. up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q
+    )
     out_features: int
     in_features: int
 
@@ -69,16 +71,18 @@ class Hypernetwork(nn.Module):
             nn.Linear(d, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.LayerNorm(h)
         )
         shapes = {t.shape_key: (t.out_features, t.in_features) for t in targets}
-        self.up_heads = nn.ModuleDict({k: nn.Linear(h, o * r) for k, (o, _) in shapes.items()})
-        self.down_heads = nn.ModuleDict({k: nn.Linear(h, r * i) for k, (_, i) in shapes.items()})
-        for head in self.up_heads.values():
+        up_heads = {k: nn.Linear(h, o * r) for k, (o, _) in shapes.items()}
+        down_heads = {k: nn.Linear(h, r * i) for k, (_, i) in shapes.items()}
+        for head in up_heads.values():
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        for key, head in self.down_heads.items():
+        for key, head in down_heads.items():
             # Rows of B like a LoRA down-projection: ~1/sqrt(in) so that x·Bᵀ keeps x's scale.
             fan_in = shapes[key][1]
             nn.init.normal_(head.weight, std=1 / math.sqrt(fan_in * h))
             nn.init.normal_(head.bias, std=1 / math.sqrt(fan_in))
+        self.up_heads = nn.ModuleDict(up_heads)
+        self.down_heads = nn.ModuleDict(down_heads)
         self.register_buffer(
             "kind_ids", torch.tensor([t.kind_index for t in targets]), persistent=False
         )

@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ostaf.errors import InputImageError
@@ -60,10 +61,14 @@ def open_image(path: Path | str, what: str = "image") -> Image.Image:
             "open it in an image editor and save it again"
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputImageError(f"{what} {path} is damaged or truncated ({exc}); save it again") from exc
+        raise InputImageError(
+            f"{what} {path} is damaged or truncated ({exc}); save it again"
+        ) from exc
 
 
-def flatten_alpha(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+def flatten_alpha(
+    img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)
+) -> Image.Image:
     """RGB copy of `img`, transparent parts composited onto `background`."""
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -120,14 +125,11 @@ def load_reference(
 def load_mask(path: Path | str, image_size: tuple[int, int], box: Box, size: int) -> Image.Image:
     """A mask for the reference: white (or opaque) = the region that drives tuning."""
     raw = open_image(path, "mask")
-    if raw.mode in ("RGBA", "LA"):
-        gray = raw.getchannel("A")
-    else:
-        gray = raw.convert("L")
+    gray = raw.getchannel("A") if raw.mode in ("RGBA", "LA") else raw.convert("L")
     if gray.size != image_size:
         gray = gray.resize(image_size, Image.Resampling.NEAREST)
     mask = gray.crop(box).resize((size, size), Image.Resampling.BILINEAR)
-    if mask.getextrema()[1] < 128:
+    if int(np.asarray(mask).max()) < 128:
         raise InputImageError(
             f"mask {path} marks no region (it is all dark); paint the region to keep in white"
         )

@@ -8,8 +8,6 @@ is ever fetched from a hub.
 
 from __future__ import annotations
 
-from ostaf import offline  # noqa: I001 - must precede diffusers
-
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
+from ostaf import offline
 from ostaf.devices import Placement, choose_placement
 from ostaf.errors import ModelLoadError
 from ostaf.offsets import OffsetMerger
@@ -158,9 +157,15 @@ def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
             f"{path}: no model_index.json, so not a diffusers model folder; choose the folder "
             "that holds unet/, vae/, text_encoder/ and model_index.json"
         )
-    missing = [p for p in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if not (path / p).is_dir()]
+    missing = [
+        p
+        for p in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+        if not (path / p).is_dir()
+    ]
     if missing:
-        raise ModelLoadError(f"{path}: missing {', '.join(missing)}; the model folder is incomplete")
+        raise ModelLoadError(
+            f"{path}: missing {', '.join(missing)}; the model folder is incomplete"
+        )
     variant = "fp16" if _only_fp16_weights(path / "unet") else None
     try:
         return StableDiffusionPipeline.from_pretrained(
@@ -178,7 +183,9 @@ def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
 
 def _only_fp16_weights(unet_dir: Path) -> bool:
     names = [p.name for p in unet_dir.iterdir()]
-    has_plain = any(n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin") for n in names)
+    has_plain = any(
+        n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin") for n in names
+    )
     return not has_plain and any(".fp16." in n for n in names)
 
 

@@ -79,7 +79,9 @@ def offset_layers(unet: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, O
             setattr(parent, name, wrapper.base_layer)
 
 
-def set_terms(wrappers: Mapping[str, OffsetLinear], applied: Sequence[tuple[Factors, float]]) -> None:
+def set_terms(
+    wrappers: Mapping[str, OffsetLinear], applied: Sequence[tuple[Factors, float]]
+) -> None:
     """Point each wrapper at the factors it should add, with their intensities."""
     for wrapper in wrappers.values():
         wrapper.terms = []

@@ -3,6 +3,7 @@ read, and the project's own JSON chunk for loss-free recall. No torch here."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -28,9 +29,7 @@ def quote(value: object) -> str:
     return text
 
 
-def a1111_parameters(
-    prompt: str, negative_prompt: str, pairs: list[tuple[str, object]]
-) -> str:
+def a1111_parameters(prompt: str, negative_prompt: str, pairs: list[tuple[str, object]]) -> str:
     """The `parameters` text: prompt, optional negative prompt line, then `Key: value, …`."""
     lines = [prompt]
     if negative_prompt:
@@ -87,7 +86,9 @@ def parse_a1111(text: str) -> dict[str, Any]:
     lines = text.strip("\n").split("\n")
     pairs_line = lines[-1] if len(lines) > 1 and "Steps:" in lines[-1] else ""
     body = lines[:-1] if pairs_line else lines
-    prompt_lines, negative_lines, in_negative = [], [], False
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    in_negative = False
     for line in body:
         if line.startswith("Negative prompt:"):
             in_negative = True
@@ -97,10 +98,8 @@ def parse_a1111(text: str) -> dict[str, Any]:
     for match in _PAIR.finditer(pairs_line):
         key, value = match.group(1).strip(), match.group(2).strip()
         if value.startswith('"'):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                pass
         values[key] = value
     return {
         "prompt": "\n".join(prompt_lines),

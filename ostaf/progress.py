@@ -65,4 +65,6 @@ class StepClock:
     def report(self, stage: str, step: int, **extra: Any) -> Progress:
         elapsed = time.perf_counter() - self.start
         eta = elapsed / step * (self.total - step) if step > 0 else None
-        return Progress(stage=stage, step=step, total=self.total, elapsed_s=elapsed, eta_s=eta, **extra)
+        return Progress(
+            stage=stage, step=step, total=self.total, elapsed_s=elapsed, eta_s=eta, **extra
+        )

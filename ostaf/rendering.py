@@ -73,7 +73,9 @@ def decode_latents(model: BaseModel, latents: torch.Tensor) -> list[Image.Image]
     pipe = model.pipe
     vae = pipe.vae
     images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-    return pipe.image_processor.postprocess(images, output_type="pil", do_denormalize=[True] * len(images))
+    return pipe.image_processor.postprocess(
+        images, output_type="pil", do_denormalize=[True] * len(images)
+    )
 
 
 def apply_attributes(model: BaseModel, applied: Sequence[tuple[Attribute, float]]) -> list[str]:

@@ -63,7 +63,9 @@ class TuningSettings:
         if not math.isfinite(self.learning_rate) or not 0 < self.learning_rate <= 1:
             raise SettingsError(f"learning rate {self.learning_rate} must be in (0, 1]; try 1e-3")
         if not re.fullmatch(r"[\w-]{1,32}", self.token):
-            raise SettingsError(f"placeholder token {self.token!r} must be one word of letters/digits")
+            raise SettingsError(
+                f"placeholder token {self.token!r} must be one word of letters/digits"
+            )
         if len(self.class_word) > 64:
             raise SettingsError("class word is too long; use one or two words like 'cat'")
         if self.flip and self.kind is AttributeKind.SHAPE:
@@ -107,7 +109,9 @@ class RenderSettings:
         if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 50:
             raise SettingsError(f"guidance {self.guidance} must be in 0..50; 7.5 is usual")
         if self.sampler not in SAMPLERS:
-            raise SettingsError(f"sampler {self.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+            raise SettingsError(
+                f"sampler {self.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}"
+            )
         for side, value in (("width", self.width), ("height", self.height)):
             if value is not None:
                 _check_int(side, value, multiple_of, MAX_SIDE)

@@ -27,7 +27,9 @@ class Settings:
 
     def validate(self) -> None:
         if self.device not in DEVICES:
-            raise SettingsError(f"device {self.device!r} is unknown; use one of {', '.join(DEVICES)}")
+            raise SettingsError(
+                f"device {self.device!r} is unknown; use one of {', '.join(DEVICES)}"
+            )
         if self.precision not in PRECISIONS:
             raise SettingsError(
                 f"precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +26,8 @@ from ostaf.images import Reference, thumbnail_data_url
 from ostaf.models import BaseModel
 from ostaf.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.progress import CancelToken, ProgressCallback, StepClock, ignore_progress
-from ostaf.rendering import decode_latents
 from ostaf.regions import FLIP_ALLOWED, REGION_BY_KIND, tuning_prompt
+from ostaf.rendering import decode_latents
 from ostaf.requests import TuningSettings
 
 OOM_ADVICE = "lower the resolution or the timesteps per step, or turn on memory saving in Settings"
@@ -67,7 +68,9 @@ def tune(
     unet = model.unet
     paths = region.select(name for name, _ in unet.named_modules())
     if not paths:
-        raise TuningDivergedError(f"the model has no attention layers in the {settings.kind} region")
+        raise TuningDivergedError(
+            f"the model has no attention layers in the {settings.kind} region"
+        )
     prompt = tuning_prompt(settings.kind, settings.token, settings.class_word)
     progress(clock.report("preparing", 0, message="Encoding the reference…"))
     with out_of_memory_as_error("preparing the reference", OOM_ADVICE):
@@ -77,9 +80,9 @@ def tune(
     device = model.placement.device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        hyper = Hypernetwork(
-            target_layers(unet, paths), HypernetworkConfig(rank=settings.rank)
-        ).to(device)
+        hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=settings.rank)).to(
+            device
+        )
     optimizer = torch.optim.AdamW(hyper.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
     noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
     sampler = torch.Generator("cpu").manual_seed(settings.seed)
@@ -104,14 +107,19 @@ def tune(
                     )
                 losses.append(value)
                 preview = None
-                if settings.preview_every and (step % settings.preview_every == 0 or step == settings.steps):
+                if settings.preview_every and (
+                    step % settings.preview_every == 0 or step == settings.steps
+                ):
                     preview = _preview(model, hyper, wrappers, prompt, settings, cancel)
                 progress(clock.report("tuning", step, loss=value, preview=preview))
     finally:
         if checkpointing:
             unet.disable_gradient_checkpointing()
     with torch.no_grad():
-        factors = {p: (a.detach().float().cpu().clone(), b.detach().float().cpu().clone()) for p, (a, b) in hyper().items()}
+        factors = {
+            p: (a.detach().float().cpu().clone(), b.detach().float().cpu().clone())
+            for p, (a, b) in hyper().items()
+        }
     meta = AttributeMeta(
         name=name or f"{settings.kind} from {reference.file_name}",
         kind=settings.kind,
@@ -142,7 +150,9 @@ def tune(
             "device": model.placement.label,
         },
     )
-    return TuningResult(Attribute(meta, factors), losses, clock.report("done", settings.steps).elapsed_s)
+    return TuningResult(
+        Attribute(meta, factors), losses, clock.report("done", settings.steps).elapsed_s
+    )
 
 
 def _flip(settings: TuningSettings) -> bool:
@@ -164,7 +174,9 @@ def _prepare(model: BaseModel, reference: Reference, prompt: str, flip: bool) ->
         mask_views = [reference.mask]
         if flip:
             mask_views.append(reference.mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-        mask = torch.stack([_to_tensor(m, gray=True) for m in mask_views]).to(device)  # (V, 1, H, W)
+        mask = torch.stack([_to_tensor(m, gray=True) for m in mask_views]).to(
+            device
+        )  # (V, 1, H, W)
         weights = F.adaptive_avg_pool2d(mask, latents.shape[-2:])  # (V, 1, h, w) in [0, 1]
     text, _ = pipe.encode_prompt(prompt, device, 1, False)  # (1, T, D)
     return _Batch(latents.float(), weights, text)
@@ -190,7 +202,9 @@ def _step(
     device, dtype = model.placement.device, model.placement.dtype
     n = settings.timesteps_per_step
     views = torch.randint(0, batch.latents.shape[0], (n,), generator=sampler)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (n,), generator=sampler)
+    timesteps = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (n,), generator=sampler
+    )
     x0 = batch.latents[views.to(device)]  # (n, C, h, w)
     noise = torch.randn(x0.shape, generator=sampler).to(device)
     timesteps = timesteps.to(device)
@@ -232,7 +246,9 @@ def _preview(
     pipe = StableDiffusionPipeline(**components)
     pipe.set_progress_bar_config(disable=True)
 
-    def stop_if_cancelled(_pipe, _step, _t, kwargs):  # type: ignore[no-untyped-def]
+    def stop_if_cancelled(
+        _pipe: Any, _step: int, _t: Any, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
         cancel.check()
         return kwargs
 

@@ -34,7 +34,10 @@ def draw_reference(size: int = 96, colour: str = "red", shape: str = "circle") -
     else:
         c, r = size / 2, size * 0.35
         draw.polygon(
-            [(c + r * math.sin(a * math.pi / 1.5), c - r * math.cos(a * math.pi / 1.5)) for a in range(3)],
+            [
+                (c + r * math.sin(a * math.pi / 1.5), c - r * math.cos(a * math.pi / 1.5))
+                for a in range(3)
+            ],
             fill=colour,
         )
     for y in range(0, size, 8):

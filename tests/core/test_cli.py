@@ -18,30 +18,81 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ostaf", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, **kw  # type: ignore[call-overload]
+        [sys.executable, "-m", "ostaf", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,  # type: ignore[call-overload]
     )
 
 
 def test_tune_render_info_round_trip(reference_png: Path, tmp_path: Path) -> None:
     out = tmp_path / "look.safetensors"
-    tuned = _run("tune", str(reference_png), "--attribute", "appearance", "--out", str(out), "--steps", "3", "--name", "Red circle", "--device", "cpu")
+    tuned = _run(
+        "tune",
+        str(reference_png),
+        "--attribute",
+        "appearance",
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--name",
+        "Red circle",
+        "--device",
+        "cpu",
+    )
     assert tuned.returncode == 0, tuned.stderr
     assert tuned.stdout.strip() == str(out)
-    rendered = _run("render", "--prompt", "a sks vase", "--out", str(tmp_path / "imgs"), "--attribute", f"{out}:0.5", "--seeds", "3,4", "--steps", "3", "--sampler", "ddim", "--size", "64x64")
+    rendered = _run(
+        "render",
+        "--prompt",
+        "a sks vase",
+        "--out",
+        str(tmp_path / "imgs"),
+        "--attribute",
+        f"{out}:0.5",
+        "--seeds",
+        "3,4",
+        "--steps",
+        "3",
+        "--sampler",
+        "ddim",
+        "--size",
+        "64x64",
+    )
     assert rendered.returncode == 0, rendered.stderr
     lines = rendered.stdout.split()
     assert [Path(p).name for p in lines] == ["00000-3.png", "00001-4.png"]
     assert all(Path(p).is_file() for p in lines)
     info = _run("info", lines[0])
-    assert "Seed: 3" in info.stdout and "OSTAF lambda: 0.5" in info.stdout and "Sampler: DDIM" in info.stdout
+    assert (
+        "Seed: 3" in info.stdout
+        and "OSTAF lambda: 0.5" in info.stdout
+        and "Sampler: DDIM" in info.stdout
+    )
     info = _run("info", str(out))
     assert "name:          Red circle" in info.stdout and "kind:          appearance" in info.stdout
 
 
-def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff garbage")
-    code = main(["tune", str(broken), "--attribute", "style", "--out", str(tmp_path / "x.safetensors"), "--device", "cpu"])
+    code = main(
+        [
+            "tune",
+            str(broken),
+            "--attribute",
+            "style",
+            "--out",
+            str(tmp_path / "x.safetensors"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("error: reference image") and "broken.jpg" in err[-1]
@@ -49,17 +100,56 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert not (tmp_path / "x.safetensors").exists()
     code = main(["render", "--prompt", "x", "--out", str(tmp_path), "--seeds", "a,b"])
     assert code == 2 and "seed 'a' is not a whole number" in capsys.readouterr().err
-    code = main(["render", "--prompt", "x", "--out", str(tmp_path), "--attribute", str(tmp_path / "none.safetensors")])
+    code = main(
+        [
+            "render",
+            "--prompt",
+            "x",
+            "--out",
+            str(tmp_path),
+            "--attribute",
+            str(tmp_path / "none.safetensors"),
+        ]
+    )
     assert code == 2 and "no such attribute file" in capsys.readouterr().err
-    code = main(["tune", str(broken), "--attribute", "shape", "--out", str(tmp_path / "x.safetensors"), "--model", str(tmp_path / "nope")])
+    code = main(
+        [
+            "tune",
+            str(broken),
+            "--attribute",
+            "shape",
+            "--out",
+            str(tmp_path / "x.safetensors"),
+            "--model",
+            str(tmp_path / "nope"),
+        ]
+    )
     assert code == 2 and "nope does not exist" in capsys.readouterr().err
 
 
 def test_ctrl_c_exits_130_and_leaves_no_file(reference_png: Path, tmp_path: Path) -> None:
     out = tmp_path / "interrupted.safetensors"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ostaf", "tune", str(reference_png), "--attribute", "shape", "--out", str(out), "--steps", "5000", "--device", "cpu"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "ostaf",
+            "tune",
+            str(reference_png),
+            "--attribute",
+            "shape",
+            "--out",
+            str(out),
+            "--steps",
+            "5000",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stderr is not None
     buffer = ""

@@ -54,13 +54,13 @@ def test_crop_and_square(tmp_path: Path) -> None:
 def test_unreadable_and_truncated_images(tmp_path: Path) -> None:
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    with pytest.raises(InputImageError, match="notes.png is not a readable image"):
+    with pytest.raises(InputImageError, match=r"notes\.png is not a readable image"):
         load_reference(text, 64)
     good = tmp_path / "good.png"
     Image.new("RGB", (64, 64), "red").save(good)
     cut = tmp_path / "cut.png"
     cut.write_bytes(good.read_bytes()[:60])
-    with pytest.raises(InputImageError, match="cut.png"):
+    with pytest.raises(InputImageError, match=r"cut\.png"):
         load_reference(cut, 64)
     with pytest.raises(InputImageError, match="does not exist"):
         load_reference(tmp_path / "missing.png", 64)

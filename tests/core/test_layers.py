@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _core_modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.walk_packages(ostaf.__path__, "ostaf.") if not m.name.endswith("__main__"))
+    return sorted(
+        m.name
+        for m in pkgutil.walk_packages(ostaf.__path__, "ostaf.")
+        if not m.name.endswith("__main__")
+    )
 
 
 def test_importing_every_core_module_never_imports_qt() -> None:
@@ -28,13 +32,25 @@ def test_importing_every_core_module_never_imports_qt() -> None:
         "    importlib.import_module(m)\n"
         "print('ok', len(sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
 
 
 def test_light_core_modules_do_not_load_torch() -> None:
-    light = ["ostaf.requests", "ostaf.attribute_meta", "ostaf.settings", "ostaf.library", "ostaf.images", "ostaf.pngmeta", "ostaf.progress"]
+    light = [
+        "ostaf.requests",
+        "ostaf.attribute_meta",
+        "ostaf.settings",
+        "ostaf.library",
+        "ostaf.images",
+        "ostaf.pngmeta",
+        "ostaf.progress",
+    ]
     code = f"import sys; [__import__(m) for m in {light!r}]; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "False", result.stderr

@@ -57,11 +57,11 @@ def test_missing_and_wrong_model_paths_are_explained(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"nowhere does not exist; choose a diffusers folder"):
         load_base_model(tmp_path / "nowhere", device="cpu")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelLoadError, match="no model_index.json"):
+    with pytest.raises(ModelLoadError, match=r"no model_index\.json"):
         load_base_model(tmp_path / "empty", device="cpu")
     pickle = tmp_path / "model.ckpt"
     pickle.write_bytes(b"not really")
-    with pytest.raises(ModelLoadError, match="pickle checkpoints.*convert it to .safetensors"):
+    with pytest.raises(ModelLoadError, match=r"pickle checkpoints.*convert it to \.safetensors"):
         load_base_model(pickle, device="cpu")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
@@ -70,9 +70,9 @@ def test_missing_and_wrong_model_paths_are_explained(tmp_path: Path) -> None:
 
 
 def test_incomplete_folder_is_explained(tmp_path: Path) -> None:
-    from ostaf.demo_model import write_demo_model
-
     import shutil
+
+    from ostaf.demo_model import write_demo_model
 
     folder = write_demo_model(tmp_path / "demo")
     shutil.rmtree(folder / "vae")

@@ -38,7 +38,9 @@ def _out(model: BaseModel, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def test_hypernetwork_starts_at_zero_offset_but_has_gradient(model: BaseModel) -> None:
-    paths = REGION_BY_KIND[AttributeKind.APPEARANCE].select(n for n, _ in model.unet.named_modules())
+    paths = REGION_BY_KIND[AttributeKind.APPEARANCE].select(
+        n for n, _ in model.unet.named_modules()
+    )
     hyper = Hypernetwork(target_layers(model.unet, paths), HypernetworkConfig())
     factors = hyper()
     assert all(torch.count_nonzero(delta_weight(a, b)) == 0 for a, b in factors.values())

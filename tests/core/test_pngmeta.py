@@ -16,13 +16,25 @@ def test_round_trip() -> None:
     text = a1111_parameters(
         "a cat,\nwearing a hat",
         "ugly, blurry",
-        [("Steps", 20), ("Sampler", "DPM++ 2M"), ("Seed", 5), ("Model", "my, model"), ("OSTAF attribute", 'fur "soft"')],
+        [
+            ("Steps", 20),
+            ("Sampler", "DPM++ 2M"),
+            ("Seed", 5),
+            ("Model", "my, model"),
+            ("OSTAF attribute", 'fur "soft"'),
+        ],
     )
     assert text.splitlines()[2] == "Negative prompt: ugly, blurry"
     parsed = parse_a1111(text)
     assert parsed["prompt"] == "a cat,\nwearing a hat"
     assert parsed["negative_prompt"] == "ugly, blurry"
-    assert parsed["values"] == {"Steps": "20", "Sampler": "DPM++ 2M", "Seed": "5", "Model": "my, model", "OSTAF attribute": 'fur "soft"'}
+    assert parsed["values"] == {
+        "Steps": "20",
+        "Sampler": "DPM++ 2M",
+        "Seed": "5",
+        "Model": "my, model",
+        "OSTAF attribute": 'fur "soft"',
+    }
 
 
 def test_no_negative_prompt() -> None:

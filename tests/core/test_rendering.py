@@ -29,7 +29,10 @@ def attributes(demo: BaseModel, tmp_path_factory: pytest.TempPathFactory) -> lis
 
     folder = tmp_path_factory.mktemp("refs")
     found = []
-    for kind, colour, shape in ((AttributeKind.APPEARANCE, "red", "circle"), (AttributeKind.SHAPE, "blue", "triangle")):
+    for kind, colour, shape in (
+        (AttributeKind.APPEARANCE, "red", "circle"),
+        (AttributeKind.SHAPE, "blue", "triangle"),
+    ):
         path = folder / f"{kind}.png"
         draw_reference(colour=colour, shape=shape).save(path)
         reference = load_reference(path, demo.resolution)
@@ -38,7 +41,9 @@ def attributes(demo: BaseModel, tmp_path_factory: pytest.TempPathFactory) -> lis
     return found
 
 
-def test_lambda_zero_reproduces_the_base_image(model: BaseModel, attributes: list[Attribute]) -> None:
+def test_lambda_zero_reproduces_the_base_image(
+    model: BaseModel, attributes: list[Attribute]
+) -> None:
     settings = RenderSettings(prompt=PROMPT, seeds=[7], steps=8)
     base = render(model, settings)[0].image
     zero = render(model, settings, [(attributes[0], 0.0), (attributes[1], 0.0)])[0].image
@@ -53,10 +58,16 @@ def test_lambda_zero_reproduces_the_base_image(model: BaseModel, attributes: lis
 def test_plain_diffusers_pipeline_reproduces_the_image(
     model: BaseModel, attributes: list[Attribute], sampler: str
 ) -> None:
-    settings = RenderSettings(prompt=PROMPT, negative_prompt="blurry", seeds=[11], steps=6, sampler=sampler, guidance=6.0)
+    settings = RenderSettings(
+        prompt=PROMPT, negative_prompt="blurry", seeds=[11], steps=6, sampler=sampler, guidance=6.0
+    )
     ours = render(model, settings, [(attributes[0], 0.8), (attributes[1], 1.2)])[0].image
 
-    plain = StableDiffusionPipeline.from_pretrained(model.source if model.source != "demo" else _demo_dir(), safety_checker=None, requires_safety_checker=False)
+    plain = StableDiffusionPipeline.from_pretrained(
+        model.source if model.source != "demo" else _demo_dir(),
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
     with torch.no_grad():
         for attribute, lam in ((attributes[0], 0.8), (attributes[1], 1.2)):
             for path, (a, b) in attribute.factors.items():
@@ -73,10 +84,17 @@ def test_plain_diffusers_pipeline_reproduces_the_image(
     assert ours.tobytes() == theirs.tobytes()
     single = RenderSettings(prompt=PROMPT, seeds=[11], steps=6, sampler=sampler, guidance=6.0)
     mine = render(model, single)[0].image
-    base_plain = StableDiffusionPipeline.from_pretrained(_demo_dir(), safety_checker=None, requires_safety_checker=False)
+    base_plain = StableDiffusionPipeline.from_pretrained(
+        _demo_dir(), safety_checker=None, requires_safety_checker=False
+    )
     base_plain.scheduler = make_scheduler(sampler, base_plain.scheduler.config)
     base_plain.set_progress_bar_config(disable=True)
-    reference = base_plain(PROMPT, num_inference_steps=6, guidance_scale=6.0, generator=torch.Generator("cpu").manual_seed(11)).images[0]
+    reference = base_plain(
+        PROMPT,
+        num_inference_steps=6,
+        guidance_scale=6.0,
+        generator=torch.Generator("cpu").manual_seed(11),
+    ).images[0]
     assert mine.tobytes() == reference.tobytes()
 
 
@@ -86,17 +104,24 @@ def _demo_dir() -> Path:
     return demo_model_dir()
 
 
-def test_render_job_writes_pngs_with_metadata(model: BaseModel, attributes: list[Attribute], tmp_path: Path) -> None:
+def test_render_job_writes_pngs_with_metadata(
+    model: BaseModel, attributes: list[Attribute], tmp_path: Path
+) -> None:
     from ostaf.attribute_file import save_attribute
 
     path = save_attribute(tmp_path / "look.safetensors", attributes[0])
     service = OstafService()
     service._model, service._model_choice = model, ModelChoice(device="cpu")
     settings = RenderSettings(
-        prompt="a red, shiny: vase", negative_prompt="blur", seeds=[1, 2], steps=4,
+        prompt="a red, shiny: vase",
+        negative_prompt="blur",
+        seeds=[1, 2],
+        steps=4,
         attributes=[AppliedAttribute(path, 1.25)],
     )
-    outcome = service.render(RenderJob(settings, tmp_path / "out", ModelChoice(device="cpu")), )
+    outcome = service.render(
+        RenderJob(settings, tmp_path / "out", ModelChoice(device="cpu")),
+    )
     assert [p.name for p in outcome.paths] == ["00000-1.png", "00001-2.png"]
     parameters, record = read_png_metadata(outcome.paths[1])
     assert parameters is not None and record is not None

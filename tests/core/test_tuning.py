@@ -59,29 +59,53 @@ def test_base_weights_unchanged_and_loss_falls(model: BaseModel, reference_png: 
 
 @pytest.mark.parametrize(
     ("kind", "prefix"),
-    [(AttributeKind.SHAPE, "down_blocks."), (AttributeKind.APPEARANCE, "up_blocks."), (AttributeKind.STYLE, "up_blocks.")],
+    [
+        (AttributeKind.SHAPE, "down_blocks."),
+        (AttributeKind.APPEARANCE, "up_blocks."),
+        (AttributeKind.STYLE, "up_blocks."),
+    ],
 )
-def test_kind_tunes_only_its_region(model: BaseModel, reference_png: Path, kind: AttributeKind, prefix: str) -> None:
+def test_kind_tunes_only_its_region(
+    model: BaseModel, reference_png: Path, kind: AttributeKind, prefix: str
+) -> None:
     reference = load_reference(reference_png, model.resolution)
     attribute = tune(model, reference, _settings(kind, steps=4)).attribute
-    all_targets = [n for n, _ in model.unet.named_modules() if n.endswith(("to_q", "to_k", "to_v", "to_out.0"))]
+    all_targets = [
+        n for n, _ in model.unet.named_modules() if n.endswith(("to_q", "to_k", "to_v", "to_out.0"))
+    ]
     assert attribute.meta.targets == sorted(t for t in all_targets if t.startswith(prefix))
     assert all(torch.count_nonzero(a @ b) > 0 for a, b in attribute.factors.values())
 
 
-def test_same_seed_gives_identical_files(model: BaseModel, reference_png: Path, tmp_path: Path) -> None:
+def test_same_seed_gives_identical_files(
+    model: BaseModel, reference_png: Path, tmp_path: Path
+) -> None:
     service = OstafService()
     service._model, service._model_choice = model, ModelChoice(device="cpu")
     outs = []
     for name in ("a", "b"):
-        job = TuneJob(reference_png, _settings(steps=6), tmp_path / f"{name}.safetensors", "same", ModelChoice(device="cpu"))
+        job = TuneJob(
+            reference_png,
+            _settings(steps=6),
+            tmp_path / f"{name}.safetensors",
+            "same",
+            ModelChoice(device="cpu"),
+        )
         outs.append(service.tune(job).path.read_bytes())
     assert outs[0] == outs[1]
-    job = TuneJob(reference_png, _settings(steps=6, seed=4), tmp_path / "c.safetensors", "same", ModelChoice(device="cpu"))
+    job = TuneJob(
+        reference_png,
+        _settings(steps=6, seed=4),
+        tmp_path / "c.safetensors",
+        "same",
+        ModelChoice(device="cpu"),
+    )
     assert service.tune(job).path.read_bytes() != outs[0]
 
 
-def test_cancel_stops_within_one_step_and_writes_nothing(model: BaseModel, reference_png: Path, tmp_path: Path) -> None:
+def test_cancel_stops_within_one_step_and_writes_nothing(
+    model: BaseModel, reference_png: Path, tmp_path: Path
+) -> None:
     service = OstafService()
     service._model, service._model_choice = model, ModelChoice(device="cpu")
     token = CancelToken()
@@ -95,13 +119,19 @@ def test_cancel_stops_within_one_step_and_writes_nothing(model: BaseModel, refer
 
     out = tmp_path / "cancelled.safetensors"
     with pytest.raises(Cancelled):
-        service.tune(TuneJob(reference_png, _settings(steps=50), out, model=ModelChoice(device="cpu")), on_progress, token)
+        service.tune(
+            TuneJob(reference_png, _settings(steps=50), out, model=ModelChoice(device="cpu")),
+            on_progress,
+            token,
+        )
     assert steps_seen == [1, 2, 3]
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [reference_png]
 
 
-def test_nan_loss_stops_with_a_clear_error(model: BaseModel, reference_png: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_loss_stops_with_a_clear_error(
+    model: BaseModel, reference_png: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ostaf.tuning as tuning
 
     real_step = tuning._step
@@ -115,7 +145,9 @@ def test_nan_loss_stops_with_a_clear_error(model: BaseModel, reference_png: Path
         tune(model, reference, _settings(steps=5))
 
 
-def test_mask_keeps_the_loss_inside_the_region(model: BaseModel, reference_png: Path, tmp_path: Path) -> None:
+def test_mask_keeps_the_loss_inside_the_region(
+    model: BaseModel, reference_png: Path, tmp_path: Path
+) -> None:
     from PIL import Image
 
     mask = Image.new("L", (96, 96), 0)
@@ -126,7 +158,10 @@ def test_mask_keeps_the_loss_inside_the_region(model: BaseModel, reference_png: 
     batch = _prepare(model, reference, "a photo of a sks object", False)
     assert batch.weights is not None
     w = batch.weights.shape[-1]
-    assert batch.weights[..., : w // 2 - 1].min() == 1.0 and batch.weights[..., w // 2 + 1 :].max() == 0.0
+    assert (
+        batch.weights[..., : w // 2 - 1].min() == 1.0
+        and batch.weights[..., w // 2 + 1 :].max() == 0.0
+    )
     g = torch.Generator().manual_seed(0)
     pred, target = torch.randn((2, 4, w, w), generator=g), torch.randn((2, 4, w, w), generator=g)
     weights = batch.weights.expand(2, -1, -1, -1)
