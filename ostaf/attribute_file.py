@@ -126,7 +126,3 @@ def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
         ]
     return []
 
-
-def peek(path: Path | str) -> AttributeMeta:
-    """Metadata only, without loading tensors."""
-    return read_meta(path)
