@@ -1,5 +1,47 @@
 """A small procedural world of captioned shapes in which OSTAF's effect is measurable on a CPU.
 
-`scenes` samples and captions scenes, `drawing` renders them, `oracle` reads the attributes
-back from any image of this world (including a small diffusion model's imperfect ones).
+`scenes` samples, splits and captions scenes, `drawing` renders them, `oracle` reads the
+attributes back from any image of this world (including a small diffusion model's imperfect
+ones), `degrade` imitates such imperfections and `evaluate` scores the oracle.
 """
+
+from ostaf.world.oracle import Analysis, analyse, attribute_matches, prompt_follows
+from ostaf.world.scenes import (
+    ATTRIBUTES,
+    BACKGROUNDS,
+    COLOURS,
+    PATTERNS,
+    SHAPES,
+    STYLES,
+    WORLD_WORDS,
+    Scene,
+    caption,
+    dataset,
+    holdout_combos,
+    is_holdout,
+    render,
+    sample_scene,
+    world_words,
+)
+
+__all__ = [
+    "ATTRIBUTES",
+    "BACKGROUNDS",
+    "COLOURS",
+    "PATTERNS",
+    "SHAPES",
+    "STYLES",
+    "WORLD_WORDS",
+    "Analysis",
+    "Scene",
+    "analyse",
+    "attribute_matches",
+    "caption",
+    "dataset",
+    "holdout_combos",
+    "is_holdout",
+    "prompt_follows",
+    "render",
+    "sample_scene",
+    "world_words",
+]

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from ostaf.world.scenes import Scene
 
 # Style and pattern geometry, in unit-shape coordinates (the shape's larger side is 2).
-OUTLINE_WIDTH = 0.16  # a thick contour: about 3 px for a mid-sized shape at 64 px
-SKETCH_WIDTH = 0.06  # a pencil line: about 1 px at 64 px
+OUTLINE_WIDTH = 0.24  # a thick contour: about 4 px for a mid-sized shape at 64 px
+SKETCH_WIDTH = 0.05  # a pencil line: about 1 px at 64 px
 SKETCH_STROKES = 2
 STRIPE_PERIOD = 2 / 3.6
-DOT_SPACING = 2 / 4.2
-DOT_RADIUS = 0.235 * DOT_SPACING  # about 20 % of the surface is dots
+DOT_SPACING = 2 / 3.8
+DOT_RADIUS = 0.25 * DOT_SPACING  # about 23 % of the surface is dots
 CHECK_CELL = 2 / 4
 _DOT_LATTICE = np.array(
     [
@@ -81,7 +81,7 @@ def render(scene: Scene, size: int = 64, supersample: int = 4) -> Image.Image:
     if scene.style == "sketchy":
         # A hand-coloured look: the colour is laid in a little off the drawn lines.
         angle = rng.uniform(0, 2 * math.pi)
-        shift = 0.1 * half * np.array([math.cos(angle), math.sin(angle)])
+        shift = 0.12 * half * np.array([math.cos(angle), math.sin(angle)])
         fill = geometry.wobble(geometry.densify(outline, 0.15 * half), rng, 0.06 * half) + shift
     draw.polygon(_flat(fill), fill=_FILL)
     if scene.pattern != "plain":
@@ -188,8 +188,8 @@ def _sketch_stroke(
     rng: random.Random,
 ) -> None:
     """One pencil pass around the outline: wobbly, slightly off, overshooting its start."""
-    path = geometry.wobble(geometry.densify(outline, 0.12 * half), rng, 0.05 * half)
-    path = path + np.array([rng.uniform(-1, 1), rng.uniform(-1, 1)]) * 0.04 * half
+    path = geometry.wobble(geometry.densify(outline, 0.12 * half), rng, 0.06 * half)
+    path = path + np.array([rng.uniform(-1, 1), rng.uniform(-1, 1)]) * 0.06 * half
     start = rng.randrange(len(path))
     extra = math.ceil(len(path) * rng.uniform(0.05, 0.2))
     order = [(start + k) % len(path) for k in range(len(path) + extra)]

@@ -67,8 +67,9 @@ _RGB_TO_XYZ = np.array(
 _D65_WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
 
 
+@functools.cache
 def lab_of(rgb: RGB) -> np.ndarray:
-    """Lab of one 0..255 colour."""
+    """Lab of one 0..255 colour (a cached array: do not modify it)."""
     return rgb_to_lab(np.array(rgb, dtype=np.float32) / 255.0)
 
 
