@@ -69,16 +69,18 @@ def depth(mask: np.ndarray, limit: int) -> np.ndarray:
     return out
 
 
-def box_mean(values: np.ndarray, radius: int = 1) -> np.ndarray:
-    """Mean over a (2·radius+1)² window, edges replicated; works on (H, W) or (H, W, C)."""
-    pad = [(radius, radius), (radius, radius)] + [(0, 0)] * (values.ndim - 2)
-    padded = np.pad(values, pad, mode="edge").astype(np.float32)
-    # Summed-area table: every window sum is four lookups.
-    table = padded.cumsum(axis=0).cumsum(axis=1)
-    table = np.pad(table, [(1, 0), (1, 0)] + [(0, 0)] * (values.ndim - 2))
-    k = 2 * radius + 1
-    h, w = values.shape[:2]
-    total = (
-        table[k : k + h, k : k + w] - table[:h, k : k + w] - table[k : k + h, :w] + table[:h, :w]
-    )
-    return total / (k * k)
+def box_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over each 3×3 window, edges replicated; works on (H, W) or (H, W, C)."""
+    values = np.asarray(values, dtype=np.float32)
+    # Separable: three shifted copies along rows, then along columns.
+    rows = values.copy()
+    rows[1:] += values[:-1]
+    rows[:-1] += values[1:]
+    rows[0] += values[0]
+    rows[-1] += values[-1]
+    out = rows.copy()
+    out[:, 1:] += rows[:, :-1]
+    out[:, :-1] += rows[:, 1:]
+    out[:, 0] += rows[:, 0]
+    out[:, -1] += rows[:, -1]
+    return out / 9.0

@@ -90,8 +90,9 @@ def analyse(image: Image.Image | np.ndarray) -> Analysis:
     """Analyse an RGB image of the world (PIL image, or uint8/float array (H, W, 3))."""
     rgb = _as_rgb(image)
     lab = palette.rgb_to_lab(rgb)
-    background_lab = _fit_background(lab)
-    background_rgb = _fit_background(rgb)
+    # One fit for both spaces: Lab judges distances, RGB is where blur mixes linearly.
+    planes = _fit_background(np.concatenate([lab, rgb * 100.0], axis=-1))
+    background_lab, background_rgb = planes[..., :3], planes[..., 3:] / 100.0
     smooth = masks.box_mean(lab)
     noise = _noise(smooth, background_lab)
     distance = np.linalg.norm(smooth - background_lab, axis=-1)
@@ -118,7 +119,11 @@ def analyse(image: Image.Image | np.ndarray) -> Analysis:
     colour, colour_confidence = _classify_colour(lab[interior])
     pair = _observed_pair(lab[interior], rgb[interior], colour)
     tone_rgb = pair.tone_rgb if pair.tone_seen else None
-    evidence = strokes.ink_evidence(rgb, background_rgb, pair.fill_rgb, tone_rgb, colour)
+    # Ink only matters on the subject: unmixing the mask's pixels alone saves most of the work.
+    evidence = np.zeros(mask.shape, dtype=np.float32)
+    evidence[mask] = strokes.ink_evidence(
+        rgb[mask], background_rgb[mask], pair.fill_rgb, tone_rgb, colour
+    )
     # Contour ink, and background showing through (sketchy gaps), are not the pattern.
     pattern_pixels = (
         interior
@@ -171,7 +176,8 @@ def _fit_background(values: np.ndarray) -> np.ndarray:
     seen = values[border]
     keep = np.ones(len(seen), dtype=bool)
     for _ in range(2):
-        coef, *_ = np.linalg.lstsq(rows[keep], seen[keep], rcond=None)
+        kept = rows[keep]
+        coef = np.linalg.solve(kept.T @ kept, kept.T @ seen[keep])
         residual = np.linalg.norm(rows @ coef - seen, axis=1)
         keep = residual <= max(2.5 * float(np.median(residual)), 1e-6)
     return (design @ coef).reshape(h, w, channels).astype(np.float32)
@@ -238,6 +244,11 @@ def _templates() -> tuple[np.ndarray, tuple[tuple[str, int], ...]]:
     return np.stack(rows), tuple(labels)
 
 
+@functools.cache
+def _template_areas() -> np.ndarray:
+    return _templates()[0].sum(axis=1)
+
+
 def _classify_shape(
     mask: np.ndarray, centre: tuple[float, float], area: int
 ) -> tuple[str, float, float, float]:
@@ -248,7 +259,8 @@ def _classify_shape(
     cells = ((np.arange(grid) + 0.5) / grid * 2 - 1) * reach * area**0.5
     sampled = _bilinear(mask.astype(np.float32), centre[1] + cells, centre[0] + cells).ravel()
     inter = np.minimum(templates, sampled).sum(axis=1)
-    union = np.maximum(templates, sampled).sum(axis=1)
+    # max(a, b) = a + b − min(a, b), so the union needs no second pass.
+    union = _template_areas() + sampled.sum() - inter
     iou = inter / np.maximum(union, 1e-6)
     per_shape = {shape: 0.0 for shape in SHAPES}
     best_row = {}
@@ -284,21 +296,23 @@ def _pair_labs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+@functools.cache
+def _colour_references() -> tuple[np.ndarray, np.ndarray]:
+    """Lab of every colour's fill, tone and ink (n, 3, 3), and the extra cost of each."""
+    references = np.stack(
+        [np.stack([*_pair_labs()[c], palette.lab_of(palette.ink_of(c))]) for c in COLOURS]
+    )
+    return references.astype(np.float32), np.array([0.0, 0.0, INK_COST], dtype=np.float32)
+
+
 def _classify_colour(pixels: np.ndarray) -> tuple[str, float]:
     """The colour that best explains the interior pixels as its fill, its tone or, at a small
     extra cost, its contour ink (thick contours reach far into small shapes)."""
-    costs = {}
-    for name, (fill, tone) in _pair_labs().items():
-        ink = palette.lab_of(palette.ink_of(name))
-        cost = np.minimum.reduce(
-            [
-                np.linalg.norm(pixels - fill, axis=1),
-                np.linalg.norm(pixels - tone, axis=1),
-                np.linalg.norm(pixels - ink, axis=1) + INK_COST,
-            ]
-        )
-        costs[name] = float(np.minimum(cost, COST_CAP).mean())
-    return _nearest(costs)
+    references, extra = _colour_references()
+    # (pixels, colours, fill/tone/ink) distances, then each pixel's cheapest explanation.
+    distances = np.linalg.norm(pixels[:, None, None, :] - references[None], axis=-1) + extra
+    costs = np.minimum(distances.min(axis=2), COST_CAP).mean(axis=0)
+    return _nearest(dict(zip(COLOURS, costs.tolist(), strict=True)))
 
 
 @dataclass(frozen=True)

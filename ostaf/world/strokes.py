@@ -27,7 +27,8 @@ def ink_evidence(
     colour: str,
 ) -> np.ndarray:
     """Per pixel, the share of contour ink in it (unclipped, so that averages stay unbiased
-    under noise); all colours are RGB in [0, 1], `tone` None for a subject with no pattern.
+    under noise). `rgb` and `background` are pixels (..., 3) in [0, 1]; `tone` is None for a
+    subject with no pattern.
 
     Blur mixes colours linearly, so each pixel is unmixed by least squares into a base
     colour plus two others, one of them the ink: background + fill + ink, and for patterned
