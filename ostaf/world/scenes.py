@@ -236,17 +236,19 @@ def dataset(
     size: int = 64,
     split: Split = "train",
     caption_dropout: float = 0.0,
+    supersample: int = 4,
 ) -> Iterator[tuple[Image.Image, str, Scene]]:
     """`n` (image, caption, scene) triples, the same for the same arguments.
 
     With `caption_dropout` > 0 each attribute is left out of the caption with that
     probability, so that a model also learns prompts that do not name everything.
+    `supersample` 2 or 3 draws faster with slightly rougher anti-aliasing.
     """
     rng = random.Random(seed)
     for _ in range(n):
         scene = sample_scene(rng, split=split)
         omit = [name for name in ATTRIBUTES if caption_dropout and rng.random() < caption_dropout]
-        yield drawing.render(scene, size), caption(scene, omit), scene
+        yield drawing.render(scene, size, supersample), caption(scene, omit), scene
 
 
 def render(scene: Scene, size: int = 64) -> Image.Image:
