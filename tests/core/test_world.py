@@ -212,9 +212,11 @@ def test_the_oracle_reads_clean_images() -> None:
     assert score.mean_shape_iou > 0.85
 
 
-# Measured accuracy on these 100 scenes minus a margin of two or three scenes (the figures on
-# 300 scenes are in the commit message); "all" is every defect at once: 1 px blur,
-# σ = 0.05 noise, ±6 % colour gain and JPEG quality 50.
+# Measured accuracy on these 100 scenes minus a margin of two or three scenes. "all" is every
+# defect at once: 1 px blur, σ = 0.05 noise, ±6 % colour gain and JPEG quality 50.
+# On 300 other scenes (seed 31337), shape / colour / pattern / style:
+#   clean 1.000 1.000 1.000 0.997   blur   1.000 1.000 0.983 1.000   noise 1.000 1.000 0.993 0.997
+#   jitter 1.000 1.000 1.000 0.997  jpeg   1.000 1.000 0.973 0.987   all   0.993 0.997 0.863 0.973
 _DEGRADED_FLOORS = {
     "blur": {"shape": 0.97, "colour": 0.97, "pattern": 0.95, "style": 0.96},
     "noise": {"shape": 0.97, "colour": 0.97, "pattern": 0.97, "style": 0.97},
