@@ -8,6 +8,7 @@ cache dir and rebuilt when missing or damaged.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -57,17 +58,30 @@ def demo_tokenizer_files(
     vocab = _byte_vocab()
     merges: list[tuple[str, str]] = []
     for word in words:
-        pieces = [*word[:-1], word[-1] + "</w>"]
+        pieces = _apply_merges([*word[:-1], word[-1] + "</w>"], merges)
+        # Earlier words' merges may already split this word differently ("r e" from "red"
+        # inside "green"); extend the table from how it splits the word now, until whole.
         while len(pieces) > 1:
-            left, right = pieces[0], pieces[1]
-            merge = (left, right)
-            if merge not in merges:
-                merges.append(merge)
-                vocab.setdefault(left + right, len(vocab))
-            pieces = [left + right, *pieces[2:]]
+            merges.append((pieces[0], pieces[1]))
+            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
+            pieces = _apply_merges(pieces, merges)
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     return vocab, merges
+
+
+def _apply_merges(pieces: list[str], merges: list[tuple[str, str]]) -> list[str]:
+    """Byte-pair encoding of one word: apply the best-ranked merge until none applies."""
+    rank = {pair: i for i, pair in enumerate(merges)}
+    while len(pieces) > 1:
+        pairs = [
+            (rank.get((a, b), len(rank)), i) for i, (a, b) in enumerate(itertools.pairwise(pieces))
+        ]
+        best, index = min(pairs)
+        if best == len(rank):
+            break
+        pieces = [*pieces[:index], pieces[index] + pieces[index + 1], *pieces[index + 2 :]]
+    return pieces
 
 
 def build_demo_pipeline(seed: int = DEMO_SEED) -> Any:

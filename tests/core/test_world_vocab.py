@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from ostaf.demo_model import demo_tokenizer_files
 from ostaf.world import WORLD_WORDS
 
@@ -27,13 +25,17 @@ def test_captions_tokenize_into_known_pieces() -> None:
     assert tokenizer.decode(ids).replace(" ,", ",") == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo_tokenizer_files adds each word's merges left to right, so an earlier word's "
-    "merge ('r','e' from 'red') can win inside a later word ('green' -> g re e n); a word's "
-    "merges should be added greedily from how the current table already splits it",
-)
 def test_every_world_word_is_one_token() -> None:
     tokenizer = _tokenizer()
     split = [word for word in WORLD_WORDS if len(tokenizer.tokenize(word)) != 1]
     assert split == []
+
+
+def test_demo_words_are_one_token_each() -> None:
+    from transformers import CLIPTokenizer
+
+    from ostaf.demo_model import DEMO_WORDS
+
+    vocab, merges = demo_tokenizer_files(DEMO_WORDS)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
+    assert [w for w in DEMO_WORDS if len(tokenizer.tokenize(w)) != 1] == []
