@@ -97,7 +97,7 @@ class AttributeMeta:
             return meta
         except AttributeFileError:
             raise
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise AttributeFileError(
                 f"{source}: the attribute metadata is damaged ({exc}); re-export it or tune again"
             ) from exc

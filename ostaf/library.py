@@ -276,7 +276,7 @@ def _read_info(folder: Path) -> ProjectInfo:
         )
     except FileNotFoundError as exc:
         raise ProjectError(f"{folder} has no {PROJECT_FILE}; it is not an OSTAF project") from exc
-    except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OSError, RecursionError) as exc:
         raise ProjectError(f"{path} is damaged ({exc}); restore it from a backup") from exc
 
 

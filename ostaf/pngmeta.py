@@ -73,7 +73,7 @@ def read_png_metadata(path: Path | str) -> tuple[str | None, dict[str, Any] | No
         try:
             loaded = json.loads(raw)
             record = loaded if isinstance(loaded, dict) else None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             record = None
     return parameters, record
 

@@ -58,7 +58,7 @@ def load_settings(path: Path | None = None) -> Settings:
         return settings
     except SettingsError:
         raise
-    except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OSError, RecursionError) as exc:
         raise SettingsError(
             f"{path} is damaged ({exc}); fix or delete it to start from the defaults"
         ) from exc

@@ -1,0 +1,173 @@
+"""Fuzzing the readers of files that come from outside: attribute files, safetensors headers,
+PNG metadata, project.json and settings.json. The only exceptions allowed are the project's
+own error types; nothing may hang or allocate what a header merely claims."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, PngImagePlugin
+from safetensors.torch import save
+
+from ostaf.attribute_file import load_attribute
+from ostaf.attribute_meta import read_meta
+from ostaf.errors import OstafError
+from ostaf.library import Project
+from ostaf.pngmeta import parse_a1111, read_png_metadata
+from ostaf.settings import load_settings
+
+# OSTAF_FUZZ_EXAMPLES raises the count for a long campaign (the README quotes one).
+FUZZ = settings(
+    max_examples=int(os.environ.get("OSTAF_FUZZ_EXAMPLES", "150")),
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_VALID_META = {
+    "name": "x",
+    "kind": "appearance",
+    "region": {"blocks": ["up_blocks"]},
+    "targets": ["up_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"],
+    "rank": 2,
+    "base_model": {"name": "m", "architecture": "a", "fingerprint": "f"},
+    "reference": {"sha256": "0" * 64, "width": 1, "height": 1},
+    "format_version": 1,
+}
+_TARGET = _VALID_META["targets"][0]  # type: ignore[index]
+
+
+def _valid_attribute_bytes() -> bytes:
+    tensors = {f"{_TARGET}.A": torch.ones(3, 2), f"{_TARGET}.B": torch.ones(2, 5)}
+    return save(tensors, metadata={"ostaf": json.dumps(_VALID_META)})
+
+
+def _read_both(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.safetensors"
+        path.write_bytes(data)
+        for reader in (read_meta, load_attribute):
+            with contextlib.suppress(OstafError):
+                reader(path)
+
+
+def test_the_valid_sample_loads() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ok.safetensors"
+        path.write_bytes(_valid_attribute_bytes())
+        assert load_attribute(path).meta.rank == 2
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_attribute_files(data: st.DataObject) -> None:
+    raw = bytearray(_valid_attribute_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        index = data.draw(st.integers(0, len(raw) - 1))
+        raw[index] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    _read_both(bytes(raw[:cut]) if data.draw(st.booleans()) else bytes(raw))
+
+
+@FUZZ
+@given(header=JSON, payload=st.binary(max_size=64))
+def test_arbitrary_safetensors_headers(header: object, payload: bytes) -> None:
+    text = json.dumps(header).encode()
+    _read_both(struct.pack("<Q", len(text)) + text + payload)
+
+
+@FUZZ
+@given(meta=st.dictionaries(st.sampled_from(sorted(_VALID_META)), JSON, max_size=8))
+def test_arbitrary_metadata_values(meta: dict[str, object]) -> None:
+    merged = {**_VALID_META, **meta}
+    tensors = {f"{_TARGET}.A": torch.ones(3, 2), f"{_TARGET}.B": torch.ones(2, 5)}
+    _read_both(save(tensors, metadata={"ostaf": json.dumps(merged)}))
+
+
+def test_headers_that_claim_huge_tensors_allocate_nothing() -> None:
+    header = {"w": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, 1 << 42]}}
+    text = json.dumps(header).encode()
+    with pytest.raises(OstafError, match="not a readable"):
+        _read_and_raise(struct.pack("<Q", len(text)) + text)
+    with pytest.raises(OstafError):
+        _read_and_raise(struct.pack("<Q", 1 << 60) + b"{}")
+
+
+def test_deeply_nested_metadata_is_refused() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    tensors = {f"{_TARGET}.A": torch.ones(3, 2), f"{_TARGET}.B": torch.ones(2, 5)}
+    with pytest.raises(OstafError):
+        _read_and_raise(save(tensors, metadata={"ostaf": deep}))
+
+
+def _read_and_raise(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.safetensors"
+        path.write_bytes(data)
+        load_attribute(path)
+
+
+def _png_with_text(chunks: dict[str, str]) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    for key, value in chunks.items():
+        info.add_itxt(key, value)
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+@FUZZ
+@given(
+    parameters=st.text(max_size=300),
+    record=st.text(max_size=200),
+    flips=st.lists(st.integers(0, 10_000), max_size=6),
+)
+def test_png_metadata(parameters: str, record: str, flips: list[int]) -> None:
+    raw = bytearray(_png_with_text({"parameters": parameters, "ostaf": record}))
+    for flip in flips:
+        raw[flip % len(raw)] ^= 0x5A
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.png"
+        path.write_bytes(bytes(raw))
+        try:
+            text, parsed = read_png_metadata(path)
+        except OstafError:
+            return
+        assert parsed is None or isinstance(parsed, dict)
+        if text is not None:
+            result = parse_a1111(text)
+            assert set(result) == {"prompt", "negative_prompt", "values"}
+
+
+@FUZZ
+@given(document=JSON)
+def test_project_json(document: object) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "project.json").write_text(json.dumps(document))
+        with contextlib.suppress(OstafError):
+            Project(Path(folder))
+
+
+@FUZZ
+@given(document=JSON, garbage=st.binary(max_size=40))
+def test_settings_json(document: object, garbage: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "settings.json"
+        path.write_bytes(json.dumps(document).encode() + garbage)
+        with contextlib.suppress(OstafError):
+            load_settings(path)
