@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# Sets the offline, quiet environment: it must come before diffusers is first imported.
+from ostaf import offline  # noqa: F401
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.regions import AttributeKind
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--learning-rate", type=float, default=TuningSettings.learning_rate)
     tune.add_argument("--rank", type=int, default=TuningSettings.rank)
     tune.add_argument("--name", default="", help="a name for the attribute")
-    _model_arguments(tune)
+    add_model_arguments(tune)
 
     render = sub.add_parser("render", help="render a prompt with attributes applied")
     render.add_argument("--prompt", required=True)
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--guidance", type=float, default=RenderSettings.guidance)
     render.add_argument("--size", help="WxH (default: the model's resolution)")
     render.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
-    _model_arguments(render)
+    add_model_arguments(render)
 
     info = sub.add_parser("info", help="show an attribute file's metadata or a PNG's parameters")
     info.add_argument("file", type=Path)
@@ -81,10 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="tune and render on the demo model, end to end")
     demo.add_argument("--out", type=Path, default=None, help="folder for the results")
     demo.add_argument("--steps", type=int, default=TuningSettings.steps)
+
+    from ostaf.cli_batch import add_batch_command
+    from ostaf.cli_library import add_library_commands
+
+    add_library_commands(sub)
+    add_batch_command(sub)
     return parser
 
 
-def _model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --device and --precision, shared by the commands that load a model."""
     parser.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
     parser.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
     parser.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"])
@@ -293,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = ProgressBar()
     try:
         with cancel_on_interrupt() as cancel:
+            handler = getattr(args, "handler", None)  # library, export-lora, batch
+            if handler is not None:
+                return int(handler(args, bar, cancel))
             if args.command == "tune":
                 return run_tune(args, bar, cancel)
             if args.command == "render":

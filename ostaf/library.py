@@ -4,10 +4,16 @@ The attribute files are the truth: the list of a project's attributes is read fr
 headers (fast, no torch), so the index can never disagree with the disk. Corrupt or foreign
 files are reported by name and skipped, never overwritten. One app instance at a time holds a
 project's write lock (an OS lock, released even when the process dies).
+
+The attribute library: a file is named by the hash of its factors, so importing the same
+attribute twice is detected by content; editing the name, tags, notes or default λ rewrites
+only the metadata (atomically), so the name stays; deleting moves the file to
+`attributes/.trash/`, from where it can be restored.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,21 +21,31 @@ import shutil
 import socket
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from ostaf import paths
 from ostaf.atomic import atomic_write_bytes, atomic_write_text, is_temporary
 from ostaf.attribute_meta import SUFFIX, AttributeMeta, now_iso, read_meta
-from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError
+from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError, StorageError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ostaf.attribute_file import Attribute
 
 PROJECT_FILE = "project.json"
 PROJECT_SCHEMA = 1
 LOCK_FILE = ".lock"
 TRASH = ".trash"
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
+MAX_NAME = 120
+MAX_TAG = 40
+MAX_NOTES = 4000
 
 
 def slugify(name: str) -> str:
@@ -57,6 +73,24 @@ class AttributeEntry:
     @property
     def id(self) -> str:
         return self.path.stem
+
+
+@dataclass
+class ImportOutcome:
+    """An imported attribute; `duplicate` when the library already held the same factors
+    (then nothing was written)."""
+
+    entry: AttributeEntry
+    duplicate: bool
+
+
+@dataclass
+class RestoreOutcome:
+    """A restored attribute; `already_present` when an identical one was already live (the
+    trashed copy then stays in the trash)."""
+
+    entry: AttributeEntry
+    already_present: bool
 
 
 @dataclass
@@ -191,6 +225,256 @@ class Project:
 
     def attributes(self) -> list[AttributeEntry]:
         return self.scan_attributes()[0]
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.attributes_dir / TRASH
+
+    def trashed_attributes(self) -> list[AttributeEntry]:
+        """Attributes in the project's trash, most recently created first."""
+        entries = []
+        if self.trash_dir.is_dir():
+            for path in sorted(self.trash_dir.glob(f"*{SUFFIX}")):
+                try:
+                    entries.append(AttributeEntry(path, read_meta(path)))
+                except AttributeFileError:
+                    continue  # a damaged trashed file is simply not offered for restore
+        entries.sort(key=lambda e: (e.meta.created_at, e.path.name), reverse=True)
+        return entries
+
+    def find_attribute(self, ref: str, trash: bool = False) -> AttributeEntry:
+        """An attribute by id, unique id prefix (4+ characters) or name (any case)."""
+        entries = self.trashed_attributes() if trash else self.attributes()
+        where = f"the trash of project '{self.name}'" if trash else f"project '{self.name}'"
+        key = ref.strip().casefold()
+        for entry in entries:
+            if entry.id.casefold() == key:
+                return entry
+        matches = [e for e in entries if len(key) >= 4 and e.id.casefold().startswith(key)]
+        matches = matches or [e for e in entries if e.meta.name.casefold() == key]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            ids = ", ".join(f"{e.id} ('{e.meta.name}')" for e in matches[:4])
+            raise ProjectError(f"'{ref}' matches several attributes in {where}: {ids}; give an id")
+        raise ProjectError(f"no attribute '{ref}' in {where}; list them with `library list`")
+
+    def import_attributes(self, sources: Sequence[Path]) -> list[ImportOutcome]:
+        """Copy attribute files in. Every file is validated first: one bad file and nothing
+        is imported. Duplicates (same factors) are reported, not copied again."""
+        from ostaf.attribute_file import save_attribute
+
+        self._require_lock()
+        validated = [(Path(source), validate_attribute_file(source)) for source in sources]
+        outcomes = []
+        for source, attribute in validated:
+            target = self.attribute_path(attribute.content_hash())
+            if target.exists():
+                try:
+                    outcomes.append(ImportOutcome(AttributeEntry(target, read_meta(target)), True))
+                except AttributeFileError as exc:
+                    raise ProjectError(
+                        f"{target} has the same name as {source.name} but is damaged; move it "
+                        "out of the library folder (it is never overwritten) and import again"
+                    ) from exc
+                continue
+            save_attribute(target, attribute)
+            outcomes.append(ImportOutcome(AttributeEntry(target, attribute.meta), False))
+        return outcomes
+
+    def import_attribute(self, source: Path) -> ImportOutcome:
+        """Copy one attribute file in (see import_attributes)."""
+        return self.import_attributes([source])[0]
+
+    def export_attribute(self, ref: str, dest: Path, overwrite: bool = False) -> Path:
+        """Copy an attribute file to `dest` (a folder, or a .safetensors file name)."""
+        from ostaf.attribute_file import load_attribute
+
+        entry = self.find_attribute(ref)
+        load_attribute(entry.path)  # never hand on a damaged file
+        dest = Path(dest)
+        if dest.is_dir() or not dest.suffix:
+            dest = dest / f"{slugify(entry.meta.name)}-{entry.id[:8]}{SUFFIX}"
+        if dest.suffix != SUFFIX:
+            raise ProjectError(f"export target {dest} must end in {SUFFIX}")
+        data = entry.path.read_bytes()
+        if dest.exists() and not overwrite:
+            if dest.is_file() and dest.read_bytes() == data:
+                return dest
+            raise ProjectError(f"{dest} already exists; choose another name or folder")
+        atomic_write_bytes(dest, data)
+        return dest
+
+    def update_attribute(
+        self,
+        ref: str,
+        *,
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
+        notes: str | None = None,
+        default_lambda: float | None = None,
+    ) -> AttributeEntry:
+        """Edit the metadata of an attribute in place; the factors (and so the id) stay."""
+        from ostaf.attribute_file import load_attribute, save_attribute
+
+        self._require_lock()
+        entry = self.find_attribute(ref)
+        attribute = load_attribute(entry.path)
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = _check_name(name)
+        if tags is not None:
+            changes["tags"] = normalize_tags(tags)
+        if notes is not None:
+            if len(notes) > MAX_NOTES:
+                raise ProjectError(f"notes are longer than {MAX_NOTES} characters")
+            changes["notes"] = notes.strip()
+        if default_lambda is not None:
+            changes["default_lambda"] = float(default_lambda)
+        meta = replace(attribute.meta, **changes)
+        try:
+            meta.validate()
+        except ValueError as exc:
+            raise ProjectError(f"cannot change '{entry.meta.name}': {exc}") from exc
+        attribute.meta = meta
+        save_attribute(entry.path, attribute)
+        return AttributeEntry(entry.path, meta)
+
+    def delete_attribute(self, ref: str) -> Path:
+        """Move an attribute to the project's trash (a newer deletion of the same attribute
+        replaces the older trashed copy); returns its path in the trash."""
+        self._require_lock()
+        entry = self.find_attribute(ref)
+        target = self.trash_dir / entry.path.name
+        _move(entry.path, target)
+        return target
+
+    def restore_attribute(self, ref: str) -> RestoreOutcome:
+        """Bring an attribute back from the trash."""
+        self._require_lock()
+        entry = self.find_attribute(ref, trash=True)
+        live = self.attributes_dir / entry.path.name
+        if live.exists():
+            try:
+                return RestoreOutcome(AttributeEntry(live, read_meta(live)), True)
+            except AttributeFileError as exc:
+                raise ProjectError(
+                    f"{live} is damaged and in the way; move it out of the library folder "
+                    "and restore again"
+                ) from exc
+        _move(entry.path, live)
+        return RestoreOutcome(AttributeEntry(live, entry.meta), False)
+
+
+def validate_attribute_file(source: Path | str) -> Attribute:
+    """Read an attribute file completely, or raise AttributeFileError saying what it is
+    instead (a pickle, a LoRA, a model, a damaged file)."""
+    from safetensors import SafetensorError, safe_open
+
+    from ostaf.attribute_file import load_attribute
+    from ostaf.attribute_meta import METADATA_KEY
+
+    source = Path(source)
+    if not source.is_file():
+        raise AttributeFileError(f"{source}: no such attribute file; check the path")
+    if source.suffix.lower() in PICKLE_SUFFIXES:
+        raise AttributeFileError(
+            f"{source}: a pickle file can run code when opened and is never loaded; "
+            "OSTAF attributes are .safetensors files"
+        )
+    if source.suffix.lower() != SUFFIX:
+        raise AttributeFileError(f"{source}: not an attribute file (those end in {SUFFIX})")
+    try:
+        with safe_open(str(source), framework="numpy") as handle:
+            header = handle.metadata() or {}
+            keys = list(handle.keys())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AttributeFileError(
+            f"{source}: not a readable .safetensors file ({exc}); it may be truncated or corrupt"
+        ) from exc
+    if METADATA_KEY not in header and (
+        "ss_network_module" in header or any("lora" in key for key in keys)
+    ):
+        raise AttributeFileError(
+            f"{source}: this is a LoRA, not an OSTAF attribute; use it in the tool it was "
+            "made for (A1111, ComfyUI, diffusers)"
+        )
+    return load_attribute(source)
+
+
+def normalize_tags(tags: Iterable[str]) -> list[str]:
+    """Tags stripped, lower-cased, without duplicates; refuse empty, long or comma'd ones."""
+    result: list[str] = []
+    for tag in tags:
+        tag = " ".join(tag.split()).lower()
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG or "," in tag:
+            raise ProjectError(f"tag {tag!r} must be under {MAX_TAG} characters, without commas")
+        if tag not in result:
+            result.append(tag)
+    return result
+
+
+def filter_attributes(
+    entries: Iterable[AttributeEntry],
+    text: str = "",
+    tags: Iterable[str] = (),
+    kind: str | None = None,
+) -> list[AttributeEntry]:
+    """Entries whose name, notes, tags or reference name contain `text` (any case), that
+    carry every tag in `tags`, and (if given) are of `kind`."""
+    needle = text.strip().casefold()
+    wanted = set(normalize_tags(tags))
+    found = []
+    for entry in entries:
+        meta = entry.meta
+        if kind and str(meta.kind) != kind:
+            continue
+        if not wanted <= set(meta.tags):
+            continue
+        haystack = " ".join([meta.name, meta.notes, *meta.tags, meta.reference.file_name])
+        if needle and needle not in haystack.casefold():
+            continue
+        found.append(entry)
+    return found
+
+
+def thumbnail_image(meta: AttributeMeta) -> Image.Image | None:
+    """The reference thumbnail stored in the attribute (None if it has none)."""
+    from ostaf.errors import InputImageError
+    from ostaf.images import image_from_data_url
+
+    if not meta.reference.thumbnail:
+        return None
+    try:
+        return image_from_data_url(meta.reference.thumbnail)
+    except InputImageError:
+        return None
+
+
+def thumbnail_png(meta: AttributeMeta) -> bytes | None:
+    """The stored thumbnail as PNG bytes, checked to decode (None if it has none)."""
+    if thumbnail_image(meta) is None:
+        return None
+    return base64.b64decode(meta.reference.thumbnail.split(",", 1)[1])
+
+
+def _check_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ProjectError("an attribute name cannot be empty")
+    if len(name) > MAX_NAME:
+        raise ProjectError(f"that name is too long; keep it under {MAX_NAME} characters")
+    return name
+
+
+def _move(source: Path, target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    except OSError as exc:
+        raise StorageError(f"cannot move {source} to {target}: {exc.strerror or exc}") from exc
 
 
 class ProjectStore:

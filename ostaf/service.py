@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ostaf.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.batch import BatchOutcome, Shard, run_batch
+from ostaf.batch_plan import BatchJob, plan_batch
 from ostaf.errors import SettingsError
 from ostaf.images import load_reference
 from ostaf.models import BaseModel, load_base_model
@@ -122,6 +124,22 @@ class OstafService:
                 target = job.out_dir / f"{index + offset:05d}-{item.seed}.png"
                 paths.append(write_png(target, item.image, item.parameters, item.record))
         return RenderOutcome(images, paths)
+
+    def batch(
+        self,
+        job: BatchJob,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None,
+        shard: Shard | None = None,
+    ) -> BatchOutcome:
+        """Render a batch grid (this process's share when sharded); names are checked before
+        the model loads, so a bad template fails fast."""
+        cancel = cancel or CancelToken()
+        paths = {c.path for combination in job.request.combinations for c in combination}
+        attributes = {path: self.attribute(path) for path in paths}
+        plan = plan_batch(job.request, {path: a.meta for path, a in attributes.items()})
+        model = self.model(job.model, progress, cancel)
+        return run_batch(model, plan, attributes, shard, progress, cancel)
 
 
 def next_image_index(folder: Path) -> int:

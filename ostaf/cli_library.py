@@ -1,0 +1,272 @@
+"""`python -m ostaf library …` and `python -m ostaf export-lora …`: the attribute library of a
+project and LoRA export, on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ostaf.atomic import atomic_write_bytes
+from ostaf.errors import ProjectError, SettingsError
+from ostaf.library import (
+    AttributeEntry,
+    Project,
+    ProjectStore,
+    filter_attributes,
+    thumbnail_png,
+)
+from ostaf.progress import CancelToken, ProgressCallback
+from ostaf.regions import AttributeKind
+
+
+def add_library_commands(sub: argparse._SubParsersAction) -> None:
+    """Register `library` (with its actions) and `export-lora`."""
+    library = sub.add_parser("library", help="keep, share and reuse the attributes of a project")
+    actions = library.add_subparsers(dest="library_command", required=True, metavar="ACTION")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", required=True, help="the project's name or folder name")
+
+    listing = actions.add_parser("list", parents=[common], help="list attributes, filtered")
+    listing.add_argument("--search", default="", help="text in the name, notes or tags")
+    listing.add_argument("--tag", action="append", default=[], help="must carry this tag")
+    listing.add_argument("--kind", choices=[k.value for k in AttributeKind])
+    listing.add_argument("--trash", action="store_true", help="list the trash instead")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=run_list)
+
+    show = actions.add_parser("show", parents=[common], help="an attribute's metadata")
+    show.add_argument("attribute", help="id, id prefix or name")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--thumbnail", type=Path, help="also write the reference thumbnail PNG")
+    show.set_defaults(handler=run_show)
+
+    imp = actions.add_parser(
+        "import", parents=[common], help="copy attribute files (or another project's) in"
+    )
+    imp.add_argument("sources", nargs="+", help="attribute files (or ids with --from-project)")
+    imp.add_argument("--from-project", help="take the attributes from this project")
+    imp.add_argument("--create", action="store_true", help="create the project if needed")
+    imp.set_defaults(handler=run_import)
+
+    export = actions.add_parser("export", parents=[common], help="copy an attribute file out")
+    export.add_argument("attribute", help="id, id prefix or name")
+    export.add_argument("--out", required=True, type=Path, help="a folder or a .safetensors")
+    export.add_argument("--force", action="store_true", help="replace an existing file")
+    export.set_defaults(handler=run_export)
+
+    rename = actions.add_parser("rename", parents=[common], help="give an attribute a new name")
+    rename.add_argument("attribute", help="id, id prefix or name")
+    rename.add_argument("name")
+    rename.set_defaults(handler=run_edit)
+
+    tag = actions.add_parser("tag", parents=[common], help="add, remove or set tags")
+    tag.add_argument("attribute", help="id, id prefix or name")
+    tag.add_argument("--add", default="", help="comma-separated tags to add")
+    tag.add_argument("--remove", default="", help="comma-separated tags to remove")
+    tag.add_argument("--set", dest="set_tags", help="replace all tags (comma-separated)")
+    tag.set_defaults(handler=run_tag)
+
+    edit = actions.add_parser("edit", parents=[common], help="change name, notes or default λ")
+    edit.add_argument("attribute", help="id, id prefix or name")
+    edit.add_argument("--name")
+    edit.add_argument("--notes")
+    edit.add_argument("--lambda", dest="default_lambda", type=float, help="default λ, 0..2")
+    edit.set_defaults(handler=run_edit)
+
+    delete = actions.add_parser("delete", parents=[common], help="move attributes to the trash")
+    delete.add_argument("attributes", nargs="+", help="ids, id prefixes or names")
+    delete.set_defaults(handler=run_delete)
+
+    restore = actions.add_parser("restore", parents=[common], help="bring attributes back")
+    restore.add_argument("attributes", nargs="+", help="ids, id prefixes or names in the trash")
+    restore.set_defaults(handler=run_restore)
+
+    lora = sub.add_parser("export-lora", help="write an attribute as a LoRA for other tools")
+    lora.add_argument("file", help="an attribute file (or, with --project, an id or name)")
+    lora.add_argument("--format", choices=["kohya", "diffusers"], default="kohya")
+    lora.add_argument("--out", required=True, type=Path, help="the .safetensors to write")
+    lora.add_argument(
+        "--lambda",
+        dest="intensity",
+        type=float,
+        help="λ baked in, so that weight 1 in the other tool = this λ (default: the file's)",
+    )
+    lora.add_argument("--project", help="look the attribute up in this project's library")
+    lora.add_argument("--force", action="store_true", help="replace an existing file")
+    lora.set_defaults(handler=run_export_lora)
+
+
+@contextmanager
+def open_project(name: str, create: bool = False) -> Iterator[Project]:
+    """The named project, its write lock released when the command ends."""
+    store = ProjectStore()
+    try:
+        project = store.find(name)
+    except ProjectError:
+        if not create:
+            raise
+        project = store.create(name)
+    try:
+        yield project
+    finally:
+        project.release()
+
+
+def _line(entry: AttributeEntry) -> str:
+    meta = entry.meta
+    tags = f"  [{', '.join(meta.tags)}]" if meta.tags else ""
+    return f"{entry.id}  {meta.kind!s:<10}  λ {meta.default_lambda:<4g}  {meta.name}{tags}"
+
+
+def _summary(entry: AttributeEntry) -> dict[str, object]:
+    meta = entry.meta
+    return {
+        "id": entry.id,
+        "path": str(entry.path),
+        "name": meta.name,
+        "kind": str(meta.kind),
+        "default_lambda": meta.default_lambda,
+        "tags": meta.tags,
+        "notes": meta.notes,
+        "rank": meta.rank,
+        "base_model": meta.base_model.name,
+        "created_at": meta.created_at,
+    }
+
+
+def run_list(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        if args.trash:
+            entries = project.trashed_attributes()
+        else:
+            entries, problems = project.scan_attributes()
+            for problem in problems:
+                print(f"warning: skipped {problem.message}", file=sys.stderr)
+        entries = filter_attributes(entries, args.search, args.tag, args.kind)
+    if args.json:
+        print(json.dumps([_summary(e) for e in entries], indent=2, ensure_ascii=False))
+    else:
+        for entry in entries:
+            print(_line(entry))
+    return 0
+
+
+def run_show(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        entry = project.find_attribute(args.attribute)
+    if args.thumbnail is not None:
+        png = thumbnail_png(entry.meta)
+        if png is None:
+            raise SettingsError(f"'{entry.meta.name}' carries no readable thumbnail")
+        atomic_write_bytes(args.thumbnail, png)
+    if args.json:
+        print(json.dumps(_summary(entry), indent=2, ensure_ascii=False))
+        return 0
+    meta = entry.meta
+    print(
+        "\n".join(
+            [
+                f"id:            {entry.id}",
+                f"name:          {meta.name}",
+                f"kind:          {meta.kind} ({meta.kind.summary})",
+                f"default λ:     {meta.default_lambda:g}",
+                f"tags:          {', '.join(meta.tags) or '-'}",
+                f"notes:         {meta.notes or '-'}",
+                f"rank:          {meta.rank}, {len(meta.targets)} layers",
+                f"base model:    {meta.base_model.name}",
+                f"reference:     {meta.reference.file_name}",
+                f"created:       {meta.created_at}",
+                f"file:          {entry.path}",
+            ]
+        )
+    )
+    return 0
+
+
+def run_import(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    if args.from_project:
+        with open_project(args.from_project) as source:
+            paths = [source.find_attribute(ref).path for ref in args.sources]
+    else:
+        paths = [Path(s) for s in args.sources]
+    with open_project(args.project, create=args.create) as project:
+        outcomes = project.import_attributes(paths)
+    for outcome in outcomes:
+        what = "already in the library" if outcome.duplicate else "imported"
+        print(f"{what}: {_line(outcome.entry)}")
+    return 0
+
+
+def run_export(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        print(project.export_attribute(args.attribute, args.out, overwrite=args.force))
+    return 0
+
+
+def run_edit(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        entry = project.update_attribute(
+            args.attribute,
+            name=args.name,
+            notes=getattr(args, "notes", None),
+            default_lambda=getattr(args, "default_lambda", None),
+        )
+    print(_line(entry))
+    return 0
+
+
+def run_tag(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        current = project.find_attribute(args.attribute)
+        if args.set_tags is not None:
+            tags = args.set_tags.split(",")
+        else:
+            removed = {t.strip().lower() for t in args.remove.split(",")}
+            tags = [t for t in current.meta.tags if t not in removed] + args.add.split(",")
+        entry = project.update_attribute(current.id, tags=tags)
+    print(_line(entry))
+    return 0
+
+
+def run_delete(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        for ref in args.attributes:
+            entry = project.find_attribute(ref)
+            project.delete_attribute(entry.id)
+            print(f"moved to the trash: {_line(entry)}")
+    return 0
+
+
+def run_restore(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        for ref in args.attributes:
+            outcome = project.restore_attribute(ref)
+            if outcome.already_present:
+                print(f"already in the library (the trashed copy stays): {_line(outcome.entry)}")
+            else:
+                print(f"restored: {_line(outcome.entry)}")
+    return 0
+
+
+def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    from ostaf.attribute_file import load_attribute
+    from ostaf.lora_export import export_lora
+
+    path = Path(args.file)
+    if args.project and not path.is_file():
+        with open_project(args.project) as project:
+            path = project.find_attribute(args.file).path
+    attribute = load_attribute(path)
+    done = export_lora(attribute, args.out, args.format, args.intensity, overwrite=args.force)
+    print(
+        f"{done.format} LoRA of '{attribute.meta.name}': {len(attribute.factors)} layers, "
+        f"rank {attribute.meta.rank}, {done.family}; "
+        f"weight 1 in other tools = λ {done.intensity:g}",
+        file=sys.stderr,
+    )
+    print(done.path)
+    return 0

@@ -1,0 +1,146 @@
+"""Re-open a rendered image's settings: its PNG metadata back into RenderSettings, with the
+attribute files found by content in the project libraries (no torch here).
+
+Our own JSON chunk gives everything, attributes by content hash; a PNG from another tool
+with only the A1111 `parameters` text still gives prompt, seed and sampling settings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ostaf.errors import InputImageError, SettingsError
+from ostaf.library import Project
+from ostaf.pngmeta import SAMPLER_LABELS, parse_a1111, read_png_metadata
+from ostaf.requests import AppliedAttribute, RenderSettings, parse_size
+
+SAMPLER_BY_LABEL = {label: name for name, label in SAMPLER_LABELS.items()}
+
+
+@dataclass
+class RecalledAttribute:
+    """An attribute an image was rendered with, and where it is now (if anywhere)."""
+
+    name: str
+    kind: str
+    intensity: float
+    content_hash: str
+    path: Path | None = None  # the live library file
+    trashed: Path | None = None  # found only in a project's trash
+
+
+@dataclass
+class Recall:
+    """The settings of a rendered image, ready for the rendering panel."""
+
+    settings: RenderSettings  # attributes: those found in a library
+    attributes: list[RecalledAttribute]
+    model_name: str = ""
+    model_source: str = ""
+    model_fingerprint: str = ""
+    complete: bool = True  # False when only A1111 text was found
+    warnings: list[str] = field(default_factory=list)
+
+
+def recall_image(path: Path | str, projects: Sequence[Project] = ()) -> Recall:
+    """The settings `path` was rendered with; attributes are looked up by content hash in
+    `projects` (the image's own project first, when it names one)."""
+    path = Path(path)
+    parameters, record = read_png_metadata(path)
+    if record is not None:
+        return _from_record(record, projects, path)
+    if parameters is not None:
+        return _from_parameters(parameters)
+    raise InputImageError(f"{path} carries no generation parameters to re-open")
+
+
+def _from_record(record: dict[str, Any], projects: Sequence[Project], source: Path) -> Recall:
+    try:
+        settings = RenderSettings(
+            prompt=str(record["prompt"]),
+            negative_prompt=str(record.get("negative_prompt", "")),
+            seeds=[int(record["seed"])],
+            steps=int(record["steps"]),
+            guidance=float(record["guidance"]),
+            width=int(record["width"]),
+            height=int(record["height"]),
+            sampler=str(record["sampler"]),
+        )
+        wanted = [
+            RecalledAttribute(
+                name=str(item.get("name", "")),
+                kind=str(item.get("kind", "")),
+                intensity=float(item["intensity"]),
+                content_hash=str(item["content_hash"]),
+            )
+            for item in record.get("attributes", [])
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputImageError(f"{source}: the OSTAF record is damaged ({exc})") from exc
+    own = str(record.get("project", ""))
+    ordered = sorted(projects, key=lambda p: p.slug != own)
+    warnings = []
+    for item in wanted:
+        _locate(item, ordered)
+        if item.path is not None:
+            settings.attributes.append(AppliedAttribute(item.path, item.intensity))
+        elif item.trashed is not None:
+            warnings.append(f"'{item.name}' is in the trash ({item.trashed}); restore it first")
+        else:
+            warnings.append(f"'{item.name}' is not in any project library; import its file")
+    found = record.get("model")
+    model: dict[str, Any] = found if isinstance(found, dict) else {}
+    return Recall(
+        settings=settings,
+        attributes=wanted,
+        model_name=str(model.get("name", "")),
+        model_source=str(model.get("source", "")),
+        model_fingerprint=str(model.get("fingerprint", "")),
+        warnings=warnings,
+    )
+
+
+def _locate(item: RecalledAttribute, projects: Sequence[Project]) -> None:
+    for project in projects:
+        live = project.attribute_path(item.content_hash)
+        if live.is_file():
+            item.path = live
+            return
+        trashed = project.trash_dir / live.name
+        if item.trashed is None and trashed.is_file():
+            item.trashed = trashed
+
+
+def _from_parameters(text: str) -> Recall:
+    parsed = parse_a1111(text)
+    values = parsed["values"]
+    settings = RenderSettings(prompt=parsed["prompt"], negative_prompt=parsed["negative_prompt"])
+    warnings = ["only the A1111 parameters were found: attributes cannot be re-applied"]
+    try:
+        if "Seed" in values:
+            settings.seeds = [int(values["Seed"])]
+        if "Steps" in values:
+            settings.steps = int(values["Steps"])
+        if "CFG scale" in values:
+            guidance = float(values["CFG scale"])
+            settings.guidance = guidance if math.isfinite(guidance) else settings.guidance
+        if "Size" in values:
+            settings.width, settings.height = parse_size(values["Size"])
+    except (ValueError, SettingsError) as exc:  # keep what could be read
+        warnings.append(f"some parameters could not be read ({exc})")
+    sampler = SAMPLER_BY_LABEL.get(values.get("Sampler", ""))
+    if sampler:
+        settings.sampler = sampler
+    elif "Sampler" in values:
+        warnings.append(f"sampler {values['Sampler']!r} is not available; using the default")
+    return Recall(
+        settings=settings,
+        attributes=[],
+        model_name=str(values.get("Model", "")),
+        complete=False,
+        warnings=warnings,
+    )
