@@ -125,4 +125,3 @@ def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
             "(same architecture): results may differ"
         ]
     return []
-
