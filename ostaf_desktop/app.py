@@ -1,13 +1,87 @@
-"""Application entry point (the desktop window arrives with the desktop issue)."""
+"""Application entry point: the window is painted first, then the worker thread starts and
+loads the base model (torch is imported there, never on the start-up path)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
+import time
+from collections.abc import Sequence
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from ostaf_desktop.backend import CoreBackend
+from ostaf_desktop.crash_handling import (
+    ErrorRelay,
+    asyncio_exception_handler,
+    install_exception_hooks,
+    setup_logging,
+)
+from ostaf_desktop.icons import icon
+from ostaf_desktop.launch_options import LaunchOptions, parse_launch_options
+from ostaf_desktop.screenshot import ScreenshotWhenIdle
+from ostaf_desktop.theme import apply_theme
+from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.widgets.main_window import DEFAULT_SIZE, MainWindow
+
+log = logging.getLogger("ostaf_desktop")
+_START = time.perf_counter()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Until the window exists, run the headless demo of the core."""
-    from ostaf.cli import main as cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the app; returns the exit code."""
+    options, qt_args = parse_launch_options(sys.argv[1:] if argv is None else argv)
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("OSTAF")
+    app.setApplicationDisplayName("OSTAF")
+    app.setWindowIcon(icon("app"))
+    apply_theme(app)
+    setup_logging()
+    relay = ErrorRelay()
+    install_exception_hooks(relay)
+    window, _vm = build_window(options, relay)
+    window.show()
+    return run_event_loop(app, relay)
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    return cli_main(["demo", *args])
+
+def build_window(options: LaunchOptions, relay: ErrorRelay) -> tuple[MainWindow, MainViewModel]:
+    """The main window and its view-model; the worker starts once the window is painted."""
+    vm = MainViewModel(CoreBackend)
+    relay.reported.connect(vm.session.report)
+    window = MainWindow(vm)
+    if options.screenshot is not None:
+        window.resize(DEFAULT_SIZE)  # the same picture on every machine
+        shooter = ScreenshotWhenIdle(window, vm, options.screenshot, options.screenshot_timeout_s)
+        window.first_painted.connect(shooter.start)
+    else:
+        window.restore_layout()
+
+    def painted() -> None:
+        log.info(
+            "window painted at epoch %.3f, %.3f s after the app module loaded (torch loaded: %s)",
+            time.time(),
+            time.perf_counter() - _START,
+            "torch" in sys.modules,
+        )
+        if options.project:
+            vm.projects.open(options.project)
+        QTimer.singleShot(0, vm.start)
+
+    window.first_painted.connect(painted)
+    return window, vm
+
+
+def run_event_loop(app: QApplication, relay: ErrorRelay) -> int:
+    """Run Qt's event loop under qasync, so asyncio code and Qt share one loop."""
+    import qasync
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    loop.set_exception_handler(asyncio_exception_handler(relay))
+    try:
+        return int(loop.run_forever())
+    finally:
+        loop.close()

@@ -1,0 +1,117 @@
+"""The worker's view of the core: the service facade behind a small protocol, so widget
+tests can run against a scriptable fake. Results are plain data; images are PIL images.
+
+Nothing here imports torch at module level: `CoreBackend` imports the core's heavy modules
+when it is created, which happens in the worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ostaf.progress import CancelToken, ProgressCallback
+from ostaf.requests import ModelChoice, RenderJob, TuneJob
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The loaded base model, as the GUI shows it."""
+
+    name: str
+    resolution: int
+    placement: str  # e.g. "cpu float32"
+    available_devices: tuple[str, ...]
+    is_demo: bool
+
+
+@dataclass
+class TunedAttribute:
+    """A finished tuning run: the written file and how it went."""
+
+    path: Path
+    content_hash: str
+    losses: list[float]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RenderedImage:
+    image: Any  # PIL.Image.Image
+    seed: int
+    parameters: str
+    path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    """What the worker thread asks of the core; every call may raise the core's errors."""
+
+    def load_model(
+        self, choice: ModelChoice, progress: ProgressCallback, cancel: CancelToken
+    ) -> ModelInfo: ...
+
+    def tune(
+        self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> TunedAttribute: ...
+
+    def render(
+        self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[RenderedImage]: ...
+
+
+def compute_threads() -> int:
+    """CPU threads for torch: all cores but one, which stays free for the GUI thread."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class CoreBackend:
+    """The real backend: one OstafService, created (with torch) in the worker thread."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        import torch
+
+        import ostaf.offline  # noqa: F401  (quiets diffusers/transformers before they load)
+        from ostaf.devices import available_devices
+        from ostaf.service import OstafService
+
+        # torch's default (one thread per core) competes with the GUI thread for the CPU; on
+        # a busy 2-core machine that made each demo step ten times slower.
+        torch.set_num_threads(threads or compute_threads())
+        self._service = OstafService()
+        self._devices = tuple(available_devices())
+
+    def load_model(
+        self, choice: ModelChoice, progress: ProgressCallback, cancel: CancelToken
+    ) -> ModelInfo:
+        model = self._service.model(choice, progress, cancel)
+        return ModelInfo(
+            name=model.name,
+            resolution=model.resolution,
+            placement=model.placement.label,
+            available_devices=self._devices,
+            is_demo=choice.source == "demo",
+        )
+
+    def tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TunedAttribute:
+        outcome = self._service.tune(job, progress, cancel)
+        return TunedAttribute(
+            path=outcome.path,
+            content_hash=outcome.result.attribute.content_hash(),
+            losses=list(outcome.result.losses),
+            seconds=outcome.result.seconds,
+            notes=list(outcome.notes),
+        )
+
+    def render(
+        self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[RenderedImage]:
+        outcome = self._service.render(job, progress, cancel)
+        paths: list[Path | None] = list(outcome.paths) or [None] * len(outcome.images)
+        return [
+            RenderedImage(item.image, item.seed, item.parameters, path, list(item.warnings))
+            for item, path in zip(outcome.images, paths, strict=True)
+        ]

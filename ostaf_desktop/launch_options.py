@@ -1,0 +1,49 @@
+"""Command-line options of `python main.py`, parsed in one place (a new flag is one
+`add_argument` here and one field in LaunchOptions). Unknown arguments are left for Qt."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    screenshot: Path | None = None
+    project: str | None = None
+    screenshot_timeout_s: float = 180.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="OSTAF Desktop: learn an attribute from one image and apply it to prompts.",
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="FILE.png",
+        help="open the window, wait until it is idle, save a screenshot to FILE.png and exit",
+    )
+    parser.add_argument("--project", metavar="NAME", help="open this project (name or folder)")
+    parser.add_argument(
+        "--screenshot-timeout",
+        type=float,
+        default=LaunchOptions.screenshot_timeout_s,
+        metavar="SECONDS",
+        help="give up waiting for the window to become idle after this long (default 180)",
+    )
+    return parser
+
+
+def parse_launch_options(argv: Sequence[str]) -> tuple[LaunchOptions, list[str]]:
+    """Our options and the arguments meant for Qt (e.g. -platform offscreen)."""
+    args, rest = build_parser().parse_known_args(list(argv))
+    options = LaunchOptions(
+        screenshot=args.screenshot,
+        project=args.project,
+        screenshot_timeout_s=args.screenshot_timeout,
+    )
+    return options, rest

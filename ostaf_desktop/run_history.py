@@ -1,0 +1,79 @@
+"""How each tuning run went (loss curve, preview thumbnails), kept in the cache folder so that
+selecting an attribute shows its run again. Rebuildable data: losing it loses only the plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ostaf import paths
+from ostaf.atomic import atomic_write_text
+from ostaf.errors import StorageError
+from ostaf.images import thumbnail_data_url
+
+log = logging.getLogger(__name__)
+MAX_POINTS = 400
+PREVIEW_SIDE = 128
+
+
+@dataclass
+class RunRecord:
+    losses: list[float] = field(default_factory=list)
+    previews: list[str] = field(default_factory=list)  # data:image/png;base64,…
+    preview_steps: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def downsample(values: list[float], limit: int = MAX_POINTS) -> list[float]:
+    """At most `limit` points: the mean of equal chunks (keeps the curve's shape)."""
+    if len(values) <= limit:
+        return list(values)
+    chunk = len(values) / limit
+    return [
+        sum(part) / len(part)
+        for i in range(limit)
+        if (part := values[int(i * chunk) : max(int((i + 1) * chunk), int(i * chunk) + 1)])
+    ]
+
+
+def _file(attribute_id: str) -> Path:
+    return paths.cache_dir() / "runs" / f"{attribute_id}.json"
+
+
+def save_run(
+    attribute_id: str,
+    losses: list[float],
+    previews: list[tuple[int, Any]],
+    seconds: float,
+) -> None:
+    """Keep a finished run's curve and previews (PIL images) for the attribute's id."""
+    record = RunRecord(
+        losses=[round(v, 6) for v in downsample(losses)],
+        previews=[thumbnail_data_url(img, PREVIEW_SIDE) for _, img in previews],
+        preview_steps=[step for step, _ in previews],
+        seconds=round(seconds, 2),
+    )
+    try:
+        atomic_write_text(_file(attribute_id), json.dumps(asdict(record)) + "\n")
+    except StorageError as exc:
+        log.warning("could not keep the run history: %s", exc)
+
+
+def load_run(attribute_id: str) -> RunRecord | None:
+    path = _file(attribute_id)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RunRecord(
+            losses=[float(v) for v in data["losses"]],
+            previews=[str(p) for p in data["previews"]],
+            preview_steps=[int(s) for s in data.get("preview_steps", [])],
+            seconds=float(data.get("seconds", 0.0)),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring the damaged run history %s: %s", path, exc)
+        return None

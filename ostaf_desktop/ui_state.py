@@ -1,0 +1,72 @@
+"""Window and per-project UI state, kept as JSON beside settings.json (not user settings:
+losing this file only resets the layout)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ostaf import paths
+from ostaf.atomic import atomic_write_text
+from ostaf.errors import StorageError
+
+log = logging.getLogger(__name__)
+FILE_NAME = "desktop.json"
+
+
+@dataclass
+class ProjectUiState:
+    """What a project looked like when it was last open."""
+
+    reference: str = ""  # the reference image shown on the canvas
+    crop: list[int] | None = None
+    applied: dict[str, float] = field(default_factory=dict)  # attribute id → λ
+    prompt: str = ""
+
+
+@dataclass
+class UiState:
+    geometry: str = ""  # base64 of QMainWindow.saveGeometry()
+    window_state: str = ""  # base64 of QMainWindow.saveState()
+    splitters: dict[str, str] = field(default_factory=dict)  # base64 of QSplitter.saveState()
+    demo_hint_dismissed: bool = False
+    projects: dict[str, ProjectUiState] = field(default_factory=dict)
+
+    def project(self, slug: str) -> ProjectUiState:
+        return self.projects.setdefault(slug, ProjectUiState())
+
+
+def ui_state_file() -> Path:
+    return paths.data_dir() / FILE_NAME
+
+
+def load_ui_state(path: Path | None = None) -> UiState:
+    """The saved UI state; a missing or damaged file gives the defaults (logged)."""
+    path = path or ui_state_file()
+    if not path.exists():
+        return UiState()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(UiState)}
+        state = UiState(**{k: v for k, v in data.items() if k in known and k != "projects"})
+        project_fields = {f.name for f in fields(ProjectUiState)}
+        for slug, raw in dict(data.get("projects", {})).items():
+            state.projects[str(slug)] = ProjectUiState(
+                **{k: v for k, v in dict(raw).items() if k in project_fields}
+            )
+        return state
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("ignoring the damaged UI state file %s: %s", path, exc)
+        return UiState()
+
+
+def save_ui_state(state: UiState, path: Path | None = None) -> None:
+    """Write the UI state atomically; failures are logged, never fatal."""
+    data: dict[str, Any] = asdict(state)
+    try:
+        atomic_write_text(path or ui_state_file(), json.dumps(data, indent=2) + "\n")
+    except StorageError as exc:
+        log.warning("could not save the UI state: %s", exc)

@@ -1,0 +1,1 @@
+"""View-models: UI state as observable properties and the actions the widgets call."""

@@ -1,0 +1,100 @@
+"""The results strip: rendered images, newest first, that can be saved or opened."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QImage
+
+from ostaf.errors import InputImageError, StorageError
+from ostaf.pngmeta import read_png_metadata
+from ostaf_desktop.backend import RenderedImage
+from ostaf_desktop.observable import Observable, ViewModel
+from ostaf_desktop.qt_images import qimage_from_pil, read_thumbnail
+from ostaf_desktop.viewmodels.session import SessionViewModel
+
+MAX_ITEMS = 48
+THUMB_SIDE = 256
+
+
+@dataclass(frozen=True)
+class ResultItem:
+    image: QImage
+    path: Path | None
+    seed: int | None
+    caption: str
+    parameters: str = ""
+
+
+class ResultsViewModel(ViewModel):
+    """Recent renders of the open project."""
+
+    items = Observable[tuple[ResultItem, ...]](())
+    selected = Observable(-1)
+
+    def __init__(self, session: SessionViewModel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+
+    @property
+    def current(self) -> ResultItem | None:
+        return self.items[self.selected] if 0 <= self.selected < len(self.items) else None
+
+    def add(self, images: list[RenderedImage]) -> None:
+        new = tuple(
+            ResultItem(
+                qimage_from_pil(item.image),
+                item.path,
+                item.seed,
+                f"seed {item.seed}",
+                item.parameters,
+            )
+            for item in images
+        )
+        self.items = (*new, *self.items)[:MAX_ITEMS]
+        self.selected = 0
+
+    def load_folder(self, folder: Path | None, limit: int = 12) -> None:
+        """Show the newest PNGs of `folder` (the project's earlier renders)."""
+        self.selected = -1
+        if folder is None or not folder.is_dir():
+            self.items = ()
+            return
+        files = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+        items = []
+        for path in files[:limit]:
+            image = read_thumbnail(path, THUMB_SIDE)
+            if not image.isNull():
+                seed_text = path.stem.rpartition("-")[2]
+                seed = int(seed_text) if seed_text.isdigit() else None
+                caption = f"seed {seed}" if seed is not None else path.stem
+                items.append(ResultItem(image, path, seed, caption, _parameters(path)))
+        self.items = tuple(items)
+
+    def save_copy(self, index: int, target: Path) -> bool:
+        """Copy a rendered PNG (with its metadata) to `target`."""
+        item = self.items[index] if 0 <= index < len(self.items) else None
+        if item is None:
+            return False
+        try:
+            if item.path is not None and item.path.is_file():
+                shutil.copyfile(item.path, target)
+            elif not item.image.save(str(target)):
+                raise OSError("the image could not be encoded")
+        except OSError as exc:
+            self._session.report(StorageError(f"cannot save {target}: {exc}"))
+            return False
+        self._session.notify(f"Saved {target}")
+        return True
+
+
+def _parameters(path: Path) -> str:
+    """The A1111 parameters text of a PNG (for the tooltip); '' when it has none."""
+    try:
+        parameters, _ = read_png_metadata(path)
+    except InputImageError:
+        return ""
+    return parameters or ""

@@ -1,0 +1,265 @@
+"""Tuning an attribute from the reference: the choices, the run's progress and its result."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from ostaf.errors import OstafError
+from ostaf.library import Project
+from ostaf.library_edits import add_tuned_attribute, staging_path
+from ostaf.regions import AttributeKind
+from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
+from ostaf_desktop.backend import TunedAttribute
+from ostaf_desktop.jobs import Job, JobKind, JobState
+from ostaf_desktop.observable import Observable, ViewModel
+from ostaf_desktop.progress_throttle import ProgressUpdate
+from ostaf_desktop.qt_images import qimage_from_data_url, qimage_from_pil
+from ostaf_desktop.run_history import load_run, save_run
+from ostaf_desktop.viewmodels.library import LibraryViewModel
+from ostaf_desktop.viewmodels.projects import ProjectsViewModel
+from ostaf_desktop.viewmodels.reference import ReferenceViewModel
+from ostaf_desktop.viewmodels.session import SessionViewModel
+from ostaf_desktop.worker import JobController
+
+log = logging.getLogger(__name__)
+CUSTOM = "custom"
+PREVIEW_STEPS = 8
+KIND_EXAMPLES = {
+    AttributeKind.APPEARANCE: "e.g. the blue crackle glaze of a vase → a teapot with that glaze",
+    AttributeKind.SHAPE: "e.g. a cat's curled-up pose → a fox sleeping in that pose",
+    AttributeKind.STYLE: "e.g. a loose watercolour sketch → any subject painted that way",
+}
+
+
+def preview_interval(steps: int) -> int:
+    """Tuning previews come about eight times per run, at least ten steps apart."""
+    return max(10, steps // 8)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class TuningViewModel(ViewModel):
+    """What to learn (kind, class word, preset, advanced values) and the running job."""
+
+    kind = Observable(str(AttributeKind.APPEARANCE))
+    class_word = Observable("")
+    name = Observable("")
+    preset = Observable(DEFAULT_PRESET)
+    steps = Observable(PRESETS[DEFAULT_PRESET].steps)
+    seed = Observable(0)
+    learning_rate = Observable(TuningSettings.learning_rate)
+    rank = Observable(TuningSettings.rank)
+    advanced_open = Observable(False)
+
+    running = Observable(False)
+    cancelling = Observable(False)
+    step = Observable(0)
+    total = Observable(0)
+    time_text = Observable("")
+    stage_text = Observable("")
+    losses = Observable[tuple[float, ...]](())
+    previews = Observable[tuple[tuple[int, QImage], ...]](())
+    can_tune = Observable(False)
+    tune_hint = Observable("")
+    summary = Observable("")
+
+    attribute_added = Signal(str)  # the new attribute's id
+
+    def __init__(
+        self,
+        session: SessionViewModel,
+        jobs: JobController,
+        projects: ProjectsViewModel,
+        reference: ReferenceViewModel,
+        library: LibraryViewModel,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._jobs = jobs
+        self._projects = projects
+        self._reference = reference
+        self._library = library
+        self._job: Job | None = None
+        self._project: Project | None = None
+        self._pil_previews: list[tuple[int, Any]] = []
+        self.changed.connect(self._on_own_change)
+        for vm in (reference, projects):
+            vm.changed.connect(lambda *_: self._update_can_tune())
+        library.changed.connect(self._on_library_changed)
+        self._update_can_tune()
+
+    # -- actions -------------------------------------------------------------------------
+    def tune(self) -> Job | None:
+        """Start tuning on the worker; the attribute is saved to the library when it succeeds."""
+        self._update_can_tune()
+        project, image = self._projects.current, self._reference.path
+        if not self.can_tune or project is None or image is None:
+            return None
+        kind = AttributeKind(self.kind)
+        staged = staging_path(project)
+        try:
+            mask = self._reference.write_mask(staged.with_suffix(".mask.png"))
+            settings = TuningSettings(
+                kind=kind,
+                steps=int(self.steps),
+                learning_rate=float(self.learning_rate),
+                rank=int(self.rank),
+                seed=int(self.seed),
+                class_word=self.class_word.strip(),
+                crop=self._reference.crop,
+                mask=mask,
+                preview_every=preview_interval(int(self.steps)),
+                preview_steps=PREVIEW_STEPS,
+            )
+            settings.validate()
+        except OstafError as exc:
+            self._session.report(exc)
+            return None
+        name = " ".join(self.name.split()) or f"{kind.value.title()} of {image.stem}"
+        request = TuneJob(image, settings, staged, name, self._session.model_choice())
+        self._project = project
+        self._projects.busy_slug = project.slug
+        self.running, self.cancelling = True, False
+        self.total, self.step = settings.steps, 0
+        self.losses, self.previews, self._pil_previews = (), (), []
+        self.time_text, self.summary = "", ""
+        self.stage_text = "Waiting for the model…" if self._session.model is None else "Starting…"
+        self._job = self._jobs.submit(
+            Job(JobKind.TUNE, request), on_progress=self._on_progress, on_done=self._on_done
+        )
+        self._update_can_tune()
+        return self._job
+
+    def cancel(self) -> None:
+        """Stop the run at its next step; nothing is saved."""
+        if self._job is not None and not self._job.state.finished:
+            self.cancelling = True
+            self.stage_text = "Stopping…"
+            self._jobs.cancel(self._job)
+
+    def show_run(self, attribute_id: str) -> None:
+        """Show the curve and previews of the run that made an attribute (when known)."""
+        if self.running:
+            return
+        row = self._library.row(attribute_id)
+        record = load_run(attribute_id) if attribute_id else None
+        self.losses = tuple(record.losses) if record else ()
+        self.previews = (
+            tuple(
+                (step, qimage_from_data_url(url))
+                for step, url in zip(record.preview_steps, record.previews, strict=False)
+            )
+            if record
+            else ()
+        )
+        self.total = row.steps if row else 0
+        self.step = self.total
+        self.time_text = ""
+        if row is None:
+            self.summary = ""
+        else:
+            loss = f", final loss {row.final_loss:.4f}" if row.final_loss is not None else ""
+            took = f" in {format_duration(record.seconds)}" if record else ""
+            self.summary = f"'{row.name}': {row.steps} steps{took}{loss}"
+        self.stage_text = ""
+
+    # -- worker callbacks ------------------------------------------------------------------
+    def _on_progress(self, update: ProgressUpdate) -> None:
+        report = update.latest
+        if report.stage == "loading":
+            self.stage_text = report.message or "Loading model…"
+            return
+        if report.stage == "preparing":
+            self.stage_text = "Encoding the reference…"
+            return
+        if report.stage != "tuning":
+            return
+        self.total, self.step = report.total, report.step
+        if update.losses:
+            self.losses = (*self.losses, *(loss for _, loss in update.losses))
+        if report.preview is not None:
+            self._pil_previews.append((report.step, report.preview))
+            self.previews = (*self.previews, (report.step, qimage_from_pil(report.preview)))
+        eta = f" · about {format_duration(report.eta_s)} left" if report.eta_s is not None else ""
+        self.time_text = f"{format_duration(report.elapsed_s)} elapsed{eta}"
+        if not self.cancelling:
+            self.stage_text = f"Step {report.step} of {report.total}"
+
+    def _on_done(self, job: Job) -> None:
+        project, self._project = self._project, None
+        self._job = None
+        self._projects.busy_slug = ""
+        self.running, self.cancelling = False, False
+        request: TuneJob = job.request
+        if request.settings.mask is not None:
+            request.settings.mask.unlink(missing_ok=True)
+        if job.state is JobState.DONE and project is not None:
+            self._finish(project, request, job.result)
+        elif job.state is JobState.CANCELLED:
+            request.out.unlink(missing_ok=True)
+            self.stage_text = "Cancelled: nothing was saved"
+        else:
+            request.out.unlink(missing_ok=True)
+            self.stage_text = "Tuning failed: see the message above"
+            if job.error is not None:
+                self._session.report(job.error)
+        self._update_can_tune()
+
+    def _finish(self, project: Project, request: TuneJob, result: TunedAttribute) -> None:
+        reopened = project is not self._projects.current
+        try:
+            path = add_tuned_attribute(project, result.path, result.content_hash)
+            project.add_reference(request.image)
+        except OstafError as exc:
+            self._session.report(exc)
+            return
+        finally:
+            if reopened:
+                project.release()
+        save_run(path.stem, result.losses, self._pil_previews, result.seconds)
+        self._pil_previews = []
+        self.stage_text = f"Saved to the library in {format_duration(result.seconds)}"
+        for note in result.notes:
+            self._session.notify(f"Note: {note}")
+        self._projects.refresh()
+        if not reopened:
+            self._library.refresh()
+            self._library.selected_id = path.stem
+            self._library.apply_only(path.stem)
+            self.summary = f"'{request.name}': {request.settings.steps} steps"
+            self._session.notify(f"Saved '{request.name}' to the library")
+            self.attribute_added.emit(path.stem)
+
+    # -- derived state ---------------------------------------------------------------------
+    def _on_own_change(self, name: str, value: object) -> None:
+        if name == "preset" and value in PRESETS:
+            self.steps = PRESETS[str(value)].steps
+        elif name == "steps" and self.preset in PRESETS and PRESETS[self.preset].steps != value:
+            self.preset = CUSTOM
+
+    def _on_library_changed(self, name: str, value: object) -> None:
+        if name == "selected_id" and not self.running:
+            self.show_run(str(value))
+
+    def _update_can_tune(self) -> None:
+        if self.running:
+            hint, ok = "Tuning… press Cancel (Esc) to stop", False
+        elif self._projects.current is None:
+            hint, ok = "Open or create a project first", False
+        elif self._reference.image is None:
+            hint, ok = "Open or drop a reference image first", False
+        else:
+            preset = PRESETS.get(self.preset)
+            what = f"{preset.name} · {preset.summary}" if preset else "Custom"
+            hint, ok = f"{what} ({self.steps} steps)", True
+        self.can_tune, self.tune_hint = ok, hint

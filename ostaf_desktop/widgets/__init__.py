@@ -1,0 +1,1 @@
+"""Widgets: they lay out controls and bind them to view-models; state lives in the view-models."""

@@ -1,0 +1,147 @@
+"""Choosing what to learn: appearance, shape or style (each explained, with an example), an
+optional class word and name, a quality preset and the advanced values."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QRadioButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ostaf.regions import AttributeKind
+from ostaf.requests import MAX_STEPS, PRESETS
+from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
+from ostaf_desktop.icons import icon
+from ostaf_desktop.viewmodels.tuning import CUSTOM, KIND_EXAMPLES, TuningViewModel
+from ostaf_desktop.widgets.layout import label
+
+
+class KindCard(QFrame):
+    """One attribute kind: a radio button, what it captures and an example."""
+
+    def __init__(self, kind: AttributeKind, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(8, 5, 8, 5)
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(1)
+        badge = QLabel()
+        badge.setPixmap(icon(str(kind)).pixmap(20, 20))
+        self.radio = QRadioButton(kind.value.title())
+        self.radio.setStyleSheet("font-weight: 600;")
+        summary = label(kind.summary[:1].upper() + kind.summary[1:], wrap=True)
+        example = label(KIND_EXAMPLES[kind], "hint", wrap=True)
+        grid.addWidget(badge, 0, 0, 2, 1, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.radio, 0, 1)
+        grid.addWidget(summary, 1, 1)
+        grid.addWidget(example, 2, 1)
+        grid.setColumnStretch(1, 1)
+        self.radio.toggled.connect(self._restyle)
+        self._restyle(False)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.radio.setChecked(True)
+
+    def _restyle(self, checked: bool) -> None:
+        border = "#5b8def" if checked else "#3a4150"
+        background = "#2c3a57" if checked else "#2b303b"
+        self.setStyleSheet(
+            f"KindCard {{ border: 1px solid {border}; border-radius: 6px; "
+            f"background: {background}; }}"
+        )
+
+
+class AttributePicker(QWidget):
+    """Kind cards, class word, name, preset and a collapsible advanced section."""
+
+    def __init__(self, vm: TuningViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.vm = vm
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(5)
+        self.cards = {kind: KindCard(kind) for kind in AttributeKind}
+        self.kind_group = QButtonGroup(self)
+        for kind, card in self.cards.items():
+            self.kind_group.addButton(card.radio)
+            layout.addWidget(card)
+            card.radio.toggled.connect(assign_when_checked(vm, "kind", str(kind)))
+
+        form = QFormLayout()
+        form.setContentsMargins(0, 4, 0, 0)
+        form.setVerticalSpacing(5)
+        self.class_word = QLineEdit()
+        self.class_word.setPlaceholderText("optional, e.g. vase, cat, portrait")
+        self.class_word.setToolTip("What the subject is; it helps the model separate it")
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("optional, e.g. Blue crackle glaze")
+        self.preset = QComboBox()
+        for key, preset in PRESETS.items():
+            self.preset.addItem(f"{preset.name} — {preset.steps} steps", key)
+        self.preset.addItem("Custom (see Advanced)", CUSTOM)
+        form.addRow("Class word", self.class_word)
+        form.addRow("Name", self.name)
+        form.addRow("Quality", self.preset)
+        layout.addLayout(form)
+
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setAutoRaise(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        layout.addWidget(self.advanced_toggle)
+        self.advanced = QWidget()
+        advanced = QFormLayout(self.advanced)
+        advanced.setContentsMargins(14, 0, 0, 0)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, MAX_STEPS)
+        self.steps.setSingleStep(50)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.learning_rate = QDoubleSpinBox()
+        self.learning_rate.setDecimals(5)
+        self.learning_rate.setRange(0.00001, 0.1)
+        self.learning_rate.setSingleStep(0.0001)
+        self.rank = QSpinBox()
+        self.rank.setRange(1, 128)
+        advanced.addRow("Steps", self.steps)
+        advanced.addRow("Seed", self.seed)
+        advanced.addRow("Learning rate", self.learning_rate)
+        advanced.addRow("Rank", self.rank)
+        layout.addWidget(self.advanced)
+
+        bind_to(vm, "kind", self._show_kind, self)
+        bind(vm, "class_word", self.class_word)
+        bind(vm, "name", self.name)
+        bind_combo(vm, "preset", self.preset)
+        bind(vm, "advanced_open", self.advanced_toggle, "checked")
+        bind_to(vm, "advanced_open", self._show_advanced, self)
+        bind(vm, "steps", self.steps)
+        bind(vm, "seed", self.seed)
+        bind(vm, "learning_rate", self.learning_rate)
+        bind(vm, "rank", self.rank)
+        bind_to(vm, "running", lambda running: self.setEnabled(not running), self)
+
+    def _show_kind(self, kind: str) -> None:
+        card = self.cards.get(AttributeKind(kind))
+        if card is not None and not card.radio.isChecked():
+            card.radio.setChecked(True)
+
+    def _show_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_toggle.setIcon(icon("chevron-down" if shown else "chevron-right"))

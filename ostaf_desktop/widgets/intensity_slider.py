@@ -1,0 +1,52 @@
+"""The λ slider: 0–2 in steps of 0.01, with the value shown beside it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QWidget
+
+from ostaf_desktop.widgets.layout import label
+
+SCALE = 100  # slider units per 1.0 of λ
+
+
+class IntensitySlider(QWidget):
+    """A named λ slider; `intensity_changed(λ)` fires as it moves."""
+
+    intensity_changed = Signal(float)
+
+    def __init__(self, name: str, intensity: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.name = QLabel(name)
+        self.name.setMinimumWidth(60)
+        self.name.setMaximumWidth(130)
+        self.name.setToolTip(name)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 2 * SCALE)
+        self.slider.setPageStep(10)
+        self.slider.setTickInterval(SCALE // 2)
+        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.slider.setToolTip("Intensity λ: 0 = the base model, 1 = as learned, 2 = exaggerated")
+        self.value = label(role="value")
+        self.value.setMinimumWidth(48)
+        row.addWidget(self.name)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.value)
+        self.set_intensity(intensity)
+        self.slider.valueChanged.connect(self._on_moved)
+
+    @property
+    def intensity(self) -> float:
+        return self.slider.value() / SCALE
+
+    def set_intensity(self, value: float) -> None:
+        blocker = QSignalBlocker(self.slider)
+        self.slider.setValue(round(value * SCALE))
+        del blocker
+        self.value.setText(f"λ {value:.2f}")
+
+    def _on_moved(self, position: int) -> None:
+        self.value.setText(f"λ {position / SCALE:.2f}")
+        self.intensity_changed.emit(position / SCALE)

@@ -1,0 +1,61 @@
+"""Small layout helpers shared by the panels (titles, hint labels, framed sections)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ostaf_desktop.icons import icon
+
+
+def label(text: str = "", role: str = "", wrap: bool = False) -> QLabel:
+    """A QLabel with a style role ("title", "hint", "value", "warning", "error")."""
+    widget = QLabel(text)
+    if role:
+        widget.setProperty("role", role)
+    widget.setWordWrap(wrap)
+    if wrap:
+        widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    return widget
+
+
+def tool_button(icon_name: str, tip: str, checkable: bool = False) -> QToolButton:
+    button = QToolButton()
+    button.setIcon(icon(icon_name))
+    button.setToolTip(tip)
+    button.setCheckable(checkable)
+    button.setAutoRaise(True)
+    return button
+
+
+class Section(QFrame):
+    """A framed panel with a title row; add content to `body`."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setProperty("role", "panel")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(10, 8, 10, 10)
+        outer.setSpacing(6)
+        self.header = QHBoxLayout()
+        self.header.setSpacing(2)
+        self.title = label(title, "title")
+        self.header.addWidget(self.title)
+        self.header.addStretch(1)
+        outer.addLayout(self.header)
+        self.body: QBoxLayout = QVBoxLayout()
+        self.body.setSpacing(6)
+        outer.addLayout(self.body, 1)
+
+    def add_header_button(self, button: QToolButton) -> QToolButton:
+        self.header.addWidget(button, 0, Qt.AlignmentFlag.AlignRight)
+        return button

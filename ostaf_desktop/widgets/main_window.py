@@ -1,0 +1,214 @@
+"""The main window: projects and library on the left, the reference canvas in the centre,
+learning and rendering on the right, results along the bottom; menus with shortcuts and a
+status bar with the model and the worker's state."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ostaf import __version__, paths
+from ostaf_desktop.binding import bind, bind_to
+from ostaf_desktop.icons import icon
+from ostaf_desktop.jobs import Job
+from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.viewmodels.settings import SettingsViewModel
+from ostaf_desktop.widgets.error_banner import ErrorBanner
+from ostaf_desktop.widgets.hint_bar import DemoModelHint
+from ostaf_desktop.widgets.library_panel import LibraryPanel
+from ostaf_desktop.widgets.project_browser import ProjectBrowser
+from ostaf_desktop.widgets.reference_panel import ReferencePanel
+from ostaf_desktop.widgets.render_panel import RenderPanel
+from ostaf_desktop.widgets.results_strip import ResultsStrip
+from ostaf_desktop.widgets.settings_dialog import SettingsDialog
+from ostaf_desktop.widgets.shortcuts import SHORTCUT_HELP, Shortcuts
+from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
+
+DEFAULT_SIZE = QSize(1440, 900)
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
+
+
+class MainWindow(QMainWindow):
+    """Lays out the panels and binds them to the MainViewModel."""
+
+    first_painted = Signal()
+
+    def __init__(self, vm: MainViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.vm = vm
+        self._painted = False
+        self.setWindowTitle("OSTAF")
+        self.setWindowIcon(icon("app"))
+        self.projects = ProjectBrowser(vm.projects)
+        self.library = LibraryPanel(vm.library)
+        self.reference = ReferencePanel(vm.reference)
+        self.tuning = TuningControls(vm.tuning)
+        self.tuning_progress = TuningProgress(vm.tuning)
+        self.render_panel = RenderPanel(vm.rendering, vm.library)
+        self.results = ResultsStrip(vm.results)
+        self.banner = ErrorBanner(vm.session)
+        self.hint = DemoModelHint(vm.session)
+
+        self.left = QSplitter(Qt.Orientation.Vertical)
+        self.left.addWidget(self.projects)
+        self.left.addWidget(self.library)
+        self.left.setSizes([300, 500])
+        self.centre = QSplitter(Qt.Orientation.Vertical)
+        self.centre.addWidget(self.reference)
+        self.centre.addWidget(self.tuning_progress)
+        self.centre.setStretchFactor(0, 1)
+        self.centre.setSizes([420, 220])
+        self.columns = QSplitter(Qt.Orientation.Horizontal)
+        for column in (self.left, self.centre, scrolled(self.tuning), scrolled(self.render_panel)):
+            self.columns.addWidget(column)
+        self.columns.setSizes([250, 500, 340, 330])
+        self.columns.setStretchFactor(1, 1)
+        self.rows = QSplitter(Qt.Orientation.Vertical)
+        self.rows.addWidget(self.columns)
+        self.rows.addWidget(self.results)
+        self.rows.setStretchFactor(0, 1)
+        self.rows.setStretchFactor(1, 0)
+        self.rows.setSizes([700, 170])
+        for splitter in (self.left, self.centre, self.columns, self.rows):
+            splitter.setChildrenCollapsible(False)
+            splitter.setHandleWidth(6)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 6, 8, 4)
+        layout.setSpacing(6)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.rows, 1)
+        self.setCentralWidget(central)
+
+        self.shortcuts = Shortcuts(self)
+        self._build_status_bar()
+        self.hint.open_settings.connect(self.open_settings)
+        bind_to(vm.projects, "current", lambda _: self._update_title(), self)
+
+    # -- status bar ----------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.message = QLabel()
+        self.job_state = QLabel()
+        self.model_state = QLabel()
+        self.model_state.setToolTip("The base model and where it runs; change it in Settings")
+        bar.addWidget(self.message, 1)
+        bar.addPermanentWidget(self.job_state)
+        bar.addPermanentWidget(self.model_state)
+        bind(self.vm.session, "status_message", self.message, "text")
+        bind(self.vm.session, "model_status", self.model_state, "text")
+        self.vm.jobs.job_changed.connect(lambda _: self._show_jobs())
+        self._show_jobs()
+
+    def _show_jobs(self) -> None:
+        job: Job | None = self.vm.jobs.running_job
+        waiting = self.vm.jobs.waiting_count
+        text = f"Working: {job.kind}" if job is not None else "Idle"
+        if waiting:
+            text += f" · {waiting} waiting"
+        self.job_state.setText(text)
+
+    def _update_title(self) -> None:
+        project = self.vm.projects.current
+        self.setWindowTitle(f"{project.name} — OSTAF" if project is not None else "OSTAF")
+
+    # -- actions -------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        model = self.vm.session.model
+        vm = SettingsViewModel(
+            self.vm.session.settings, model.available_devices if model is not None else ()
+        )
+        dialog = SettingsDialog(vm, self)
+        if dialog.exec() == SettingsDialog.DialogCode.Accepted:
+            self.vm.apply_settings(vm.result())
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", SHORTCUT_HELP)
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About OSTAF",
+            f"<b>OSTAF Desktop {__version__}</b><p>Learn the appearance, shape or style of one "
+            "reference image and apply it to any Stable Diffusion prompt, offline.</p>"
+            f"<p>Data: {paths.data_dir()}<br>Logs: {paths.log_dir()}</p>",
+        )
+
+    def open_log_folder(self) -> None:
+        folder = paths.log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    # -- geometry ------------------------------------------------------------------------
+    def restore_layout(self) -> None:
+        ui = self.vm.session.ui
+        restored = bool(ui.geometry) and self.restoreGeometry(
+            QByteArray.fromBase64(ui.geometry.encode())
+        )
+        if not restored:
+            self.resize(DEFAULT_SIZE)
+        if ui.window_state:
+            self.restoreState(QByteArray.fromBase64(ui.window_state.encode()))
+        for name, splitter in self._splitters().items():
+            state = ui.splitters.get(name)
+            if isinstance(state, str) and state:
+                splitter.restoreState(QByteArray.fromBase64(state.encode()))
+
+    def save_layout(self) -> None:
+        ui = self.vm.session.ui
+        ui.geometry = bytes(self.saveGeometry().toBase64().data()).decode()
+        ui.window_state = bytes(self.saveState().toBase64().data()).decode()
+        ui.splitters = {
+            name: bytes(s.saveState().toBase64().data()).decode()
+            for name, s in self._splitters().items()
+        }
+
+    def _splitters(self) -> dict[str, QSplitter]:
+        return {
+            "left": self.left,
+            "centre": self.centre,
+            "columns": self.columns,
+            "rows": self.rows,
+        }
+
+    # -- events --------------------------------------------------------------------------
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.Type.UpdateRequest and not self._painted:
+            self._painted = True  # the whole window has just been painted for the first time
+            self.first_painted.emit()
+        return handled
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.vm.tuning.running:
+            answer = QMessageBox.question(
+                self,
+                "Tuning is running",
+                "Stop tuning and quit? Nothing of this run will be saved.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.save_layout()
+        self.vm.shutdown()
+        event.accept()

@@ -1,0 +1,205 @@
+"""Rendering: prompt, negative prompt, seed with dice, size, sampler, steps; one λ slider per
+ticked attribute with a live low-step preview; and Render for full-quality images."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QResizeEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ostaf_desktop.binding import bind, bind_combo, bind_plain_text, bind_to
+from ostaf_desktop.icons import icon
+from ostaf_desktop.qt_images import display_pixmap
+from ostaf_desktop.viewmodels.library import AppliedEntry, LibraryViewModel
+from ostaf_desktop.viewmodels.rendering import MAX_SEED, SAMPLER_CHOICES, RenderViewModel
+from ostaf_desktop.widgets.intensity_slider import IntensitySlider
+from ostaf_desktop.widgets.layout import Section, label, tool_button
+
+
+class PreviewImage(QLabel):
+    """A square image that scales with the panel (nearest-neighbour when enlarging)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image: QImage | None = None
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(120, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setStyleSheet("background: #1a1d23; border: 1px solid #323846; border-radius: 4px;")
+
+    def set_image(self, image: QImage | None) -> None:
+        self._image = image
+        self._rescale()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._image is None:
+            self.clear()
+            self.setText("λ preview")
+            return
+        side = min(self.width(), self.height()) - 4
+        self.setPixmap(display_pixmap(self._image, side, side))
+
+
+class RenderPanel(Section):
+    """The prompt form, the applied attributes' λ sliders, the preview and Render."""
+
+    def __init__(
+        self, vm: RenderViewModel, library: LibraryViewModel, parent: QWidget | None = None
+    ) -> None:
+        super().__init__("Render", parent)
+        self.vm = vm
+        self.library = library
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText(
+            "e.g. a photo of a sks teapot on a table — 'sks' names the attribute; "
+            "empty: the attribute's own prompt"
+        )
+        self.prompt.setFixedHeight(58)
+        self.negative = QPlainTextEdit()
+        self.negative.setPlaceholderText("negative prompt (optional), e.g. blurry, low quality")
+        self.negative.setFixedHeight(36)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, MAX_SEED)
+        self.dice = tool_button("dice", "Random seed (Ctrl+D)")
+        self.size_combo = QComboBox()
+        self.sampler = QComboBox()
+        for text, value in SAMPLER_CHOICES:
+            self.sampler.addItem(text, value)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 500)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0, 50)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setDecimals(1)
+        self.count = QSpinBox()
+        self.count.setRange(1, 16)
+        self.count.setSuffix(" image(s)")
+
+        form = QFormLayout()
+        form.setVerticalSpacing(5)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        sampling = QHBoxLayout()
+        sampling.addWidget(self.sampler, 1)
+        sampling.addWidget(label("Steps"))
+        sampling.addWidget(self.steps)
+        extra = QHBoxLayout()
+        extra.addWidget(self.guidance)
+        extra.addWidget(label("Count"))
+        extra.addWidget(self.count, 1)
+        form.addRow("Seed", seed_row)
+        form.addRow("Size", self.size_combo)
+        form.addRow("Sampler", sampling)
+        form.addRow("CFG", extra)
+
+        self.sliders_box = QVBoxLayout()
+        self.sliders_box.setSpacing(2)
+        self.no_attributes = label("Tick attributes in the library to apply them", "hint")
+        self.preview = PreviewImage()
+        self.caption = label(role="hint", wrap=True)
+        self.render_button = QPushButton(icon("render"), "Render")
+        self.render_button.setProperty("role", "primary")
+        self.render_button.setToolTip("Render full-quality images into the results strip (Ctrl+R)")
+        self.render_progress = QProgressBar()
+        self.render_progress.setFormat("%v / %m")
+        self.render_hint = label(role="hint")
+
+        self.body.addWidget(self.prompt)
+        self.body.addWidget(self.negative)
+        self.body.addLayout(form)
+        self.body.addWidget(label("Applied attributes", "title"))
+        self.body.addWidget(self.no_attributes)
+        self.body.addLayout(self.sliders_box)
+        self.body.addWidget(self.preview, 1)
+        self.body.addWidget(self.caption)
+        self.body.addWidget(self.render_button)
+        self.body.addWidget(self.render_progress)
+        self.body.addWidget(self.render_hint)
+
+        self.dice.clicked.connect(vm.roll_seed)
+        self.render_button.clicked.connect(vm.render)
+        bind_plain_text(vm, "prompt", self.prompt)
+        bind_plain_text(vm, "negative_prompt", self.negative)
+        bind(vm, "seed", self.seed)
+        bind_to(vm, "size_options", self._fill_sizes, self)
+        bind_combo(vm, "size", self.size_combo)
+        bind_combo(vm, "sampler", self.sampler)
+        bind(vm, "steps", self.steps)
+        bind(vm, "guidance", self.guidance)
+        bind(vm, "count", self.count)
+        bind_to(vm, "preview_image", self.preview.set_image, self)
+        bind(vm, "preview_caption", self.caption, "text")
+        bind(vm, "can_render", self.render_button, "enabled")
+        bind(vm, "render_hint", self.render_hint, "text")
+        bind(vm, "rendering", self.render_progress, "visible")
+        bind(vm, "render_total", self.render_progress, "maximum", convert=lambda t: max(1, t))
+        bind(vm, "render_step", self.render_progress, "value")
+        bind_to(vm, "preview_pending", self._show_pending, self)
+        bind_to(library, "applied", self._show_sliders, self)
+
+    def _fill_sizes(self, options: tuple[tuple[str, str], ...]) -> None:
+        current = self.vm.size
+        self.size_combo.blockSignals(True)
+        self.size_combo.clear()
+        for text, value in options:
+            self.size_combo.addItem(text, value)
+        index = self.size_combo.findData(current)
+        self.size_combo.setCurrentIndex(max(0, index))
+        self.size_combo.blockSignals(False)
+
+    def _show_pending(self, pending: bool) -> None:
+        self.caption.setProperty("role", "warning" if pending else "hint")
+        self.caption.setText("Rendering a quick preview…" if pending else self.vm.preview_caption)
+        self.caption.style().polish(self.caption)
+
+    def _show_sliders(self, applied: tuple[AppliedEntry, ...]) -> None:
+        existing = {slider.objectName(): slider for slider in self.sliders()}
+        wanted = {entry.id for entry in applied}
+        for attribute_id, slider in existing.items():
+            if attribute_id not in wanted:
+                self.sliders_box.removeWidget(slider)
+                slider.setParent(None)
+                slider.deleteLater()
+        for entry in applied:
+            found = existing.get(entry.id)
+            if found is None:
+                slider = IntensitySlider(entry.name, entry.intensity, self)
+                slider.setObjectName(entry.id)
+                slider.intensity_changed.connect(
+                    lambda value, i=entry.id: self.library.set_intensity(i, value)
+                )
+                self.sliders_box.addWidget(slider)
+            else:
+                slider = found
+                if abs(slider.intensity - entry.intensity) > 1e-6:
+                    slider.set_intensity(entry.intensity)
+            slider.name.setText(entry.name)
+        self.no_attributes.setVisible(not applied)
+
+    def sliders(self) -> list[IntensitySlider]:
+        """The λ sliders, in the order the attributes were ticked."""
+        found = []
+        for index in range(self.sliders_box.count()):
+            item = self.sliders_box.itemAt(index)
+            widget = item.widget() if item is not None else None
+            if isinstance(widget, IntensitySlider):
+                found.append(widget)
+        return found

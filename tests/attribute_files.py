@@ -1,0 +1,58 @@
+"""Small, valid attribute files written without torch (for library and GUI tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from safetensors.numpy import save_file
+
+from ostaf.attribute_meta import METADATA_KEY, AttributeMeta, BaseModelInfo, ReferenceInfo
+from ostaf.images import thumbnail_data_url
+from ostaf.regions import REGION_BY_KIND, AttributeKind
+
+TARGETS = {
+    AttributeKind.SHAPE: "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q",
+    AttributeKind.APPEARANCE: "up_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q",
+    AttributeKind.STYLE: "up_blocks.1.attentions.0.transformer_blocks.0.attn2.to_v",
+}
+
+
+def write_attribute_file(
+    path: Path,
+    name: str = "Blue glaze",
+    kind: AttributeKind = AttributeKind.APPEARANCE,
+    seed: int = 0,
+    created_at: str = "2026-01-01T00:00:00Z",
+    default_lambda: float = 1.0,
+) -> Path:
+    """A tiny attribute file (one target layer, rank 2) with a coloured thumbnail."""
+    rng = np.random.default_rng(seed)
+    target = TARGETS[kind]
+    colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+    meta = AttributeMeta(
+        name=name,
+        kind=kind,
+        region=REGION_BY_KIND[kind],
+        targets=[target],
+        rank=2,
+        base_model=BaseModelInfo("test model", "arch0", "fp0"),
+        reference=ReferenceInfo(
+            sha256="0" * 64,
+            width=64,
+            height=64,
+            thumbnail=thumbnail_data_url(Image.new("RGB", (32, 32), colour)),
+            file_name="ref.png",
+        ),
+        tuning={"prompt": "a photo of a sks object", "steps": 10, "final_loss": 0.1},
+        default_lambda=default_lambda,
+        created_at=created_at,
+    )
+    tensors = {
+        f"{target}.A": rng.standard_normal((8, 2)).astype(np.float32),
+        f"{target}.B": rng.standard_normal((2, 8)).astype(np.float32),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={METADATA_KEY: meta.to_json()})
+    return path

@@ -1,0 +1,195 @@
+"""Desktop fixtures: a scriptable fake backend, the main window over it, and modal dialogs
+patched so that nothing ever blocks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from pytestqt.qtbot import QtBot
+
+from ostaf.errors import OstafError
+from ostaf.pngmeta import write_png
+from ostaf.progress import CancelToken, Progress, ProgressCallback
+from ostaf.requests import ModelChoice, RenderJob, TuneJob
+from ostaf_desktop.backend import ModelInfo, RenderedImage, TunedAttribute
+from ostaf_desktop.ui_state import UiState
+from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.widgets.main_window import MainWindow
+from tests.attribute_files import write_attribute_file
+
+
+@dataclass
+class Call:
+    kind: str  # "load", "tune", "preview" or "render"
+    request: Any
+    cancel: CancelToken
+
+
+@dataclass
+class FakeBackend:
+    """Answers like the core, instantly or as slowly as a test asks; records every call."""
+
+    calls: list[Call] = field(default_factory=list)
+    step_delay_s: float = 0.0
+    fail_render: OstafError | None = None
+    gate: threading.Event = field(default_factory=threading.Event)
+    info: ModelInfo = field(
+        default_factory=lambda: ModelInfo("Fake model", 64, "cpu float32", ("cpu",), True)
+    )
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    def of_kind(self, kind: str) -> list[Call]:
+        return [c for c in self.calls if c.kind == kind]
+
+    def load_model(
+        self, choice: ModelChoice, progress: ProgressCallback, cancel: CancelToken
+    ) -> ModelInfo:
+        self.calls.append(Call("load", choice, cancel))
+        progress(Progress("loading", 1, 1, message="Loading the fake model…"))
+        return self.info
+
+    def tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TunedAttribute:
+        self.calls.append(Call("tune", job, cancel))
+        total = job.settings.steps
+        losses = []
+        for step in range(1, total + 1):
+            cancel.check()
+            self._wait(cancel)
+            loss = 1.0 / step
+            losses.append(loss)
+            preview = None
+            if job.settings.preview_every and step % job.settings.preview_every == 0:
+                preview = Image.new("RGB", (64, 64), (step * 10 % 255, 90, 160))
+            progress(
+                Progress("tuning", step, total, loss=loss, elapsed_s=step * 0.1, preview=preview)
+            )
+        write_attribute_file(job.out, name=job.name, kind=job.settings.kind, seed=len(self.calls))
+        content_hash = f"{len(self.calls):016x}" + "f" * 48
+        return TunedAttribute(job.out, content_hash, losses, total * 0.1)
+
+    def render(
+        self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[RenderedImage]:
+        self.calls.append(Call("render" if job.out_dir else "preview", job, cancel))
+        settings = job.settings
+        for step in range(1, settings.steps + 1):
+            cancel.check()
+            self._wait(cancel)
+            progress(Progress("rendering", step, settings.steps))
+        if self.fail_render is not None:
+            raise self.fail_render
+        images = []
+        for seed in settings.seeds:
+            image = Image.new("RGB", (64, 64), (seed * 40 % 255, 120, 60))
+            path = None
+            if job.out_dir is not None:
+                path = write_png(job.out_dir / f"{len(images):05d}-{seed}.png", image, "fake", {})
+            images.append(RenderedImage(image, seed, f"{settings.prompt}\nSeed: {seed}", path))
+        return images
+
+    def _wait(self, cancel: CancelToken) -> None:
+        while not self.gate.wait(0.01):
+            cancel.check()
+        if self.step_delay_s:
+            time.sleep(self.step_delay_s)
+
+
+@dataclass
+class Dialogs:
+    """Answers for patched modal dialogs, and a record of what was asked."""
+
+    texts: list[str] = field(default_factory=list)  # next answers of QInputDialog.getText
+    confirm: bool = True  # QMessageBox.question → Yes (or Cancel)
+    files: list[str] = field(default_factory=list)  # next answers of file dialogs
+    asked: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(autouse=True)
+def dialogs(monkeypatch: pytest.MonkeyPatch) -> Dialogs:
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    answers = Dialogs()
+
+    def get_text(_parent: object, title: str, *_args: object, **_kw: object) -> tuple[str, bool]:
+        answers.asked.append(title)
+        return (answers.texts.pop(0), True) if answers.texts else ("", False)
+
+    def question(_parent: object, title: str, *_args: object, **_kw: object) -> object:
+        answers.asked.append(title)
+        yes, cancel = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Cancel
+        return yes if answers.confirm else cancel
+
+    def message(_parent: object, title: str, *_args: object, **_kw: object) -> object:
+        answers.asked.append(title)
+        return QMessageBox.StandardButton.Ok
+
+    def file_name(_parent: object, title: str, *_args: object, **_kw: object) -> tuple[str, str]:
+        answers.asked.append(title)
+        return (answers.files.pop(0) if answers.files else "", "")
+
+    def folder(_parent: object, title: str, *_args: object, **_kw: object) -> str:
+        answers.asked.append(title)
+        return answers.files.pop(0) if answers.files else ""
+
+    monkeypatch.setattr(QInputDialog, "getText", get_text)
+    monkeypatch.setattr(QMessageBox, "question", question)
+    for name in ("information", "warning", "critical", "about"):
+        monkeypatch.setattr(QMessageBox, name, message)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", file_name)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", file_name)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
+    return answers
+
+
+@pytest.fixture
+def fake() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def vm(home: Path, fake: FakeBackend, qtbot: QtBot) -> Iterator[MainViewModel]:
+    """The main view-model over the fake backend, started, with a first project open."""
+    model = MainViewModel(lambda: fake, UiState())
+    model.start()
+    qtbot.waitUntil(lambda: model.session.model is not None, timeout=5000)
+    yield model
+    fake.gate.set()
+    model.shutdown()
+
+
+@pytest.fixture
+def window(vm: MainViewModel, qtbot: QtBot) -> MainWindow:
+    win = MainWindow(vm)
+    qtbot.addWidget(win)
+    win.resize(1440, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def add_attribute(vm: MainViewModel, name: str = "Blue glaze", seed: int = 0) -> str:
+    """Put an attribute file into the open project's library; returns its id."""
+    project = vm.projects.current
+    assert project is not None
+    path = write_attribute_file(
+        project.attribute_path(f"{seed + 1:016x}" + "0" * 48), name=name, seed=seed
+    )
+    vm.library.refresh()
+    return path.stem
+
+
+def reference_image(folder: Path, size: int = 96, name: str = "reference.png") -> Path:
+    path = folder / name
+    image = Image.new("RGB", (size, size), "white")
+    image.paste((200, 40, 40), (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
+    image.save(path)
+    return path

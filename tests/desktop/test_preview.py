@@ -1,0 +1,88 @@
+"""The λ slider: moving it requests one quick preview after the debounce; a newer request
+supersedes an older one; Render writes images into the results strip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.viewmodels.rendering import PREVIEW_DEBOUNCE_MS, PREVIEW_STEPS
+from ostaf_desktop.widgets.main_window import MainWindow
+from tests.desktop.conftest import Dialogs, FakeBackend, add_attribute
+
+
+def test_slider_moves_request_one_preview_after_debounce(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    attribute = add_attribute(vm)
+    vm.library.set_applied(attribute, True)
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 1 and vm.idle, timeout=5000)
+    (slider,) = window.render_panel.sliders()
+    for value in (110, 125, 140, 160, 175):
+        slider.slider.setValue(value)
+    assert vm.rendering.preview_pending and len(fake.of_kind("preview")) == 1
+    qtbot.wait(PREVIEW_DEBOUNCE_MS // 3)
+    assert len(fake.of_kind("preview")) == 1  # still debouncing
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 2 and vm.idle, timeout=5000)
+    qtbot.wait(PREVIEW_DEBOUNCE_MS * 2)
+    previews = fake.of_kind("preview")
+    assert len(previews) == 2
+    request = previews[-1].request
+    assert [a.intensity for a in request.settings.attributes] == [1.75]
+    assert request.settings.steps == PREVIEW_STEPS and request.out_dir is None
+    assert vm.rendering.preview_image is not None
+    assert "λ 1.75" in window.render_panel.caption.text()
+
+
+def test_newer_preview_cancels_the_running_one(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    attribute = add_attribute(vm)
+    fake.gate.clear()  # previews block until released
+    vm.library.set_applied(attribute, True)
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 1, timeout=5000)
+    first = fake.of_kind("preview")[0]
+    vm.library.set_intensity(attribute, 0.5)
+    qtbot.waitUntil(lambda: first.cancel.cancelled, timeout=5000)
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 2, timeout=5000)
+    fake.gate.set()
+    qtbot.waitUntil(lambda: vm.idle and vm.rendering.preview_image is not None, timeout=5000)
+    assert [a.intensity for a in fake.of_kind("preview")[1].request.settings.attributes] == [0.5]
+
+
+def test_render_fills_the_results_strip(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    attribute = add_attribute(vm)
+    vm.library.set_applied(attribute, True)
+    vm.rendering.count = 3
+    vm.rendering.seed = 10
+    window.shortcuts.render.trigger()
+    qtbot.waitUntil(lambda: not vm.rendering.rendering and len(vm.results.items) == 3, timeout=5000)
+    (call,) = fake.of_kind("render")
+    assert call.request.settings.seeds == [10, 11, 12]
+    assert call.request.out_dir == vm.projects.current.exports_dir  # type: ignore[union-attr]
+    assert window.results.list.count() == 3
+    assert all(item.path is not None and item.path.is_file() for item in vm.results.items)
+    window.shortcuts.dice.trigger()
+    assert vm.rendering.seed != 10 or window.render_panel.seed.value() == vm.rendering.seed
+
+
+def test_saving_a_result_copies_the_png(
+    window: MainWindow,
+    vm: MainViewModel,
+    fake: FakeBackend,
+    qtbot: QtBot,
+    dialogs: Dialogs,
+    tmp_path: Path,
+) -> None:
+    vm.rendering.count = 1
+    vm.rendering.render()
+    qtbot.waitUntil(lambda: len(vm.results.items) == 1, timeout=5000)
+    target = tmp_path / "copy.png"
+    dialogs.files.append(str(target))
+    window.results.save_current()
+    assert target.read_bytes() == vm.results.items[0].path.read_bytes()  # type: ignore[union-attr]
+    assert fake.of_kind("render")[0].request.settings.attributes == []

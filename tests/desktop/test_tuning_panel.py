@@ -1,0 +1,67 @@
+"""Tuning from the window: progress, previews, cancel (the worker is told to stop and
+nothing is saved), and the attribute lands in the library on success."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from ostaf.regions import AttributeKind
+from ostaf_desktop.run_history import load_run
+from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.widgets.main_window import MainWindow
+from tests.desktop.conftest import FakeBackend, reference_image
+
+
+def test_cancel_tells_the_worker_to_stop_and_saves_nothing(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    fake.step_delay_s = 0.02
+    vm.tuning.steps = 500
+    assert window.tuning.tune_button.isEnabled()
+    window.tuning.tune_button.click()
+    qtbot.waitUntil(lambda: vm.tuning.step >= 3, timeout=5000)
+    assert window.tuning.cancel_button.isEnabled()
+    window.tuning.cancel_button.click()
+    (call,) = fake.of_kind("tune")
+    assert call.cancel.cancelled
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    assert vm.tuning.stage_text.startswith("Cancelled")
+    assert vm.tuning.step < 500
+    assert vm.library.rows == ()
+    project = vm.projects.current
+    assert project is not None and not any(project.attributes_dir.iterdir())
+    assert not call.request.out.exists()
+    assert window.tuning.tune_button.isEnabled()
+
+
+def test_successful_run_lands_in_the_library(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    window.tuning.picker.cards[AttributeKind.SHAPE].radio.click()
+    window.tuning.picker.class_word.setText("vase")
+    window.tuning.picker.preset.setCurrentIndex(0)  # Fast
+    assert vm.tuning.kind == "shape" and vm.tuning.steps == 150
+    vm.tuning.steps = 40
+    assert vm.tuning.preset == "custom"
+    window.shortcuts.tune.trigger()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    (call,) = fake.of_kind("tune")
+    settings = call.request.settings
+    assert (settings.kind, settings.class_word, settings.steps) == ("shape", "vase", 40)
+    assert settings.preview_every == 10 and settings.mask is None
+    assert len(vm.tuning.losses) == 40 and len(vm.tuning.previews) == 4
+    bar = window.tuning_progress.progress
+    assert bar.value() == bar.maximum() and not bar.isHidden()
+    (row,) = vm.library.rows
+    assert row.name == "Shape of reference" and vm.library.selected_id == row.id
+    assert [a.id for a in vm.library.applied] == [row.id]
+    project = vm.projects.current
+    assert project is not None and len(project.info.references) == 1
+    assert not any((project.folder / ".staging").iterdir())
+    record = load_run(row.id)
+    assert record is not None and len(record.previews) == 4
+    assert window.library.list.count() == 1
