@@ -54,6 +54,7 @@ def build_window(options: LaunchOptions, relay: ErrorRelay) -> tuple[MainWindow,
     window = MainWindow(vm)
     if options.screenshot is not None:
         window.resize(DEFAULT_SIZE)  # the same picture on every machine
+        window.remember_layout = False
         shooter = ScreenshotWhenIdle(window, vm, options.screenshot, options.screenshot_timeout_s)
         window.first_painted.connect(shooter.start)
     else:

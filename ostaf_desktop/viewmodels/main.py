@@ -110,12 +110,13 @@ class MainViewModel(ViewModel):
             self.load_model()
         self.rendering.request_preview()
 
-    def shutdown(self) -> None:
+    def shutdown(self, save_state: bool = True) -> None:
         """Save per-project state, stop the worker and release the project lock."""
         project = self.projects.current
-        if project is not None:
+        if project is not None and save_state:
             self.projects.closing.emit(project)
-        self.session.save_ui_state()
+        if save_state:
+            self.session.save_ui_state()
         self.rendering.stop()
         self.jobs.shutdown()
         if project is not None:

@@ -92,6 +92,7 @@ class TuningViewModel(ViewModel):
         self._job: Job | None = None
         self._project: Project | None = None
         self._pil_previews: list[tuple[int, Any]] = []
+        self._elapsed_s = 0.0
         self.changed.connect(self._on_own_change)
         for vm in (reference, projects):
             vm.changed.connect(lambda *_: self._update_can_tune())
@@ -123,6 +124,7 @@ class TuningViewModel(ViewModel):
             )
             settings.validate()
         except OstafError as exc:
+            staged.with_suffix(".mask.png").unlink(missing_ok=True)
             self._session.report(exc)
             return None
         name = " ".join(self.name.split()) or f"{kind.value.title()} of {image.stem}"
@@ -132,7 +134,7 @@ class TuningViewModel(ViewModel):
         self.running, self.cancelling = True, False
         self.total, self.step = settings.steps, 0
         self.losses, self.previews, self._pil_previews = (), (), []
-        self.time_text, self.summary = "", ""
+        self.time_text, self.summary, self._elapsed_s = "", "", 0.0
         self.stage_text = "Waiting for the model…" if self._session.model is None else "Starting…"
         self._job = self._jobs.submit(
             Job(JobKind.TUNE, request), on_progress=self._on_progress, on_done=self._on_done
@@ -190,6 +192,7 @@ class TuningViewModel(ViewModel):
         if report.preview is not None:
             self._pil_previews.append((report.step, report.preview))
             self.previews = (*self.previews, (report.step, qimage_from_pil(report.preview)))
+        self._elapsed_s = report.elapsed_s
         eta = f" · about {format_duration(report.eta_s)} left" if report.eta_s is not None else ""
         self.time_text = f"{format_duration(report.elapsed_s)} elapsed{eta}"
         if not self.cancelling:
@@ -200,6 +203,7 @@ class TuningViewModel(ViewModel):
         self._job = None
         self._projects.busy_slug = ""
         self.running, self.cancelling = False, False
+        self.time_text = f"{format_duration(self._elapsed_s)} elapsed" if self._elapsed_s else ""
         request: TuneJob = job.request
         if request.settings.mask is not None:
             request.settings.mask.unlink(missing_ok=True)
@@ -228,16 +232,16 @@ class TuningViewModel(ViewModel):
                 project.release()
         save_run(path.stem, result.losses, self._pil_previews, result.seconds)
         self._pil_previews = []
-        self.stage_text = f"Saved to the library in {format_duration(result.seconds)}"
-        for note in result.notes:
-            self._session.notify(f"Note: {note}")
         self._projects.refresh()
         if not reopened:
             self._library.refresh()
-            self._library.selected_id = path.stem
+            self._library.selected_id = path.stem  # shows this run's curve and previews
             self._library.apply_only(path.stem)
-            self.summary = f"'{request.name}': {request.settings.steps} steps"
             self._session.notify(f"Saved '{request.name}' to the library")
+        self.stage_text = f"Saved to the library in {format_duration(result.seconds)}"
+        for note in result.notes:
+            self._session.notify(f"Note: {note}")
+        if not reopened:
             self.attribute_added.emit(path.stem)
 
     # -- derived state ---------------------------------------------------------------------

@@ -43,6 +43,8 @@ class LibraryPanel(Section):
         )
         self.list = QListWidget()
         self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setToolTip("Tick attributes to apply them together; each gets its own λ")
         self.details = label(role="hint", wrap=True)
         self.notes = QPlainTextEdit()
@@ -50,11 +52,13 @@ class LibraryPanel(Section):
         self.notes.setMaximumHeight(64)
         self.save_notes = QPushButton(icon("notes"), "Save notes")
         self.save_notes.setEnabled(False)
+        self.keep_lambda = QPushButton()
+        self.keep_lambda.setToolTip("Make the λ set in the Render panel this attribute's default")
         self.problems = label(role="warning", wrap=True)
         notes_row = QHBoxLayout()
         notes_row.addStretch(1)
         notes_row.addWidget(self.save_notes)
-        for widget in (self.empty, self.list, self.details, self.notes):
+        for widget in (self.empty, self.list, self.details, self.keep_lambda, self.notes):
             self.body.addWidget(widget, 1 if widget is self.list else 0)
         self.body.addLayout(notes_row)
         self.body.addWidget(self.problems)
@@ -65,8 +69,10 @@ class LibraryPanel(Section):
         self.delete_button.clicked.connect(self.delete)
         self.notes.textChanged.connect(self._on_notes_edited)
         self.save_notes.clicked.connect(self._save_notes)
+        self.keep_lambda.clicked.connect(self._keep_lambda)
         bind_to(vm, "rows", lambda _: self._fill(), self)
         bind_to(vm, "applied", lambda _: self._sync_checks(), self)
+        bind_to(vm, "applied", lambda _: self._update_keep_lambda(), self)
         bind_to(vm, "selected_id", lambda _: self._show_selected(), self)
         bind_to(vm, "problems", self._show_problems, self)
 
@@ -125,6 +131,7 @@ class LibraryPanel(Section):
         self.notes.setPlainText(row.notes)
         del blocker
         self.save_notes.setEnabled(False)
+        self._update_keep_lambda()
 
     def _show_problems(self, problems: tuple[str, ...]) -> None:
         self.problems.setVisible(bool(problems))
@@ -141,6 +148,21 @@ class LibraryPanel(Section):
     def _on_notes_edited(self) -> None:
         row = self.vm.selected
         self.save_notes.setEnabled(row is not None and self.notes.toPlainText() != row.notes)
+
+    def _update_keep_lambda(self) -> None:
+        row = self.vm.selected
+        current = self.vm.intensity(row.id) if row is not None else None
+        differs = (
+            row is not None and current is not None and abs(current - row.default_lambda) > 1e-6
+        )
+        self.keep_lambda.setVisible(differs)  # only offered when the slider moved away from it
+        self.keep_lambda.setText(f"Keep λ {current:.2f} as default" if current is not None else "")
+
+    def _keep_lambda(self) -> None:
+        row = self.vm.selected
+        current = self.vm.intensity(row.id) if row is not None else None
+        if row is not None and current is not None:
+            self.vm.set_default_lambda(row.id, current)
 
     def _save_notes(self) -> None:
         if self.vm.selected is not None:

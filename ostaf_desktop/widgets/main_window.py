@@ -54,6 +54,9 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.vm = vm
         self._painted = False
+        self.remember_layout = (
+            True  # off for --screenshot: a picture must not move the user's layout
+        )
         self.setWindowTitle("OSTAF")
         self.setWindowIcon(icon("app"))
         self.projects = ProjectBrowser(vm.projects)
@@ -76,7 +79,14 @@ class MainWindow(QMainWindow):
         self.centre.setStretchFactor(0, 1)
         self.centre.setSizes([420, 220])
         self.columns = QSplitter(Qt.Orientation.Horizontal)
-        for column in (self.left, self.centre, scrolled(self.tuning), scrolled(self.render_panel)):
+        # Minimum widths keep the side columns readable; the canvas takes what is left.
+        for column, width in (
+            (self.left, 230),
+            (self.centre, 380),
+            (scrolled(self.tuning), 320),
+            (scrolled(self.render_panel), 310),
+        ):
+            column.setMinimumWidth(width)
             self.columns.addWidget(column)
         self.columns.setSizes([250, 500, 340, 330])
         self.columns.setStretchFactor(1, 1)
@@ -209,6 +219,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-        self.save_layout()
-        self.vm.shutdown()
+        if self.remember_layout:
+            self.save_layout()
+        self.vm.shutdown(save_state=self.remember_layout)
         event.accept()

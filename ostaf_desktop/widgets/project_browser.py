@@ -63,6 +63,8 @@ class ProjectBrowser(Section):
         self.list = QListWidget()
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setUniformItemSizes(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setToolTip("Double-click a project to open it")
         self.body.addWidget(self.list, 1)
         self.problems = label(role="warning", wrap=True)

@@ -50,6 +50,7 @@ class ReferenceCanvas(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         bind_to(vm, "image", lambda _: self._on_image(), self)
         bind_to(vm, "mask", lambda _: self._rebuild_overlay(), self)
+        bind_to(vm, "mask_revision", lambda _: self._rebuild_overlay(), self)
         bind_to(vm, "crop", lambda _: self.update(), self)
         bind_to(vm, "tool", lambda _: self._on_tool(), self)
 

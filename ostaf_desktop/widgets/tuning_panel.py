@@ -86,6 +86,7 @@ class TuningProgress(Section):
         self.body.addLayout(row, 1)
 
         bind(vm, "stage_text", self.stage, "text")
+        bind(vm, "stage_text", self.stage, "visible", convert=bool)
         bind(vm, "time_text", self.time, "text")
         bind(vm, "summary", self.summary, "text")
         bind(vm, "total", self.progress, "maximum", convert=lambda total: max(1, total))

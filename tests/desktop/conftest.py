@@ -39,6 +39,7 @@ class FakeBackend:
     calls: list[Call] = field(default_factory=list)
     step_delay_s: float = 0.0
     fail_render: OstafError | None = None
+    fail_load: OstafError | None = None
     gate: threading.Event = field(default_factory=threading.Event)
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo("Fake model", 64, "cpu float32", ("cpu",), True)
@@ -55,6 +56,8 @@ class FakeBackend:
     ) -> ModelInfo:
         self.calls.append(Call("load", choice, cancel))
         progress(Progress("loading", 1, 1, message="Loading the fake model…"))
+        if self.fail_load is not None:
+            raise self.fail_load
         return self.info
 
     def tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TunedAttribute:

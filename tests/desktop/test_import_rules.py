@@ -52,5 +52,6 @@ def test_screenshot_flag_paints_before_torch_and_exits(home: Path, tmp_path: Pat
     assert result.returncode == 0, result.stdout + result.stderr
     image = QImage(str(shot))
     assert (image.width(), image.height()) == (1440, 900)
+    assert not (home / "desktop.json").exists()  # a screenshot leaves the saved layout alone
     log = (home / "logs" / "ostaf-desktop.log").read_text()
     assert re.search(r"window painted at epoch [0-9.]+, [0-9.]+ s .*\(torch loaded: False\)", log)

@@ -28,6 +28,14 @@ def test_tick_several_each_with_its_own_lambda(
     sliders[0].slider.setValue(40)
     sliders[1].slider.setValue(150)
     assert sorted(a.intensity for a in vm.library.applied) == [0.4, 1.5]
+    low = next(a.id for a in vm.library.applied if a.intensity == 0.4)
+    vm.library.selected_id = low
+    keep = window.library.keep_lambda
+    assert not keep.isHidden() and keep.text() == "Keep λ 0.40 as default"
+    keep.click()
+    assert keep.isHidden()
+    assert vm.library.row(low).default_lambda == 0.4  # type: ignore[union-attr]
+    assert "appearance · λ 0.4" in listing.item(1).text() + listing.item(0).text()
     listing.item(0).setCheckState(Qt.CheckState.Unchecked)
     assert len(vm.library.applied) == 1 and len(window.render_panel.sliders()) == 1
 

@@ -61,3 +61,17 @@ def test_new_settings_are_saved_and_reload_the_model(
     assert fake.of_kind("load")[1].request.source == str(tmp_path)
     assert window.hint.isHidden()  # not on the demo model any more
     assert vm.rendering.output_dir() == tmp_path / "out"
+
+
+def test_an_unusable_model_is_reported(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    fake.fail_load = ModelLoadError("model.safetensors: the file is truncated or corrupt")
+    vm.apply_settings(Settings(model_source=str(tmp_path / "model.safetensors")))
+    qtbot.waitUntil(lambda: vm.session.model_failed, timeout=5000)
+    assert window.model_state.text() == "No model loaded: choose one in Settings"
+    assert "truncated or corrupt" in window.banner.message.text()
+    fake.fail_load = None
+    vm.apply_settings(Settings())
+    qtbot.waitUntil(lambda: vm.session.model is not None, timeout=5000)
+    assert window.model_state.text() == "Fake model · cpu float32"

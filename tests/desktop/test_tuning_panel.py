@@ -53,6 +53,7 @@ def test_successful_run_lands_in_the_library(
     settings = call.request.settings
     assert (settings.kind, settings.class_word, settings.steps) == ("shape", "vase", 40)
     assert settings.preview_every == 10 and settings.mask is None
+    assert vm.tuning.stage_text.startswith("Saved to the library")
     assert len(vm.tuning.losses) == 40 and len(vm.tuning.previews) == 4
     bar = window.tuning_progress.progress
     assert bar.value() == bar.maximum() and not bar.isHidden()
