@@ -31,8 +31,7 @@ class ModelInfo:
 class TunedAttribute:
     """A finished tuning run: the written file and how it went."""
 
-    path: Path
-    content_hash: str
+    path: Path  # where the service wrote it (the project's staging folder)
     losses: list[float]
     seconds: float
     notes: list[str] = field(default_factory=list)
@@ -100,7 +99,6 @@ class CoreBackend:
         outcome = self._service.tune(job, progress, cancel)
         return TunedAttribute(
             path=outcome.path,
-            content_hash=outcome.result.attribute.content_hash(),
             losses=list(outcome.result.losses),
             seconds=outcome.result.seconds,
             notes=list(outcome.notes),

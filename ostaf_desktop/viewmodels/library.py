@@ -9,7 +9,6 @@ from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError
 from ostaf.library import Project
-from ostaf.library_edits import trash_attribute, update_attribute_meta
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
@@ -152,12 +151,12 @@ class LibraryViewModel(ViewModel):
         return self._edit(attribute_id, default_lambda=value)
 
     def delete(self, attribute_id: str) -> bool:
-        """Move the attribute's file to the project's trash."""
+        """Move the attribute's file to the project's trash (restorable from the CLI)."""
         row, project = self.row(attribute_id), self.project
         if row is None or project is None:
             return False
         try:
-            trash_attribute(project, row.path)
+            project.delete_attribute(row.id)
         except OstafError as exc:
             self._session.report(exc)
             return False
@@ -168,11 +167,11 @@ class LibraryViewModel(ViewModel):
         return True
 
     def _edit(self, attribute_id: str, **changes: object) -> bool:
-        row = self.row(attribute_id)
-        if row is None:
+        row, project = self.row(attribute_id), self.project
+        if row is None or project is None:
             return False
         try:
-            update_attribute_meta(row.path, **changes)  # type: ignore[arg-type]
+            project.update_attribute(row.id, **changes)  # type: ignore[arg-type]
         except OstafError as exc:
             self._session.report(exc)
             return False

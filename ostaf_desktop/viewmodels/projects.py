@@ -10,8 +10,8 @@ from PySide6.QtCore import QObject, Signal
 
 from ostaf.errors import OstafError, ProjectError
 from ostaf.library import Project, ProjectStore
-from ostaf.library_edits import clear_staging
 from ostaf.project_summary import summarize_projects
+from ostaf.staging import clear_staging
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
 

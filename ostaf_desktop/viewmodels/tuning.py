@@ -10,9 +10,9 @@ from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
 from ostaf.library import Project
-from ostaf.library_edits import add_tuned_attribute, staging_path
 from ostaf.regions import AttributeKind
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
+from ostaf.staging import staging_path
 from ostaf_desktop.backend import TunedAttribute
 from ostaf_desktop.jobs import Job, JobKind, JobState
 from ostaf_desktop.observable import Observable, ViewModel
@@ -222,12 +222,13 @@ class TuningViewModel(ViewModel):
     def _finish(self, project: Project, request: TuneJob, result: TunedAttribute) -> None:
         reopened = project is not self._projects.current
         try:
-            path = add_tuned_attribute(project, result.path, result.content_hash)
+            path = project.import_attribute(result.path).entry.path
             project.add_reference(request.image)
         except OstafError as exc:
             self._session.report(exc)
             return
         finally:
+            result.path.unlink(missing_ok=True)
             if reopened:
                 project.release()
         save_run(path.stem, result.losses, self._pil_previews, result.seconds)

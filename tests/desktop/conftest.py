@@ -76,8 +76,7 @@ class FakeBackend:
                 Progress("tuning", step, total, loss=loss, elapsed_s=step * 0.1, preview=preview)
             )
         write_attribute_file(job.out, name=job.name, kind=job.settings.kind, seed=len(self.calls))
-        content_hash = f"{len(self.calls):016x}" + "f" * 48
-        return TunedAttribute(job.out, content_hash, losses, total * 0.1)
+        return TunedAttribute(job.out, losses, total * 0.1)
 
     def render(
         self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken
