@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-# Sets the offline, quiet environment: it must come before diffusers is first imported.
-from ostaf import offline  # noqa: F401
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.regions import AttributeKind

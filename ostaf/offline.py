@@ -1,15 +1,7 @@
-"""Import this before diffusers or transformers: it forbids hub access and quiets their
-progress bars and advice (the app reports its own progress)."""
+"""Keep diffusers and transformers quiet (the app reports its own progress). The offline
+environment itself is set when the `ostaf` package is imported, before either library."""
 
 from __future__ import annotations
-
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def quiet_libraries() -> None:

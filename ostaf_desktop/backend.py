@@ -73,7 +73,6 @@ class CoreBackend:
     def __init__(self, threads: int | None = None) -> None:
         import torch
 
-        import ostaf.offline  # noqa: F401  (quiets diffusers/transformers before they load)
         from ostaf.devices import available_devices
         from ostaf.service import OstafService
 
