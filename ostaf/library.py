@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 
 from ostaf import paths
-from ostaf.atomic import atomic_write_bytes, atomic_write_text, is_temporary
+from ostaf.atomic import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text, is_temporary
 from ostaf.attribute_meta import SUFFIX, AttributeMeta, now_iso, read_meta
 from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError, StorageError
 
@@ -154,9 +154,15 @@ class Project:
                 "close it there first"
             ) from exc
         self._lock = lock
+        self._sweep_temporaries()
         (self.folder / f"{LOCK_FILE}.owner").write_text(
             json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()})
         )
+
+    def _sweep_temporaries(self) -> None:
+        """Remove half-written files left by a writer that died (only the lock holder may)."""
+        for leftover in self.folder.rglob(f"*{TEMP_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self._lock is not None:
