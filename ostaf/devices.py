@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,6 +13,10 @@ from ostaf.errors import OutOfMemoryError, SettingsError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+# Kept free on a GPU for what the memory preflight does not count: the allocator's
+# fragmentation and the math libraries' workspaces.
+GPU_RESERVE_FRACTION = 0.10
+GPU_RESERVE_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,50 @@ def out_of_memory_as_error(what: str, advice: str) -> Iterator[None]:
             raise
         empty_cache()
         raise OutOfMemoryError(f"out of memory while {what}; {advice}") from exc
+
+
+def device_memory_budget(device: torch.device) -> int | None:
+    """Bytes a job may hold on `device`: what is free plus what this process already holds,
+    less a reserve. None on the CPU, which pages to disk rather than failing."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        usable = free + torch.cuda.memory_reserved(device)
+        return max(0, int(usable - max(GPU_RESERVE_BYTES, GPU_RESERVE_FRACTION * total)))
+    if device.type == "mps" and hasattr(torch.mps, "recommended_max_memory"):
+        limit = torch.mps.recommended_max_memory()
+        usable = limit - torch.mps.driver_allocated_memory() + torch.mps.current_allocated_memory()
+        return max(0, int(usable - GPU_RESERVE_FRACTION * limit))
+    return None
+
+
+def cpu_job_threads() -> int:
+    """Threads for a CPU job: `OSTAF_CPU_THREADS` if set, else one less than the usable cores.
+
+    Leaving a core free matters more than it looks: when the GUI or anything else wants a
+    core, a full OpenMP team stalls at every barrier (16× slower steps on 2 busy cores, see
+    BENCHMARKS.md)."""
+    chosen = os.environ.get("OSTAF_CPU_THREADS", "").strip()
+    if chosen.isdigit() and int(chosen) > 0:
+        return int(chosen)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+@contextlib.contextmanager
+def job_threads(device: torch.device) -> Iterator[None]:
+    """Run a CPU job with `cpu_job_threads()` threads, restoring the count afterwards."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(cpu_job_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def empty_cache() -> None:

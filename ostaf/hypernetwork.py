@@ -89,22 +89,26 @@ class Hypernetwork(nn.Module):
         groups: dict[str, list[int]] = {}
         for index, target in enumerate(targets):
             groups.setdefault(target.shape_key, []).append(index)
-        self._groups = {k: torch.tensor(v) for k, v in groups.items()}
+        # One gather puts each shape group's rows next to each other, so every head runs once
+        # on a contiguous slice; a buffer, so it moves with the module and costs no copy a step.
+        order = [index for members in groups.values() for index in members]
+        self.register_buffer("group_order", torch.tensor(order), persistent=False)
+        self._groups = [
+            (key, [self.targets[i] for i in members]) for key, members in groups.items()
+        ]
 
     def forward(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Factors per target path: A (out, r) and B (r, in), with ΔW = A·B / r."""
         r = self.config.rank
         hidden = self.trunk(self.codes + self.kind_embedding(self.kind_ids))  # (L, H)
+        grouped = hidden[self.group_order].split([len(m) for _, m in self._groups])
         factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for key, index in self._groups.items():
-            h = hidden[index.to(hidden.device)]  # (n, H)
-            up = self.up_heads[key](h)  # (n, out*r)
-            down = self.down_heads[key](h)  # (n, r*in)
-            for row, layer_index in enumerate(index.tolist()):
-                target = self.targets[layer_index]
-                a = up[row].view(target.out_features, r)  # (out, r)
-                b = down[row].view(r, target.in_features)  # (r, in)
-                factors[target.path] = (a, b)
+        for (key, members), h in zip(self._groups, grouped, strict=True):  # h: (n, H)
+            out_features, in_features = members[0].out_features, members[0].in_features
+            ups = self.up_heads[key](h).view(len(members), out_features, r).unbind(0)
+            downs = self.down_heads[key](h).view(len(members), r, in_features).unbind(0)
+            for target, a, b in zip(members, ups, downs, strict=True):
+                factors[target.path] = (a, b)  # A (out, r), B (r, in)
         return factors
 
 

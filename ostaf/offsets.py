@@ -31,15 +31,19 @@ class OffsetLinear(nn.Module):
     def __init__(self, base_layer: nn.Linear) -> None:
         super().__init__()
         self.base_layer = base_layer
-        self.terms: list[tuple[torch.Tensor, torch.Tensor, float]] = []  # (A, B, λ)
+        # (λ/r · A, B) per applied attribute, already in the compute dtype (see set_terms).
+        self.terms: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base_layer(x)
-        for a, b, lam in self.terms:
-            if lam == 0.0:
-                continue  # keeps λ = 0 bit-exact
-            scale = lam / a.shape[1]
-            y = y + scale * F.linear(F.linear(x, b.to(x.dtype)), a.to(x.dtype))
+        for scaled_a, b in self.terms:
+            down = F.linear(x, b.to(x.dtype))  # (..., r)
+            # addmm adds the up-projection into y inside the matmul: no separate pass over y.
+            y = torch.addmm(
+                y.reshape(-1, y.shape[-1]),
+                down.reshape(-1, down.shape[-1]),
+                scaled_a.to(x.dtype).t(),
+            ).view(y.shape)
         return y
 
 
@@ -80,22 +84,36 @@ def offset_layers(unet: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, O
 
 
 def set_terms(
-    wrappers: Mapping[str, OffsetLinear], applied: Sequence[tuple[Factors, float]]
+    wrappers: Mapping[str, OffsetLinear],
+    applied: Sequence[tuple[Factors, float]],
+    dtype: torch.dtype | None = None,
 ) -> None:
-    """Point each wrapper at the factors it should add, with their intensities."""
+    """Point each wrapper at the factors it should add, with their intensities.
+
+    λ/r is folded into A and the factors are cast to `dtype` here, once per call, rather than
+    in every layer call; a term at λ = 0 is left out, which keeps λ = 0 bit-exact."""
     for wrapper in wrappers.values():
         wrapper.terms = []
     for factors, lam in applied:
+        if lam == 0.0:
+            continue
         for path, (a, b) in factors.items():
-            wrappers[path].terms.append((a, b, float(lam)))
+            scaled_a = a * (float(lam) / a.shape[1])
+            if dtype is not None:
+                scaled_a, b = scaled_a.to(dtype), b.to(dtype)
+            wrappers[path].terms.append((scaled_a, b))
 
 
 class OffsetMerger:
-    """Merges λ-weighted offsets into a U-Net's target weights, reversibly."""
+    """Merges λ-weighted offsets into a U-Net's target weights, reversibly.
+
+    Factors are treated as read-only once applied: applying the very same factor tensors at
+    the same intensities again is free (nothing to re-merge between renders)."""
 
     def __init__(self, unet: nn.Module) -> None:
         self.unet = unet
         self._base: dict[str, torch.Tensor] = {}
+        self._applied: list[tuple[list[tuple[str, torch.Tensor, torch.Tensor]], float]] = []
 
     @property
     def merged_paths(self) -> list[str]:
@@ -104,6 +122,9 @@ class OffsetMerger:
     @torch.no_grad()
     def apply(self, applied: Sequence[tuple[Factors, float]]) -> None:
         """Make the U-Net compute with W + Σ λᵢ·ΔWᵢ; an empty list restores the base."""
+        key = [(list((p, a, b) for p, (a, b) in f.items()), float(lam)) for f, lam in applied]
+        if self._base and _same_terms(key, self._applied):
+            return
         deltas: dict[str, torch.Tensor] = {}
         for factors, lam in applied:
             if lam == 0.0:
@@ -112,20 +133,26 @@ class OffsetMerger:
                 weight = self._weight(path)
                 delta = delta_weight(a.to(weight.device), b.to(weight.device)) * float(lam)
                 deltas[path] = deltas[path] + delta if path in deltas else delta
-        self.restore()
+        for path in [p for p in self._base if p not in deltas]:
+            self._weight(path).copy_(self._base.pop(path))
+        self._applied = []
+        finite: list[torch.Tensor] = []
         for path, delta in deltas.items():
             weight = self._weight(path)
-            base = weight.detach().clone()
-            merged = base.float() + delta
-            if not torch.isfinite(merged).all():
-                self._base[path] = base
-                self.restore()
-                raise AttributeFileError(
-                    f"applying the attributes gives non-finite weights in {path}; "
-                    "lower the intensity or re-tune the attribute"
-                )
-            self._base[path] = base
-            weight.copy_(merged.to(weight.dtype))
+            # A layer merged already keeps its base copy: merge from it, never from W + ΔW.
+            base = self._base.setdefault(path, weight.detach().clone())
+            merged = (base.float() + delta).to(weight.dtype)
+            finite.append(torch.isfinite(merged).all())
+            weight.copy_(merged)
+        # One device sync for all layers; also catches values that overflow fp16 when cast.
+        if finite and not bool(torch.stack(finite).all()):
+            bad = next(p for p, ok in zip(deltas, finite, strict=True) if not bool(ok))
+            self.restore()
+            raise AttributeFileError(
+                f"applying the attributes gives non-finite weights in {bad}; "
+                "lower the intensity or re-tune the attribute"
+            )
+        self._applied = key
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -133,9 +160,26 @@ class OffsetMerger:
         for path, base in self._base.items():
             self._weight(path).copy_(base)
         self._base.clear()
+        self._applied = []
 
     def _weight(self, path: str) -> torch.Tensor:
         module = self.unet.get_submodule(path)
         if not isinstance(module, nn.Linear):
             raise TypeError(f"{path} is not a Linear layer")
         return module.weight
+
+
+def _same_terms(
+    new: list[tuple[list[tuple[str, torch.Tensor, torch.Tensor]], float]],
+    old: list[tuple[list[tuple[str, torch.Tensor, torch.Tensor]], float]],
+) -> bool:
+    """The same factor tensors (by identity; `old` keeps them alive) at the same intensities."""
+    if len(new) != len(old):
+        return False
+    for (terms, lam), (old_terms, old_lam) in zip(new, old, strict=True):
+        if lam != old_lam or len(terms) != len(old_terms):
+            return False
+        for (path, a, b), (old_path, old_a, old_b) in zip(terms, old_terms, strict=True):
+            if path != old_path or a is not old_a or b is not old_b:
+                return False
+    return True

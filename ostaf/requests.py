@@ -49,7 +49,9 @@ class TuningSettings:
     region: Region | None = None  # None: the kind's region
     preview_every: int = 0  # 0: no previews
     preview_steps: int = 8
-    memory_saving: bool = False  # gradient checkpointing
+    memory_saving: bool = False  # gradient checkpointing (also turned on when memory is short)
+    timesteps_per_pass: int = 0  # 0: as many as fit (the memory preflight decides)
+    memory_budget_mb: int = 0  # 0: what the GPU has free; on the CPU, no limit
 
     def validate(self) -> None:
         """Raise SettingsError naming the first impossible value."""
@@ -57,6 +59,8 @@ class TuningSettings:
         _check_int("steps", self.steps, 1, MAX_STEPS)
         _check_int("rank", self.rank, 1, 128)
         _check_int("timesteps per step", self.timesteps_per_step, 1, 64)
+        _check_int("timesteps per pass", self.timesteps_per_pass, 0, 64)
+        _check_int("memory budget (MB)", self.memory_budget_mb, 0, 2**30)
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("preview interval", self.preview_every, 0, MAX_STEPS)
         _check_int("preview steps", self.preview_steps, 1, 200)

@@ -1,8 +1,10 @@
 """One-shot attribute tuning: fit the hypernetwork on one reference image (DESIGN §2).
 
 The base model stays frozen; only the hypernetwork's parameters are optimised. VAE latents
-and the prompt's text embedding are computed once. Every step samples a few timesteps,
-checks the cancel token and reports progress.
+and the prompt's text embedding are computed once. Every step samples a few timesteps and
+runs them through the U-Net together (in fewer per pass when the memory preflight says the
+card is short; gradients accumulate, so the step is the same), checks the cancel token and
+reports progress.
 """
 
 from __future__ import annotations
@@ -14,19 +16,31 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
 from PIL import Image
 
 from ostaf.attribute_file import Attribute
 from ostaf.attribute_meta import AttributeMeta, BaseModelInfo, ReferenceInfo
-from ostaf.devices import generator_for, out_of_memory_as_error
+from ostaf.devices import (
+    Placement,
+    device_memory_budget,
+    generator_for,
+    job_threads,
+    out_of_memory_as_error,
+)
 from ostaf.errors import TuningDivergedError
 from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.images import Reference, thumbnail_data_url
+from ostaf.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.models import BaseModel
 from ostaf.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.progress import CancelToken, ProgressCallback, StepClock, ignore_progress
-from ostaf.regions import FLIP_ALLOWED, REGION_BY_KIND, tuning_prompt
+from ostaf.regions import FLIP_ALLOWED, REGION_BY_KIND, Region, tuning_prompt
 from ostaf.rendering import decode_latents
 from ostaf.requests import TuningSettings
 
@@ -40,6 +54,7 @@ class TuningResult:
     attribute: Attribute
     losses: list[float]
     seconds: float
+    memory: MemoryPlan | None = None  # what the preflight predicted and chose
 
 
 @dataclass
@@ -60,6 +75,18 @@ def tune(
     cancel: CancelToken | None = None,
 ) -> TuningResult:
     """Tune an attribute of kind `settings.kind` on `reference`; raise Cancelled if asked to."""
+    with job_threads(model.placement.device):
+        return _tune(model, reference, settings, name, progress, cancel)
+
+
+def _tune(
+    model: BaseModel,
+    reference: Reference,
+    settings: TuningSettings,
+    name: str,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> TuningResult:
     settings.validate()
     cancel = cancel or CancelToken()
     clock = StepClock(settings.steps)
@@ -77,34 +104,51 @@ def tune(
         batch = _prepare(model, reference, prompt, _flip(settings))
     cancel.check()
 
+    plan, note = _memory_plan(model, region, settings)
+    progress(clock.report("preparing", 0, message=note))
+    cancel.check()
+
     device = model.placement.device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=settings.rank)).to(
             device
         )
-    optimizer = torch.optim.AdamW(hyper.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
+    parameters = list(hyper.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=1e-4)
     noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
     sampler = torch.Generator("cpu").manual_seed(settings.seed)
+    per_pass = plan.timesteps_per_pass if plan else settings.timesteps_per_pass
+    per_pass = min(per_pass or settings.timesteps_per_step, settings.timesteps_per_step)
     losses: list[float] = []
-    checkpointing = settings.memory_saving and unet.is_gradient_checkpointing is False
+    wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
+    checkpointing = wants_checkpointing and unet.is_gradient_checkpointing is False
     if checkpointing:
         unet.enable_gradient_checkpointing()
     try:
         with offset_layers(unet, paths) as wrappers, out_of_memory_as_error("tuning", OOM_ADVICE):
             for step in range(1, settings.steps + 1):
                 cancel.check()
-                loss = _step(model, hyper, wrappers, batch, noise_scheduler, sampler, settings)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(hyper.parameters(), 1.0)
-                optimizer.step()
-                value = float(loss.detach())
+                loss = _step(
+                    unet,
+                    model.placement,
+                    hyper,
+                    wrappers,
+                    batch,
+                    noise_scheduler,
+                    sampler,
+                    settings.timesteps_per_step,
+                    per_pass,
+                )
+                value = float(loss)
                 if not math.isfinite(value):
                     raise TuningDivergedError(
                         f"the loss became {value} at step {step}; lower the learning rate "
                         f"(now {settings.learning_rate:g}) or use fp32 precision"
                     )
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimizer.step()
                 losses.append(value)
                 preview = None
                 if settings.preview_every and (
@@ -139,6 +183,8 @@ def tune(
             "learning_rate": settings.learning_rate,
             "seed": settings.seed,
             "timesteps_per_step": settings.timesteps_per_step,
+            "timesteps_per_pass": per_pass,
+            "memory_saving": wants_checkpointing,
             "prompt": prompt,
             "token": settings.token,
             "class_word": settings.class_word,
@@ -150,9 +196,42 @@ def tune(
             "device": model.placement.label,
         },
     )
-    return TuningResult(
-        Attribute(meta, factors), losses, clock.report("done", settings.steps).elapsed_s
+    seconds = clock.report("done", settings.steps).elapsed_s
+    return TuningResult(Attribute(meta, factors), losses, seconds, plan)
+
+
+def _memory_plan(
+    model: BaseModel, region: Region, settings: TuningSettings
+) -> tuple[MemoryPlan | None, str]:
+    """Predict the step's peak memory and choose settings that fit before the run starts.
+
+    The budget is `memory_budget_mb` when set, else what the GPU has free; on the CPU with no
+    budget set the plan only reports (nothing is changed)."""
+    device = model.placement.device
+    budget = (
+        settings.memory_budget_mb * 2**20
+        if settings.memory_budget_mb
+        else device_memory_budget(device)
     )
+    pipe = model.pipe
+    try:
+        plan = plan_tuning_memory(
+            model.unet.config,
+            model.resolution,
+            model.placement.dtype,
+            region,
+            settings.timesteps_per_step,
+            resident_bytes_of([pipe.unet, pipe.text_encoder, pipe.vae], device),
+            budget,
+            rank=settings.rank,
+            timesteps_per_pass=settings.timesteps_per_pass,
+            checkpointing=settings.memory_saving,
+            vae_scale_factor=int(pipe.vae_scale_factor),
+        )
+    except (RuntimeError, NotImplementedError, ValueError, TypeError, KeyError) as exc:
+        # The estimate is advice: an architecture it cannot trace still tunes as asked.
+        return None, f"Memory preflight unavailable ({type(exc).__name__}: {exc})"
+    return plan, f"Memory: {plan.describe()}"
 
 
 def _flip(settings: TuningSettings) -> bool:
@@ -191,21 +270,75 @@ def _to_tensor(img: Image.Image, gray: bool = False) -> torch.Tensor:
 
 
 def _step(
-    model: BaseModel,
+    unet: UNet2DConditionModel,
+    placement: Placement,
     hyper: Hypernetwork,
     wrappers: dict[str, OffsetLinear],
     batch: _Batch,
     noise_scheduler: DDPMScheduler,
     sampler: torch.Generator,
-    settings: TuningSettings,
+    timesteps: int,
+    per_pass: int,
 ) -> torch.Tensor:
-    device, dtype = model.placement.device, model.placement.dtype
-    n = settings.timesteps_per_step
-    views = torch.randint(0, batch.latents.shape[0], (n,), generator=sampler)
+    """Loss of one step over `timesteps` samples, back-propagated into the hypernetwork.
+
+    The samples go through the U-Net `per_pass` at a time; each pass's loss is weighted by
+    its share of the step, so the accumulated gradient equals one pass over all of them."""
+    device, dtype = placement.device, placement.dtype
+    noisy, t, target, weights = _noisy_samples(batch, noise_scheduler, sampler, timesteps, device)
+    set_terms(wrappers, [(hyper(), 1.0)], dtype)
+    total = torch.zeros((), device=device)
+    for start in range(0, timesteps, per_pass):
+        part = slice(start, min(start + per_pass, timesteps))
+        share = 1.0
+        if part.stop - part.start < timesteps:
+            share = (part.stop - part.start) / timesteps
+            if weights is not None:
+                share = float(weights[part].sum() / weights.sum())
+        part_weights = None if weights is None else weights[part]
+        last = part.stop == timesteps
+        total += _pass(
+            unet, dtype, batch, noisy[part], t[part], target[part], part_weights, share, last
+        )
+    return total
+
+
+def _pass(
+    unet: UNet2DConditionModel,
+    dtype: torch.dtype,
+    batch: _Batch,
+    noisy: torch.Tensor,
+    timesteps: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor | None,
+    share: float,
+    last: bool,
+) -> torch.Tensor:
+    """Forward and backward of one pass; its graph is gone when this returns, so passes
+    never hold two sets of activations at once."""
+    text = batch.text.to(dtype).expand(noisy.shape[0], -1, -1)
+    pred = unet(noisy.to(dtype), timesteps, encoder_hidden_states=text).sample
+    loss = masked_mse(pred.float(), target, weights)
+    if share != 1.0:
+        loss = loss * share
+    # The hypernetwork's part of the graph is shared by the passes: keep it for the next one.
+    loss.backward(retain_graph=not last)
+    return loss.detach()
+
+
+def _noisy_samples(
+    batch: _Batch,
+    noise_scheduler: DDPMScheduler,
+    sampler: torch.Generator,
+    n: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """n random (view, timestep, noise) draws: noisy latents, timesteps, targets, weights."""
+    views = torch.randint(0, batch.latents.shape[0], (n,), generator=sampler).to(device)
     timesteps = torch.randint(
         0, noise_scheduler.config.num_train_timesteps, (n,), generator=sampler
     )
-    x0 = batch.latents[views.to(device)]  # (n, C, h, w)
+    x0 = batch.latents[views]  # (n, C, h, w)
     noise = torch.randn(x0.shape, generator=sampler).to(device)
     timesteps = timesteps.to(device)
     noisy = noise_scheduler.add_noise(x0, noise, timesteps)
@@ -213,11 +346,8 @@ def _step(
         target = noise_scheduler.get_velocity(x0, noise, timesteps)
     else:
         target = noise
-    set_terms(wrappers, [(hyper(), 1.0)])
-    text = batch.text.expand(n, -1, -1).to(dtype)
-    pred = model.unet(noisy.to(dtype), timesteps, encoder_hidden_states=text).sample.float()
-    weights = None if batch.weights is None else batch.weights[views.to(device)]
-    return masked_mse(pred, target, weights)
+    weights = None if batch.weights is None else batch.weights[views]
+    return noisy, timesteps, target, weights
 
 
 def masked_mse(
@@ -240,7 +370,7 @@ def _preview(
     cancel: CancelToken,
 ) -> Image.Image:
     """A low-step render of the tuning prompt with the current offsets (fixed seed)."""
-    set_terms(wrappers, [(hyper(), 1.0)])
+    set_terms(wrappers, [(hyper(), 1.0)], model.placement.dtype)
     components = dict(model.pipe.components)
     components["scheduler"] = DDIMScheduler.from_config(model.pipe.scheduler.config)
     pipe = StableDiffusionPipeline(**components)

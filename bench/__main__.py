@@ -1,0 +1,115 @@
+"""`python -m bench --quick` (CPU, under 3 minutes) or `python -m bench --full` (a GPU).
+
+Writes bench/results/<date>-<device>.json after every section and prints each row as it is
+measured, then a table. Every row names its command, device, precision, resolution, steps
+and the baseline measured in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+import torch
+
+import ostaf.offline  # noqa: F401  (before diffusers: no hub, quiet logs)
+from bench.plans import SECTIONS, Plan, calibration_plan, full_plan, quick_plan
+from bench.report import Report, table
+from ostaf.devices import choose_placement
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--quick", action="store_true", help="CPU: demo model, SD 1.5 at 64 px")
+    mode.add_argument("--full", action="store_true", help="GPU: SD 1.5 512 px, SD 2.1 768 px")
+    mode.add_argument(
+        "--calibrate", action="store_true", help="memory preflight vs measured, several sizes"
+    )
+    parser.add_argument("--device", default=None, help="default: cpu (quick), cuda (full)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated sections: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: ostaf's)")
+    return parser.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    device = args.device or ("cuda" if args.full else "cpu")
+    placement = choose_placement(device, args.precision)
+    command = "python -m bench " + " ".join(sys.argv[1:])
+    make = full_plan if args.full else calibration_plan if args.calibrate else quick_plan
+    plan = make(command.strip(), placement, args.threads)
+    if args.only:
+        wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+        unknown = wanted - set(SECTIONS)
+        if unknown:
+            raise SystemExit(f"unknown section(s) {', '.join(sorted(unknown))}; use {SECTIONS}")
+        plan.sections = wanted
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = make_plan(args)
+    if plan.placement.device.type == "cpu":
+        torch.set_num_threads(plan.threads)
+        torch.set_flush_denormal(True)  # random weights must not hit the CPU's slow path
+    from bench.tuning_speed import device_label
+
+    device = plan.placement.device
+    stem = device.type
+    if device.type == "cuda":
+        stem += "-" + torch.cuda.get_device_name(device)
+    if plan.mode == "calibrate":
+        stem += "-calibrate"
+    report = Report(plan.command, device_label(plan), stem)
+    print(f"{plan.command}: {report.device}, {plan.placement.label}", flush=True)
+    started = time.perf_counter()
+    for name, run in sections(plan).items():
+        if name not in plan.sections:
+            continue
+        print(f"-- {name}", flush=True)
+        section_start = time.perf_counter()
+        try:
+            run(plan, report)
+        except Exception as exc:  # a failed section is recorded; the others still run
+            report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        print(f"-- {name}: {time.perf_counter() - section_start:.1f} s", flush=True)
+        path = report.write()
+    path = report.write()
+    print()
+    print(table(report.rows))
+    print(f"\n{len(report.rows)} rows in {time.perf_counter() - started:.0f} s → {path}")
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def sections(plan: Plan) -> dict[str, Callable[[Plan, Report], None]]:
+    from bench.optimisations import optimisation_rows
+    from bench.preflight_accuracy import preflight_rows
+    from bench.rendering_speed import render_rows
+    from bench.tuning_speed import cli_rows, run_rows, step_rows
+
+    def tuning_runs(plan: Plan, report: Report) -> None:
+        run_rows(plan, report)
+        if plan.cli_run:
+            cli_rows(plan, report)
+
+    return {
+        "tuning-step": step_rows,
+        "tuning-run": tuning_runs,
+        "rendering": render_rows,
+        "optimisations": optimisation_rows,
+        "preflight": preflight_rows,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The models benchmarked: the demo model, and U-Nets / pipelines with the exact SD 1.5 and
+SD 2.1 architectures built from the shipped diffusers configs with random weights (timing
+needs no trained weights, and nothing is downloaded)."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import TypeVar
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from ostaf.checkpoints import _load_tokenizer, model_config_dir
+from ostaf.devices import Placement
+from ostaf.models import DEMO, BaseModel, architecture_of, fingerprint_of, load_base_model
+
+_Module = TypeVar("_Module", bound=torch.nn.Module)
+RANDOM_BLOCK = 1_000_003  # a prime, so the tiling does not line up with rows
+NATIVE_RESOLUTION = {"demo": 64, "sd15": 512, "sd21": 768}
+LABELS = {"demo": "OSTAF demo model", "sd15": "SD 1.5 (random)", "sd21": "SD 2.1 (random)"}
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+
+
+@lru_cache(maxsize=4)
+def build_unet(arch: str, placement: Placement) -> UNet2DConditionModel:
+    """A U-Net with `arch`'s exact architecture and random weights, frozen, on the device
+    (built once per run and shared by the sections)."""
+    if arch == DEMO:
+        return build_model(arch, placement).unet
+    config = UNet2DConditionModel.load_config(model_config_dir(arch) / "unet")
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+    unet.to_empty(device=placement.device)
+    fill_random(unet)
+    return _freeze(unet.to(dtype=placement.dtype))
+
+
+def fill_random(module: torch.nn.Module, seed: int = 0) -> None:
+    """Random weights at the speed of a copy (SD 1.5's default init takes 12 s on this CPU):
+    one uniform block, tiled over each weight and scaled to variance 1/fan-in; norm scales 1,
+    biases 0. Timing needs finite, non-denormal values, not trained ones."""
+    first = next(module.parameters())
+    g = torch.Generator().manual_seed(seed)
+    block = (torch.rand(RANDOM_BLOCK, generator=g) * 2 - 1).to(first.device)
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if parameter.ndim >= 2:
+                flat = parameter.view(-1)
+                for start in range(0, flat.numel(), RANDOM_BLOCK):
+                    end = min(start + RANDOM_BLOCK, flat.numel())
+                    flat[start:end].copy_(block[: end - start])
+                flat.mul_(math.sqrt(3 / parameter[0].numel()))
+            elif name.endswith("bias"):
+                parameter.zero_()
+            else:
+                parameter.fill_(1.0)
+
+
+@lru_cache(maxsize=4)
+def build_model(arch: str, placement: Placement) -> BaseModel:
+    """A whole base model (U-Net, VAE, text encoder, tokenizer) as the app would hold it."""
+    if arch == DEMO:
+        return load_base_model(DEMO, placement.device.type, precision_name(placement.dtype))
+    folder = model_config_dir(arch)
+    unet = build_unet(arch, placement)
+    with torch.device("meta"):
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
+    vae.to_empty(device=placement.device)
+    fill_random(vae)
+    with torch.device(placement.device):  # its position ids are buffers: a real init
+        text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+    scheduler = DDIMScheduler.from_config(DDIMScheduler.load_config(folder / "scheduler"))
+    pipe = StableDiffusionPipeline(
+        vae=_freeze(vae.to(dtype=torch.float32)),  # the project keeps the VAE in fp32
+        text_encoder=_freeze(torch.nn.Module.to(text_encoder, dtype=placement.dtype)),
+        tokenizer=_load_tokenizer(folder),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return BaseModel(
+        pipe=pipe,
+        placement=placement,
+        name=LABELS[arch],
+        source=arch,
+        architecture=architecture_of(unet),
+        fingerprint=fingerprint_of(unet),
+    )
+
+
+def _freeze(module: _Module) -> _Module:
+    module.requires_grad_(False)
+    module.eval()
+    return module

@@ -1,0 +1,131 @@
+"""What `--quick` (a CPU, under 3 minutes) and `--full` (a GPU) measure, and how long."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ostaf.devices import Placement, cpu_job_threads
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How each timing is repeated: alternating rounds, warm-up calls, timed calls."""
+
+    rounds: int
+    warmup: int
+    calls: int
+    cpu_memory: bool = True  # measure CPU peaks with the profiler (one extra call)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One model at one resolution, with how long to time it."""
+
+    arch: str  # demo, sd15, sd21
+    resolution: int
+    scale: Scale
+    timesteps: int = 4  # per tuning step (the default); fewer only to fit --quick's budget
+
+
+@dataclass
+class Plan:
+    """Everything one benchmark run does."""
+
+    mode: str
+    command: str
+    placement: Placement
+    threads: int
+    step_cases: list[Case]
+    run_cases: list[Case]  # default tuning runs in-process, model loaded
+    cli_run: bool  # `python -m ostaf tune … --model demo` as a subprocess
+    render_cases: list[Case]  # calls = images per variant per round
+    optimisation_case: Case
+    preflight_cases: list[Case]
+    render_steps: int = 25
+    gpu_only: bool = False
+    sections: set[str] = field(default_factory=set)
+
+
+SECTIONS = ("tuning-step", "tuning-run", "rendering", "optimisations", "preflight")
+
+
+def quick_plan(command: str, placement: Placement, threads: int | None) -> Plan:
+    """Demo model throughout, plus the SD 1.5 architecture at 64 px for per-step ratios."""
+    return Plan(
+        mode="quick",
+        command=command,
+        placement=placement,
+        threads=threads or cpu_job_threads(),
+        step_cases=[
+            Case("demo", 64, Scale(rounds=3, warmup=1, calls=4)),
+            # The real SD 1.5 architecture: ~2 s a step here even at 64 px with one timestep.
+            Case("sd15", 64, Scale(rounds=1, warmup=1, calls=1, cpu_memory=False), timesteps=1),
+        ],
+        run_cases=[],
+        cli_run=True,
+        render_cases=[Case("demo", 64, Scale(rounds=3, warmup=1, calls=1))],
+        optimisation_case=Case("demo", 64, Scale(rounds=2, warmup=1, calls=2)),
+        preflight_cases=[
+            Case("demo", 64, Scale(1, 1, 1)),
+            Case("sd15", 64, Scale(1, 1, 1), timesteps=1),
+        ],
+        sections=set(SECTIONS),
+    )
+
+
+def calibration_plan(command: str, placement: Placement, threads: int | None) -> Plan:
+    """Preflight accuracy only, at several sizes (how WORKSPACE_FACTOR was fitted on CPU)."""
+    once = Scale(1, 1, 1)
+    return Plan(
+        mode="calibrate",
+        command=command,
+        placement=placement,
+        threads=threads or cpu_job_threads(),
+        step_cases=[],
+        run_cases=[],
+        cli_run=False,
+        render_cases=[],
+        optimisation_case=Case("demo", 64, once),
+        preflight_cases=[
+            Case("demo", 64, once),
+            Case("demo", 128, once),
+            Case("demo", 256, once),
+            Case("sd15", 64, once),
+            Case("sd15", 128, once),
+            Case("sd21", 64, once),
+        ],
+        sections={"preflight"},
+    )
+
+
+def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
+    """The real sizes on a GPU: SD 1.5 at 512 px, SD 2.1 at 768 px, and the demo model."""
+    steps = Scale(rounds=5, warmup=3, calls=10)
+    return Plan(
+        mode="full",
+        command=command,
+        placement=placement,
+        threads=threads or torch.get_num_threads(),
+        step_cases=[
+            Case("sd15", 512, steps),
+            Case("sd21", 768, steps),
+            Case("demo", 64, steps),
+        ],
+        run_cases=[
+            Case("sd15", 512, Scale(1, 0, 1)),
+            Case("sd21", 768, Scale(1, 0, 1)),
+            Case("demo", 64, Scale(1, 0, 1)),
+        ],
+        cli_run=True,
+        render_cases=[
+            Case("sd15", 512, Scale(rounds=3, warmup=1, calls=2)),
+            Case("sd21", 768, Scale(rounds=3, warmup=1, calls=2)),
+            Case("demo", 64, Scale(rounds=3, warmup=1, calls=2)),
+        ],
+        optimisation_case=Case("sd15", 512, Scale(rounds=3, warmup=3, calls=8)),
+        preflight_cases=[Case("sd15", 512, Scale(1, 2, 1)), Case("sd21", 768, Scale(1, 2, 1))],
+        gpu_only=True,
+        sections=set(SECTIONS),
+    )

@@ -1,0 +1,130 @@
+"""How close the memory preflight's prediction is to the measured peak of a real step.
+
+On a GPU the measurement is torch.cuda.max_memory_allocated over a whole step (compared with
+the predicted total); on the CPU it is the profiler's peak of what the step allocates above
+the weights and optimiser state (compared with the predicted step memory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bench.architectures import build_model, build_unet, precision_name
+from bench.plans import Case, Plan
+from bench.report import Report, Row
+from bench.timing import cpu_peak, device_peak, reset_peak, synchronize
+from bench.tuning_speed import REGION_LABEL, _scheduler_config, device_label
+from bench.tuning_steps import ostaf_step, random_batch
+from ostaf.memory import GIB, MemoryEstimate, activation_profile, estimate_tuning_memory
+from ostaf.memory import resident_bytes_of as resident
+from ostaf.regions import REGION_BY_KIND
+
+
+@dataclass(frozen=True)
+class Setting:
+    per_pass: int
+    checkpointing: bool
+
+
+SETTINGS = (Setting(4, False), Setting(1, False), Setting(4, True))
+
+
+def preflight_rows(plan: Plan, report: Report) -> None:
+    for case in plan.preflight_cases:
+        _case(plan, case, report)
+
+
+def _case(plan: Plan, case: Case, report: Report) -> None:
+    placement = plan.placement
+    if case.arch == "demo":
+        model = build_model(case.arch, placement)
+        unet, scheduler = model.unet, dict(model.pipe.scheduler.config)
+        latent = case.resolution // int(model.pipe.vae_scale_factor)
+    else:
+        unet, scheduler = build_unet(case.arch, placement), _scheduler_config(case.arch)
+        latent = case.resolution // 8
+    small = case.arch == "demo"
+    settings = SETTINGS if small or placement.device.type != "cpu" else SETTINGS[:1]
+    n = case.timesteps
+    for kind, label in REGION_LABEL.items():
+        region = REGION_BY_KIND[kind]
+        profile = activation_profile(unet.config, latent, placement.dtype, region)
+        for setting in settings:
+            per_pass = min(setting.per_pass, n)
+            batch = random_batch(unet, placement, latent, views=2)
+            with ostaf_step(
+                unet,
+                placement,
+                scheduler,
+                batch,
+                region,
+                timesteps=n,
+                per_pass=per_pass,
+                checkpointing=setting.checkpointing,
+            ) as step:
+                for _ in range(max(1, case.scale.warmup)):
+                    step()
+                estimate = estimate_tuning_memory(
+                    profile,
+                    per_pass,
+                    setting.checkpointing,
+                    resident([unet], placement.device),
+                )
+                measured, predicted, what = _measure(step, estimate, placement.device)
+            report.add(
+                Row(
+                    section="preflight",
+                    name=f"predicted vs measured {what}, {label}, "
+                    f"{per_pass} of {n} timesteps per pass"
+                    + (", checkpointing" if setting.checkpointing else ""),
+                    command=plan.command,
+                    device=device_label(plan),
+                    precision=precision_name(placement.dtype),
+                    model=case.arch,
+                    resolution=case.resolution,
+                    steps=1,
+                    value=predicted / GIB,
+                    unit="GiB",
+                    baseline="measured",
+                    baseline_value=measured / GIB,
+                    ratio=predicted / measured if measured else None,
+                    notes=_breakdown(estimate),
+                    extra={
+                        "implied_workspace_factor": _implied_factor(
+                            measured, estimate, profile.largest_tensor * per_pass, what
+                        )
+                    },
+                )
+            )
+
+
+def _measure(step: object, estimate: MemoryEstimate, device: torch.device) -> tuple[int, int, str]:
+    """(measured, predicted, what) for one step."""
+    assert callable(step)
+    if device.type == "cuda":
+        synchronize(device)
+        reset_peak(device)
+        step()
+        synchronize(device)
+        return device_peak(device) or 0, estimate.total, "peak of the step (whole device)"
+    return cpu_peak(step), estimate.step, "step allocation above weights"
+
+
+def _implied_factor(measured: int, estimate: MemoryEstimate, largest: int, what: str) -> float:
+    """The workspace factor that would have made this prediction exact."""
+    known = estimate.gradients + estimate.activations
+    if what.startswith("peak of the step"):
+        known += estimate.resident + estimate.optimiser
+    return (measured - known) / largest if largest else float("nan")
+
+
+def _breakdown(estimate: MemoryEstimate) -> str:
+    parts = {
+        "resident": estimate.resident,
+        "optimiser": estimate.optimiser,
+        "gradients": estimate.gradients,
+        "activations": estimate.activations,
+        "workspace": estimate.workspace,
+    }
+    return "predicted: " + ", ".join(f"{k} {v / GIB:.3f} GiB" for k, v in parts.items())

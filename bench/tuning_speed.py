@@ -1,0 +1,245 @@
+"""Tuning speed: per step (OSTAF vs LoRA baselines A and B, same process, alternating
+rounds) and per run (the default preset end to end)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from bench.architectures import build_model, build_unet, precision_name
+from bench.plans import Case, Plan
+from bench.report import Report, Row
+from bench.timing import Timings, Variant, synchronize, time_variants
+from bench.tuning_steps import (
+    LORA_TARGET_MODULES,
+    lora_step,
+    ostaf_step,
+    random_batch,
+    region_paths,
+)
+from ostaf.demo_data import demo_reference
+from ostaf.images import load_reference
+from ostaf.regions import REGION_BY_KIND, AttributeKind
+from ostaf.requests import DEFAULT_PRESET, PRESETS, TuningSettings
+from ostaf.tuning import tune
+
+REGION_LABEL = {
+    AttributeKind.APPEARANCE: "decoder (appearance/style)",
+    AttributeKind.SHAPE: "encoder (shape)",
+}
+DEFAULT_STEPS = PRESETS[DEFAULT_PRESET].steps
+
+
+def device_label(plan: Plan) -> str:
+    device = plan.placement.device
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    if device.type == "cpu":
+        return f"cpu, {plan.threads} thread(s) of {os.cpu_count()}"
+    return device.type
+
+
+def step_rows(plan: Plan, report: Report) -> None:
+    """OSTAF vs A and B per step, for each case and both regions."""
+    for case in plan.step_cases:
+        _step_case(plan, case, report)
+
+
+def _step_case(plan: Plan, case: Case, report: Report) -> None:
+    placement = plan.placement
+    if case.arch == "demo":
+        model = build_model(case.arch, placement)
+        unet, scheduler_config, scale_factor = (
+            model.unet,
+            dict(model.pipe.scheduler.config),
+            int(model.pipe.vae_scale_factor),
+        )
+    else:
+        unet = build_unet(case.arch, placement)
+        scheduler_config, scale_factor = _scheduler_config(case.arch), 8
+    latent = case.resolution // scale_factor
+    for kind in REGION_LABEL:
+        region = REGION_BY_KIND[kind]
+        batch = random_batch(unet, placement, latent, views=2 if kind != "shape" else 1)
+        paths = region_paths(unet, region)
+        common = (unet, placement, scheduler_config, batch)
+        n = case.timesteps
+        variants: dict[str, Variant] = {
+            "OSTAF": partial(ostaf_step, *common, region, timesteps=n),
+            "A": partial(lora_step, *common, LORA_TARGET_MODULES, timesteps=n),
+            "B": partial(lora_step, *common, paths, timesteps=n),
+        }
+        if placement.dtype != torch.float32:
+            variants["B, U-Net precision"] = partial(
+                lora_step, *common, paths, timesteps=n, lora_dtype=placement.dtype
+            )
+        s = case.scale
+        timings = time_variants(
+            variants, placement.device, s.rounds, s.warmup, s.calls, s.cpu_memory
+        )
+        baselines = {
+            "B": "B: peft LoRA, same region",
+            "A": "A: peft LoRA, whole U-Net (diffusers DreamBooth-LoRA)",
+            "B, U-Net precision": "B': peft LoRA, same region, U-Net precision",
+        }
+        for key, label in baselines.items():
+            if key in variants:
+                report.add(_step_row(plan, case, kind, timings, key, label, len(paths)))
+
+
+def _step_row(
+    plan: Plan,
+    case: Case,
+    kind: AttributeKind,
+    timings: Timings,
+    baseline: str,
+    label: str,
+    targets: int,
+) -> Row:
+    value = timings.median("OSTAF")
+    return Row(
+        section="tuning step",
+        name=f"OSTAF {REGION_LABEL[kind]}, {targets} target layers",
+        command=plan.command,
+        device=device_label(plan),
+        precision=precision_name(plan.placement.dtype),
+        model=case.arch,
+        resolution=case.resolution,
+        steps=case.scale.calls,
+        value=value,
+        unit="s/step",
+        baseline=label,
+        baseline_value=timings.median(baseline),
+        ratio=timings.ratio("OSTAF", baseline),
+        peak_memory_gib=timings.peak_gib("OSTAF"),
+        baseline_peak_memory_gib=timings.peak_gib(baseline),
+        notes=(
+            f"{case.timesteps} timestep(s) per step, {STEP_NOTE}; {case.scale.rounds} "
+            f"alternating rounds of {case.scale.warmup} warm-up + {case.scale.calls} timed steps"
+        ),
+        extra={
+            "steps_per_s": 1 / value,
+            "baseline_steps_per_s": 1 / timings.median(baseline),
+            "rounds_s": timings.seconds["OSTAF"],
+            "baseline_rounds_s": timings.seconds[baseline],
+        },
+    )
+
+
+STEP_NOTE = "rank 4, AdamW, grad clip 1, latents and text embedding computed once"
+
+
+def _scheduler_config(arch: str) -> dict:
+    from diffusers import DDIMScheduler
+
+    from ostaf.checkpoints import model_config_dir
+
+    return dict(DDIMScheduler.load_config(model_config_dir(arch) / "scheduler"))
+
+
+def run_rows(plan: Plan, report: Report) -> None:
+    """The default preset's whole tuning run, model already loaded (in-process)."""
+    for case in plan.run_cases:
+        model = build_model(case.arch, plan.placement)
+        with tempfile.TemporaryDirectory() as folder:
+            reference = load_reference(
+                demo_reference(Path(folder) / "reference.png"), model.resolution
+            )
+        for kind in REGION_LABEL:
+            settings = TuningSettings(kind=kind)
+            device = plan.placement.device
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            synchronize(device)
+            start = time.perf_counter()
+            result = tune(model, reference, settings)
+            synchronize(device)
+            seconds = time.perf_counter() - start
+            peak = (
+                torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+            )
+            plan_note = result.memory.describe() if result.memory else "no preflight"
+            report.add(
+                Row(
+                    section="tuning run",
+                    name=f"default run ({DEFAULT_PRESET}, {settings.steps} steps), "
+                    f"{REGION_LABEL[kind]}, model loaded",
+                    command=plan.command,
+                    device=device_label(plan),
+                    precision=precision_name(plan.placement.dtype),
+                    model=case.arch,
+                    resolution=case.resolution,
+                    steps=settings.steps,
+                    value=seconds,
+                    unit="s",
+                    peak_memory_gib=peak,
+                    notes=f"preflight: {plan_note}; final loss {result.losses[-1]:.4f}",
+                    extra={"steps_per_s": settings.steps / seconds},
+                )
+            )
+
+
+def cli_rows(plan: Plan, report: Report) -> None:
+    """`python -m ostaf tune … --model demo` with the default preset: wall time from a cold
+    start (interpreter, imports, model load) and the process's peak RSS."""
+    device = plan.placement.device.type
+    with tempfile.TemporaryDirectory() as folder:
+        image = demo_reference(Path(folder) / "reference.png")
+        out = Path(folder) / "attribute.safetensors"
+        command = [
+            sys.executable,
+            "-m",
+            "ostaf",
+            "tune",
+            str(image),
+            "--attribute",
+            "appearance",
+            "--out",
+            str(out),
+            "--model",
+            "demo",
+            "--device",
+            device,
+        ]
+        log = Path(folder) / "stderr.txt"
+        with log.open("w") as stderr:  # a file, not a pipe: progress lines never block it
+            start = time.perf_counter()
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            tail = log.read_text(errors="replace").strip()[-400:]
+            raise RuntimeError(f"{' '.join(command)} failed: {tail}")
+    peak_rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    shown = "python -m ostaf tune reference.png --attribute appearance --out a.safetensors "
+    report.add(
+        Row(
+            section="tuning run",
+            name=f"CLI default run ({DEFAULT_PRESET}, {DEFAULT_STEPS} steps), cold start",
+            command=shown + f"--model demo --device {device}",
+            device=device_label(plan),
+            precision="fp32" if device == "cpu" else "auto",
+            model="demo",
+            resolution=64,
+            steps=DEFAULT_STEPS,
+            value=seconds,
+            unit="s",
+            peak_memory_gib=peak_rss / 2**30,
+            notes="wall time incl. interpreter start, imports and model load; peak memory is "
+            "the process's peak RSS; run by " + plan.command,
+            extra={"peak_rss_bytes": peak_rss, "self_rss_bytes": _self_rss()},
+        )
+    )
+
+
+def _self_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

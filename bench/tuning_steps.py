@@ -1,0 +1,144 @@
+"""The tuning steps compared, sharing one batch, one noise sampler and one loss.
+
+- OSTAF: the project's own step (`ostaf.tuning._step`): hypernetwork → factors → U-Net.
+- Baseline A: a peft LoRA of the same rank on every attention projection of the U-Net
+  (`to_q`, `to_k`, `to_v`, `to_out.0`), as diffusers' train_dreambooth_lora.py sets it up,
+  with the LoRA weights in fp32 (its `cast_training_params`).
+- Baseline B: the same peft LoRA on exactly OSTAF's region: the difference to OSTAF is the
+  hypernetwork. "B, U-Net precision" keeps the LoRA weights in the U-Net's dtype, as OSTAF's
+  factors are cast, to isolate the hypernetwork on a GPU (on the CPU both are fp32).
+
+Every step: sample timesteps and noise, forward, ε/v loss, backward, clip to 1, AdamW.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
+
+from bench.timing import Step
+from ostaf.devices import Placement
+from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
+from ostaf.offsets import offset_layers, target_layers
+from ostaf.regions import Region
+from ostaf.tuning import _Batch, _noisy_samples, _step, masked_mse
+
+LORA_TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]  # train_dreambooth_lora.py
+TIMESTEPS = 4  # the default timesteps per step (TuningSettings)
+
+
+def random_batch(
+    unet: UNet2DConditionModel, placement: Placement, latent_size: int, views: int
+) -> _Batch:
+    """Latents and a text embedding of the right shapes, as `_prepare` would compute once."""
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(views, unet.config.in_channels, latent_size, latent_size, generator=g)
+    text = torch.randn(1, 77, unet.config.cross_attention_dim, generator=g)
+    return _Batch(latents.to(placement.device), None, text.to(placement.device, placement.dtype))
+
+
+def region_paths(unet: torch.nn.Module, region: Region) -> list[str]:
+    return region.select(name for name, _ in unet.named_modules())
+
+
+@contextmanager
+def ostaf_step(
+    unet: UNet2DConditionModel,
+    placement: Placement,
+    scheduler_config: dict,
+    batch: _Batch,
+    region: Region,
+    timesteps: int = TIMESTEPS,
+    per_pass: int = 0,
+    checkpointing: bool = False,
+    rank: int = 4,
+) -> Iterator[Step]:
+    """The project's tuning step on `region`, as `tune()` runs it."""
+    paths = region_paths(unet, region)
+    torch.manual_seed(0)
+    hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=rank))
+    hyper.to(placement.device)
+    parameters = list(hyper.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-4)
+    noise_scheduler = DDPMScheduler.from_config(scheduler_config)
+    sampler = torch.Generator().manual_seed(0)
+    if checkpointing:
+        unet.enable_gradient_checkpointing()
+    try:
+        with offset_layers(unet, paths) as wrappers:
+
+            def step() -> float:
+                optimizer.zero_grad(set_to_none=True)
+                loss = _step(
+                    unet,
+                    placement,
+                    hyper,
+                    wrappers,
+                    batch,
+                    noise_scheduler,
+                    sampler,
+                    timesteps,
+                    per_pass or timesteps,
+                )
+                value = float(loss)
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimizer.step()
+                return value
+
+            yield step
+    finally:
+        if checkpointing:
+            unet.disable_gradient_checkpointing()
+
+
+@contextmanager
+def lora_step(
+    unet: UNet2DConditionModel,
+    placement: Placement,
+    scheduler_config: dict,
+    batch: _Batch,
+    target_modules: list[str],
+    timesteps: int = TIMESTEPS,
+    lora_dtype: torch.dtype = torch.float32,
+    rank: int = 4,
+) -> Iterator[Step]:
+    """A peft LoRA step on `target_modules`; the U-Net is restored on exit."""
+    from peft import LoraConfig
+    from peft.tuners.lora import LoraModel
+
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=target_modules
+    )
+    torch.manual_seed(0)
+    lora = LoraModel(unet, config, "bench")
+    try:
+        parameters = [p for name, p in unet.named_parameters() if "lora_" in name]
+        for parameter in parameters:
+            parameter.data = parameter.data.to(lora_dtype)
+            parameter.requires_grad_(True)
+        optimizer = torch.optim.AdamW(parameters, lr=1e-4, weight_decay=1e-4)
+        noise_scheduler = DDPMScheduler.from_config(scheduler_config)
+        sampler = torch.Generator().manual_seed(0)
+        dtype = placement.dtype
+
+        def step() -> float:
+            optimizer.zero_grad(set_to_none=True)
+            noisy, t, target, _ = _noisy_samples(
+                batch, noise_scheduler, sampler, timesteps, placement.device
+            )
+            text = batch.text.to(dtype).expand(timesteps, -1, -1)
+            pred = unet(noisy.to(dtype), t, encoder_hidden_states=text).sample
+            loss = masked_mse(pred.float(), target, None)
+            loss.backward()
+            value = float(loss.detach())
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            return value
+
+        yield step
+    finally:
+        lora.unload()
+        unet.requires_grad_(False)
