@@ -8,9 +8,9 @@ and the baseline measured in the same process.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 
 import torch
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = make_plan(args)
     if plan.placement.device.type == "cpu":
+        os.environ["OSTAF_CPU_THREADS"] = str(plan.threads)  # what tune() and render() use
         torch.set_num_threads(plan.threads)
         torch.set_flush_denormal(True)  # random weights must not hit the CPU's slow path
     from bench.tuning_speed import device_label
@@ -75,11 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"-- {name}", flush=True)
         section_start = time.perf_counter()
-        try:
+        report.start(name)
+        with report.guard("the whole section"):
             run(plan, report)
-        except Exception as exc:  # a failed section is recorded; the others still run
-            report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
-            traceback.print_exc()
         print(f"-- {name}: {time.perf_counter() - section_start:.1f} s", flush=True)
         path = report.write()
     path = report.write()
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def sections(plan: Plan) -> dict[str, Callable[[Plan, Report], None]]:
-    from bench.optimisations import optimisation_rows
+    from bench.optimisations import compile_rows, optimisation_rows
     from bench.preflight_accuracy import preflight_rows
     from bench.rendering_speed import render_rows
     from bench.tuning_speed import cli_rows, run_rows, step_rows
@@ -108,6 +107,7 @@ def sections(plan: Plan) -> dict[str, Callable[[Plan, Report], None]]:
         "rendering": render_rows,
         "optimisations": optimisation_rows,
         "preflight": preflight_rows,
+        "compile": compile_rows,
     }
 
 

@@ -60,13 +60,9 @@ class Ablations:
             self.warm_service,
             self.cpu_threads,
             self.precision,
-            self.compiled,
         ):
-            try:
+            with self.report.guard(ablation.__name__):
                 ablation()
-            except Exception as exc:  # one failing ablation must not lose the others
-                self.report.errors.append(f"{ablation.__name__}: {type(exc).__name__}: {exc}")
-                print(f"[optimisation] {ablation.__name__} failed: {exc}", flush=True)
 
     def _ostaf(self, **options: Any) -> AbstractContextManager[Step]:
         """The project's decoder-region tuning step on this model."""
@@ -509,3 +505,8 @@ def _affinity() -> set[int]:
 
 def optimisation_rows(plan: Plan, report: Report) -> None:
     Ablations(plan, report).run_all()
+
+
+def compile_rows(plan: Plan, report: Report) -> None:
+    """torch.compile and CUDA graphs, a section of its own: compiling takes minutes."""
+    Ablations(plan, report).compiled()

@@ -48,7 +48,7 @@ class Plan:
     sections: set[str] = field(default_factory=set)
 
 
-SECTIONS = ("tuning-step", "tuning-run", "rendering", "optimisations", "preflight")
+SECTIONS = ("tuning-step", "tuning-run", "rendering", "optimisations", "preflight", "compile")
 
 
 def quick_plan(command: str, placement: Placement, threads: int | None) -> Plan:

@@ -32,7 +32,8 @@ SETTINGS = (Setting(4, False), Setting(1, False), Setting(4, True))
 
 def preflight_rows(plan: Plan, report: Report) -> None:
     for case in plan.preflight_cases:
-        _case(plan, case, report)
+        with report.guard(f"{case.arch}@{case.resolution}"):
+            _case(plan, case, report)
 
 
 def _case(plan: Plan, case: Case, report: Report) -> None:

@@ -36,10 +36,11 @@ SEED = 1
 
 def render_rows(plan: Plan, report: Report) -> None:
     for case in plan.render_cases:
-        model = build_model(case.arch, plan.placement)
-        look, shape = attributes_for(model)
-        _compare(plan, case, model, look, shape, report)
-        _lambda_change(plan, case, model, look, report)
+        with report.guard(f"{case.arch}@{case.resolution}"):
+            model = build_model(case.arch, plan.placement)
+            look, shape = attributes_for(model)
+            _compare(plan, case, model, look, shape, report)
+            _lambda_change(plan, case, model, look, report)
 
 
 def attributes_for(model: BaseModel) -> tuple[Attribute, Attribute]:

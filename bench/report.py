@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import platform
 import re
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -36,6 +39,7 @@ class Row:
     baseline_peak_memory_gib: float | None = None
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    part: str = ""  # the `--only` section that produced it (set by Report.add)
 
 
 @dataclass
@@ -48,10 +52,30 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     errors: list[str] = field(default_factory=list)
+    part: str = ""  # the section running now
+    parts_run: set[str] = field(default_factory=set)
+
+    def start(self, part: str) -> None:
+        self.part = part
+        self.parts_run.add(part)
 
     def add(self, row: Row) -> None:
+        row.part = self.part
         self.rows.append(row)
         print(format_row(row), flush=True)
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        """Record a failed case; the run goes on with the next one."""
+        self.errors.append(f"{self.part}: {what}: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+
+    @contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Run one case; a failure is recorded instead of ending the benchmark."""
+        try:
+            yield
+        except Exception as exc:  # any failure of one case is reported, then the next runs
+            self.fail(what, exc)
 
     def path(self) -> Path:
         slug = re.sub(r"[^a-z0-9]+", "-", self.file_stem.lower()).strip("-")
@@ -61,13 +85,24 @@ class Report:
         """Write (or rewrite) the JSON file; called after every section so nothing is lost."""
         path = self.path()
         path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [asdict(r) for r in self.rows]
+        errors = list(self.errors)
+        commands = [self.command]
+        if path.is_file():  # an earlier `--only` run today on this device: keep its other parts
+            earlier = json.loads(path.read_text())
+            kept = [r for r in earlier.get("rows", []) if r.get("part") not in self.parts_run]
+            rows = kept + rows
+            errors = [
+                e for e in earlier.get("errors", []) if e.split(":")[0] not in self.parts_run
+            ] + errors
+            commands = [c for c in earlier.get("commands", []) if c != self.command] + commands
         data = {
-            "command": self.command,
+            "commands": commands,
             "device": self.device,
             "started": self.started,
             "environment": environment(),
-            "errors": self.errors,
-            "rows": [asdict(r) for r in self.rows],
+            "errors": errors,
+            "rows": rows,
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path

@@ -4,7 +4,6 @@ rounds) and per run (the default preset end to end)."""
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ import torch
 from bench.architectures import build_model, build_unet, precision_name
 from bench.plans import Case, Plan
 from bench.report import Report, Row
-from bench.timing import Timings, Variant, synchronize, time_variants
+from bench.timing import Timings, Variant, device_peak, synchronize, time_calls, time_variants
 from bench.tuning_steps import (
     LORA_TARGET_MODULES,
     lora_step,
@@ -26,10 +25,11 @@ from bench.tuning_steps import (
     region_paths,
 )
 from ostaf.demo_data import demo_reference
-from ostaf.images import load_reference
-from ostaf.regions import REGION_BY_KIND, AttributeKind
+from ostaf.images import Reference, load_reference
+from ostaf.models import BaseModel
+from ostaf.regions import REGION_BY_KIND, AttributeKind, tuning_prompt
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuningSettings
-from ostaf.tuning import tune
+from ostaf.tuning import _prepare, tune
 
 REGION_LABEL = {
     AttributeKind.APPEARANCE: "decoder (appearance/style)",
@@ -50,7 +50,8 @@ def device_label(plan: Plan) -> str:
 def step_rows(plan: Plan, report: Report) -> None:
     """OSTAF vs A and B per step, for each case and both regions."""
     for case in plan.step_cases:
-        _step_case(plan, case, report)
+        with report.guard(f"{case.arch}@{case.resolution}"):
+            _step_case(plan, case, report)
 
 
 def _step_case(plan: Plan, case: Case, report: Report) -> None:
@@ -148,12 +149,17 @@ def _scheduler_config(arch: str) -> dict:
 def run_rows(plan: Plan, report: Report) -> None:
     """The default preset's whole tuning run, model already loaded (in-process)."""
     for case in plan.run_cases:
-        model = build_model(case.arch, plan.placement)
-        with tempfile.TemporaryDirectory() as folder:
-            reference = load_reference(
-                demo_reference(Path(folder) / "reference.png"), model.resolution
-            )
-        for kind in REGION_LABEL:
+        with report.guard(f"{case.arch}@{case.resolution}"):
+            _run_case(plan, case, report)
+
+
+def _run_case(plan: Plan, case: Case, report: Report) -> None:
+    model = build_model(case.arch, plan.placement)
+    with tempfile.TemporaryDirectory() as folder:
+        reference = load_reference(demo_reference(Path(folder) / "reference.png"), model.resolution)
+    baseline = _baseline_run(model, reference)
+    for kind in REGION_LABEL:
+        with report.guard(f"{case.arch}@{case.resolution} {kind}"):
             settings = TuningSettings(kind=kind)
             device = plan.placement.device
             if device.type == "cuda":
@@ -180,11 +186,31 @@ def run_rows(plan: Plan, report: Report) -> None:
                     steps=settings.steps,
                     value=seconds,
                     unit="s",
+                    baseline=f"A: peft LoRA on the whole U-Net, {DEFAULT_STEPS} steps, same batch",
+                    baseline_value=baseline[0],
+                    ratio=seconds / baseline[0],
                     peak_memory_gib=peak,
-                    notes=f"preflight: {plan_note}; final loss {result.losses[-1]:.4f}",
+                    baseline_peak_memory_gib=baseline[1],
+                    notes=f"tune() end to end incl. encoding the reference; preflight: "
+                    f"{plan_note}; final loss {result.losses[-1]:.4f}",
                     extra={"steps_per_s": settings.steps / seconds},
                 )
             )
+
+
+def _baseline_run(model: BaseModel, reference: Reference) -> tuple[float, float | None]:
+    """Seconds and peak GiB of a whole-U-Net LoRA loop of the default length, latents cached."""
+    placement = model.placement
+    prompt = tuning_prompt(AttributeKind.APPEARANCE, "sks")
+    with torch.no_grad():
+        batch = _prepare(model, reference, prompt, True)
+    config = dict(model.pipe.scheduler.config)
+    with lora_step(model.unet, placement, config, batch, LORA_TARGET_MODULES) as step:
+        if placement.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(placement.device)
+        seconds = time_calls(step, DEFAULT_STEPS, placement.device)
+        peak = device_peak(placement.device)
+    return seconds * DEFAULT_STEPS, None if peak is None else peak / 2**30
 
 
 def cli_rows(plan: Plan, report: Report) -> None:
@@ -194,10 +220,12 @@ def cli_rows(plan: Plan, report: Report) -> None:
     with tempfile.TemporaryDirectory() as folder:
         image = demo_reference(Path(folder) / "reference.png")
         out = Path(folder) / "attribute.safetensors"
+        status = Path(folder) / "status.txt"
         command = [
             sys.executable,
-            "-m",
-            "ostaf",
+            "-c",
+            PEAK_RSS_WRAPPER,
+            str(status),
             "tune",
             str(image),
             "--attribute",
@@ -213,13 +241,13 @@ def cli_rows(plan: Plan, report: Report) -> None:
         with log.open("w") as stderr:  # a file, not a pipe: progress lines never block it
             start = time.perf_counter()
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-            _, status, usage = os.wait4(process.pid, 0)
+            _, exit_status, usage = os.wait4(process.pid, 0)
             seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
+        process.returncode = os.waitstatus_to_exitcode(exit_status)
         if process.returncode != 0:
             tail = log.read_text(errors="replace").strip()[-400:]
             raise RuntimeError(f"{' '.join(command)} failed: {tail}")
-    peak_rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        peak_rss = _vm_hwm(status) or usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     shown = "python -m ostaf tune reference.png --attribute appearance --out a.safetensors "
     report.add(
         Row(
@@ -236,10 +264,32 @@ def cli_rows(plan: Plan, report: Report) -> None:
             peak_memory_gib=peak_rss / 2**30,
             notes="wall time incl. interpreter start, imports and model load; peak memory is "
             "the process's peak RSS; run by " + plan.command,
-            extra={"peak_rss_bytes": peak_rss, "self_rss_bytes": _self_rss()},
+            extra={"peak_rss_bytes": peak_rss},
         )
     )
 
 
-def _self_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# Runs `python -m ostaf ARGS…` and, at exit, saves /proc/self/status: its VmHWM is the peak
+# RSS since exec. The child's ru_maxrss would also count the pages of this (large) benchmark
+# process it was forked from.
+PEAK_RSS_WRAPPER = """
+import atexit, os, runpy, sys
+status = sys.argv[1]
+def save():
+    if os.path.exists("/proc/self/status"):
+        with open("/proc/self/status") as src, open(status, "w") as dst:
+            dst.write(src.read())
+atexit.register(save)
+sys.argv = ["python -m ostaf", *sys.argv[2:]]
+runpy.run_module("ostaf", run_name="__main__", alter_sys=True)
+"""
+
+
+def _vm_hwm(status: Path) -> int | None:
+    """Peak RSS in bytes from a saved /proc/<pid>/status, None where there is none."""
+    if not status.is_file():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None

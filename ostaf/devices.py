@@ -122,18 +122,19 @@ def cpu_job_threads() -> int:
     return max(1, cores - 1)
 
 
-@contextlib.contextmanager
-def job_threads(device: torch.device) -> Iterator[None]:
-    """Run a CPU job with `cpu_job_threads()` threads, restoring the count afterwards."""
+def use_job_threads(device: torch.device) -> None:
+    """Before a CPU job: give torch `cpu_job_threads()` threads for this process from now on.
+
+    Process-wide on purpose: every later computation (a plain diffusers pipeline included)
+    then runs with the same thread count and so rounds the same way. A thread count the user
+    chose with OMP_NUM_THREADS is kept unless OSTAF_CPU_THREADS is set."""
     if device.type != "cpu":
-        yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(cpu_job_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    if "OMP_NUM_THREADS" in os.environ and "OSTAF_CPU_THREADS" not in os.environ:
+        return
+    wanted = cpu_job_threads()
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def empty_cache() -> None:

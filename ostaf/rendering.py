@@ -25,7 +25,7 @@ from PIL import Image
 
 from ostaf import __version__
 from ostaf.attribute_file import Attribute, check_compatible
-from ostaf.devices import generator_for, job_threads, out_of_memory_as_error
+from ostaf.devices import generator_for, out_of_memory_as_error, use_job_threads
 from ostaf.models import BaseModel
 from ostaf.pngmeta import SAMPLER_LABELS, a1111_parameters
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
@@ -95,18 +95,8 @@ def render(
     cancel: CancelToken | None = None,
 ) -> list[RenderedImage]:
     """Render one image per seed with `applied` attributes merged at their intensities."""
-    with job_threads(model.placement.device):
-        return _render(model, settings, applied, progress, cancel)
-
-
-def _render(
-    model: BaseModel,
-    settings: RenderSettings,
-    applied: Sequence[tuple[Attribute, float]],
-    progress: ProgressCallback,
-    cancel: CancelToken | None,
-) -> list[RenderedImage]:
     cancel = cancel or CancelToken()
+    use_job_threads(model.placement.device)
     settings.validate(multiple_of=8)
     width = settings.width or model.resolution
     height = settings.height or model.resolution

@@ -30,8 +30,8 @@ from ostaf.devices import (
     Placement,
     device_memory_budget,
     generator_for,
-    job_threads,
     out_of_memory_as_error,
+    use_job_threads,
 )
 from ostaf.errors import TuningDivergedError
 from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
@@ -75,19 +75,8 @@ def tune(
     cancel: CancelToken | None = None,
 ) -> TuningResult:
     """Tune an attribute of kind `settings.kind` on `reference`; raise Cancelled if asked to."""
-    with job_threads(model.placement.device):
-        return _tune(model, reference, settings, name, progress, cancel)
-
-
-def _tune(
-    model: BaseModel,
-    reference: Reference,
-    settings: TuningSettings,
-    name: str,
-    progress: ProgressCallback,
-    cancel: CancelToken | None,
-) -> TuningResult:
     settings.validate()
+    use_job_threads(model.placement.device)
     cancel = cancel or CancelToken()
     clock = StepClock(settings.steps)
     model.merger.restore()  # tuning always starts from the base weights

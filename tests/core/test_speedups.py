@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from ostaf.devices import Placement, cpu_job_threads, job_threads
+from ostaf.devices import Placement, cpu_job_threads, use_job_threads
 from ostaf.errors import AttributeFileError
 from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.models import BaseModel
@@ -124,15 +124,20 @@ def test_merge_refuses_weights_that_overflow_half_precision() -> None:
     assert merger.merged_paths == []
 
 
-def test_cpu_jobs_leave_a_core_free_and_restore_the_thread_count(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_cpu_jobs_leave_a_core_free(monkeypatch: pytest.MonkeyPatch) -> None:
     before = torch.get_num_threads()
-    monkeypatch.setenv("OSTAF_CPU_THREADS", "1")
-    assert cpu_job_threads() == 1
-    with job_threads(torch.device("cpu")):
+    try:
+        monkeypatch.setenv("OSTAF_CPU_THREADS", "1")
+        assert cpu_job_threads() == 1
+        use_job_threads(torch.device("cpu"))
         assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    monkeypatch.delenv("OSTAF_CPU_THREADS")
+        monkeypatch.delenv("OSTAF_CPU_THREADS")
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        torch.set_num_threads(2)
+        use_job_threads(torch.device("cpu"))  # the user's own choice is kept
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("OMP_NUM_THREADS")
+    finally:
+        torch.set_num_threads(before)
     if hasattr(os, "sched_getaffinity"):
         assert cpu_job_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
