@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only", default="", help=f"comma-separated sections: {', '.join(SECTIONS)}"
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: ostaf's)")
+    parser.add_argument("--rounds", type=int, default=0, help="repeat every timing N times")
     return parser.parse_args(argv)
 
 
@@ -44,6 +45,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     command = "python -m bench " + " ".join(sys.argv[1:])
     make = full_plan if args.full else calibration_plan if args.calibrate else quick_plan
     plan = make(command.strip(), placement, args.threads)
+    if args.rounds > 0:
+        plan = plan.with_rounds(args.rounds)
     if args.only:
         wanted = {s.strip() for s in args.only.split(",") if s.strip()}
         unknown = wanted - set(SECTIONS)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from bench.architectures import build_model, build_unet, precision_name
@@ -25,7 +26,7 @@ from ostaf.demo_data import demo_reference
 from ostaf.devices import Placement, cpu_job_threads
 from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.images import load_reference
-from ostaf.offsets import offset_layers, set_terms, target_layers
+from ostaf.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.regions import REGION_BY_KIND, AttributeKind, tuning_prompt
 from ostaf.rendering import decode_latents, pipeline_for
 from ostaf.tuning import _prepare
@@ -56,7 +57,10 @@ class Ablations:
             self.backward_scope,
             self.checkpointing,
             self.hypernetwork_share,
+            self.fused_offsets,
+            self.batched_heads,
             self.merged_rendering,
+            self.merge_reuse,
             self.warm_service,
             self.cpu_threads,
             self.precision,
@@ -298,7 +302,85 @@ class Ablations:
             "whole step",
         )
 
+    def fused_offsets(self) -> None:
+        """The offset added inside the up-projection's matmul (addmm) with λ/r folded into A
+        once per step, vs a separate scale and add over the layer's output at every call."""
+
+        def unfused(layer: OffsetLinear, x: torch.Tensor) -> torch.Tensor:
+            y = layer.base_layer(x)
+            for scaled_a, b in layer.terms:
+                y = y + 1.0 * F.linear(F.linear(x, b.to(x.dtype)), scaled_a.to(x.dtype))
+            return y
+
+        timings = self._time(
+            {"addmm": self._step(), "scale + add": _patched(OffsetLinear, "forward", unfused, self)}
+        )
+        self._row("offsets fused into addmm, λ/r folded into A", timings, "addmm", "scale + add")
+
+    def batched_heads(self) -> None:
+        """One gather and one call per head for each shape group, rows split by unbind, vs a
+        gather per group with its index copied to the device and a view per row."""
+
+        def per_row(hyper: Hypernetwork) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+            r = hyper.config.rank
+            hidden = hyper.trunk(hyper.codes + hyper.kind_embedding(hyper.kind_ids))
+            groups: dict[str, list[int]] = {}
+            for index, target in enumerate(hyper.targets):
+                groups.setdefault(target.shape_key, []).append(index)
+            factors = {}
+            for key, members in groups.items():
+                h = hidden[torch.tensor(members).to(hidden.device)]
+                up, down = hyper.up_heads[key](h), hyper.down_heads[key](h)
+                for row, index in enumerate(members):
+                    t = hyper.targets[index]
+                    factors[t.path] = (
+                        up[row].view(t.out_features, r),
+                        down[row].view(r, t.in_features),
+                    )
+            return factors
+
+        timings = self._time(
+            {"grouped": self._step(), "per row": _patched(Hypernetwork, "forward", per_row, self)}
+        )
+        self._row("hypernetwork heads: one call per shape group", timings, "grouped", "per row")
+
     # -- rendering ------------------------------------------------------------------------
+
+    def merge_reuse(self) -> None:
+        """Rendering again with the same attributes merges nothing; 'before' re-merges."""
+        paths = DECODER.select(n for n, _ in self.unet.named_modules())
+        hyper = Hypernetwork(target_layers(self.unet, paths), HypernetworkConfig())
+        with torch.no_grad():
+            factors = {p: (a.detach().clone(), b.detach().clone()) for p, (a, b) in hyper().items()}
+        merger = self.model.merger
+
+        @contextmanager
+        def reuse() -> Iterator[Step]:
+            yield lambda: merger.apply([(factors, 0.8)])
+
+        @contextmanager
+        def remerge() -> Iterator[Step]:
+            def step() -> None:
+                merger.restore()
+                merger.apply([(factors, 0.8)])
+
+            yield step
+
+        s = self.case.scale
+        try:
+            timings = time_variants(
+                {"re-used": reuse, "re-merged": remerge}, self.placement.device, s.rounds, 1, 20
+            )
+        finally:
+            merger.restore()
+        self._row(
+            "unchanged attributes are not merged again between renders",
+            timings,
+            "re-used",
+            "re-merged",
+            unit="s/render call",
+            notes=f"{len(factors)} target layers; per render() call, before sampling",
+        )
 
     def merged_rendering(self) -> None:
         """Attributes merged into the weights vs applied by wrappers at every layer call."""
@@ -409,13 +491,13 @@ class Ablations:
 
             return variant
 
-        s = self.case.scale
+        # One round: an over-subscribed step takes seconds on a busy machine.
         timings = time_variants(
             {f"{chosen} thread(s)": with_threads(chosen), f"{every} threads": with_threads(every)},
             self.placement.device,
-            s.rounds,
-            s.warmup,
-            max(1, s.calls // 2),
+            1,
+            1,
+            self.case.scale.calls,
         )
         self._row(
             "CPU job threads: one core left free",
@@ -484,6 +566,24 @@ class Ablations:
                 "eager",
                 notes=f"first step incl. compilation: {compile_seconds.get(mode, nan):.1f} s",
             )
+
+
+def _patched(
+    owner: type, name: str, replacement: Callable[..., Any], ablations: Ablations
+) -> Variant:
+    """A decoder-region step with `owner.name` replaced by the way it used to be done."""
+
+    @contextmanager
+    def variant() -> Iterator[Step]:
+        original = getattr(owner, name)
+        setattr(owner, name, replacement)
+        try:
+            with ablations._ostaf() as step:
+                yield step
+        finally:
+            setattr(owner, name, original)
+
+    return variant
 
 
 def _input_requires_grad(

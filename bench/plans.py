@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -44,8 +44,20 @@ class Plan:
     optimisation_case: Case
     preflight_cases: list[Case]
     render_steps: int = 25
-    gpu_only: bool = False
     sections: set[str] = field(default_factory=set)
+
+    def with_rounds(self, rounds: int) -> Plan:
+        """The same plan with every timing repeated `rounds` times (tighter ratios)."""
+
+        def more(cases: list[Case]) -> list[Case]:
+            return [replace(c, scale=replace(c.scale, rounds=rounds)) for c in cases]
+
+        return replace(
+            self,
+            step_cases=more(self.step_cases),
+            render_cases=more(self.render_cases),
+            optimisation_case=more([self.optimisation_case])[0],
+        )
 
 
 SECTIONS = ("tuning-step", "tuning-run", "rendering", "optimisations", "preflight", "compile")
@@ -59,13 +71,13 @@ def quick_plan(command: str, placement: Placement, threads: int | None) -> Plan:
         placement=placement,
         threads=threads or cpu_job_threads(),
         step_cases=[
-            Case("demo", 64, Scale(rounds=3, warmup=1, calls=4)),
+            Case("demo", 64, Scale(rounds=3, warmup=1, calls=3)),
             # The real SD 1.5 architecture: ~2 s a step here even at 64 px with one timestep.
             Case("sd15", 64, Scale(rounds=1, warmup=1, calls=1, cpu_memory=False), timesteps=1),
         ],
         run_cases=[],
         cli_run=True,
-        render_cases=[Case("demo", 64, Scale(rounds=3, warmup=1, calls=1))],
+        render_cases=[Case("demo", 64, Scale(rounds=4, warmup=1, calls=1))],
         optimisation_case=Case("demo", 64, Scale(rounds=2, warmup=1, calls=2)),
         preflight_cases=[
             Case("demo", 64, Scale(1, 1, 1)),
@@ -102,7 +114,8 @@ def calibration_plan(command: str, placement: Placement, threads: int | None) ->
 
 def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
     """The real sizes on a GPU: SD 1.5 at 512 px, SD 2.1 at 768 px, and the demo model."""
-    steps = Scale(rounds=5, warmup=3, calls=10)
+    # Sized so that the whole run takes about ten minutes on one H200 (see BENCHMARKS.md).
+    steps = Scale(rounds=3, warmup=2, calls=6)
     return Plan(
         mode="full",
         command=command,
@@ -121,11 +134,10 @@ def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
         cli_run=True,
         render_cases=[
             Case("sd15", 512, Scale(rounds=3, warmup=1, calls=2)),
-            Case("sd21", 768, Scale(rounds=3, warmup=1, calls=2)),
+            Case("sd21", 768, Scale(rounds=3, warmup=1, calls=1)),
             Case("demo", 64, Scale(rounds=3, warmup=1, calls=2)),
         ],
         optimisation_case=Case("sd15", 512, Scale(rounds=3, warmup=3, calls=8)),
         preflight_cases=[Case("sd15", 512, Scale(1, 2, 1)), Case("sd21", 768, Scale(1, 2, 1))],
-        gpu_only=True,
         sections=set(SECTIONS),
     )
