@@ -21,7 +21,7 @@ from bench.plans import Plan
 from bench.report import Report, Row
 from bench.timing import Step, Timings, Variant, time_calls, time_variants
 from bench.tuning_speed import device_label
-from bench.tuning_steps import ostaf_step, random_batch
+from bench.tuning_steps import hypernetwork_step, ostaf_step, random_batch
 from ostaf.demo_data import demo_reference
 from ostaf.devices import Placement, cpu_job_threads
 from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
@@ -57,6 +57,7 @@ class Ablations:
             self.backward_scope,
             self.checkpointing,
             self.hypernetwork_share,
+            self.fused_adamw,
             self.fused_offsets,
             self.batched_heads,
             self.merged_rendering,
@@ -275,32 +276,21 @@ class Ablations:
         )
 
     def hypernetwork_share(self) -> None:
-        """The hypernetwork's own forward + backward, against the whole step."""
-        paths = DECODER.select(n for n, _ in self.unet.named_modules())
-        hyper = Hypernetwork(target_layers(self.unet, paths), HypernetworkConfig()).to(
-            self.placement.device
-        )
-        dtype = self.placement.dtype
-
-        @contextmanager
-        def hyper_only() -> Iterator[Step]:
-            def step() -> object:
-                factors = hyper()
-                loss = torch.stack(
-                    [(a.to(dtype).sum() + b.to(dtype).sum()).float() for a, b in factors.values()]
-                ).sum()
-                loss.backward()
-                return None
-
-            yield step
-
-        timings = self._time({"hypernetwork": hyper_only, "whole step": self._step()})
+        """What the hypernetwork costs a step whatever the resolution: its forward, backward,
+        gradient clipping and AdamW, against the whole step."""
+        alone = partial(hypernetwork_step, self.unet, self.placement, DECODER)
+        timings = self._time({"hypernetwork": alone, "whole step": self._step()})
         self._row(
-            "hypernetwork forward+backward alone (share of a decoder-region step)",
+            "hypernetwork's fixed cost (forward, backward, clip, AdamW) vs the whole step",
             timings,
             "hypernetwork",
             "whole step",
         )
+
+    def fused_adamw(self) -> None:
+        """The hypernetwork's AdamW as one fused kernel vs PyTorch's default implementation."""
+        timings = self._time({"fused": self._step(), "default": self._step(fused_optimizer=False)})
+        self._row("fused AdamW for the hypernetwork", timings, "fused", "default")
 
     def fused_offsets(self) -> None:
         """The offset added inside the up-projection's matmul (addmm) with λ/r folded into A

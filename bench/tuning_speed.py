@@ -19,6 +19,7 @@ from bench.report import Report, Row
 from bench.timing import Timings, Variant, device_peak, synchronize, time_calls, time_variants
 from bench.tuning_steps import (
     LORA_TARGET_MODULES,
+    hypernetwork_step,
     lora_step,
     ostaf_step,
     random_batch,
@@ -80,6 +81,7 @@ def _step_case(plan: Plan, case: Case, report: Report) -> None:
         paths = region_paths(unet, region)
         targets[kind] = len(paths)
         variants[f"OSTAF {kind}"] = partial(ostaf_step, *common, region, timesteps=n)
+        variants[f"hypernetwork {kind}"] = partial(hypernetwork_step, unet, placement, region)
         variants[f"B {kind}"] = partial(lora_step, *common, paths, timesteps=n)
         if placement.dtype != torch.float32:
             variants[f"B' {kind}"] = partial(
@@ -96,6 +98,28 @@ def _step_case(plan: Plan, case: Case, report: Report) -> None:
         for key, label in baselines.items():
             if key in variants:
                 report.add(_step_row(plan, case, kind, timings, key, label, targets[kind]))
+        report.add(_fixed_cost_row(plan, case, kind, timings))
+
+
+def _fixed_cost_row(plan: Plan, case: Case, kind: AttributeKind, timings: Timings) -> Row:
+    """The hypernetwork's own cost as a share of a same-region LoRA step at this size."""
+    mine, base = f"hypernetwork {kind}", f"B {kind}"
+    return Row(
+        section="tuning step",
+        name=f"hypernetwork's fixed cost (forward, backward, clip, AdamW), {REGION_LABEL[kind]}",
+        command=plan.command,
+        device=device_label(plan),
+        precision=precision_name(plan.placement.dtype),
+        model=case.arch,
+        resolution=case.resolution,
+        steps=case.scale.calls,
+        value=timings.median(mine),
+        unit="s/step",
+        baseline=f"B: peft LoRA step, same region, {case.timesteps} timestep(s)",
+        baseline_value=timings.median(base),
+        ratio=timings.ratio(mine, base),
+        notes="independent of resolution and timesteps: its share falls as the U-Net's work grows",
+    )
 
 
 def _step_row(

@@ -24,7 +24,7 @@ from ostaf.devices import Placement
 from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.offsets import offset_layers, target_layers
 from ostaf.regions import Region
-from ostaf.tuning import _Batch, _noisy_samples, _step, masked_mse
+from ostaf.tuning import _Batch, _noisy_samples, _step, make_optimizer, masked_mse
 
 LORA_TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]  # train_dreambooth_lora.py
 TIMESTEPS = 4  # the default timesteps per step (TuningSettings)
@@ -55,6 +55,7 @@ def ostaf_step(
     per_pass: int = 0,
     checkpointing: bool = False,
     rank: int = 4,
+    fused_optimizer: bool = True,
 ) -> Iterator[Step]:
     """The project's tuning step on `region`, as `tune()` runs it."""
     paths = region_paths(unet, region)
@@ -62,7 +63,10 @@ def ostaf_step(
     hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=rank))
     hyper.to(placement.device)
     parameters = list(hyper.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-4)
+    if fused_optimizer:
+        optimizer = make_optimizer(parameters, 1e-3)
+    else:
+        optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-4)
     noise_scheduler = DDPMScheduler.from_config(scheduler_config)
     sampler = torch.Generator().manual_seed(0)
     if checkpointing:
@@ -92,6 +96,30 @@ def ostaf_step(
     finally:
         if checkpointing:
             unet.disable_gradient_checkpointing()
+
+
+@contextmanager
+def hypernetwork_step(
+    unet: UNet2DConditionModel, placement: Placement, region: Region, rank: int = 4
+) -> Iterator[Step]:
+    """Only what the hypernetwork adds to a step, whatever the resolution: its forward and
+    backward, gradient clipping and AdamW (the U-Net is not run)."""
+    paths = region_paths(unet, region)
+    hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=rank))
+    hyper.to(placement.device)
+    parameters = list(hyper.parameters())
+    optimizer = make_optimizer(parameters, 1e-3)
+    dtype = placement.dtype
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        factors = hyper()
+        sums = [(a.to(dtype).sum() + b.to(dtype).sum()).float() for a, b in factors.values()]
+        torch.stack(sums).sum().backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+
+    yield step
 
 
 @contextmanager
