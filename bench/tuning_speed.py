@@ -184,7 +184,8 @@ def _run_case(plan: Plan, case: Case, report: Report) -> None:
     model = build_model(case.arch, plan.placement)
     with tempfile.TemporaryDirectory() as folder:
         reference = load_reference(demo_reference(Path(folder) / "reference.png"), model.resolution)
-    baseline = _baseline_run(model, reference)
+    steps = TuningSettings(kind=AttributeKind.APPEARANCE).steps
+    baseline = _baseline_run(model, reference, steps)
     for kind in REGION_LABEL:
         with report.guard(f"{case.arch}@{case.resolution} {kind}"):
             settings = TuningSettings(kind=kind)
@@ -213,7 +214,7 @@ def _run_case(plan: Plan, case: Case, report: Report) -> None:
                     steps=settings.steps,
                     value=seconds,
                     unit="s",
-                    baseline=f"A: peft LoRA on the whole U-Net, {DEFAULT_STEPS} steps, same batch",
+                    baseline=f"A: peft LoRA on the whole U-Net, {steps} steps, same batch",
                     baseline_value=baseline[0],
                     ratio=seconds / baseline[0],
                     peak_memory_gib=peak,
@@ -225,7 +226,7 @@ def _run_case(plan: Plan, case: Case, report: Report) -> None:
             )
 
 
-def _baseline_run(model: BaseModel, reference: Reference) -> tuple[float, float | None]:
+def _baseline_run(model: BaseModel, reference: Reference, steps: int) -> tuple[float, float | None]:
     """Seconds and peak GiB of a whole-U-Net LoRA loop of the default length, latents cached."""
     placement = model.placement
     prompt = tuning_prompt(AttributeKind.APPEARANCE, "sks")
@@ -235,9 +236,9 @@ def _baseline_run(model: BaseModel, reference: Reference) -> tuple[float, float 
     with lora_step(model.unet, placement, config, batch, LORA_TARGET_MODULES) as step:
         if placement.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(placement.device)
-        seconds = time_calls(step, DEFAULT_STEPS, placement.device)
+        seconds = time_calls(step, steps, placement.device)
         peak = device_peak(placement.device)
-    return seconds * DEFAULT_STEPS, None if peak is None else peak / 2**30
+    return seconds * steps, None if peak is None else peak / 2**30
 
 
 def cli_rows(plan: Plan, report: Report) -> None:
