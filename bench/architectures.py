@@ -45,6 +45,15 @@ def build_unet(arch: str, placement: Placement) -> UNet2DConditionModel:
     return _freeze(unet.to(dtype=placement.dtype))
 
 
+@lru_cache(maxsize=2)
+def meta_unet(arch: str) -> UNet2DConditionModel:
+    """`arch`'s U-Net on the meta device: its layer shapes, no memory and no weights."""
+    with torch.device("meta"):
+        return UNet2DConditionModel.from_config(
+            UNet2DConditionModel.load_config(model_config_dir(arch) / "unet")
+        )
+
+
 def fill_random(module: torch.nn.Module, seed: int = 0) -> None:
     """Random weights at the speed of a copy (SD 1.5's default init takes 12 s on this CPU):
     one uniform block, tiled over each weight and scaled to variance 1/fan-in; norm scales 1,

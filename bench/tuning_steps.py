@@ -100,15 +100,22 @@ def ostaf_step(
 
 @contextmanager
 def hypernetwork_step(
-    unet: UNet2DConditionModel, placement: Placement, region: Region, rank: int = 4
+    unet: UNet2DConditionModel,
+    placement: Placement,
+    region: Region,
+    rank: int = 4,
+    fused_optimizer: bool = True,
 ) -> Iterator[Step]:
     """Only what the hypernetwork adds to a step, whatever the resolution: its forward and
-    backward, gradient clipping and AdamW (the U-Net is not run)."""
+    backward, gradient clipping and AdamW (the U-Net is not run; a meta U-Net will do)."""
     paths = region_paths(unet, region)
     hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=rank))
     hyper.to(placement.device)
     parameters = list(hyper.parameters())
-    optimizer = make_optimizer(parameters, 1e-3)
+    if fused_optimizer:
+        optimizer = make_optimizer(parameters, 1e-3)
+    else:
+        optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=1e-4)
     dtype = placement.dtype
 
     def step() -> None:
