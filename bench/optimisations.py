@@ -21,6 +21,7 @@ MEASURED = (
     tuning_ablations.batched_heads,
     rendering_ablations.merged_rendering,
     rendering_ablations.merge_reuse,
+    rendering_ablations.pipeline_reuse,
     rendering_ablations.warm_service,
     device_ablations.cpu_threads,
     device_ablations.precision,

@@ -12,7 +12,7 @@ from bench.architectures import precision_name
 from bench.timing import Step, time_variants
 from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.offsets import offset_layers, set_terms, target_layers
-from ostaf.rendering import decode_latents, pipeline_for
+from ostaf.rendering import _PIPELINES, decode_latents, pipeline_for
 
 
 def merge_reuse(ctx: Ablations) -> None:
@@ -49,6 +49,35 @@ def merge_reuse(ctx: Ablations) -> None:
         "re-merged",
         unit="s/render call",
         notes=f"{len(factors)} target layers; per render() call, before sampling",
+    )
+
+
+def pipeline_reuse(ctx: Ablations) -> None:
+    """The render pipeline (and its scheduler) built once per model and sampler vs per call."""
+    model = ctx.model
+
+    @contextmanager
+    def reused() -> Iterator[Step]:
+        yield lambda: pipeline_for(model, "dpmpp2m")
+
+    @contextmanager
+    def rebuilt() -> Iterator[Step]:
+        def step() -> object:
+            _PIPELINES.pop(model.pipe, None)
+            return pipeline_for(model, "dpmpp2m")
+
+        yield step
+
+    s = ctx.case.scale
+    timings = time_variants(
+        {"re-used": reused, "built per call": rebuilt}, ctx.placement.device, s.rounds, 1, 20
+    )
+    ctx.row(
+        "render pipeline built once per model and sampler",
+        timings,
+        "re-used",
+        "built per call",
+        unit="s/render call",
     )
 
 

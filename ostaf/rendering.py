@@ -8,6 +8,7 @@ reloaded.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, i
 from ostaf.requests import RenderSettings
 
 OOM_ADVICE = "render smaller images or fewer at once, or choose fp16 precision in Settings"
+# Pipelines built per base model and sampler. Weak keys: a model that is let go takes its
+# pipelines with it (they share its components and never refer back to it).
+_PIPELINES: weakref.WeakKeyDictionary[StableDiffusionPipeline, dict[str, StableDiffusionPipeline]]
+_PIPELINES = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -59,12 +64,16 @@ def make_scheduler(sampler: str, config: Any) -> SchedulerMixin:
 
 
 def pipeline_for(model: BaseModel, sampler: str) -> StableDiffusionPipeline:
-    """A pipeline sharing the model's components, with its own scheduler (no copies)."""
-    components = dict(model.pipe.components)
-    components["scheduler"] = make_scheduler(sampler, model.pipe.scheduler.config)
-    pipe = StableDiffusionPipeline(**components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    """A pipeline sharing the model's components, with its own scheduler (no copies), built
+    once per model and sampler: building one costs ~7 ms, ~1 % of a small render."""
+    built = _PIPELINES.setdefault(model.pipe, {})
+    if sampler not in built:
+        components = dict(model.pipe.components)
+        components["scheduler"] = make_scheduler(sampler, model.pipe.scheduler.config)
+        pipe = StableDiffusionPipeline(**components)
+        pipe.set_progress_bar_config(disable=True)
+        built[sampler] = pipe  # every call's set_timesteps resets the scheduler's state
+    return built[sampler]
 
 
 @torch.no_grad()

@@ -141,3 +141,20 @@ def test_cpu_jobs_leave_a_core_free(monkeypatch: pytest.MonkeyPatch) -> None:
         torch.set_num_threads(before)
     if hasattr(os, "sched_getaffinity"):
         assert cpu_job_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+
+
+def test_render_pipelines_are_kept_warm_and_go_with_their_model() -> None:
+    import gc
+    import weakref
+
+    from ostaf.models import load_base_model
+    from ostaf.rendering import pipeline_for
+
+    model = load_base_model("demo", device="cpu")  # its own copy: the test lets it go
+    first = pipeline_for(model, "ddim")
+    assert pipeline_for(model, "ddim") is first
+    assert pipeline_for(model, "euler") is not first
+    unet = weakref.ref(model.unet)
+    del model, first
+    gc.collect()
+    assert unet() is None
