@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: ostaf's)")
     parser.add_argument("--rounds", type=int, default=0, help="repeat every timing N times")
+    parser.add_argument("--models", default="", help="only these models, e.g. demo or sd15,sd21")
     return parser.parse_args(argv)
 
 
@@ -47,12 +48,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
     plan = make(command.strip(), placement, args.threads)
     if args.rounds > 0:
         plan = plan.with_rounds(args.rounds)
+    if args.models:
+        plan = plan.with_models({m.strip() for m in args.models.split(",") if m.strip()})
     if args.only:
         wanted = {s.strip() for s in args.only.split(",") if s.strip()}
         unknown = wanted - set(SECTIONS)
         if unknown:
             raise SystemExit(f"unknown section(s) {', '.join(sorted(unknown))}; use {SECTIONS}")
-        plan.sections = wanted
+        plan.sections &= wanted
     return plan
 
 

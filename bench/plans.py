@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import torch
-
 from ostaf.devices import Placement, cpu_job_threads
 
 
@@ -57,6 +55,25 @@ class Plan:
             step_cases=more(self.step_cases),
             render_cases=more(self.render_cases),
             optimisation_case=more([self.optimisation_case])[0],
+        )
+
+    def with_models(self, archs: set[str]) -> Plan:
+        """The same plan restricted to the models in `archs` (demo, sd15, sd21)."""
+
+        def keep(cases: list[Case]) -> list[Case]:
+            return [c for c in cases if c.arch in archs]
+
+        sections = set(self.sections)
+        if self.optimisation_case.arch not in archs:
+            sections -= {"optimisations", "compile"}
+        return replace(
+            self,
+            step_cases=keep(self.step_cases),
+            run_cases=keep(self.run_cases),
+            render_cases=keep(self.render_cases),
+            preflight_cases=keep(self.preflight_cases),
+            cli_run=self.cli_run and "demo" in archs,
+            sections=sections,
         )
 
 
@@ -120,7 +137,7 @@ def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
         mode="full",
         command=command,
         placement=placement,
-        threads=threads or torch.get_num_threads(),
+        threads=threads or (cpu_job_threads() if placement.device.type == "cpu" else 1),
         step_cases=[
             Case("sd15", 512, steps),
             Case("sd21", 768, steps),
