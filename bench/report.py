@@ -88,9 +88,10 @@ class Report:
         rows = [asdict(r) for r in self.rows]
         errors = list(self.errors)
         commands = [self.command]
-        if path.is_file():  # an earlier `--only` run today on this device: keep its other parts
+        if path.is_file():  # an earlier run today on this device: keep what this one did not redo
             earlier = json.loads(path.read_text())
-            kept = [r for r in earlier.get("rows", []) if r.get("part") not in self.parts_run]
+            redone = {_identity(r) for r in rows}
+            kept = [r for r in earlier.get("rows", []) if _identity(r) not in redone]
             rows = kept + rows
             errors = [
                 e for e in earlier.get("errors", []) if e.split(":")[0] not in self.parts_run
@@ -106,6 +107,12 @@ class Report:
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
         return path
+
+
+def _identity(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two rows the same measurement (a later run replaces an earlier one)."""
+    keys = ("part", "model", "resolution", "precision", "name", "baseline")
+    return tuple(row.get(k) for k in keys)
 
 
 def environment() -> dict[str, str]:
