@@ -49,6 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--learning-rate", type=float, default=TuningSettings.learning_rate)
     tune.add_argument("--rank", type=int, default=TuningSettings.rank)
     tune.add_argument("--name", default="", help="a name for the attribute")
+    tune.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore the state an interrupted run of this command left in FILE.resume",
+    )
+    tune.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the resumable state is saved (default 10)",
+    )
     add_model_arguments(tune)
 
     render = sub.add_parser("render", help="render a prompt with attributes applied")
@@ -154,6 +166,8 @@ class ProgressBar:
             self.close()
             self._stage = report.stage
             self._bar = tqdm(total=report.total, desc=report.stage, file=sys.stderr, leave=False)
+        if report.message.startswith("Resuming"):
+            self._bar.write(report.message, file=sys.stderr)
         if report.loss is not None:
             self._bar.set_postfix(loss=f"{report.loss:.4f}")
         self._bar.update(report.step - self._bar.n)
@@ -166,6 +180,7 @@ class ProgressBar:
 
 def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
     from ostaf.service import OstafService
+    from ostaf.tuning_checkpoint import discard, read_sidecar
 
     settings = TuningSettings(
         kind=AttributeKind(args.attribute),
@@ -177,7 +192,24 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         mask=args.mask,
     )
     settings.validate()
-    job = TuneJob(args.image, settings, args.out, args.name, model_choice(args))
+    checkpoint = args.out.with_name(args.out.name + ".resume")
+    if args.restart:
+        discard(checkpoint)
+    elif (previous := read_sidecar(checkpoint)) is not None:
+        print(
+            f"note: an interrupted run left its state at step {previous.get('step')}; it "
+            "resumes if the settings match (--restart to start over)",
+            file=sys.stderr,
+        )
+    job = TuneJob(
+        args.image,
+        settings,
+        args.out,
+        args.name,
+        model_choice(args),
+        checkpoint=checkpoint,
+        checkpoint_interval_s=args.checkpoint_interval,
+    )
     outcome = OstafService().tune(job, progress, cancel)
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)

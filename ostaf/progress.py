@@ -61,10 +61,12 @@ class StepClock:
     def __init__(self, total: int) -> None:
         self.total = total
         self.start = time.perf_counter()
+        self.done_before = 0  # steps finished by an earlier, resumed run
 
     def report(self, stage: str, step: int, **extra: Any) -> Progress:
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / step * (self.total - step) if step > 0 else None
+        done_now = step - self.done_before
+        eta = elapsed / done_now * (self.total - step) if done_now > 0 else None
         return Progress(
             stage=stage, step=step, total=self.total, elapsed_s=elapsed, eta_s=eta, **extra
         )

@@ -177,6 +177,8 @@ class TuneJob:
     out: Path
     name: str = ""
     model: ModelChoice = field(default_factory=ModelChoice)
+    checkpoint: Path | None = None  # resumable state; survives crashes, gone on success/cancel
+    checkpoint_interval_s: float = 10.0
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 from ostaf.attribute_file import Attribute, load_attribute, save_attribute
 from ostaf.batch import BatchOutcome, Shard, run_batch
 from ostaf.batch_plan import BatchJob, plan_batch
-from ostaf.errors import SettingsError
+from ostaf.errors import Cancelled, SettingsError
 from ostaf.images import load_reference
 from ostaf.models import BaseModel, load_base_model
 from ostaf.pngmeta import write_png
@@ -21,6 +21,7 @@ from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
 from ostaf.rendering import RenderedImage, render
 from ostaf.requests import ModelChoice, RenderJob, TuneJob
 from ostaf.tuning import TuningResult, tune
+from ostaf.tuning_checkpoint import Checkpointing, discard
 
 
 @dataclass
@@ -100,9 +101,20 @@ class OstafService:
             job.image, model.resolution, crop=job.settings.crop, mask_path=job.settings.mask
         )
         cancel.check()
-        result = tune(model, reference, job.settings, job.name, progress, cancel)
-        cancel.check()
+        checkpointing = None
+        if job.checkpoint is not None:
+            record = {"image": str(job.image), "out": str(job.out), "name": job.name}
+            checkpointing = Checkpointing(job.checkpoint, job.checkpoint_interval_s, record)
+        try:
+            result = tune(model, reference, job.settings, job.name, progress, cancel, checkpointing)
+            cancel.check()
+        except Cancelled:
+            if job.checkpoint is not None:  # the user chose to stop: nothing stays behind
+                discard(job.checkpoint)
+            raise
         path = save_attribute(job.out, result.attribute)
+        if job.checkpoint is not None:
+            discard(job.checkpoint)
         return TuneOutcome(path, result, reference.notes)
 
     def render(

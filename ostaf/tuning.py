@@ -10,6 +10,7 @@ reports progress.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,13 @@ from ostaf.progress import CancelToken, ProgressCallback, StepClock, ignore_prog
 from ostaf.regions import FLIP_ALLOWED, REGION_BY_KIND, Region, tuning_prompt
 from ostaf.rendering import decode_latents
 from ostaf.requests import TuningSettings
+from ostaf.tuning_checkpoint import (
+    Checkpointing,
+    TuningState,
+    load_state,
+    run_key,
+    save_state,
+)
 
 OOM_ADVICE = "lower the resolution or the timesteps per step, or turn on memory saving in Settings"
 
@@ -73,8 +81,12 @@ def tune(
     name: str = "",
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> TuningResult:
-    """Tune an attribute of kind `settings.kind` on `reference`; raise Cancelled if asked to."""
+    """Tune an attribute of kind `settings.kind` on `reference`; raise Cancelled if asked to.
+
+    With `checkpointing`, the run's state is saved every few seconds and a saved state of the
+    same run is resumed from; the result is the same as an uninterrupted run's."""
     settings.validate()
     use_job_threads(model.placement.device)
     cancel = cancel or CancelToken()
@@ -110,13 +122,31 @@ def tune(
     per_pass = plan.timesteps_per_pass if plan else settings.timesteps_per_pass
     per_pass = min(per_pass or settings.timesteps_per_step, settings.timesteps_per_step)
     losses: list[float] = []
+    first_step = 1
+    key = ""
+    if checkpointing is not None:
+        key = run_key(model, reference, settings, region)
+        state = load_state(checkpointing.path)
+        if state is not None and state.key == key and state.step <= settings.steps:
+            hyper.load_state_dict(state.hypernetwork)
+            optimizer.load_state_dict(state.optimizer)
+            for group in optimizer.param_groups:  # a resumed run may lower the rate
+                group["lr"] = settings.learning_rate
+            sampler.set_state(state.sampler)
+            losses = list(state.losses)
+            first_step = state.step + 1
+            clock.done_before = state.step
+            progress(
+                clock.report("preparing", state.step, message=f"Resuming from step {state.step}")
+            )
+    last_save = time.perf_counter()
     wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
-    checkpointing = wants_checkpointing and unet.is_gradient_checkpointing is False
-    if checkpointing:
+    recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
+    if recompute:
         unet.enable_gradient_checkpointing()
     try:
         with offset_layers(unet, paths) as wrappers, out_of_memory_as_error("tuning", OOM_ADVICE):
-            for step in range(1, settings.steps + 1):
+            for step in range(first_step, settings.steps + 1):
                 cancel.check()
                 optimizer.zero_grad(set_to_none=True)
                 loss = _step(
@@ -132,13 +162,29 @@ def tune(
                 )
                 value = float(loss)
                 if not math.isfinite(value):
+                    kept = ""
+                    if checkpointing is not None and checkpointing.path.is_file():
+                        kept = " (the last good state is kept: the next run resumes from it)"
                     raise TuningDivergedError(
                         f"the loss became {value} at step {step}; lower the learning rate "
-                        f"(now {settings.learning_rate:g}) or use fp32 precision"
+                        f"(now {settings.learning_rate:g}) or use fp32 precision{kept}"
                     )
                 torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimizer.step()
                 losses.append(value)
+                if checkpointing is not None and (
+                    time.perf_counter() - last_save >= checkpointing.interval_s
+                ):
+                    state = TuningState(
+                        key,
+                        step,
+                        losses,
+                        hyper.state_dict(),
+                        optimizer.state_dict(),
+                        sampler.get_state(),
+                    )
+                    save_state(checkpointing.path, state, checkpointing.job)
+                    last_save = time.perf_counter()
                 preview = None
                 if settings.preview_every and (
                     step % settings.preview_every == 0 or step == settings.steps
@@ -146,7 +192,7 @@ def tune(
                     preview = _preview(model, hyper, wrappers, prompt, settings, cancel)
                 progress(clock.report("tuning", step, loss=value, preview=preview))
     finally:
-        if checkpointing:
+        if recompute:
             unet.disable_gradient_checkpointing()
     with torch.no_grad():
         factors = {
