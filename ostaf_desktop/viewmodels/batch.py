@@ -122,8 +122,10 @@ class BatchViewModel(ViewModel):
         self._plan: BatchPlan | None = None
         self._prepared_for = ""  # the project whose defaults the fields hold
         self._images_done = 0
+        self._elapsed_s = 0.0
         self.changed.connect(self._on_own_change)
         library.changed.connect(self._on_library_changed)
+        projects.changed.connect(self._on_projects_changed)
 
     # -- filling the form ----------------------------------------------------------------
     def prepare(self) -> None:
@@ -253,7 +255,7 @@ class BatchViewModel(ViewModel):
         self.step, self.total_steps = 0, 0
         self.finished_folder, self.sheet, self.time_text = None, None, ""
         self.status_text = "Waiting for the model…" if self._session.model is None else "Starting…"
-        self._images_done = 0
+        self._images_done, self._elapsed_s = 0, 0.0
         self._job = self._jobs.submit(
             Job(JobKind.BATCH, job), on_progress=self._on_progress, on_done=self._on_done
         )
@@ -284,12 +286,14 @@ class BatchViewModel(ViewModel):
         if not self.cancelling:
             current = min(self._images_done + 1, to_render)
             self.status_text = f"Rendering image {current} of {to_render}{already}"
+        self._elapsed_s = report.elapsed_s
         eta = f" · about {format_duration(report.eta_s)} left" if report.eta_s is not None else ""
         self.time_text = f"{format_duration(report.elapsed_s)} elapsed{eta}"
 
     def _on_done(self, job: Job) -> None:
         self._job = None
         self.running, self.cancelling = False, False
+        self.time_text = f"{format_duration(self._elapsed_s)} elapsed" if self._elapsed_s else ""
         request: BatchRequest = job.request.request
         if job.state is JobState.DONE:
             result: BatchResult = job.result
@@ -320,6 +324,12 @@ class BatchViewModel(ViewModel):
     def _on_own_change(self, name: str, value: object) -> None:
         if name in _INPUTS:
             self._replan()
+
+    def _on_projects_changed(self, name: str, value: object) -> None:
+        # an open dialog follows the project; a running batch keeps its own folder
+        if name == "current" and self._prepared_for and not self.running:
+            self._prepared_for = ""
+            self.prepare()
 
     def _on_library_changed(self, name: str, value: object) -> None:
         if name == "rows":

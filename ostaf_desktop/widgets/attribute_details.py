@@ -24,14 +24,16 @@ from ostaf_desktop.widgets.layout import label
 
 
 def describe(row: AttributeRow) -> str:
-    """The details line under the list (rich text, user strings escaped)."""
+    """The facts line above the fields (rich text)."""
     loss = f" · loss {row.final_loss:.3f}" if row.final_loss is not None else ""
+    return f"<b>{row.kind.title()}</b> · {row.steps} steps{loss}"
+
+
+def provenance(row: AttributeRow) -> str:
+    """Where the attribute came from (the facts line's tooltip)."""
     source = html.escape(row.reference_name or "an image")
-    return (
-        f"<b>{row.kind.title()}</b> · {row.steps} steps{loss}"
-        f"<br>from {source} on {html.escape(row.base_model)}"
-        f"<br>created {row.created_at.replace('T', ' ').rstrip('Z')} UTC"
-    )
+    created = row.created_at.replace("T", " ").rstrip("Z")
+    return f"From {source} on {html.escape(row.base_model)}<br>created {created} UTC"
 
 
 class AttributeDetails(QWidget):
@@ -49,7 +51,7 @@ class AttributeDetails(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 2, 0, 0)
         layout.setSpacing(4)
-        self.facts = label(role="hint", wrap=True)
+        self.facts = label(role="hint")
         self.name = QLineEdit()
         self.name.setPlaceholderText("Name")
         self.tags = QLineEdit()
@@ -64,7 +66,7 @@ class AttributeDetails(QWidget):
         self.keep_lambda.setToolTip("Make the λ set in the Render panel this attribute's default")
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("Notes about this attribute…")
-        self.notes.setMaximumHeight(54)
+        self.notes.setFixedHeight(46)
         self.revert = QPushButton("Revert")
         self.revert.setToolTip("Drop the changes")
         self.save = QPushButton(icon("save"), "Save")
@@ -108,6 +110,7 @@ class AttributeDetails(QWidget):
         self.setVisible(row is not None)
         if row is not None:
             self.facts.setText(describe(row))
+            self.facts.setToolTip(provenance(row))
         self._update_keep_lambda()
 
     def _current(self) -> float | None:

@@ -62,8 +62,10 @@ class BatchDialog(QDialog):
         self.setMinimumSize(QSize(900, 640))
         columns = QHBoxLayout()
         columns.setSpacing(10)
-        columns.addWidget(self._what_box(), 1)
-        columns.addWidget(self._how_box(), 1)
+        self.what = self._what_box()
+        self.how = self._how_box()
+        columns.addWidget(self.what, 1)
+        columns.addWidget(self.how, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(columns, 1)
         layout.addWidget(self._preview_box())
@@ -92,6 +94,10 @@ class BatchDialog(QDialog):
         self.seed_count.setToolTip("Seeds 0, 1, … count − 1")
         self.intensities = QLineEdit()
         self.intensities.setPlaceholderText("e.g. 0.5, 1, 1.5 (empty: each default λ)")
+        self.intensities.setToolTip(
+            "Every ticked attribute is rendered at each λ; attributes applied together are "
+            "rendered at every pairing of their λ values"
+        )
         self.attributes = QListWidget()
         self.attributes.setIconSize(QSize(THUMB, THUMB))
         self.attributes.setToolTip("The attributes to combine; none: the base model alone")
@@ -213,6 +219,8 @@ class BatchDialog(QDialog):
         bind_to(vm, "plan_error", lambda text: self.error.setVisible(bool(text)), self)
         bind(vm, "can_start", self.start, "enabled")
         bind(vm, "running", self.cancel, "enabled")
+        for box in (self.what, self.how):  # the form describes the running batch: keep it
+            bind(vm, "running", box, "enabled", convert=lambda running: not running)
         bind(vm, "running", self.progress, "visible")
         bind(vm, "total_steps", self.progress, "maximum", convert=lambda t: max(1, t))
         bind(vm, "step", self.progress, "value")

@@ -9,7 +9,6 @@ from pathlib import Path
 from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLineEdit,
     QListWidget,
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from ostaf.regions import AttributeKind
-from ostaf_desktop.binding import bind, bind_combo, bind_to
+from ostaf_desktop.binding import bind, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import qimage_from_data_url
 from ostaf_desktop.viewmodels.attribute_editor import AttributeEditorViewModel
@@ -66,23 +65,25 @@ class LibraryPanel(Section):
         self.setAcceptDrops(True)
         self.import_button = self.add_header_button(menu_button("import", "Import attributes"))
         self.export_button = self.add_header_button(menu_button("export", "Export the attribute"))
-        self.trash_button = self.add_header_button(tool_button("trash", "Trash: restore deleted"))
+        self.trash_button = self.add_header_button(tool_button("restore", "Trash: restore deleted"))
         self.rename_button = self.add_header_button(tool_button("rename", "Rename attribute (F2)"))
         self.delete_button = self.add_header_button(tool_button("delete", "Delete attribute (Del)"))
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search name, tag, notes")
-        self.search.setToolTip("Matches names, tags, notes and reference names; #tag: exact tag")
+        self.search.setPlaceholderText("Search…")
+        self.search.setToolTip(
+            "Search names, tags, notes and reference names (Ctrl+F); #tag matches a tag exactly"
+        )
         self.search.setClearButtonEnabled(True)
         self.search.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
-        self.kind = QComboBox()
-        self.kind.addItem("All kinds", "")
-        for kind in AttributeKind:
-            self.kind.addItem(icon(str(kind)), kind.value.title(), str(kind))
-        self.kind.setToolTip("Show only one kind of attribute")
         search_row = QHBoxLayout()
-        search_row.setSpacing(4)
+        search_row.setSpacing(2)
         search_row.addWidget(self.search, 1)
-        search_row.addWidget(self.kind)
+        self.kind_buttons: dict[str, QToolButton] = {}
+        for kind in AttributeKind:
+            button = tool_button(str(kind), f"Show only {kind.value} attributes", checkable=True)
+            button.toggled.connect(lambda on, k=str(kind): self._on_kind_toggled(k, on))
+            self.kind_buttons[str(kind)] = button
+            search_row.addWidget(button)
         self.empty = label(role="hint", wrap=True)
         self.list = QListWidget()
         self.list.setIconSize(QSize(THUMB, THUMB))
@@ -102,7 +103,7 @@ class LibraryPanel(Section):
         self.list.itemChanged.connect(self._on_item_changed)
         self.list.currentItemChanged.connect(self._on_current_changed)
         bind(vm, "search_text", self.search)
-        bind_combo(vm, "kind_filter", self.kind)
+        bind_to(vm, "kind_filter", self._show_kind_filter, self)
         bind(vm, "filter_summary", self.summary, "text")
         bind_to(vm, "filter_summary", lambda text: self.summary.setVisible(bool(text)), self)
         bind_to(vm, "visible", lambda _: self._fill(), self)
@@ -177,7 +178,19 @@ class LibraryPanel(Section):
         self.problems.setVisible(bool(problems))
         self.problems.setText("Skipped unreadable files: " + "; ".join(problems))
 
+    def _show_kind_filter(self, kind: str) -> None:
+        for name, button in self.kind_buttons.items():
+            blocker = QSignalBlocker(button)
+            button.setChecked(name == kind)
+            del blocker
+
     # -- user actions --------------------------------------------------------------------
+    def _on_kind_toggled(self, kind: str, on: bool) -> None:
+        if on:
+            self.vm.kind_filter = kind
+        elif self.vm.kind_filter == kind:
+            self.vm.kind_filter = ""
+
     def _on_item_changed(self, item: QListWidgetItem) -> None:
         self.vm.set_applied(str(item.data(ID_ROLE)), item.checkState() == Qt.CheckState.Checked)
 

@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self.left = QSplitter(Qt.Orientation.Vertical)
         self.left.addWidget(self.projects)
         self.left.addWidget(self.library)
-        self.left.setSizes([300, 500])
+        self.left.setSizes([200, 600])
         self.centre = QSplitter(Qt.Orientation.Vertical)
         self.centre.addWidget(self.reference)
         self.centre.addWidget(self.tuning_progress)
@@ -86,14 +86,14 @@ class MainWindow(QMainWindow):
         self.columns = QSplitter(Qt.Orientation.Horizontal)
         # Minimum widths keep the side columns readable; the canvas takes what is left.
         for column, width in (
-            (self.left, 230),
+            (self.left, 250),
             (self.centre, 380),
             (scrolled(self.tuning), 320),
             (scrolled(self.render_panel), 310),
         ):
             column.setMinimumWidth(width)
             self.columns.addWidget(column)
-        self.columns.setSizes([250, 500, 340, 330])
+        self.columns.setSizes([290, 460, 340, 330])
         self.columns.setStretchFactor(1, 1)
         self.rows = QSplitter(Qt.Orientation.Vertical)
         self.rows.addWidget(self.columns)

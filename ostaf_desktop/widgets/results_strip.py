@@ -34,7 +34,7 @@ class ResultsStrip(Section):
         super().__init__("Results", parent)
         self.vm = vm
         self.reuse_button = self.add_header_button(
-            tool_button("image-settings", "Use its settings in the Render panel (Ctrl+U)")
+            tool_button("image-settings", "Use its settings in the Render panel (Ctrl+Shift+R)")
         )
         self.save_button = self.add_header_button(tool_button("save", "Save a copy… (Ctrl+S)"))
         self.open_button = self.add_header_button(
@@ -48,6 +48,8 @@ class ResultsStrip(Section):
         self.list.setMovement(QListView.Movement.Static)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setSpacing(4)
+        self.list.setGridSize(QSize(THUMB + 44, THUMB + 28))  # long file names cannot widen a cell
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.list.setFixedHeight(THUMB + 36)
         self.list.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -71,7 +73,8 @@ class ResultsStrip(Section):
         self.list.clear()
         for item in items:
             entry = QListWidgetItem(QIcon(display_pixmap(item.image, THUMB, THUMB)), item.caption)
-            entry.setToolTip(item.parameters or (str(item.path) if item.path else item.caption))
+            where = str(item.path) if item.path else item.caption
+            entry.setToolTip(f"{where}\n\n{item.parameters}" if item.parameters else where)
             self.list.addItem(entry)
         self.list.blockSignals(False)
         self.empty.setVisible(not items)

@@ -16,7 +16,7 @@ SHORTCUT_HELP = """Ctrl+N  new project
 Ctrl+O  open a reference image · Ctrl+Shift+O  open an image's settings
 Ctrl+Enter  tune · Esc  cancel tuning
 Ctrl+R  render · Ctrl+D  random seed · Ctrl+S  save the selected result
-Ctrl+U  use the selected result's settings · Ctrl+B  batch export
+Ctrl+Shift+R  re-use the selected result's settings · Ctrl+B  batch export
 Ctrl+F  search the library · F2  rename the attribute · Del  delete the attribute
 Ctrl+I  import attribute files · Ctrl+Shift+I  import from another project
 Ctrl+E  export the attribute file · Ctrl+Shift+E  export as LoRA · Ctrl+Shift+T  trash
@@ -103,7 +103,7 @@ class Shortcuts:
         self.dice = make_action(window, "Random &seed", "Ctrl+D", "dice")
         self.save = make_action(window, "&Save the selected result…", "Ctrl+S", "save")
         self.reuse = make_action(
-            window, "&Use the selected result's settings", "Ctrl+U", "image-settings"
+            window, "&Use the selected result's settings", "Ctrl+Shift+R", "image-settings"
         )
         self.batch = make_action(window, "&Batch export…", "Ctrl+B", "batch")
         for item in (self.render, self.dice, self.save, self.reuse, None, self.batch):

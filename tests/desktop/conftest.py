@@ -132,7 +132,10 @@ class FakeBackend:
                 at = number * request.steps + step
                 progress(Progress("batch", at, total, elapsed_s=at * 0.1, eta_s=(total - at) * 0.1))
             image = Image.new("RGB", (64, 64), (cell.seed * 40 % 255, 90, 60))
-            written.append(write_png(out / cell.file_name, image, cell.prompt, {}))
+            settings = request.render_settings(cell.prompt, [cell.seed])
+            settings.attributes = list(cell.variant.applied)
+            parameters, record = fake_metadata(settings, cell.seed, self.info)
+            written.append(write_png(out / cell.file_name, image, parameters, record))
         sheet = None
         if plan.sheet_name:
             sheet = write_png(out / plan.sheet_name, Image.new("RGB", (64, 64)), "sheet", {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from ostaf.errors import StorageError
@@ -45,7 +46,7 @@ def test_preview_follows_the_form_and_refuses_bad_templates(
     dialog.intensities.setText("0.5, 1")
     for index in range(dialog.attributes.count()):
         item = dialog.attributes.item(index)
-        item.setCheckState(item.checkState().Checked)
+        item.setCheckState(Qt.CheckState.Checked)
     dialog.combine.setCurrentIndex(dialog.combine.findData("each"))
     # 2 prompts × (2 attributes × 2 λ) × 5 seeds
     assert dialog.plan.text().startswith("40 images + a contact sheet: 2 prompts")
@@ -119,3 +120,17 @@ def test_a_failed_batch_says_why(
     assert len(list(tmp_path.glob("*.png"))) == 1 and dialog.start.isEnabled()
     dialog.close()
     assert not window.batch_dialog.isVisible()  # type: ignore[union-attr]
+
+
+def test_the_dialog_follows_the_open_project(
+    window: MainWindow, vm: MainViewModel, dialogs: Dialogs
+) -> None:
+    dialog = open_dialog(window)
+    first = vm.projects.current
+    assert first is not None and dialog.out_dir.text() == str(first.exports_dir)
+    dialogs.texts.append("Second")
+    window.shortcuts.new_project.trigger()
+    second = vm.projects.current
+    assert second is not None and second is not first
+    assert dialog.out_dir.text() == str(second.exports_dir)
+    assert dialog.names.text().startswith("second_base_")

@@ -62,7 +62,7 @@ def test_open_image_settings_fills_the_render_panel(
 
 
 def test_the_message_names_what_is_missing(
-    window: MainWindow, vm: MainViewModel, dialogs: Dialogs, tmp_path: Path, monkeypatch
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
 ) -> None:
     shown: list[str] = []
     vm.session.notice.connect(lambda _title, text: shown.append(text))

@@ -111,13 +111,18 @@ def test_search_and_kind_filter_narrow_the_list(
     panel.search.setText("#favourite")
     assert listing.count() == 1 and vm.library.visible[0].tags == ("favourite",)
     panel.search.setText("")
-    panel.kind.setCurrentIndex(panel.kind.findData("style"))
+    panel.kind_buttons["style"].click()
     assert listing.count() == 1 and "Ink wash" in listing.item(0).text()
+    panel.kind_buttons["shape"].click()  # one kind at a time
+    assert not panel.kind_buttons["style"].isChecked() and "Curled pose" in listing.item(0).text()
+    panel.kind_buttons["shape"].click()
+    assert listing.count() == 3 and vm.library.kind_filter == ""
+    panel.kind_buttons["style"].click()
     panel.search.setText("glaze")
     assert listing.isHidden() and panel.empty.text() == "No attribute matches the search."
     assert vm.library.selected is None and panel.details.isHidden()
     panel.search.clear()
-    panel.kind.setCurrentIndex(0)
+    panel.kind_buttons["style"].click()
     assert listing.count() == 3 and panel.summary.isHidden()
 
 

@@ -3,9 +3,12 @@ the library unchanged), import from another project, export a copy, export as Lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
 from pytestqt.qtbot import QtBot
 from safetensors import safe_open
 
@@ -81,7 +84,12 @@ def _lora(folder: Path) -> Path:
     ],
 )
 def test_a_bad_file_is_refused_and_changes_nothing(
-    window: MainWindow, vm: MainViewModel, dialogs: Dialogs, tmp_path: Path, make, reason
+    window: MainWindow,
+    vm: MainViewModel,
+    dialogs: Dialogs,
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    reason: str,
 ) -> None:
     add_attribute(vm, "Already here")
     before = _library_files(vm)
@@ -107,7 +115,7 @@ def test_import_from_another_project(window: MainWindow, vm: MainViewModel, qtbo
     assert dialog.source.currentText() == "Ceramics" and dialog.list.count() == 2
     assert not dialog.import_button.isEnabled()
     raku = next(i for i in range(2) if "Raku" in dialog.list.item(i).text())
-    dialog.list.item(raku).setCheckState(dialog.list.item(raku).checkState().Checked)
+    dialog.list.item(raku).setCheckState(Qt.CheckState.Checked)
     assert dialog.import_button.isEnabled() and "1 attribute will be copied" in dialog.hint.text()
     dialog.import_button.click()
     assert [r.name for r in vm.library.rows] == ["Raku"]
@@ -152,3 +160,21 @@ def test_export_as_lora_writes_a_file(
     assert not dialog.export.isEnabled() and "already exists" in dialog.hint.text()
     dialog.overwrite.setChecked(True)
     assert dialog.export.isEnabled()
+
+
+def test_dropped_attribute_files_are_imported(
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
+) -> None:
+    path = write_attribute_file(tmp_path / "ink.safetensors", name="Ink wash", seed=6)
+    (tmp_path / "notes.txt").write_text("not an attribute")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)), QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
+    event = QDropEvent(
+        QPointF(20, 20),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.library.dropEvent(event)
+    assert [r.name for r in vm.library.rows] == ["Ink wash"] and vm.session.error is None
