@@ -41,7 +41,7 @@ COMBINE_CHOICES = (
 PREVIEW_NAMES = 5
 MAX_SEED_COUNT = 10_000
 _INPUTS = frozenset(
-    {
+    [
         "prompts_text",
         "seeds_mode",
         "seeds_text",
@@ -58,7 +58,7 @@ _INPUTS = frozenset(
         "template",
         "contact_sheet",
         "overwrite",
-    }
+    ]
 )
 
 

@@ -214,7 +214,8 @@ class BatchDialog(QDialog):
         bind(vm, "contact_sheet", self.contact_sheet)
         bind(vm, "overwrite", self.overwrite)
         bind(vm, "plan_text", self.plan, "text")
-        bind_to(vm, "preview_names", lambda names: self.names.setText("\n".join(names)), self)
+        bind_to(vm, "plan_text", lambda text: self.plan.setVisible(bool(text)), self)
+        bind_to(vm, "preview_names", self._show_names, self)
         bind(vm, "plan_error", self.error, "text")
         bind_to(vm, "plan_error", lambda text: self.error.setVisible(bool(text)), self)
         bind(vm, "can_start", self.start, "enabled")
@@ -238,6 +239,10 @@ class BatchDialog(QDialog):
         self.start.clicked.connect(vm.start)
         self.cancel.clicked.connect(vm.cancel)
         self.close_button.clicked.connect(self.close)
+
+    def _show_names(self, names: tuple[str, ...]) -> None:
+        self.names.setText("\n".join(names))
+        self.names.setVisible(bool(names))
 
     def _show_seeds_mode(self, mode: str) -> None:
         radio = self.seed_count_choice if mode == "count" else self.seed_list
