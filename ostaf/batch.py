@@ -206,13 +206,13 @@ def _refuse_conflicts(plan: BatchPlan, states: Mapping[int, str]) -> None:
         raise SettingsError(
             f"{out / foreign[0].file_name} exists and was not rendered by OSTAF "
             f"({len(foreign)} such files); choose another output folder or template, "
-            "or replace them with --overwrite"
+            "or replace them (--overwrite, or 'Replace images…' in the batch dialog)"
         )
     if different and not plan.request.overwrite:
         raise SettingsError(
             f"{out / different[0].file_name} was rendered with other settings "
             f"({len(different)} such files); choose another output folder or template, "
-            "or replace them with --overwrite"
+            "or replace them (--overwrite, or 'Replace images…' in the batch dialog)"
         )
     for cell in foreign:
         if not (out / cell.file_name).is_file():

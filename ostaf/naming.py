@@ -94,7 +94,7 @@ def _check_literal(literal: str, template: str) -> None:
     if "/" in literal or "\\" in literal:
         raise SettingsError(
             f"file-name template {template!r} contains a folder separator; it names files "
-            "inside the output folder only (choose the folder with --out)"
+            "inside the output folder only (choose the folder itself separately)"
         )
     if ".." in literal:
         raise SettingsError(f"file-name template {template!r} may not contain '..'")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ostaf.batch_plan import BatchJob
 from ostaf.progress import CancelToken, ProgressCallback
 from ostaf.requests import ModelChoice, RenderJob, TuneJob
 
@@ -46,6 +47,39 @@ class RenderedImage:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class BatchResult:
+    """A finished batch export: files written now, files found complete from an earlier run."""
+
+    written: list[Path]
+    skipped: list[Path]
+    total: int  # cells in the whole batch
+    sheet: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoraRequest:
+    """Write one attribute file as a LoRA for other tools, λ baked in (None: its default)."""
+
+    attribute: Path
+    out: Path
+    format: str = "kohya"
+    intensity: float | None = None
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class LoraWritten:
+    """A written LoRA file and what went into it."""
+
+    path: Path
+    format: str
+    intensity: float
+    family: str  # "sd_v1" or "sd_v2"
+    layers: int
+
+
 class Backend(Protocol):
     """What the worker thread asks of the core; every call may raise the core's errors."""
 
@@ -60,6 +94,32 @@ class Backend(Protocol):
     def render(
         self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken
     ) -> list[RenderedImage]: ...
+
+    def batch(
+        self, job: BatchJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> BatchResult: ...
+
+    def export_lora(
+        self, request: LoraRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> LoraWritten: ...
+
+
+def write_lora(request: LoraRequest, attribute: Any = None) -> LoraWritten:
+    """Write the LoRA file of `request` (imports torch: call it on the worker thread);
+    `attribute` is the already loaded attribute, if the caller has it."""
+    from ostaf.attribute_file import load_attribute
+    from ostaf.lora_export import export_lora
+
+    if attribute is None:
+        attribute = load_attribute(request.attribute)
+    done = export_lora(
+        attribute,
+        request.out,
+        request.format,  # type: ignore[arg-type]  # checked by export_lora
+        request.intensity,
+        overwrite=request.overwrite,
+    )
+    return LoraWritten(done.path, done.format, done.intensity, done.family, len(attribute.factors))
 
 
 def compute_threads() -> int:
@@ -112,3 +172,19 @@ class CoreBackend:
             RenderedImage(item.image, item.seed, item.parameters, path, list(item.warnings))
             for item, path in zip(outcome.images, paths, strict=True)
         ]
+
+    def batch(self, job: BatchJob, progress: ProgressCallback, cancel: CancelToken) -> BatchResult:
+        outcome = self._service.batch(job, progress, cancel)
+        return BatchResult(
+            written=list(outcome.written),
+            skipped=list(outcome.skipped),
+            total=outcome.total,
+            sheet=outcome.sheet,
+            warnings=list(outcome.warnings),
+        )
+
+    def export_lora(
+        self, request: LoraRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> LoraWritten:
+        cancel.check()
+        return write_lora(request, self._service.attribute(request.attribute))

@@ -23,6 +23,8 @@ class JobKind(StrEnum):
     TUNE = "tune"
     PREVIEW = "preview"
     RENDER = "render"
+    BATCH = "batch export"
+    EXPORT_LORA = "LoRA export"
 
 
 class JobState(StrEnum):
@@ -42,7 +44,8 @@ _next_id = itertools.count(1)
 
 @dataclass(eq=False)
 class Job:
-    """One request for the worker: `request` is a core request (ModelChoice, TuneJob, RenderJob)."""
+    """One request for the worker: `request` is a core request (ModelChoice, TuneJob, RenderJob,
+    BatchJob) or a LoraRequest."""
 
     kind: JobKind
     request: Any

@@ -98,6 +98,10 @@ def _dispatch(
         return backend.load_model(job.request, report, cancel)
     if job.kind is JobKind.TUNE:
         return backend.tune(job.request, report, cancel)
+    if job.kind is JobKind.BATCH:
+        return backend.batch(job.request, report, cancel)
+    if job.kind is JobKind.EXPORT_LORA:
+        return backend.export_lora(job.request, report, cancel)
     return backend.render(job.request, report, cancel)
 
 

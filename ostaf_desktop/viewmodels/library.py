@@ -1,4 +1,5 @@
-"""The open project's attributes: the list, the ticked ones with their λ, and edits."""
+"""The open project's attributes: the list and its search filter, the ticked ones with their
+λ, edits, and the project's trash."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError
-from ostaf.library import Project
+from ostaf.library import AttributeEntry, Project, filter_attributes
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
@@ -33,6 +34,35 @@ class AttributeRow:
     tuning_prompt: str
     steps: int
     final_loss: float | None
+    tags: tuple[str, ...] = ()
+
+
+def attribute_row(entry: AttributeEntry) -> AttributeRow:
+    """The row of one attribute file (also used for the trash and other projects)."""
+    meta = entry.meta
+    return AttributeRow(
+        id=entry.id,
+        path=entry.path,
+        name=meta.name,
+        kind=str(meta.kind),
+        default_lambda=float(meta.default_lambda),
+        thumbnail=meta.reference.thumbnail,
+        notes=meta.notes,
+        created_at=meta.created_at,
+        reference_name=meta.reference.file_name,
+        base_model=meta.base_model.name,
+        tuning_prompt=str(meta.tuning.get("prompt", "")) or DEFAULT_PROMPT,
+        steps=int(meta.tuning.get("steps", 0) or 0),
+        final_loss=_float_or_none(meta.tuning.get("final_loss")),
+        tags=tuple(meta.tags),
+    )
+
+
+def search_terms(text: str) -> tuple[str, list[str]]:
+    """Search box text → (free text, exact tags): words written `#tag` must be tags."""
+    words = text.split()
+    tags = [w[1:] for w in words if w.startswith("#") and len(w) > 1]
+    return " ".join(w for w in words if not w.startswith("#")), tags
 
 
 @dataclass(frozen=True)
@@ -49,9 +79,14 @@ class LibraryViewModel(ViewModel):
     """Attributes of the open project; several can be ticked, each with its own λ."""
 
     rows = Observable[tuple[AttributeRow, ...]](())
+    visible = Observable[tuple[AttributeRow, ...]](())  # the rows the search lets through
+    search_text = Observable("")
+    kind_filter = Observable("")  # "" = every kind
+    filter_summary = Observable("")
     problems = Observable[tuple[str, ...]](())
     selected_id = Observable("")
     applied = Observable[tuple[AppliedEntry, ...]](())
+    trashed = Observable[tuple[AttributeRow, ...]](())
 
     def __init__(
         self,
@@ -63,8 +98,10 @@ class LibraryViewModel(ViewModel):
         self._session = session
         self._projects = projects
         self._slug = ""
+        self._entries: list[AttributeEntry] = []
         projects.closing.connect(self._save_state)
         projects.changed.connect(self._on_projects_changed)
+        self.changed.connect(self._on_own_change)
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -79,30 +116,19 @@ class LibraryViewModel(ViewModel):
         return next((r for r in self.rows if r.id == attribute_id), None)
 
     def refresh(self) -> None:
+        """Re-read the project's attribute files (and its trash)."""
         project = self.project
         if project is None:
+            self._entries = []
             self.rows, self.problems, self.applied, self.selected_id = (), (), (), ""
+            self.trashed = ()
+            self._apply_filter()
             return
         entries, problems = project.scan_attributes()
-        self.rows = tuple(
-            AttributeRow(
-                id=e.id,
-                path=e.path,
-                name=e.meta.name,
-                kind=str(e.meta.kind),
-                default_lambda=float(e.meta.default_lambda),
-                thumbnail=e.meta.reference.thumbnail,
-                notes=e.meta.notes,
-                created_at=e.meta.created_at,
-                reference_name=e.meta.reference.file_name,
-                base_model=e.meta.base_model.name,
-                tuning_prompt=str(e.meta.tuning.get("prompt", "")) or DEFAULT_PROMPT,
-                steps=int(e.meta.tuning.get("steps", 0) or 0),
-                final_loss=_float_or_none(e.meta.tuning.get("final_loss")),
-            )
-            for e in entries
-        )
+        self._entries = entries
+        self.rows = tuple(attribute_row(e) for e in entries)
         self.problems = tuple(f"{p.path.name}: {p.message}" for p in problems)
+        self.trashed = tuple(attribute_row(e) for e in project.trashed_attributes())
         ids = {r.id for r in self.rows}
         kept = tuple(
             replace(a, name=self.row(a.id).name)  # type: ignore[union-attr]
@@ -111,8 +137,33 @@ class LibraryViewModel(ViewModel):
         )
         if kept != self.applied:
             self.applied = kept
+        self._apply_filter()
+
+    def entry(self, attribute_id: str) -> AttributeEntry | None:
+        """The attribute file and its metadata, as last read."""
+        return next((e for e in self._entries if e.id == attribute_id), None)
+
+    def clear_filter(self) -> None:
+        self.search_text, self.kind_filter = "", ""
+
+    def _apply_filter(self) -> None:
+        text, tags = search_terms(self.search_text)
+        try:
+            found = filter_attributes(self._entries, text, tags, self.kind_filter or None)
+        except OstafError:  # a '#tag' that cannot be a tag matches nothing
+            found = []
+        ids = {e.id for e in found}
+        self.visible = tuple(r for r in self.rows if r.id in ids)
+        filtering = bool(self.search_text.strip() or self.kind_filter)
+        self.filter_summary = (
+            f"{len(self.visible)} of {len(self.rows)} shown" if filtering and self.rows else ""
+        )
         if self.selected_id not in ids:
-            self.selected_id = self.rows[0].id if self.rows else ""
+            self.selected_id = self.visible[0].id if self.visible else ""
+
+    def _on_own_change(self, name: str, value: object) -> None:
+        if name in ("search_text", "kind_filter"):
+            self._apply_filter()
 
     # -- ticking and λ -------------------------------------------------------------------
     def set_applied(self, attribute_id: str, on: bool) -> None:
@@ -144,14 +195,12 @@ class LibraryViewModel(ViewModel):
     def rename(self, attribute_id: str, name: str) -> bool:
         return self._edit(attribute_id, name=name)
 
-    def set_notes(self, attribute_id: str, notes: str) -> bool:
-        return self._edit(attribute_id, notes=notes)
-
-    def set_default_lambda(self, attribute_id: str, value: float) -> bool:
-        return self._edit(attribute_id, default_lambda=value)
+    def update(self, attribute_id: str, **changes: object) -> bool:
+        """Write new name, tags, notes or default λ into the attribute's file."""
+        return self._edit(attribute_id, **changes)
 
     def delete(self, attribute_id: str) -> bool:
-        """Move the attribute's file to the project's trash (restorable from the CLI)."""
+        """Move the attribute's file to the project's trash (see `restore`)."""
         row, project = self.row(attribute_id), self.project
         if row is None or project is None:
             return False
@@ -161,9 +210,32 @@ class LibraryViewModel(ViewModel):
             self._session.report(exc)
             return False
         self.applied = tuple(a for a in self.applied if a.id != attribute_id)
-        self._session.notify(f"Moved '{row.name}' to the project's trash")
+        self._session.notify(f"Moved '{row.name}' to the project's trash (Attribute → Trash…)")
         self.refresh()
         self._projects.refresh()
+        return True
+
+    def restore(self, attribute_id: str) -> bool:
+        """Bring an attribute back from the trash and select it."""
+        project = self.project
+        row = next((r for r in self.trashed if r.id == attribute_id), None)
+        if row is None or project is None:
+            return False
+        try:
+            outcome = project.restore_attribute(row.id)
+        except OstafError as exc:
+            self._session.report(exc)
+            return False
+        self.refresh()
+        self._projects.refresh()
+        self.clear_filter()
+        self.selected_id = outcome.entry.id
+        if outcome.already_present:
+            self._session.notify(
+                f"'{row.name}' is already in the library; the copy stays in the trash"
+            )
+        else:
+            self._session.notify(f"Restored '{row.name}' from the trash")
         return True
 
     def _edit(self, attribute_id: str, **changes: object) -> bool:
@@ -193,6 +265,7 @@ class LibraryViewModel(ViewModel):
             return
         self._slug = slug
         self.applied, self.selected_id = (), ""
+        self.search_text, self.kind_filter = "", ""
         self.refresh()
         if project is None:
             return

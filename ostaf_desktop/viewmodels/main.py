@@ -13,7 +13,12 @@ from ostaf_desktop.backend import ModelInfo
 from ostaf_desktop.jobs import Job, JobKind, JobState
 from ostaf_desktop.observable import ViewModel
 from ostaf_desktop.ui_state import UiState
+from ostaf_desktop.viewmodels.attribute_editor import AttributeEditorViewModel
+from ostaf_desktop.viewmodels.attribute_transfer import AttributeTransferViewModel
+from ostaf_desktop.viewmodels.batch import BatchViewModel
+from ostaf_desktop.viewmodels.image_settings import ImageSettingsViewModel
 from ostaf_desktop.viewmodels.library import LibraryViewModel
+from ostaf_desktop.viewmodels.lora_export import LoraExportViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.reference import ReferenceViewModel
 from ostaf_desktop.viewmodels.rendering import RenderViewModel
@@ -47,6 +52,21 @@ class MainViewModel(ViewModel):
         )
         self.rendering = RenderViewModel(
             self.session, self.jobs, self.projects, self.library, self.results, self
+        )
+        self.editor = AttributeEditorViewModel(self.library, self)
+        self.transfer = AttributeTransferViewModel(self.session, self.projects, self.library, self)
+        self.lora = LoraExportViewModel(self.session, self.jobs, self.projects, self.library, self)
+        self.batch = BatchViewModel(
+            self.session,
+            self.jobs,
+            self.projects,
+            self.library,
+            self.rendering,
+            self.results,
+            self,
+        )
+        self.image_settings = ImageSettingsViewModel(
+            self.session, self.projects, self.library, self.rendering, self
         )
         self.projects.changed.connect(self._on_projects_changed)
         self._load_job: Job | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from ostaf_desktop.qt_images import qimage_from_pil, read_thumbnail
 from ostaf_desktop.viewmodels.session import SessionViewModel
 
 MAX_ITEMS = 48
+RENDER_NAME = re.compile(r"\d{5,}-(\d+)")
 THUMB_SIDE = 256
 
 
@@ -68,10 +70,8 @@ class ResultsViewModel(ViewModel):
         for path in files[:limit]:
             image = read_thumbnail(path, THUMB_SIDE)
             if not image.isNull():
-                seed_text = path.stem.rpartition("-")[2]
-                seed = int(seed_text) if seed_text.isdigit() else None
-                caption = f"seed {seed}" if seed is not None else path.stem
-                items.append(ResultItem(image, path, seed, caption, _parameters(path)))
+                parameters, seed, caption = _metadata(path)
+                items.append(ResultItem(image, path, seed, caption, parameters))
         self.items = tuple(items)
 
     def save_copy(self, index: int, target: Path) -> bool:
@@ -91,10 +91,23 @@ class ResultsViewModel(ViewModel):
         return True
 
 
-def _parameters(path: Path) -> str:
-    """The A1111 parameters text of a PNG (for the tooltip); '' when it has none."""
+def _metadata(path: Path) -> tuple[str, int | None, str]:
+    """A PNG's A1111 parameters text (for the tooltip), its seed and a short caption: 'seed 3'
+    for a render, 'seed 3 · λ 0.5+1' for a batch image that used attributes."""
     try:
-        parameters, _ = read_png_metadata(path)
+        parameters, record = read_png_metadata(path)
     except InputImageError:
-        return ""
-    return parameters or ""
+        parameters, record = None, None
+    record = record or {}
+    seed = record.get("seed")
+    if not isinstance(seed, int):
+        match = RENDER_NAME.fullmatch(path.stem)  # renders are named 00000-<seed>.png
+        seed = int(match.group(1)) if match else None
+    if seed is None:
+        return parameters or "", None, path.stem
+    caption = f"seed {seed}"
+    attributes = record.get("attributes")
+    if RENDER_NAME.fullmatch(path.stem) is None and isinstance(attributes, list) and attributes:
+        lambdas = [a.get("intensity") for a in attributes if isinstance(a, dict)]
+        caption += " · λ " + "+".join(f"{v:g}" for v in lambdas if isinstance(v, int | float))
+    return parameters or "", seed, caption

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from ostaf.errors import SettingsError
 from ostaf.paths import settings_file
@@ -34,6 +34,9 @@ class SessionViewModel(ViewModel):
     show_demo_hint = Observable(False)
     error = Observable[ErrorReport | None](None)
     status_message = Observable("")
+
+    # (title, text): something the user should read now (the window shows it in a dialog).
+    notice = Signal(str, str)
 
     def __init__(self, ui_state: UiState | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +63,11 @@ class SessionViewModel(ViewModel):
 
     def notify(self, message: str) -> None:
         self.status_message = message
+
+    def inform(self, title: str, text: str, status: str = "") -> None:
+        """Show `text` in a dialog, and `status` (else its first line) in the status bar."""
+        self.status_message = status or (text.splitlines()[0] if text else "")
+        self.notice.emit(title, text)
 
     # -- settings ------------------------------------------------------------------------
     def model_choice(self) -> ModelChoice:

@@ -4,9 +4,12 @@ status bar with the model and the worker's state."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
+    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -22,8 +25,10 @@ from ostaf_desktop.icons import icon
 from ostaf_desktop.jobs import Job
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.viewmodels.settings import SettingsViewModel
+from ostaf_desktop.widgets.batch_dialog import BatchDialog
 from ostaf_desktop.widgets.error_banner import ErrorBanner
 from ostaf_desktop.widgets.hint_bar import DemoModelHint
+from ostaf_desktop.widgets.library_actions import LibraryActions
 from ostaf_desktop.widgets.library_panel import LibraryPanel
 from ostaf_desktop.widgets.project_browser import ProjectBrowser
 from ostaf_desktop.widgets.reference_panel import ReferencePanel
@@ -60,7 +65,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("OSTAF")
         self.setWindowIcon(icon("app"))
         self.projects = ProjectBrowser(vm.projects)
-        self.library = LibraryPanel(vm.library)
+        self.library = LibraryPanel(vm.library, vm.editor)
         self.reference = ReferencePanel(vm.reference)
         self.tuning = TuningControls(vm.tuning)
         self.tuning_progress = TuningProgress(vm.tuning)
@@ -72,7 +77,7 @@ class MainWindow(QMainWindow):
         self.left = QSplitter(Qt.Orientation.Vertical)
         self.left.addWidget(self.projects)
         self.left.addWidget(self.library)
-        self.left.setSizes([300, 500])
+        self.left.setSizes([200, 600])
         self.centre = QSplitter(Qt.Orientation.Vertical)
         self.centre.addWidget(self.reference)
         self.centre.addWidget(self.tuning_progress)
@@ -81,14 +86,14 @@ class MainWindow(QMainWindow):
         self.columns = QSplitter(Qt.Orientation.Horizontal)
         # Minimum widths keep the side columns readable; the canvas takes what is left.
         for column, width in (
-            (self.left, 230),
+            (self.left, 250),
             (self.centre, 380),
             (scrolled(self.tuning), 320),
             (scrolled(self.render_panel), 310),
         ):
             column.setMinimumWidth(width)
             self.columns.addWidget(column)
-        self.columns.setSizes([250, 500, 340, 330])
+        self.columns.setSizes([290, 460, 340, 330])
         self.columns.setStretchFactor(1, 1)
         self.rows = QSplitter(Qt.Orientation.Vertical)
         self.rows.addWidget(self.columns)
@@ -108,10 +113,16 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.rows, 1)
         self.setCentralWidget(central)
 
+        self.batch_dialog: BatchDialog | None = None
+        self.library_actions = LibraryActions(vm, self)
         self.shortcuts = Shortcuts(self)
         self._build_status_bar()
         self.hint.open_settings.connect(self.open_settings)
+        self.results.reuse_settings.connect(vm.image_settings.open)
+        vm.session.notice.connect(self._show_notice)
         bind_to(vm.projects, "current", lambda _: self._update_title(), self)
+        bind_to(vm.library, "selected_id", lambda _: self._update_actions(), self)
+        bind_to(vm.projects, "current", lambda _: self._update_actions(), self)
 
     # -- status bar ----------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -149,6 +160,38 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(vm, self)
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
             self.vm.apply_settings(vm.result())
+
+    def open_batch(self) -> None:
+        """The batch export dialog (one, kept while the app runs: a batch outlives closing it)."""
+        if self.vm.projects.current is None:
+            return
+        if self.batch_dialog is None:
+            self.batch_dialog = BatchDialog(self.vm.batch, self.vm.library, self)
+        self.vm.batch.prepare()
+        self.batch_dialog.show()
+        self.batch_dialog.raise_()
+        self.batch_dialog.activateWindow()
+
+    def open_image_settings(self) -> None:
+        """Choose a rendered PNG and put its settings into the Render panel."""
+        folder = self.vm.rendering.output_dir()
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open image settings", str(folder or ""), "PNG images (*.png);;All files (*)"
+        )
+        if path:
+            self.vm.image_settings.open(Path(path))
+
+    def _show_notice(self, title: str, text: str) -> None:
+        QMessageBox.information(self, title, text)
+
+    def _update_actions(self) -> None:
+        has_project = self.vm.projects.current is not None
+        has_selection = self.vm.library.selected is not None
+        keys = self.shortcuts
+        for action in (keys.export_file, keys.export_lora):
+            action.setEnabled(has_selection)
+        for action in (keys.import_files, keys.import_project, keys.trash, keys.batch):
+            action.setEnabled(has_project)
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", SHORTCUT_HELP)
@@ -208,18 +251,35 @@ class MainWindow(QMainWindow):
         return handled
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.vm.tuning.running:
-            answer = QMessageBox.question(
-                self,
+        for running, title, text in (
+            (
+                self.vm.tuning.running,
                 "Tuning is running",
                 "Stop tuning and quit? Nothing of this run will be saved.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                QMessageBox.StandardButton.Cancel,
-            )
-            if answer != QMessageBox.StandardButton.Yes:
+            ),
+            (
+                self.vm.batch.running,
+                "A batch export is running",
+                "Stop the batch and quit? Finished images are kept; running the same batch "
+                "again resumes.",
+            ),
+        ):
+            if running and not self._confirm(title, text):
                 event.ignore()
                 return
+        if self.batch_dialog is not None:
+            self.batch_dialog.close()
         if self.remember_layout:
             self.save_layout()
         self.vm.shutdown(save_state=self.remember_layout)
         event.accept()
+
+    def _confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes

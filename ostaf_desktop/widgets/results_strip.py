@@ -1,21 +1,23 @@
 """The results strip along the bottom: rendered images, newest first; save a copy, open it
-in the system viewer, or show its folder."""
+in the system viewer, show its folder, or re-use its settings in the Render panel."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import (
     QFileDialog,
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QWidget,
 )
 
 from ostaf_desktop.binding import bind_to
+from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.results import ResultItem, ResultsViewModel
 from ostaf_desktop.widgets.layout import Section, label, tool_button
@@ -26,9 +28,14 @@ THUMB = 96
 class ResultsStrip(Section):
     """A horizontal strip of rendered images."""
 
+    reuse_settings = Signal(Path)  # the selected result's file: fill the Render panel from it
+
     def __init__(self, vm: ResultsViewModel, parent: QWidget | None = None) -> None:
         super().__init__("Results", parent)
         self.vm = vm
+        self.reuse_button = self.add_header_button(
+            tool_button("image-settings", "Use its settings in the Render panel (Ctrl+Shift+R)")
+        )
         self.save_button = self.add_header_button(tool_button("save", "Save a copy… (Ctrl+S)"))
         self.open_button = self.add_header_button(
             tool_button("open-external", "Open in the image viewer")
@@ -41,9 +48,12 @@ class ResultsStrip(Section):
         self.list.setMovement(QListView.Movement.Static)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setSpacing(4)
+        self.list.setGridSize(QSize(THUMB + 44, THUMB + 28))  # long file names cannot widen a cell
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.list.setFixedHeight(THUMB + 36)
         self.list.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.empty = label("Rendered images appear here: press Render (Ctrl+R)", "hint")
         self.header.insertWidget(1, self.empty)
         self.body.addWidget(self.list)
@@ -53,6 +63,8 @@ class ResultsStrip(Section):
         self.save_button.clicked.connect(self.save_current)
         self.open_button.clicked.connect(self.open_current)
         self.folder_button.clicked.connect(self.show_folder)
+        self.reuse_button.clicked.connect(self.reuse_current)
+        self.list.customContextMenuRequested.connect(self._show_menu)
         bind_to(vm, "items", self._fill, self)
         bind_to(vm, "selected", self._select, self)
 
@@ -61,7 +73,8 @@ class ResultsStrip(Section):
         self.list.clear()
         for item in items:
             entry = QListWidgetItem(QIcon(display_pixmap(item.image, THUMB, THUMB)), item.caption)
-            entry.setToolTip(item.parameters or (str(item.path) if item.path else item.caption))
+            where = str(item.path) if item.path else item.caption
+            entry.setToolTip(f"{where}\n\n{item.parameters}" if item.parameters else where)
             self.list.addItem(entry)
         self.list.blockSignals(False)
         self.empty.setVisible(not items)
@@ -73,6 +86,7 @@ class ResultsStrip(Section):
         has = self.vm.current is not None
         has_file = has and self.vm.current is not None and self.vm.current.path is not None
         self.save_button.setEnabled(has)
+        self.reuse_button.setEnabled(has_file)
         self.open_button.setEnabled(has_file)
         self.folder_button.setEnabled(has_file)
 
@@ -86,6 +100,34 @@ class ResultsStrip(Section):
         )
         if target:
             self.vm.save_copy(self.vm.selected, Path(target))
+
+    def context_menu(self) -> QMenu:
+        """The selected result's actions (shown on right-click)."""
+        menu = QMenu(self)
+        has_file = self.vm.current is not None and self.vm.current.path is not None
+        for text, icon_name, slot, enabled in (
+            ("Use its settings (Render panel)", "image-settings", self.reuse_current, has_file),
+            ("Save a copy…", "save", self.save_current, self.vm.current is not None),
+            ("Open in the image viewer", "open-external", self.open_current, has_file),
+            ("Show the folder", "folder", self.show_folder, has_file),
+        ):
+            action = menu.addAction(icon(icon_name), text)
+            action.triggered.connect(slot)
+            action.setEnabled(enabled)
+        return menu
+
+    def _show_menu(self, position: QPoint) -> None:
+        item = self.list.itemAt(position)
+        if item is not None:
+            self.list.setCurrentItem(item)
+            menu = self.context_menu()
+            menu.exec(self.list.viewport().mapToGlobal(position))
+            menu.deleteLater()
+
+    def reuse_current(self) -> None:
+        item = self.vm.current
+        if item is not None and item.path is not None:
+            self.reuse_settings.emit(item.path)
 
     def open_current(self) -> None:
         item = self.vm.current

@@ -14,11 +14,21 @@ import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
+from ostaf.attribute_meta import read_meta
+from ostaf.batch_plan import BatchJob, plan_batch
 from ostaf.errors import OstafError
-from ostaf.pngmeta import write_png
+from ostaf.pngmeta import a1111_parameters, write_png
 from ostaf.progress import CancelToken, Progress, ProgressCallback
-from ostaf.requests import ModelChoice, RenderJob, TuneJob
-from ostaf_desktop.backend import ModelInfo, RenderedImage, TunedAttribute
+from ostaf.requests import ModelChoice, RenderJob, RenderSettings, TuneJob
+from ostaf_desktop.backend import (
+    BatchResult,
+    LoraRequest,
+    LoraWritten,
+    ModelInfo,
+    RenderedImage,
+    TunedAttribute,
+    write_lora,
+)
 from ostaf_desktop.ui_state import UiState
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
@@ -27,7 +37,7 @@ from tests.attribute_files import write_attribute_file
 
 @dataclass
 class Call:
-    kind: str  # "load", "tune", "preview" or "render"
+    kind: str  # "load", "tune", "preview", "render", "batch" or "lora"
     request: Any
     cancel: CancelToken
 
@@ -40,6 +50,8 @@ class FakeBackend:
     step_delay_s: float = 0.0
     fail_render: OstafError | None = None
     fail_load: OstafError | None = None
+    fail_batch: OstafError | None = None  # raised after `fail_batch_after` images (a full disk)
+    fail_batch_after: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo("Fake model", 64, "cpu float32", ("cpu",), True)
@@ -92,17 +104,85 @@ class FakeBackend:
         images = []
         for seed in settings.seeds:
             image = Image.new("RGB", (64, 64), (seed * 40 % 255, 120, 60))
+            parameters, record = fake_metadata(settings, seed, self.info)
             path = None
             if job.out_dir is not None:
-                path = write_png(job.out_dir / f"{len(images):05d}-{seed}.png", image, "fake", {})
-            images.append(RenderedImage(image, seed, f"{settings.prompt}\nSeed: {seed}", path))
+                target = job.out_dir / f"{len(images):05d}-{seed}.png"
+                path = write_png(target, image, parameters, record)
+            images.append(RenderedImage(image, seed, parameters, path))
         return images
+
+    def batch(self, job: BatchJob, progress: ProgressCallback, cancel: CancelToken) -> BatchResult:
+        """Like the core's batch: files already there are skipped, the rest written in order."""
+        self.calls.append(Call("batch", job, cancel))
+        request = job.request
+        paths = {c.path for combination in request.combinations for c in combination}
+        plan = plan_batch(request, {path: read_meta(path) for path in paths})
+        out = request.out_dir
+        done = [c for c in plan.cells if (out / c.file_name).is_file()]
+        todo = [c for c in plan.cells if c not in done]
+        total = max(1, len(todo) * request.steps)
+        written: list[Path] = []
+        for number, cell in enumerate(todo):
+            if self.fail_batch is not None and number == self.fail_batch_after:
+                raise self.fail_batch
+            for step in range(1, request.steps + 1):
+                cancel.check()
+                self._wait(cancel)
+                at = number * request.steps + step
+                progress(Progress("batch", at, total, elapsed_s=at * 0.1, eta_s=(total - at) * 0.1))
+            image = Image.new("RGB", (64, 64), (cell.seed * 40 % 255, 90, 60))
+            settings = request.render_settings(cell.prompt, [cell.seed])
+            settings.attributes = list(cell.variant.applied)
+            parameters, record = fake_metadata(settings, cell.seed, self.info)
+            written.append(write_png(out / cell.file_name, image, parameters, record))
+        sheet = None
+        if plan.sheet_name:
+            sheet = write_png(out / plan.sheet_name, Image.new("RGB", (64, 64)), "sheet", {})
+        return BatchResult(written, [out / c.file_name for c in done], len(plan.cells), sheet)
+
+    def export_lora(
+        self, request: LoraRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> LoraWritten:
+        """The real conversion (it needs no model)."""
+        self.calls.append(Call("lora", request, cancel))
+        return write_lora(request)
 
     def _wait(self, cancel: CancelToken) -> None:
         while not self.gate.wait(0.01):
             cancel.check()
         if self.step_delay_s:
             time.sleep(self.step_delay_s)
+
+
+def fake_metadata(
+    settings: RenderSettings, seed: int, model: ModelInfo
+) -> tuple[str, dict[str, Any]]:
+    """PNG metadata shaped like the core's; an attribute file's name stands in for its content
+    hash (the library names files by the hash's first 16 digits)."""
+    size = f"{settings.width or model.resolution}x{settings.height or model.resolution}"
+    pairs: list[tuple[str, object]] = [("Steps", settings.steps), ("Seed", seed), ("Size", size)]
+    record = {
+        "prompt": settings.prompt,
+        "negative_prompt": settings.negative_prompt,
+        "seed": seed,
+        "steps": settings.steps,
+        "guidance": settings.guidance,
+        "sampler": settings.sampler,
+        "width": settings.width or model.resolution,
+        "height": settings.height or model.resolution,
+        "model": {"name": model.name, "fingerprint": "fake"},
+        "attributes": [
+            {
+                "name": read_meta(a.path).name,
+                "kind": str(read_meta(a.path).kind),
+                "intensity": a.intensity,
+                "content_hash": a.path.stem + "0" * 48,
+            }
+            for a in settings.attributes
+        ],
+    }
+    return a1111_parameters(settings.prompt, settings.negative_prompt, pairs), record
 
 
 @dataclass
@@ -112,6 +192,7 @@ class Dialogs:
     texts: list[str] = field(default_factory=list)  # next answers of QInputDialog.getText
     confirm: bool = True  # QMessageBox.question → Yes (or Cancel)
     files: list[str] = field(default_factory=list)  # next answers of file dialogs
+    file_lists: list[list[str]] = field(default_factory=list)  # of getOpenFileNames
     asked: list[str] = field(default_factory=list)
 
 
@@ -138,6 +219,12 @@ def dialogs(monkeypatch: pytest.MonkeyPatch) -> Dialogs:
         answers.asked.append(title)
         return (answers.files.pop(0) if answers.files else "", "")
 
+    def file_names(
+        _parent: object, title: str, *_args: object, **_kw: object
+    ) -> tuple[list[str], str]:
+        answers.asked.append(title)
+        return (answers.file_lists.pop(0) if answers.file_lists else [], "")
+
     def folder(_parent: object, title: str, *_args: object, **_kw: object) -> str:
         answers.asked.append(title)
         return answers.files.pop(0) if answers.files else ""
@@ -148,6 +235,7 @@ def dialogs(monkeypatch: pytest.MonkeyPatch) -> Dialogs:
         monkeypatch.setattr(QMessageBox, name, message)
     monkeypatch.setattr(QFileDialog, "getOpenFileName", file_name)
     monkeypatch.setattr(QFileDialog, "getSaveFileName", file_name)
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", file_names)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
     return answers
 

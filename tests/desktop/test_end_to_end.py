@@ -104,3 +104,41 @@ def test_gui_keeps_processing_events_while_tuning(
     assert len(gaps) >= 10, "the event loop barely ran while tuning"
     # Generous for a shared 2-core machine; the figure in BENCHMARKS.md is far lower.
     assert max(gaps) < 1.0, f"the GUI stalled for {max(gaps):.2f} s"
+
+
+def test_batch_reopen_and_lora_on_the_demo_model(
+    real_window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window, vm = real_window, real_window.vm
+    vm.reference.open_image(reference_image(tmp_path))
+    vm.tuning.steps = 2
+    vm.tuning.tune()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=TIMEOUT_MS)
+    (row,) = vm.library.rows
+    vm.library.set_intensity(row.id, 0.6)
+    vm.rendering.prompt, vm.rendering.steps = "a photo of a sks bowl", 2
+    window.shortcuts.batch.trigger()
+    out = tmp_path / "batch"
+    vm.batch.out_dir, vm.batch.seeds_text, vm.batch.intensities_text = str(out), "3,4", "0.6"
+    assert vm.batch.start() is not None
+    qtbot.waitUntil(lambda: not vm.batch.running, timeout=TIMEOUT_MS)
+    assert vm.session.error is None, vm.session.error
+    assert vm.batch.status_text == "Done: 2 rendered, 0 already complete (batch of 2)"
+    assert vm.batch.sheet is not None and vm.batch.sheet.is_file()
+    vm.batch.start()  # everything is complete: the re-run skips both
+    qtbot.waitUntil(lambda: not vm.batch.running, timeout=TIMEOUT_MS)
+    assert vm.batch.status_text == "Done: 0 rendered, 2 already complete (batch of 2)"
+
+    image = next(p for p in sorted(out.glob("*.png")) if p != vm.batch.sheet)
+    vm.library.set_applied(row.id, False)
+    vm.rendering.prompt = "something else"
+    assert vm.image_settings.open(image)
+    assert vm.rendering.prompt == "a photo of a sks bowl" and vm.rendering.seed == 3
+    assert [(a.id, a.intensity) for a in vm.library.applied] == [(row.id, 0.6)]
+
+    vm.library.selected_id = row.id
+    assert vm.lora.prepare(row.id)
+    vm.lora.out_path = str(tmp_path / "bowl.safetensors")
+    vm.lora.export()
+    qtbot.waitUntil(lambda: not vm.lora.running, timeout=TIMEOUT_MS)
+    assert vm.lora.written == tmp_path / "bowl.safetensors" and vm.lora.written.is_file()

@@ -44,6 +44,12 @@ def test_shortcuts_exist_for_the_common_actions(window: MainWindow) -> None:
     assert keys["Tune"] == "Ctrl+Return" and keys["Render"] == "Ctrl+R"
     assert keys["Cancel tuning"] == "Esc" and keys["Open reference image…"] == "Ctrl+O"
     assert keys["New project…"] == "Ctrl+N" and keys["Random seed"] == "Ctrl+D"
+    assert keys["Batch export…"] == "Ctrl+B" and keys["Open image settings…"] == "Ctrl+Shift+O"
+    assert keys["Import attribute files…"] == "Ctrl+I" and keys["Export as LoRA…"] == "Ctrl+Shift+E"
+    assert keys["Export attribute file…"] == "Ctrl+E" and keys["Trash…"] == "Ctrl+Shift+T"
+    assert keys["Find in the library"] == "Ctrl+F" and keys["Use the selected result's settings"]
+    shortcuts = [k for k in keys.values() if k]
+    assert len(shortcuts) == len(set(shortcuts)), "two actions share a shortcut"
 
 
 def test_screenshot_is_the_window(window: MainWindow, tmp_path: Path) -> None:
