@@ -2,7 +2,7 @@
 
 import sys
 
-from ostaf_desktop.app import main
+from ostaf_desktop.launcher import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,10 +6,31 @@ Nothing is created at import time; callers create what they write into.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 APP_NAME = "ostaf"
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def find_resources(package: Path = _PACKAGE) -> Path:
+    """The `resources/` folder in whichever of the three layouts the app runs from.
+
+    - a PyInstaller bundle: the spec copies it to `resources/` in the bundle's data folder
+      (`sys._MEIPASS`), the one place a frozen app can rely on;
+    - an installed wheel: setuptools ships it as package data, `ostaf/resources/`;
+    - a checkout (or an editable install): the folder next to the `ostaf` package.
+    """
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle is not None:
+        return Path(bundle) / "resources"
+    installed = package / "resources"
+    if installed.is_dir():
+        return installed
+    return package.parent / "resources"
+
+
+RESOURCES = find_resources()
 
 
 def _home() -> Path | None:
@@ -56,5 +77,5 @@ def settings_file() -> Path:
 
 
 def resource(*parts: str) -> Path:
-    """A file shipped in resources/ (works from a checkout and from a bundle)."""
+    """A file shipped in resources/ (from a checkout, an installed wheel or a bundle)."""
     return RESOURCES.joinpath(*parts)

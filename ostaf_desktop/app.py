@@ -1,5 +1,6 @@
-"""Application entry point: the window is painted first, then the worker thread starts and
-loads the base model (torch is imported there, never on the start-up path)."""
+"""The Qt application: the window is painted first, then the worker thread starts and loads
+the base model (torch is imported there, never on the start-up path). Started by
+`ostaf_desktop.launcher`, which handles the flags that need no window."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from ostaf_desktop import APP_ID
 from ostaf_desktop.backend import CoreBackend
 from ostaf_desktop.crash_handling import (
     ErrorRelay,
@@ -20,7 +21,7 @@ from ostaf_desktop.crash_handling import (
     setup_logging,
 )
 from ostaf_desktop.icons import icon
-from ostaf_desktop.launch_options import LaunchOptions, parse_launch_options
+from ostaf_desktop.launch_options import LaunchOptions
 from ostaf_desktop.screenshot import ScreenshotWhenIdle
 from ostaf_desktop.theme import apply_theme
 from ostaf_desktop.viewmodels.main import MainViewModel
@@ -30,12 +31,12 @@ log = logging.getLogger("ostaf_desktop")
 _START = time.perf_counter()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Start the app; returns the exit code."""
-    options, qt_args = parse_launch_options(sys.argv[1:] if argv is None else argv)
+def run_app(options: LaunchOptions, qt_args: list[str]) -> int:
+    """Open the window and run until it closes; returns the exit code."""
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     assert isinstance(app, QApplication)
-    app.setApplicationName("OSTAF")
+    app.setApplicationName(APP_ID)
+    app.setDesktopFileName(APP_ID)
     app.setApplicationDisplayName("OSTAF")
     app.setWindowIcon(icon("app"))
     apply_theme(app)

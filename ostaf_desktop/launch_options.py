@@ -14,6 +14,7 @@ class LaunchOptions:
     screenshot: Path | None = None
     project: str | None = None
     screenshot_timeout_s: float = 180.0
+    self_test: bool = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up waiting for the window to become idle after this long (default 180)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check the installation without a window (load the demo model, tune a few steps, "
+        "render one image); prints one line and exits 0, or names what failed and exits 1",
+    )
     return parser
 
 
@@ -45,5 +52,6 @@ def parse_launch_options(argv: Sequence[str]) -> tuple[LaunchOptions, list[str]]
         screenshot=args.screenshot,
         project=args.project,
         screenshot_timeout_s=args.screenshot_timeout,
+        self_test=args.self_test,
     )
     return options, rest
