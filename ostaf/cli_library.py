@@ -252,7 +252,7 @@ def run_restore(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken)
     return 0
 
 
-def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: CancelToken) -> int:
     from ostaf.attribute_file import load_attribute
     from ostaf.lora_export import export_lora
 
@@ -261,7 +261,9 @@ def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, _c: CancelTo
         with open_project(args.project) as project:
             path = project.find_attribute(args.file).path
     attribute = load_attribute(path)
-    done = export_lora(attribute, args.out, args.format, args.intensity, overwrite=args.force)
+    done = export_lora(
+        attribute, args.out, args.format, args.intensity, overwrite=args.force, cancel=cancel
+    )
     print(
         f"{done.format} LoRA of '{attribute.meta.name}': {len(attribute.factors)} layers, "
         f"rank {attribute.meta.rank}, {done.family}; "

@@ -28,6 +28,7 @@ from safetensors.torch import save
 from ostaf.atomic import atomic_write_bytes
 from ostaf.attribute_file import Attribute
 from ostaf.errors import SettingsError
+from ostaf.progress import CancelToken
 
 LoraFormat = Literal["kohya", "diffusers"]
 FORMATS: tuple[LoraFormat, ...] = ("kohya", "diffusers")
@@ -137,8 +138,10 @@ def export_lora(
     fmt: LoraFormat = "kohya",
     intensity: float | None = None,
     overwrite: bool = False,
+    cancel: CancelToken | None = None,
 ) -> LoraExport:
-    """Write `attribute` as a LoRA file at `out` (atomically), λ baked in."""
+    """Write `attribute` as a LoRA file at `out` (atomically), λ baked in; a cancel before
+    the write leaves nothing behind."""
     out = Path(out)
     if fmt not in FORMATS:
         raise SettingsError(f"LoRA format {fmt!r} is unknown; use kohya or diffusers")
@@ -153,5 +156,8 @@ def export_lora(
         )
     tensors = lora_tensors(attribute, fmt, lam)
     metadata = lora_metadata(attribute, fmt, lam, out.stem)
-    atomic_write_bytes(out, save(tensors, metadata=metadata))
+    data = save(tensors, metadata=metadata)
+    if cancel is not None:
+        cancel.check()
+    atomic_write_bytes(out, data)
     return LoraExport(out, fmt, lam, model_family(attribute), tensors, metadata)

@@ -104,7 +104,9 @@ class Backend(Protocol):
     ) -> LoraWritten: ...
 
 
-def write_lora(request: LoraRequest, attribute: Any = None) -> LoraWritten:
+def write_lora(
+    request: LoraRequest, attribute: Any = None, cancel: CancelToken | None = None
+) -> LoraWritten:
     """Write the LoRA file of `request` (imports torch: call it on the worker thread);
     `attribute` is the already loaded attribute, if the caller has it."""
     from ostaf.attribute_file import load_attribute
@@ -118,6 +120,7 @@ def write_lora(request: LoraRequest, attribute: Any = None) -> LoraWritten:
         request.format,  # type: ignore[arg-type]  # checked by export_lora
         request.intensity,
         overwrite=request.overwrite,
+        cancel=cancel,
     )
     return LoraWritten(done.path, done.format, done.intensity, done.family, len(attribute.factors))
 
@@ -187,4 +190,4 @@ class CoreBackend:
         self, request: LoraRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> LoraWritten:
         cancel.check()
-        return write_lora(request, self._service.attribute(request.attribute))
+        return write_lora(request, self._service.attribute(request.attribute), cancel)
