@@ -171,3 +171,66 @@ def test_settings_json(document: object, garbage: bytes) -> None:
         path.write_bytes(json.dumps(document).encode() + garbage)
         with contextlib.suppress(OstafError):
             load_settings(path)
+
+
+class _Payload:
+    """Unpickling this would create a marker file: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_pickled_weights_in_a_model_folder_never_run_code(tmp_path: Path) -> None:
+    import pickle
+
+    from ostaf.demo_model import write_demo_model
+    from ostaf.models import load_base_model
+
+    folder = write_demo_model(tmp_path / "model")
+    marker = tmp_path / "pwned"
+    for weights, pickled in (
+        (folder / "unet" / "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+        (folder / "text_encoder" / "model.safetensors", "pytorch_model.bin"),
+    ):
+        weights.unlink()
+        (weights.parent / pickled).write_bytes(pickle.dumps({"weight": _Payload(marker)}))
+    with pytest.raises(OstafError):
+        load_base_model(folder, device="cpu")
+    assert not marker.exists()
+
+
+def test_pickle_checkpoints_are_refused_unread(tmp_path: Path) -> None:
+    import pickle
+
+    from ostaf.models import load_base_model
+
+    marker = tmp_path / "pwned"
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(OstafError, match="pickle checkpoints"):
+        load_base_model(checkpoint, device="cpu")
+    assert not marker.exists()
+
+
+def test_names_from_files_never_pick_a_path(tmp_path: Path, home: Path) -> None:
+    """An attribute named like a path is stored under its content hash, and its name only
+    ever reaches file names through the slugging of batch templates."""
+    from ostaf.attribute_file import save_attribute
+    from ostaf.library import ProjectStore
+    from ostaf.models import load_base_model
+    from ostaf.naming import NameTemplate
+    from tests.core.attribute_factory import make_attribute
+
+    model = load_base_model("demo", device="cpu")
+    hostile = make_attribute(model, name="../../../etc/passwd")
+    source = save_attribute(tmp_path / "hostile.safetensors", hostile)
+    project = ProjectStore().create("../../escape")
+    entry = project.import_attribute(source).entry
+    project.release()
+    assert entry.path.parent == project.attributes_dir
+    assert project.folder.parent == ProjectStore().root
+    name = NameTemplate("{attribute}_{seed}").fill({"attribute": entry.meta.name, "seed": "1"})
+    assert "/" not in name and "\\" not in name and ".." not in name
