@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from ostaf.errors import SettingsError
 from ostaf.images import Box
@@ -74,6 +75,47 @@ class TuningSettings:
             raise SettingsError("class word is too long; use one or two words like 'cat'")
         if self.flip and self.kind is AttributeKind.SHAPE:
             raise SettingsError("horizontal flips would mirror the shape; they are off for shape")
+
+    def to_record(self) -> dict[str, Any]:
+        """These settings as JSON-able data (read back by `from_record`)."""
+        record: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["kind"] = str(self.kind)
+        record["crop"] = list(self.crop) if self.crop is not None else None
+        record["mask"] = str(self.mask) if self.mask is not None else None
+        del record["region"]
+        if self.region is not None:
+            record["region"] = self.region.to_dict()
+        return record
+
+    @classmethod
+    def from_record(cls, record: object) -> TuningSettings:
+        """Settings from `to_record` data (unknown keys ignored); SettingsError on garbage."""
+        if not isinstance(record, dict):
+            raise SettingsError("the saved tuning settings are not a settings record")
+        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        try:
+            crop, mask, region = values.get("crop"), values.get("mask"), values.get("region")
+            if crop is not None:
+                if not isinstance(crop, list) or [type(v) for v in crop] != [int] * 4:
+                    raise ValueError(f"crop {crop!r} is not four whole numbers")
+                values["crop"] = tuple(crop)
+            values["mask"] = None if mask is None else Path(mask)
+            values["region"] = None if region is None else Region.from_dict(region)
+            settings = cls(**values)
+            texts = (settings.class_word, settings.token)
+            flags = (
+                type(settings.flip) in (bool, type(None)),
+                type(settings.memory_saving) is bool,
+            )
+            if not all(isinstance(t, str) for t in texts) or not all(flags):
+                raise ValueError("a text or yes/no value has the wrong type")
+            if type(settings.learning_rate) not in (int, float):
+                raise ValueError(f"learning rate {settings.learning_rate!r} is not a number")
+            settings.learning_rate = float(settings.learning_rate)
+            settings.validate()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SettingsError(f"the saved tuning settings are damaged ({exc})") from exc
+        return settings
 
 
 @dataclass(frozen=True)

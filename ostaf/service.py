@@ -7,7 +7,7 @@ when a job has finished (a cancelled or failed job leaves nothing behind).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ostaf.attribute_file import Attribute, load_attribute, save_attribute
@@ -103,7 +103,13 @@ class OstafService:
         cancel.check()
         checkpointing = None
         if job.checkpoint is not None:
-            record = {"image": str(job.image), "out": str(job.out), "name": job.name}
+            record = {
+                "image": str(job.image),
+                "out": str(job.out),
+                "name": job.name,
+                "settings": job.settings.to_record(),
+                "model": asdict(job.model),
+            }
             checkpointing = Checkpointing(job.checkpoint, job.checkpoint_interval_s, record)
         try:
             result = tune(model, reference, job.settings, job.name, progress, cancel, checkpointing)

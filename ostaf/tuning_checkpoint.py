@@ -95,7 +95,8 @@ def save_state(path: Path, state: TuningState, job: dict[str, Any]) -> None:
     )
     atomic_write_bytes(path, buffer.getvalue())
     atomic_write_text(
-        sidecar(path), json.dumps({**job, "key": state.key, "step": state.step}, indent=2)
+        sidecar(path),
+        json.dumps({**job, "key": state.key, "step": state.step, "losses": state.losses}, indent=2),
     )
 
 

@@ -14,6 +14,7 @@ class ErrorReport:
 
     message: str
     details: str = ""
+    error_type: str = ""  # the exception's class name, e.g. "OutOfMemoryError"
 
     @classmethod
     def from_exception(cls, exc: BaseException, doing: str = "") -> ErrorReport:
@@ -25,4 +26,4 @@ class ErrorReport:
             text = str(exc).strip().splitlines()
             what = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
             message = f"Unexpected error{f' while {doing}' if doing else ''} ({what})"
-        return cls(" ".join(message.split()), details)
+        return cls(" ".join(message.split()), details, type(exc).__name__)

@@ -21,6 +21,9 @@ QFrame[role="banner-error"] {{
 QFrame[role="banner-info"] {{
     background: #22324d; border: 1px solid #3b5a8c; border-radius: 6px;
 }}
+QFrame[role="banner-resume"] {{
+    background: #3a3222; border: 1px solid #8c6d3b; border-radius: 6px;
+}}
 QPushButton[role="primary"] {{
     background: {ACCENT}; color: white; font-weight: 600; border: none;
     border-radius: 5px; padding: 6px 14px;

@@ -23,6 +23,7 @@ from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.reference import ReferenceViewModel
 from ostaf_desktop.viewmodels.rendering import RenderViewModel
 from ostaf_desktop.viewmodels.results import ResultsViewModel
+from ostaf_desktop.viewmodels.resume import ResumeViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
 from ostaf_desktop.viewmodels.tuning import TuningViewModel
 from ostaf_desktop.worker import BackendFactory, JobController
@@ -50,6 +51,7 @@ class MainViewModel(ViewModel):
         self.tuning = TuningViewModel(
             self.session, self.jobs, self.projects, self.reference, self.library, self
         )
+        self.resume = ResumeViewModel(self.session, self.projects, self.tuning, self)
         self.rendering = RenderViewModel(
             self.session, self.jobs, self.projects, self.library, self.results, self
         )

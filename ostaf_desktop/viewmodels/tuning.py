@@ -13,7 +13,15 @@ from ostaf.library import Project
 from ostaf.regions import AttributeKind
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
 from ostaf.staging import staging_path
+from ostaf.tuning_checkpoint import discard, read_sidecar
 from ostaf_desktop.backend import TunedAttribute
+from ostaf_desktop.interrupted_run import (
+    CHECKPOINT_INTERVAL_S,
+    InterruptedRun,
+    checkpoint_path,
+    discard_interrupted,
+    mask_path,
+)
 from ostaf_desktop.jobs import Job, JobKind, JobState
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.progress_throttle import ProgressUpdate
@@ -73,6 +81,7 @@ class TuningViewModel(ViewModel):
     summary = Observable("")
 
     attribute_added = Signal(str)  # the new attribute's id
+    run_ended = Signal(object)  # the finished Job, after its files were dealt with
 
     def __init__(
         self,
@@ -108,8 +117,9 @@ class TuningViewModel(ViewModel):
             return None
         kind = AttributeKind(self.kind)
         staged = staging_path(project)
+        discard_interrupted(project)  # a new run replaces the project's interrupted one
         try:
-            mask = self._reference.write_mask(staged.with_suffix(".mask.png"))
+            mask = self._reference.write_mask(mask_path(project))
             settings = TuningSettings(
                 kind=kind,
                 steps=int(self.steps),
@@ -124,18 +134,47 @@ class TuningViewModel(ViewModel):
             )
             settings.validate()
         except OstafError as exc:
-            staged.with_suffix(".mask.png").unlink(missing_ok=True)
+            mask_path(project).unlink(missing_ok=True)
             self._session.report(exc)
             return None
         name = " ".join(self.name.split()) or f"{kind.value.title()} of {image.stem}"
-        request = TuneJob(image, settings, staged, name, self._session.model_choice())
+        request = TuneJob(
+            image,
+            settings,
+            staged,
+            name,
+            self._session.model_choice(),
+            checkpoint=checkpoint_path(project),
+            checkpoint_interval_s=CHECKPOINT_INTERVAL_S,
+        )
+        return self._start(project, request)
+
+    def resume(self, run: InterruptedRun, memory_saving: bool) -> Job | None:
+        """Continue the open project's interrupted run from its checkpoint: its own settings,
+        with the learning rate set under Advanced and `memory_saving`."""
+        project = self._projects.current
+        if self.running or project is None or not run.resumable:
+            return None
+        try:
+            request = run.job(staging_path(project), float(self.learning_rate), memory_saving)
+        except OstafError as exc:
+            self._session.report(exc)
+            return None
+        return self._start(project, request, run.step, run.losses)
+
+    def _start(
+        self, project: Project, request: TuneJob, done: int = 0, losses: tuple[float, ...] = ()
+    ) -> Job:
         self._project = project
         self._projects.busy_slug = project.slug
         self.running, self.cancelling = True, False
-        self.total, self.step = settings.steps, 0
-        self.losses, self.previews, self._pil_previews = (), (), []
+        self.total, self.step = request.settings.steps, done
+        self.losses, self.previews, self._pil_previews = losses, (), []
         self.time_text, self.summary, self._elapsed_s = "", "", 0.0
-        self.stage_text = "Waiting for the model…" if self._session.model is None else "Starting…"
+        if self._session.model is None:
+            self.stage_text = "Waiting for the model…"
+        else:
+            self.stage_text = f"Resuming from step {done}…" if done else "Starting…"
         self._job = self._jobs.submit(
             Job(JobKind.TUNE, request), on_progress=self._on_progress, on_done=self._on_done
         )
@@ -187,8 +226,9 @@ class TuningViewModel(ViewModel):
         if report.stage != "tuning":
             return
         self.total, self.step = report.total, report.step
-        if update.losses:
-            self.losses = (*self.losses, *(loss for _, loss in update.losses))
+        if update.losses:  # a resumed run starts after the saved losses (or over, at step 1)
+            kept = self.losses[: update.losses[0][0] - 1]
+            self.losses = (*kept, *(loss for _, loss in update.losses))
         if report.preview is not None:
             self._pil_previews.append((report.step, report.preview))
             self.previews = (*self.previews, (report.step, qimage_from_pil(report.preview)))
@@ -205,8 +245,12 @@ class TuningViewModel(ViewModel):
         self.running, self.cancelling = False, False
         self.time_text = f"{format_duration(self._elapsed_s)} elapsed" if self._elapsed_s else ""
         request: TuneJob = job.request
-        if request.settings.mask is not None:
-            request.settings.mask.unlink(missing_ok=True)
+        saved = read_sidecar(request.checkpoint) if request.checkpoint is not None else None
+        if saved is None or job.state is not JobState.FAILED:  # only a failure can resume
+            if request.settings.mask is not None:
+                request.settings.mask.unlink(missing_ok=True)
+            if request.checkpoint is not None:
+                discard(request.checkpoint)
         if job.state is JobState.DONE and project is not None:
             self._finish(project, request, job.result)
         elif job.state is JobState.CANCELLED:
@@ -214,10 +258,15 @@ class TuningViewModel(ViewModel):
             self.stage_text = "Cancelled: nothing was saved"
         else:
             request.out.unlink(missing_ok=True)
-            self.stage_text = "Tuning failed: see the message above"
+            self.stage_text = (
+                f"Stopped: it can resume from step {saved.get('step')}"
+                if saved is not None
+                else "Tuning failed: see the message above"
+            )
             if job.error is not None:
                 self._session.report(job.error)
         self._update_can_tune()
+        self.run_ended.emit(job)
 
     def _finish(self, project: Project, request: TuneJob, result: TunedAttribute) -> None:
         reopened = project is not self._projects.current

@@ -34,6 +34,7 @@ from ostaf_desktop.widgets.project_browser import ProjectBrowser
 from ostaf_desktop.widgets.reference_panel import ReferencePanel
 from ostaf_desktop.widgets.render_panel import RenderPanel
 from ostaf_desktop.widgets.results_strip import ResultsStrip
+from ostaf_desktop.widgets.resume_bar import ResumeBar
 from ostaf_desktop.widgets.settings_dialog import SettingsDialog
 from ostaf_desktop.widgets.shortcuts import SHORTCUT_HELP, Shortcuts
 from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
         self.results = ResultsStrip(vm.results)
         self.banner = ErrorBanner(vm.session)
         self.hint = DemoModelHint(vm.session)
+        self.resume_bar = ResumeBar(vm.resume)
 
         self.left = QSplitter(Qt.Orientation.Vertical)
         self.left.addWidget(self.projects)
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(8, 6, 8, 4)
         layout.setSpacing(6)
         layout.addWidget(self.banner)
+        layout.addWidget(self.resume_bar)
         layout.addWidget(self.hint)
         layout.addWidget(self.rows, 1)
         self.setCentralWidget(central)

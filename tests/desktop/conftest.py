@@ -3,10 +3,11 @@ patched so that nothing ever blocks."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,14 @@ import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
+from ostaf.atomic import atomic_write_bytes, atomic_write_text
 from ostaf.attribute_meta import read_meta
 from ostaf.batch_plan import BatchJob, plan_batch
-from ostaf.errors import OstafError
+from ostaf.errors import Cancelled, OstafError
 from ostaf.pngmeta import a1111_parameters, write_png
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.requests import ModelChoice, RenderJob, RenderSettings, TuneJob
+from ostaf.tuning_checkpoint import discard, read_sidecar, sidecar
 from ostaf_desktop.backend import (
     BatchResult,
     LoraRequest,
@@ -52,6 +55,8 @@ class FakeBackend:
     fail_load: OstafError | None = None
     fail_batch: OstafError | None = None  # raised after `fail_batch_after` images (a full disk)
     fail_batch_after: int = 0
+    fail_tune: Exception | None = None  # raised once, after step `fail_tune_at` (state kept)
+    fail_tune_at: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo("Fake model", 64, "cpu float32", ("cpu",), True)
@@ -73,21 +78,35 @@ class FakeBackend:
         return self.info
 
     def tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TunedAttribute:
+        """Like the service: with a checkpoint, every step is saved, a saved run resumes after
+        its last step, and the state goes on success and cancel but stays on failure."""
         self.calls.append(Call("tune", job, cancel))
         total = job.settings.steps
-        losses = []
-        for step in range(1, total + 1):
-            cancel.check()
-            self._wait(cancel)
-            loss = 1.0 / step
-            losses.append(loss)
-            preview = None
-            if job.settings.preview_every and step % job.settings.preview_every == 0:
-                preview = Image.new("RGB", (64, 64), (step * 10 % 255, 90, 160))
-            progress(
-                Progress("tuning", step, total, loss=loss, elapsed_s=step * 0.1, preview=preview)
-            )
+        saved = read_sidecar(job.checkpoint) if job.checkpoint is not None else None
+        losses: list[float] = list(saved["losses"]) if saved is not None else []
+        try:
+            for step in range(len(losses) + 1, total + 1):
+                cancel.check()
+                self._wait(cancel)
+                loss = 1.0 / step
+                losses.append(loss)
+                if job.checkpoint is not None:
+                    save_fake_state(job, losses)
+                preview = None
+                if job.settings.preview_every and step % job.settings.preview_every == 0:
+                    preview = Image.new("RGB", (64, 64), (step * 10 % 255, 90, 160))
+                elapsed = step * 0.1
+                progress(Progress("tuning", step, total, loss, elapsed, preview=preview))
+                if self.fail_tune is not None and step == self.fail_tune_at:
+                    failure, self.fail_tune = self.fail_tune, None
+                    raise failure
+        except Cancelled:
+            if job.checkpoint is not None:
+                discard(job.checkpoint)
+            raise
         write_attribute_file(job.out, name=job.name, kind=job.settings.kind, seed=len(self.calls))
+        if job.checkpoint is not None:
+            discard(job.checkpoint)
         return TunedAttribute(job.out, losses, total * 0.1)
 
     def render(
@@ -153,6 +172,23 @@ class FakeBackend:
             cancel.check()
         if self.step_delay_s:
             time.sleep(self.step_delay_s)
+
+
+def save_fake_state(job: TuneJob, losses: list[float]) -> None:
+    """A checkpoint file and the sidecar the service writes beside it."""
+    assert job.checkpoint is not None
+    record = {
+        "image": str(job.image),
+        "out": str(job.out),
+        "name": job.name,
+        "settings": job.settings.to_record(),
+        "model": asdict(job.model),
+        "key": "fake",
+        "step": len(losses),
+        "losses": losses,
+    }
+    atomic_write_bytes(job.checkpoint, b"fake state")
+    atomic_write_text(sidecar(job.checkpoint), json.dumps(record))
 
 
 def fake_metadata(

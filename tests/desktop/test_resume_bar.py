@@ -1,0 +1,229 @@
+"""Resuming an interrupted tuning run from the window: the bar appears when a project with a
+saved run opens or right after a run fails, Resume submits the same job from its checkpoint,
+Discard removes the saved state, and a missing reference image leaves only Discard."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QImage
+from pytestqt.qtbot import QtBot
+
+from ostaf.errors import OutOfMemoryError, TuningDivergedError
+from ostaf.library import Project
+from ostaf.regions import AttributeKind
+from ostaf.requests import ModelChoice, TuneJob, TuningSettings
+from ostaf.staging import clear_staging
+from ostaf.tuning_checkpoint import read_sidecar
+from ostaf_desktop.interrupted_run import RESUME_FOLDER, checkpoint_path, mask_path
+from ostaf_desktop.ui_state import UiState
+from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.widgets.main_window import MainWindow
+from tests.desktop.conftest import FakeBackend, reference_image, save_fake_state
+
+
+def _project(vm: MainViewModel) -> Project:
+    project = vm.projects.current
+    assert project is not None
+    return project
+
+
+def _fail_a_run(
+    vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, error: Exception, at: int = 4
+) -> TuneJob:
+    fake.fail_tune, fake.fail_tune_at = error, at
+    vm.tuning.steps = 10
+    assert vm.tuning.tune() is not None
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    return fake.of_kind("tune")[-1].request
+
+
+def _plant(project: Project, image: Path, step: int = 6, total: int = 20) -> TuneJob:
+    """What a crashed run of the app leaves in a project."""
+    settings = TuningSettings(kind=AttributeKind.STYLE, steps=total, seed=9, class_word="jug")
+    job = TuneJob(
+        image, settings, project.folder / "gone.safetensors", "Glaze", ModelChoice(),
+        checkpoint=checkpoint_path(project),
+    )  # fmt: skip
+    save_fake_state(job, [1.0 / s for s in range(1, step + 1)])
+    return job
+
+
+def _resume_files(project: Project) -> list[str]:
+    return sorted(p.name for p in (project.folder / RESUME_FOLDER).iterdir())
+
+
+def test_a_saved_run_is_offered_when_the_project_opens(
+    window: MainWindow, vm: MainViewModel, qtbot: QtBot, tmp_path: Path
+) -> None:
+    project = _project(vm)
+    assert not window.resume_bar.isVisible()
+    _plant(project, reference_image(tmp_path))
+    vm.projects.close_current()
+    assert not window.resume_bar.isVisible()
+    vm.projects.open(project.slug)
+    assert window.resume_bar.isVisible()
+    text = window.resume_bar.text.text()
+    assert "'Glaze'</b> (step 6 of 20) can be resumed" in text
+    assert window.resume_bar.resume_button.isVisible()
+    assert window.resume_bar.discard_button.isVisible()
+
+
+def test_start_up_reopens_the_project_and_offers_its_saved_run(
+    home: Path, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    first = MainViewModel(lambda: fake, UiState())
+    first.start()
+    _plant(_project(first), reference_image(tmp_path), step=3)
+    first.shutdown()
+    again = MainViewModel(lambda: fake, UiState())
+    window = MainWindow(again)
+    qtbot.addWidget(window)
+    window.show()
+    again.start()
+    try:
+        assert window.resume_bar.isVisible()
+        assert "(step 3 of 20)" in again.resume.message
+    finally:
+        again.shutdown()
+
+
+def test_discard_removes_the_checkpoint_sidecar_and_mask(
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
+) -> None:
+    project = _project(vm)
+    _plant(project, reference_image(tmp_path))
+    mask_path(project).write_bytes(b"png")
+    vm.resume.refresh()
+    assert _resume_files(project) == ["mask.png", "tuning.pt", "tuning.pt.json"]
+    window.resume_bar.discard_button.click()
+    assert _resume_files(project) == []
+    assert not window.resume_bar.isVisible()
+    assert "Discarded the interrupted run 'Glaze'" in vm.session.status_message
+
+
+def test_resume_submits_the_same_job_from_its_checkpoint(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    project = _project(vm)
+    planted = _plant(project, reference_image(tmp_path))
+    vm.resume.refresh()
+    vm.tuning.kind, vm.tuning.steps, vm.tuning.seed = "shape", 55, 1  # the panel does not matter
+    window.resume_bar.resume_button.click()
+    assert not window.resume_bar.isVisible()
+    assert vm.tuning.step == 6 and len(vm.tuning.losses) == 6  # the earlier curve is shown
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    (call,) = fake.of_kind("tune")
+    request: TuneJob = call.request
+    assert request.settings == planted.settings
+    assert (request.image, request.name, request.model) == (planted.image, "Glaze", ModelChoice())
+    assert request.checkpoint == planted.checkpoint
+    assert request.out.parent == project.folder / ".staging"
+    expected = [1 / s for s in range(1, 21)]  # the run's whole curve, kept with the attribute
+    assert list(vm.tuning.losses) == pytest.approx(expected, abs=1e-6)
+    (row,) = vm.library.rows
+    assert row.name == "Glaze"
+    assert _resume_files(project) == []
+
+
+def test_a_failed_run_keeps_its_mask_and_is_offered_right_away(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    project = _project(vm)
+    vm.reference.open_image(reference_image(tmp_path))
+    mask = vm.reference.ensure_mask()
+    assert isinstance(mask, QImage)
+    mask.fill(255)
+    vm.reference.mask_painted()
+    failed = _fail_a_run(vm, fake, qtbot, RuntimeError("the device went away"))
+    assert failed.settings.mask == mask_path(project) and failed.checkpoint is not None
+    assert vm.session.error is not None and "device went away" in vm.session.error.message
+    assert vm.tuning.stage_text == "Stopped: it can resume from step 4"
+    assert window.resume_bar.isVisible() and "(step 4 of 10)" in vm.resume.message
+    clear_staging(project)  # what opening the project again does
+    assert _resume_files(project) == ["mask.png", "tuning.pt", "tuning.pt.json"]
+    vm.resume.resume()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    resumed = fake.of_kind("tune")[-1].request
+    assert resumed.settings.mask == mask_path(project)
+    assert len(vm.library.rows) == 1 and _resume_files(project) == []
+
+
+def test_out_of_memory_offers_to_resume_with_memory_saving(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    _fail_a_run(vm, fake, qtbot, OutOfMemoryError("out of memory while tuning"), at=5)
+    assert window.resume_bar.isVisible()
+    assert "continues with memory saving on" in vm.resume.message
+    assert vm.session.error is not None  # the banner says what happened
+    window.resume_bar.resume_button.click()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    first, resumed = (c.request for c in fake.of_kind("tune"))
+    assert resumed.settings.memory_saving and not first.settings.memory_saving
+    assert dataclasses.replace(resumed.settings, memory_saving=False) == first.settings
+
+
+def test_a_diverged_run_resumes_at_the_lower_rate_set_under_advanced(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    _fail_a_run(vm, fake, qtbot, TuningDivergedError("the loss became nan at step 4"))
+    assert "lower it under <b>Advanced</b> first" in vm.resume.message
+    vm.tuning.learning_rate = 5e-4
+    assert "learning rate set under Advanced, 0.0005 (it ran at 0.001)" in vm.resume.message
+    window.resume_bar.resume_button.click()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    resumed = fake.of_kind("tune")[-1].request
+    assert resumed.settings.learning_rate == 5e-4 and not resumed.settings.memory_saving
+
+
+def test_a_missing_reference_image_leaves_only_discard(
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
+) -> None:
+    project = _project(vm)
+    image = reference_image(tmp_path)
+    _plant(project, image)
+    image.unlink()
+    vm.resume.refresh()
+    assert window.resume_bar.isVisible()
+    assert "cannot be resumed: its reference image" in vm.resume.message
+    assert "no longer exists" in vm.resume.message
+    assert not window.resume_bar.resume_button.isVisible()
+    assert vm.resume.resume() is None
+    window.resume_bar.discard_button.click()
+    assert _resume_files(project) == []
+
+
+def test_a_damaged_sidecar_is_offered_for_discarding_only(vm: MainViewModel) -> None:
+    project = _project(vm)
+    checkpoint = checkpoint_path(project)
+    checkpoint.write_bytes(b"state")
+    checkpoint.with_name("tuning.pt.json").write_text('{"name": "Old", "step": 3}')
+    vm.resume.refresh()
+    assert vm.resume.visible and not vm.resume.can_resume
+    assert "saved description is damaged" in vm.resume.message
+
+
+@pytest.mark.parametrize("action", ["cancel", "new run"])
+def test_cancel_or_a_new_run_leaves_no_saved_state(
+    vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path, action: str
+) -> None:
+    project = _project(vm)
+    vm.reference.open_image(reference_image(tmp_path))
+    _fail_a_run(vm, fake, qtbot, RuntimeError("crash"))
+    assert read_sidecar(checkpoint_path(project)) is not None
+    if action == "cancel":
+        fake.step_delay_s = 0.02
+        vm.resume.resume()
+        qtbot.waitUntil(lambda: vm.tuning.step >= 6, timeout=5000)
+        vm.tuning.cancel()
+    else:
+        vm.tuning.tune()  # replaces the interrupted run: it starts over
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    assert not vm.resume.visible
+    assert _resume_files(project) == []
+    if action == "new run":
+        assert len(vm.tuning.losses) == 10 and vm.tuning.losses[0] == 1.0
