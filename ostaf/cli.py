@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--rank", type=int, default=TuningSettings.rank)
     tune.add_argument("--name", default="", help="a name for the attribute")
     tune.add_argument(
+        "--memory-saving",
+        action="store_true",
+        help="recompute activations instead of keeping them: slower, fits smaller GPUs",
+    )
+    tune.add_argument(
         "--restart",
         action="store_true",
         help="ignore the state an interrupted run of this command left in FILE.resume",
@@ -180,6 +185,7 @@ class ProgressBar:
 
 def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
     from ostaf.service import OstafService
+    from ostaf.settings import load_settings
     from ostaf.tuning_checkpoint import discard, read_sidecar
 
     settings = TuningSettings(
@@ -190,6 +196,7 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         seed=args.seed,
         class_word=args.class_word,
         mask=args.mask,
+        memory_saving=args.memory_saving or load_settings().memory_saving,
     )
     settings.validate()
     checkpoint = args.out.with_name(args.out.name + ".resume")

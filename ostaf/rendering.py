@@ -32,7 +32,9 @@ from ostaf.pngmeta import SAMPLER_LABELS, a1111_parameters
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
 from ostaf.requests import RenderSettings
 
-OOM_ADVICE = "render smaller images or fewer at once, or choose fp16 precision in Settings"
+OOM_ADVICE = (
+    "render smaller images or fewer at once, or choose fp16 precision (Settings, or --precision)"
+)
 # Pipelines built per base model and sampler. Weak keys: a model that is let go takes its
 # pipelines with it (they share its components and never refer back to it).
 _PIPELINES: weakref.WeakKeyDictionary[StableDiffusionPipeline, dict[str, StableDiffusionPipeline]]

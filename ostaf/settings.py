@@ -23,6 +23,7 @@ class Settings:
     device: str = "auto"
     precision: str = "auto"
     output_dir: str = ""  # '' = the project's exports folder
+    memory_saving: bool = False  # gradient checkpointing while tuning: slower, for small GPUs
     last_project: str = ""
 
     def validate(self) -> None:
@@ -34,6 +35,8 @@ class Settings:
             raise SettingsError(
                 f"precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}"
             )
+        if not isinstance(self.memory_saving, bool):
+            raise SettingsError("memory_saving must be true or false")
         if not isinstance(self.model_source, str) or not self.model_source:
             raise SettingsError("base model is empty; choose 'demo' or a model path")
 

@@ -52,7 +52,10 @@ from ostaf.tuning_checkpoint import (
     save_state,
 )
 
-OOM_ADVICE = "lower the resolution or the timesteps per step, or turn on memory saving in Settings"
+OOM_ADVICE = (
+    "turn on memory saving (Settings, or --memory-saving), lower the timesteps per step, "
+    "or use a smaller model"
+)
 
 
 @dataclass

@@ -32,6 +32,7 @@ class SettingsViewModel(ViewModel):
     device = Observable("auto")
     precision = Observable("auto")
     output_dir = Observable("")
+    memory_saving = Observable(False)
     can_accept = Observable(True)
 
     _checked = Signal(int, bool, str)  # generation, usable, message (from the check thread)
@@ -58,6 +59,7 @@ class SettingsViewModel(ViewModel):
             self.model_kind, self.file = FILE, source
         self.device, self.precision = settings.device, settings.precision
         self.output_dir = settings.output_dir
+        self.memory_saving = settings.memory_saving
         self._checked.connect(self._on_checked)
         self.changed.connect(self._on_change)
         self.check()
@@ -114,6 +116,7 @@ class SettingsViewModel(ViewModel):
             device=self.device,
             precision=self.precision,
             output_dir=self.output_dir.strip(),
+            memory_saving=bool(self.memory_saving),
         )
 
     def _on_checked(self, generation: int, ok: bool, message: str) -> None:

@@ -131,6 +131,7 @@ class TuningViewModel(ViewModel):
                 mask=mask,
                 preview_every=preview_interval(int(self.steps)),
                 preview_steps=PREVIEW_STEPS,
+                memory_saving=self._session.settings.memory_saving,
             )
             settings.validate()
         except OstafError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -82,6 +83,10 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("", label(f"Available here: {available}", "hint"))
         form.addRow("Precision", self.precision)
+        self.memory_saving = QCheckBox(
+            "Memory saving while tuning (slower; for GPUs with little memory)"
+        )
+        form.addRow("", self.memory_saving)
         self.output = QLineEdit()
         self.output.setPlaceholderText("empty: the project's exports folder")
         self.browse_output = QPushButton(icon("folder"), "Browse…")
@@ -104,6 +109,7 @@ class SettingsDialog(QDialog):
         bind_combo(vm, "device", self.device)
         bind_combo(vm, "precision", self.precision)
         bind(vm, "output_dir", self.output)
+        bind(vm, "memory_saving", self.memory_saving)
         bind_to(vm, "check_text", lambda _: self._show_check(), self)
         bind_to(vm, "check_ok", lambda _: self._show_check(), self)
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)

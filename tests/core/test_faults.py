@@ -42,7 +42,7 @@ def test_out_of_memory_while_tuning_is_reported_and_survived(
     reference = load_reference(reference_png, model.resolution)
     settings = TuningSettings(kind=AttributeKind.STYLE, steps=3)
     model.unet.forward = _OomOnce(model.unet, error)  # type: ignore[method-assign]
-    with pytest.raises(OutOfMemoryError, match="while tuning; lower the resolution"):
+    with pytest.raises(OutOfMemoryError, match="while tuning; turn on memory saving"):
         tune(model, reference, settings)
     after = model.unet.state_dict()
     assert list(after) == list(state) and all(torch.equal(state[k], after[k]) for k in state)
