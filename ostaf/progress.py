@@ -41,9 +41,17 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._keep_progress = False
 
-    def cancel(self) -> None:
+    def cancel(self, keep_progress: bool = False) -> None:
+        """Ask the operation to stop. With `keep_progress` (the app is quitting, not the
+        user stopping this run), a resumable run saves its state so it can go on later."""
+        self._keep_progress = self._keep_progress or keep_progress
         self._event.set()
+
+    @property
+    def keeps_progress(self) -> bool:
+        return self._keep_progress
 
     @property
     def cancelled(self) -> bool:

@@ -115,7 +115,9 @@ class OstafService:
             result = tune(model, reference, job.settings, job.name, progress, cancel, checkpointing)
             cancel.check()
         except Cancelled:
-            if job.checkpoint is not None:  # the user chose to stop: nothing stays behind
+            # The user chose to stop: nothing stays behind. The app quitting keeps the state,
+            # so that the next start offers to resume.
+            if job.checkpoint is not None and not cancel.keeps_progress:
                 discard(job.checkpoint)
             raise
         path = save_attribute(job.out, result.attribute)

@@ -143,6 +143,13 @@ def tune(
                 clock.report("preparing", state.step, message=f"Resuming from step {state.step}")
             )
     last_save = time.perf_counter()
+
+    def save(to: Checkpointing, step: int) -> None:
+        state = TuningState(
+            key, step, losses, hyper.state_dict(), optimizer.state_dict(), sampler.get_state()
+        )
+        save_state(to.path, state, to.job)
+
     wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
     recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
     if recompute:
@@ -150,6 +157,9 @@ def tune(
     try:
         with offset_layers(unet, paths) as wrappers, out_of_memory_as_error("tuning", OOM_ADVICE):
             for step in range(first_step, settings.steps + 1):
+                # Quitting (not the user's Stop) keeps the steps done since the last save.
+                if checkpointing is not None and cancel.keeps_progress and step > first_step:
+                    save(checkpointing, step - 1)
                 cancel.check()
                 optimizer.zero_grad(set_to_none=True)
                 loss = _step(
@@ -178,15 +188,7 @@ def tune(
                 if checkpointing is not None and (
                     time.perf_counter() - last_save >= checkpointing.interval_s
                 ):
-                    state = TuningState(
-                        key,
-                        step,
-                        losses,
-                        hyper.state_dict(),
-                        optimizer.state_dict(),
-                        sampler.get_state(),
-                    )
-                    save_state(checkpointing.path, state, checkpointing.job)
+                    save(checkpointing, step)
                     last_save = time.perf_counter()
                 preview = None
                 if settings.preview_every and (

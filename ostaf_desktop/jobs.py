@@ -125,8 +125,8 @@ class JobQueue:
             self._waiting.clear()
             for job in dropped:
                 job.state = JobState.CANCELLED
-            if self._running is not None:
-                self._running.cancel_token.cancel()
+            if self._running is not None:  # quitting: a resumable run keeps its state
+                self._running.cancel_token.cancel(keep_progress=True)
             self._condition.notify_all()
             return dropped
 

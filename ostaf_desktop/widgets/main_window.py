@@ -258,7 +258,7 @@ class MainWindow(QMainWindow):
             (
                 self.vm.tuning.running,
                 "Tuning is running",
-                "Stop tuning and quit? Nothing of this run will be saved.",
+                "Stop tuning and quit? The run is kept: OSTAF offers to resume it next time.",
             ),
             (
                 self.vm.batch.running,

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,31 @@ def test_cancel_removes_the_state(model: BaseModel, reference_png: Path, tmp_pat
             _job(reference_png, tmp_path / "c.safetensors", checkpoint), on_progress, token
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.png"]
+
+
+def test_quitting_keeps_the_state_at_the_last_step_and_the_run_resumes_from_it(
+    model: BaseModel, reference_png: Path, tmp_path: Path
+) -> None:
+    service = _service(model)
+    straight = service.tune(_job(reference_png, tmp_path / "straight.safetensors", None)).path
+    token = CancelToken()
+    out, checkpoint = tmp_path / "quit.safetensors", tmp_path / "quit.resume"
+
+    def quit_at_5(report: Progress) -> None:
+        if report.stage == "tuning" and report.step == 5:
+            token.cancel(keep_progress=True)
+
+    # An hour between saves: only the save made on quitting can hold step 5.
+    job = _job(reference_png, out, checkpoint)
+    job = replace(job, checkpoint_interval_s=3600.0)
+    with pytest.raises(Cancelled):
+        service.tune(job, quit_at_5, token)
+    assert not out.exists()
+    assert read_sidecar(checkpoint)["step"] == 5  # type: ignore[index]
+    steps: list[int] = []
+    service.tune(job, lambda r: steps.append(r.step) if r.stage == "tuning" else None)
+    assert steps == list(range(6, STEPS + 1))
+    assert out.read_bytes() == straight.read_bytes()
 
 
 def test_a_nan_keeps_the_last_good_state_to_resume_with_a_lower_rate(

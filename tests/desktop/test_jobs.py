@@ -43,9 +43,19 @@ def test_cancel_and_close() -> None:
     queue.take(0)
     assert queue.cancel(waiting) and waiting.state is JobState.CANCELLED
     assert not queue.cancel(running) and running.cancel_token.cancelled
+    assert not running.cancel_token.keeps_progress  # the user stopped it: nothing is kept
     queue.submit(Job(JobKind.RENDER, 3))
     dropped = queue.close()
     assert len(dropped) == 1 and queue.take(0) is None
+
+
+def test_quitting_asks_the_running_job_to_keep_its_progress() -> None:
+    queue = JobQueue()
+    running = Job(JobKind.TUNE, 1)
+    queue.submit(running)
+    queue.take(0)
+    queue.close()
+    assert running.cancel_token.cancelled and running.cancel_token.keeps_progress
 
 
 def test_throttle_keeps_every_loss_and_passes_previews_at_once() -> None:
