@@ -247,7 +247,9 @@ class TuningViewModel(ViewModel):
         self.time_text = f"{format_duration(self._elapsed_s)} elapsed" if self._elapsed_s else ""
         request: TuneJob = job.request
         saved = read_sidecar(request.checkpoint) if request.checkpoint is not None else None
-        if saved is None or job.state is not JobState.FAILED:  # only a failure can resume
+        # Only a failure, or quitting the app mid-run, leaves a run to resume.
+        resumable = job.state is JobState.FAILED or job.cancel_token.keeps_progress
+        if saved is None or not resumable:
             if request.settings.mask is not None:
                 request.settings.mask.unlink(missing_ok=True)
             if request.checkpoint is not None:

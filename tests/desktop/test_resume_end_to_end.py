@@ -120,3 +120,33 @@ def _crash_resume_and_compare(
     )
     backend.core.tune(straight, ignore_progress, CancelToken())  # the worker is idle now
     assert row.path.read_bytes() == straight.out.read_bytes()
+
+
+def test_quitting_mid_run_keeps_it_and_the_next_start_offers_to_resume(
+    home: Path, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An hour between periodic saves: what is offered comes from the save made on quitting.
+    for module in (tuning_vm, interrupted_run):
+        monkeypatch.setattr(module, "CHECKPOINT_INTERVAL_S", 3600.0)
+    first = MainViewModel(CoreBackend, UiState())
+    first.start()
+    try:
+        qtbot.waitUntil(lambda: first.session.model is not None, timeout=TIMEOUT_MS)
+        first.reference.open_image(reference_image(tmp_path))
+        first.tuning.steps, first.tuning.name = 400, "Quit halfway"
+        assert first.tuning.tune() is not None
+        qtbot.waitUntil(lambda: len(first.tuning.losses) >= 3, timeout=TIMEOUT_MS)
+    finally:
+        first.shutdown()  # what closing the window does once the user confirms
+    again = MainViewModel(CoreBackend, UiState())
+    window = MainWindow(again)
+    qtbot.addWidget(window)
+    window.show()
+    again.start()
+    try:
+        assert window.resume_bar.isVisible()
+        assert "'Quit halfway'</b> (step" in again.resume.message
+        step = int(again.resume.message.split("(step ")[1].split(" ")[0])
+        assert 3 <= step < 400
+    finally:
+        again.shutdown()
