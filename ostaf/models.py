@@ -9,6 +9,7 @@ is ever fetched from a hub.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,7 @@ def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         raise ModelLoadError(
             f"{path}: missing {', '.join(missing)}; the model folder is incomplete"
         )
+    _refuse_pickled_weights(path)
     variant = "fp16" if _only_fp16_weights(path / "unet") else None
     try:
         return StableDiffusionPipeline.from_pretrained(
@@ -177,8 +179,27 @@ def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
             feature_extractor=None,
             requires_safety_checker=False,
         )
+    except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) refused it
+        raise ModelLoadError(
+            f"{path}: holds pickled weights (.bin) that could run code when opened, so they "
+            "are not loaded; use a copy of the model saved as .safetensors"
+        ) from exc
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"{path}: cannot load the model ({_first_line(exc)})") from exc
+
+
+def _refuse_pickled_weights(path: Path) -> None:
+    """A component with pickled weights only (no .safetensors) is refused before loading."""
+    for component in ("unet", "vae", "text_encoder"):
+        files = [p for p in (path / component).iterdir() if p.is_file()]
+        if any(p.suffix == ".safetensors" for p in files):
+            continue
+        pickled = [p for p in files if p.suffix in PICKLE_SUFFIXES]
+        if pickled:
+            raise ModelLoadError(
+                f"{pickled[0]}: pickled weights can run code when opened and are not loaded; "
+                "use a copy of the model saved as .safetensors"
+            )
 
 
 def _only_fp16_weights(unet_dir: Path) -> bool:

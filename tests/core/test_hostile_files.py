@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -197,6 +198,14 @@ def test_pickled_weights_in_a_model_folder_never_run_code(tmp_path: Path) -> Non
     ):
         weights.unlink()
         (weights.parent / pickled).write_bytes(pickle.dumps({"weight": _Payload(marker)}))
+    for first in ("unet", "text_encoder"):  # whichever diffusers happens to open first
+        only = folder.with_name(f"only-{first}")
+        shutil.copytree(folder, only)
+        other = "text_encoder" if first == "unet" else "unet"
+        shutil.rmtree(only / other)
+        shutil.copytree(write_demo_model(tmp_path / f"clean-{first}") / other, only / other)
+        with pytest.raises(OstafError, match="pickled weights"):
+            load_base_model(only, device="cpu")
     with pytest.raises(OstafError):
         load_base_model(folder, device="cpu")
     assert not marker.exists()
