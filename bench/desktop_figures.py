@@ -112,6 +112,7 @@ def tuning_figures(home: Path, steps: int) -> dict[str, float]:
     os.environ["OSTAF_HOME"] = str(home)
     from PySide6.QtWidgets import QApplication
 
+    from ostaf.demo_data import DEMO_PROMPT
     from ostaf_desktop.backend import CoreBackend
     from ostaf_desktop.theme import apply_theme
     from ostaf_desktop.viewmodels.main import MainViewModel
@@ -148,7 +149,7 @@ def tuning_figures(home: Path, steps: int) -> dict[str, float]:
     stalls = probe.stop()
 
     wait_until(lambda: vm.idle and vm.rendering.preview_image is not None, 300)
-    vm.rendering.prompt = "a photo of a sks star"
+    vm.rendering.prompt = DEMO_PROMPT
     vm.rendering.render()
     wait_until(lambda: not vm.rendering.rendering, 300)
     window.close()

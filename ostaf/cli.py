@@ -303,7 +303,7 @@ def run_demo_model(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
     """Tune an appearance attribute from a generated reference and render it at λ 0, 1, 2."""
     from ostaf import paths
-    from ostaf.demo_data import demo_reference
+    from ostaf.demo_data import DEMO_PROMPT, demo_reference
     from ostaf.service import OstafService
 
     out = args.out or paths.data_dir() / "demo-output"
@@ -323,7 +323,7 @@ def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
     print(tuned.path)
     for lam in (0.0, 1.0, 2.0):
         settings = RenderSettings(
-            prompt="a photo of a sks object",
+            prompt=DEMO_PROMPT,
             seeds=[1],
             attributes=[AppliedAttribute(tuned.path, lam)],
         )

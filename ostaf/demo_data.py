@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ostaf.atomic import atomic_write_bytes
+from ostaf.world.scenes import Scene
+
+# An orange striped star, flat style, on a white background: a picture of the demo model's
+# world, so that what an attribute tuned on it carries over shows in the demo's renders.
+DEMO_SCENE = Scene(
+    shape="star",
+    colour="orange",
+    pattern="striped",
+    style="flat",
+    background="white",
+    centre=(0.5, 0.52),
+    size=0.7,
+    rotation=0.0,
+    detail_seed=7,
+)
+
+# A prompt for an appearance attribute of DEMO_SCENE: 'sks' stands for its colour and pattern.
+DEMO_PROMPT = "a sks heart, flat style, on a gray background"
 
 
 def draw_demo_reference(size: int = 256) -> Image.Image:
-    """An orange striped star on a pale background."""
-    img = Image.new("RGB", (size, size), (236, 240, 246))
-    draw = ImageDraw.Draw(img)
-    cx = cy = size / 2
-    outer, inner = size * 0.42, size * 0.18
-    points = [
-        (
-            cx + (outer if i % 2 == 0 else inner) * math.sin(math.pi * i / 5),
-            cy - (outer if i % 2 == 0 else inner) * math.cos(math.pi * i / 5),
-        )
-        for i in range(10)
-    ]
-    draw.polygon(points, fill=(240, 130, 30))
-    stripes = Image.new("L", (size, size), 0)
-    stripe_draw = ImageDraw.Draw(stripes)
-    for y in range(0, size, size // 12):
-        stripe_draw.rectangle((0, y, size, y + size // 24), fill=255)
-    star = Image.new("L", (size, size), 0)
-    ImageDraw.Draw(star).polygon(points, fill=255)
-    band = Image.composite(stripes, Image.new("L", (size, size), 0), star)
-    img.paste((160, 60, 10), mask=band)
-    return img
+    """The demo reference picture at `size`×`size` pixels."""
+    return DEMO_SCENE.render(size)
 
 
 def demo_reference(path: Path) -> Path:

@@ -1,34 +1,56 @@
-"""The embedded demo base model: a tiny Stable-Diffusion-shaped model built from a seed.
+"""The embedded demo base model: a small Stable-Diffusion-shaped model of the demo world.
 
-It lets the app and the CLI do their whole job on a fresh machine with nothing downloaded.
-The same seed and library versions give the same bytes; the folder is cached in the user
-cache dir and rebuilt when missing or damaged.
+It lets the app and the CLI do their whole job on a fresh machine with nothing downloaded,
+and draws the world of `ostaf.world` (coloured, patterned shapes in three drawing styles), so
+that what an attribute transfers can be seen and measured. The trained weights ship in
+`resources/demo_model`; `python -m ostaf.world.train --out DIR` rebuilds them from a seed.
+This module holds the architecture, the tokenizer and where the shipped folder lives.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-import os
 import shutil
-import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ostaf import paths
+from ostaf.errors import ModelLoadError
+from ostaf.world.scenes import WORLD_WORDS
 
 DEMO_SEED = 20240316
-DEMO_NAME = "OSTAF demo (random, 64 px)"
-DEMO_VERSION = "random-v1"
+DEMO_NAME = "OSTAF demo world (64 px)"
+DEMO_VERSION = "world-v1"
 DEMO_RESOLUTION = 64
-# Every printable ASCII word piece is byte-level; these whole words get merges so that the
-# prompts people type in the demo map to few tokens.
-DEMO_WORDS = (
-    "a", "photo", "of", "painting", "in", "style", "sks", "object", "picture", "the",
-    "red", "green", "blue", "yellow", "purple", "orange", "black", "white",
-    "circle", "square", "triangle", "star", "heart", "cat", "dog", "vase", "on", "background",
-)  # fmt: skip
+SHIPPED_DEMO_DIR = paths.RESOURCES / "demo_model"
+TRAIN_COMMAND = "python -m ostaf.world.train --out resources/demo_model"
+MARKER = "ostaf_demo.json"
+
+# Words of the tuning templates ("a photo of a sks object", "a painting of a picture in sks
+# style") and a few that people type in the demo: each is one token, like the world's words.
+TEMPLATE_WORDS = ("photo", "of", "painting", "in", "sks", "object", "picture", "the")
+EXTRA_WORDS = ("cat", "dog", "vase")
+DEMO_WORDS: tuple[str, ...] = tuple(dict.fromkeys((*WORLD_WORDS, *TEMPLATE_WORDS, *EXTRA_WORDS)))
+
+
+@dataclass(frozen=True)
+class DemoArchitecture:
+    """Sizes of the demo model's three networks (the scheduler is SD 1.x's)."""
+
+    text_width: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    vae_channels: tuple[int, ...] = (16, 32, 64)
+    unet_channels: tuple[int, ...] = (32, 64)
+    unet_heads: tuple[int, ...] = (2, 4)
+    unet_layers_per_block: int = 1
+    norm_groups: int = 16
+    max_tokens: int = 77
+
+
+DEMO_ARCHITECTURE = DemoArchitecture()
 
 
 def _byte_vocab() -> dict[str, int]:
@@ -84,8 +106,10 @@ def _apply_merges(pieces: list[str], merges: list[tuple[str, str]]) -> list[str]
     return pieces
 
 
-def build_demo_pipeline(seed: int = DEMO_SEED) -> Any:
-    """Build the demo StableDiffusionPipeline in memory, deterministically from `seed`."""
+def build_demo_pipeline(
+    seed: int = DEMO_SEED, architecture: DemoArchitecture = DEMO_ARCHITECTURE
+) -> Any:
+    """The demo StableDiffusionPipeline with freshly initialised (untrained) weights."""
     from ostaf.offline import quiet_libraries
 
     quiet_libraries()
@@ -98,103 +122,124 @@ def build_demo_pipeline(seed: int = DEMO_SEED) -> Any:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+    arch = architecture
     vocab, merges = demo_tokenizer_files()
     tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)  # type: ignore[arg-type]
-    tokenizer.model_max_length = 77
+    tokenizer.model_max_length = arch.max_tokens
 
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(vocab),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
+            hidden_size=arch.text_width,
+            intermediate_size=4 * arch.text_width,
+            num_hidden_layers=arch.text_layers,
+            num_attention_heads=arch.text_heads,
+            max_position_embeddings=arch.max_tokens,
             bos_token_id=vocab["<|startoftext|>"],
             eos_token_id=vocab["<|endoftext|>"],
             pad_token_id=vocab["<|endoftext|>"],
         )
     )
     torch.manual_seed(seed + 1)
+    levels = len(arch.vae_channels)
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(32, 32, 64),
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=arch.vae_channels,
         layers_per_block=1,
         latent_channels=4,
-        norm_num_groups=16,
+        norm_num_groups=arch.norm_groups,
         sample_size=DEMO_RESOLUTION,
+        # It is trained on crops, where a global attention would see a different context.
+        mid_block_add_attention=False,
+        # Training folds the latents' centre and spread into quant_conv/post_quant_conv, so
+        # the encoder already emits unit-variance latents: nothing more to scale.
+        scaling_factor=1.0,
     )
     torch.manual_seed(seed + 2)
+    depth = len(arch.unet_channels)
     unet = UNet2DConditionModel(
-        sample_size=DEMO_RESOLUTION // 4,
+        sample_size=DEMO_RESOLUTION // 2 ** (levels - 1),
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        cross_attention_dim=64,
-        attention_head_dim=(2, 4),
-        norm_num_groups=16,
-    )
-    scheduler = DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
+        down_block_types=("CrossAttnDownBlock2D",) * depth,
+        up_block_types=("CrossAttnUpBlock2D",) * depth,
+        block_out_channels=arch.unet_channels,
+        layers_per_block=arch.unet_layers_per_block,
+        cross_attention_dim=arch.text_width,
+        attention_head_dim=arch.unet_heads,
+        norm_num_groups=arch.norm_groups,
     )
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=scheduler,
+        scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
 
 
-def write_demo_model(out_dir: Path, seed: int = DEMO_SEED) -> Path:
-    """Write the demo model as a diffusers folder at `out_dir` (which must not exist yet)."""
-    pipe = build_demo_pipeline(seed)
-    pipe.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / "ostaf_demo.json").write_text(
-        json.dumps({"name": DEMO_NAME, "version": DEMO_VERSION, "seed": seed}, indent=2) + "\n"
+# Stable Diffusion 1.x's noise schedule, as its scheduler_config.json states it.
+SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
+
+
+def demo_record(seed: int, architecture: DemoArchitecture, **extra: Any) -> dict[str, Any]:
+    """What `ostaf_demo.json` says about a demo model folder."""
+    return {
+        "name": DEMO_NAME,
+        "version": DEMO_VERSION,
+        "seed": seed,
+        "architecture": asdict(architecture),
+        **extra,
+    }
+
+
+def is_demo_folder(folder: Path) -> bool:
+    """Whether `folder` holds a complete demo model (marker, index and weights)."""
+    return (folder / MARKER).is_file() and all(
+        (folder / part).is_file() for part in (*_WEIGHT_FILES, "model_index.json")
     )
-    return out_dir
 
 
-def _folder_is_complete(folder: Path) -> bool:
-    return (folder / "ostaf_demo.json").is_file() and (folder / "model_index.json").is_file()
+_WEIGHT_FILES = (
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+)
 
 
 def demo_model_dir() -> Path:
-    """The cached demo model folder, built on first use (atomically: never a torn folder)."""
-    key = hashlib.sha256(f"{DEMO_VERSION}:{DEMO_SEED}:{_library_versions()}".encode()).hexdigest()
-    target = paths.cache_dir() / f"demo-model-{key[:12]}"
-    if _folder_is_complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".demo-model-", dir=target.parent))
-    try:
-        write_demo_model(staging / "model")
-        if target.exists():  # a damaged earlier copy: replace it
-            shutil.rmtree(target)
-        os.replace(staging / "model", target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    """The shipped demo model folder (read-only: nothing is ever written into it)."""
+    if not is_demo_folder(SHIPPED_DEMO_DIR):
+        raise ModelLoadError(
+            f"the demo model is missing from {SHIPPED_DEMO_DIR}; rebuild it with "
+            f"`{TRAIN_COMMAND}` (about an hour on a CPU) or choose another model in Settings"
+        )
+    return SHIPPED_DEMO_DIR
 
 
-def _library_versions() -> str:
-    from importlib.metadata import version
+def write_demo_model(out_dir: Path) -> Path:
+    """Copy the demo model to `out_dir` (which must not exist yet) as a diffusers folder."""
+    source = demo_model_dir()
+    shutil.copytree(source, out_dir, ignore=shutil.ignore_patterns("*.png", "*.md"))
+    return out_dir
 
-    return ",".join(version(p) for p in ("torch", "diffusers", "transformers"))
+
+def read_demo_record(folder: Path = SHIPPED_DEMO_DIR) -> dict[str, Any]:
+    """The shipped model's `ostaf_demo.json` (recipe, timings, prompt-following score)."""
+    return dict(json.loads((folder / MARKER).read_text()))

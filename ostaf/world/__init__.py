@@ -3,6 +3,10 @@
 `scenes` samples, splits and captions scenes, `drawing` renders them, `oracle` reads the
 attributes back from any image of this world (including a small diffusion model's imperfect
 ones), `degrade` imitates such imperfections and `evaluate` scores the oracle.
+
+`train` trains the demo model on the world (`train_vae`, `train_denoiser`, `checkpoint`),
+`prompt_following` scores how well a model follows prompts, and `attribute_bench` measures
+what OSTAF transfers (`attribute_cases`, `attribute_report`, `plain_lora`).
 """
 
 from ostaf.world.oracle import Analysis, analyse, attribute_matches, prompt_follows

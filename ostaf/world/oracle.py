@@ -83,6 +83,25 @@ def prompt_follows(analysis: Analysis, expected: Scene | Mapping[str, str]) -> b
     return all(attribute_matches(analysis, expected).values())
 
 
+def silhouette_iou(first: Analysis, second: Analysis) -> float:
+    """IoU of two subjects' silhouettes once each is centred on its centroid and scaled to
+    unit area: the same shape in the same pose scores near 1 wherever and however large it
+    is drawn; a turned or different shape scores lower. 0 when either image has no subject."""
+    grids = []
+    for analysis in (first, second):
+        area = int(analysis.mask.sum())
+        if area < 16:
+            return 0.0
+        ys, xs = np.nonzero(analysis.mask)
+        cells = ((np.arange(TEMPLATE_GRID) + 0.5) / TEMPLATE_GRID * 2 - 1) * TEMPLATE_REACH
+        cells = cells * area**0.5
+        grids.append(
+            _bilinear(analysis.mask.astype(np.float32), ys.mean() + cells, xs.mean() + cells)
+        )
+    inter = float(np.minimum(*grids).sum())
+    return inter / max(float(np.maximum(*grids).sum()), 1e-6)
+
+
 # ---------------------------------------------------------------------------- analysis
 
 
@@ -262,7 +281,7 @@ def _classify_shape(
     # max(a, b) = a + b − min(a, b), so the union needs no second pass.
     union = _template_areas() + sampled.sum() - inter
     iou = inter / np.maximum(union, 1e-6)
-    per_shape = {shape: 0.0 for shape in SHAPES}
+    per_shape = {shape: -1.0 for shape in SHAPES}  # below any IoU: every shape gets a row
     best_row = {}
     for row, (shape, _) in enumerate(labels):
         if iou[row] > per_shape[shape]:

@@ -11,8 +11,10 @@ from ostaf_desktop.viewmodels.session import SessionViewModel
 from ostaf_desktop.widgets.layout import tool_button
 
 DEMO_HINT = (
-    "<b>Demo model in use</b>: tiny and random, so it draws abstract patterns. For real "
-    "pictures choose your Stable Diffusion 1.x/2.x checkpoint in <b>Settings → Base model</b>."
+    "<b>Demo model in use</b>: a small model that only knows coloured, patterned shapes "
+    "(circle, square, triangle, star, heart) in flat, outline or sketchy style, at 64 px. "
+    "Try <i>a sks heart, flat style, on a gray background</i>. For real pictures choose your "
+    "Stable Diffusion 1.x/2.x checkpoint in <b>Settings → Base model</b>."
 )
 
 

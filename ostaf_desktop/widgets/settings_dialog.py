@@ -46,7 +46,7 @@ class SettingsDialog(QDialog):
         model_box = QGroupBox("Base model")
         model = QVBoxLayout(model_box)
         self.kind_group = QButtonGroup(self)
-        self.demo = QRadioButton("Built-in demo model (64 px, random: for trying the workflow)")
+        self.demo = QRadioButton("Built-in demo model (a 64 px world of shapes, to try things)")
         self.folder_choice = QRadioButton("A diffusers folder (with model_index.json)")
         self.file_choice = QRadioButton("A single .safetensors checkpoint (SD 1.x / 2.x)")
         self.folder = QLineEdit()

@@ -172,12 +172,12 @@ def test_a_diverged_run_resumes_at_the_lower_rate_set_under_advanced(
     vm.reference.open_image(reference_image(tmp_path))
     _fail_a_run(vm, fake, qtbot, TuningDivergedError("the loss became nan at step 4"))
     assert "lower it under <b>Advanced</b> first" in vm.resume.message
-    vm.tuning.learning_rate = 5e-4
-    assert "learning rate set under Advanced, 0.0005 (it ran at 0.001)" in vm.resume.message
+    vm.tuning.learning_rate = 1e-4
+    assert "learning rate set under Advanced, 0.0001 (it ran at 0.0003)" in vm.resume.message
     window.resume_bar.resume_button.click()
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
     resumed = fake.of_kind("tune")[-1].request
-    assert resumed.settings.learning_rate == 5e-4 and not resumed.settings.memory_saving
+    assert resumed.settings.learning_rate == 1e-4 and not resumed.settings.memory_saving
 
 
 def test_a_missing_reference_image_leaves_only_discard(

@@ -1,0 +1,290 @@
+"""Train the demo model on the world from a seed: `python -m ostaf.world.train --out DIR`.
+
+Stages, each saved in the work folder so that a stopped run resumes where it was:
+1. data: render the training scenes (held-out combinations never appear);
+2. vae: train the AutoencoderKL on crops, then centre and scale its latents;
+3. latents: encode every training image once;
+4. decoder: fine-tune the decoder on whole images (the encoder, so the latents, stay);
+5. denoiser: train the U-Net and the CLIP text encoder together;
+6. write the diffusers folder and measure how well it follows prompts (the oracle).
+Same seed, thread count and library versions give the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ostaf.world.scenes import Scene
+
+DEFAULT_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the trained weights, besides the seed."""
+
+    images: int = 40_000
+    vae: Any = None  # VaeRecipe; filled in by `default_recipe` so importing stays light
+    decoder: Any = None  # DecoderRecipe
+    denoiser: Any = None  # DenoiserRecipe
+    evaluation_prompts: int = 200
+
+
+def default_recipe(quick: bool = False) -> Recipe:
+    """The recipe of the shipped model, or a few-minute smoke-test version of it."""
+    from ostaf.world.train_denoiser import DenoiserRecipe
+    from ostaf.world.train_vae import DecoderRecipe, VaeRecipe
+
+    recipe = Recipe(vae=VaeRecipe(), decoder=DecoderRecipe(), denoiser=DenoiserRecipe())
+    if quick:
+        recipe = replace(
+            recipe,
+            images=2_000,
+            vae=replace(recipe.vae, steps=200, checkpoint_every=100),
+            decoder=replace(recipe.decoder, steps=50, checkpoint_every=50),
+            denoiser=replace(recipe.denoiser, steps=200, checkpoint_every=100),
+            evaluation_prompts=40,
+        )
+    return recipe
+
+
+class Run:
+    """One training run: its work folder, its log and its stage timings."""
+
+    def __init__(self, work: Path, seed: int) -> None:
+        self.work = work
+        self.seed = seed
+        work.mkdir(parents=True, exist_ok=True)
+        self.timings_path = work / "timings.json"
+        # Per stage: wall seconds, and CPU seconds of all threads (on a busy machine the
+        # wall time says more about the neighbours than about the recipe).
+        self.timings: dict[str, dict[str, float]] = (
+            json.loads(self.timings_path.read_text()) if self.timings_path.is_file() else {}
+        )
+
+    def log(self, message: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {message}"
+        print(line, file=sys.stderr, flush=True)
+        with open(self.work / "train.log", "a") as handle:
+            handle.write(line + "\n")
+
+    def stage_log(self, stage: str) -> Callable[[str], None]:
+        """A log for a resumable stage: every message (sent after each save) also books the
+        time since the previous one, so an interrupted run loses only unsaved work's time."""
+        clock = [self.start()]
+
+        def log(message: str) -> None:
+            self.timed(stage, clock[0])
+            clock[0] = self.start()
+            self.log(message)
+
+        return log
+
+    def start(self) -> tuple[float, float]:
+        """The wall and CPU clocks now, for `timed`."""
+        return time.perf_counter(), time.process_time()
+
+    def timed(self, stage: str, started: tuple[float, float]) -> None:
+        """Add the wall and CPU time since `started` to `stage` (resumed stages add up)."""
+        spent = self.timings.setdefault(stage, {"wall": 0.0, "cpu": 0.0})
+        spent["wall"] = round(spent["wall"] + time.perf_counter() - started[0], 1)
+        spent["cpu"] = round(spent["cpu"] + time.process_time() - started[1], 1)
+        self.timings_path.write_text(json.dumps(self.timings, indent=2) + "\n")
+
+
+def training_data(run: Run, count: int) -> tuple[np.ndarray, list[Scene]]:
+    """The training images (N, 64, 64, 3) uint8 and their scenes, rendered once and cached."""
+    from ostaf.world.scenes import dataset
+
+    images_path, scenes_path = run.work / "images.npy", run.work / "scenes.json"
+    if images_path.is_file() and scenes_path.is_file():
+        scenes = [_scene_from_json(s) for s in json.loads(scenes_path.read_text())]
+        if len(scenes) == count:
+            return np.load(images_path), scenes
+    started = run.start()
+    run.log(f"data: rendering {count} training scenes")
+    images, scenes = [], []
+    for image, _, scene in dataset(count, run.seed, split="train", supersample=3):
+        images.append(np.asarray(image))
+        scenes.append(scene)
+    array = np.stack(images)
+    np.save(images_path.with_suffix(".tmp.npy"), array)
+    os.replace(images_path.with_suffix(".tmp.npy"), images_path)
+    scenes_path.write_text(json.dumps([asdict(s) for s in scenes]))
+    run.timed("data", started)
+    return array, scenes
+
+
+def _scene_from_json(data: dict[str, Any]) -> Scene:
+    data = dict(data)
+    data["centre"] = tuple(data["centre"])
+    return Scene(**data)
+
+
+def train(out: Path, work: Path, seed: int, recipe: Recipe) -> dict[str, Any]:
+    """Run every stage (resuming what is saved in `work`) and write the model to `out`."""
+    import torch
+
+    from ostaf.demo_model import build_demo_pipeline
+    from ostaf.world.checkpoint import StageCheckpoint
+    from ostaf.world.train_denoiser import train_denoiser
+    from ostaf.world.train_vae import (
+        finetune_decoder,
+        latent_statistics,
+        normalise_latents,
+        train_vae,
+    )
+
+    run = Run(work, seed)
+    run.log(f"training the demo model: seed {seed}, {torch.get_num_threads()} threads")
+    images, scenes = training_data(run, recipe.images)
+    pipe = build_demo_pipeline(seed)
+    pixels = torch.from_numpy(images)
+
+    latents_path = work / "latents.pt"
+    vae_state = StageCheckpoint(work / "vae.pt")
+    if latents_path.is_file():
+        saved = torch.load(latents_path, weights_only=True)
+        pipe.vae.load_state_dict(saved["vae"])
+        means, stds = saved["means"], saved["stds"]
+    else:
+        train_vae(pipe.vae, pixels, recipe.vae, seed + 10, vae_state, run.stage_log("vae"))
+        started = run.start()
+        means, stds = normalise_latents(pipe.vae, *latent_statistics(pipe.vae, pixels))
+        torch.save({"vae": pipe.vae.state_dict(), "means": means, "stds": stds}, latents_path)
+        run.timed("latents", started)
+    # The encoder is final from here on: the latents above stay valid for the denoiser.
+    finetune_decoder(
+        pipe.vae,
+        pixels,
+        recipe.decoder,
+        recipe.vae,
+        seed + 30,
+        StageCheckpoint(work / "decoder.pt"),
+        run.stage_log("decoder"),
+    )
+    pipe.vae.eval().requires_grad_(False)
+
+    unet, text_encoder = train_denoiser(
+        pipe.unet,
+        pipe.text_encoder,
+        pipe.tokenizer,
+        (means, stds),
+        scenes,
+        recipe.denoiser,
+        seed + 20,
+        StageCheckpoint(work / "denoiser.pt"),
+        run.stage_log("denoiser"),
+    )
+    pipe.unet, pipe.text_encoder = unet, text_encoder
+    return write_model(pipe, out, seed, recipe, run)
+
+
+def write_model(pipe: Any, out: Path, seed: int, recipe: Recipe, run: Run) -> dict[str, Any]:
+    """Save the diffusers folder, then score it as loaded back from disk."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from ostaf.demo_model import DEMO_ARCHITECTURE, MARKER, demo_record
+    from ostaf.world.evaluate import contact_sheet
+    from ostaf.world.prompt_following import GUIDANCE, SAMPLER_STEPS, measure_prompt_following
+
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    pipe.save_pretrained(staging, safe_serialization=True)
+    loaded = StableDiffusionPipeline.from_pretrained(
+        staging, safety_checker=None, requires_safety_checker=False, local_files_only=True
+    )
+    loaded.set_progress_bar_config(disable=True)
+    started = run.start()
+    torch.manual_seed(0)
+    score, images = measure_prompt_following(loaded, recipe.evaluation_prompts)
+    run.timed("evaluation", started)
+    run.log(f"prompt following: {score.summary()}")
+    contact_sheet(images[:32], columns=8, zoom=2).save(run.work / "samples.png")
+    record = demo_record(
+        seed,
+        DEMO_ARCHITECTURE,
+        recipe=_plain(asdict(recipe)),
+        threads=torch.get_num_threads(),
+        training_seconds=run.timings,
+        prompt_following={
+            "prompts": score.count,
+            "sampler": f"DDIM {SAMPLER_STEPS} steps, CFG {GUIDANCE:g}",
+            "rates": {k: round(v, 4) for k, v in score.rates.items()},
+        },
+        parameters={
+            name: sum(p.numel() for p in getattr(pipe, name).parameters())
+            for name in ("unet", "vae", "text_encoder")
+        },
+    )
+    (staging / MARKER).write_text(json.dumps(record, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    return record
+
+
+def _plain(value: Any) -> Any:
+    """Dataclass dicts with tuples turned into lists, for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ostaf.demo_model import DEMO_SEED
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ostaf.world.train",
+        description="Train the OSTAF demo model on the procedural world, from a seed.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the diffusers folder to write")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="where stages are saved for resuming, about 1 GB (default: in the user cache)",
+    )
+    parser.add_argument("--seed", type=int, default=DEMO_SEED)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=min(DEFAULT_THREADS, os.cpu_count() or 1),
+        help="CPU threads (the result's last bits depend on it)",
+    )
+    parser.add_argument("--quick", action="store_true", help="a few-minute smoke-test recipe")
+    args = parser.parse_args(argv)
+
+    # Idle OpenMP threads sleep instead of spinning: on a shared CPU, spinning threads of
+    # several processes take turns burning each other's time (measured 7× slower).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ostaf.offline import quiet_libraries
+
+    quiet_libraries()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from ostaf import paths
+
+    work = args.work or paths.cache_dir() / f"demo-model-training-{args.seed}"
+    record = train(args.out, work, args.seed, default_recipe(args.quick))
+    print(json.dumps(record["prompt_following"], indent=2))
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

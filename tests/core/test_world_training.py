@@ -1,0 +1,148 @@
+"""Training the demo model: exact latent normalisation, stages that resume to the same bytes,
+seeded captions, and the shipped model's record."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ostaf.demo_model import build_demo_pipeline
+from ostaf.world import dataset
+from ostaf.world.checkpoint import StageCheckpoint, python_random_state, restore_python_random
+from ostaf.world.train_denoiser import Captioner, DenoiserRecipe, train_denoiser
+from ostaf.world.train_vae import (
+    DecoderRecipe,
+    VaeRecipe,
+    finetune_decoder,
+    latent_statistics,
+    normalise_latents,
+    train_vae,
+)
+
+
+def _images(count: int) -> torch.Tensor:
+    return torch.from_numpy(np.stack([np.asarray(i) for i, _, _ in dataset(count, seed=3)]))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_at_first_save(message: str) -> None:
+    raise _Interrupt(message)
+
+
+def test_normalised_latents_are_centred_and_decode_the_same() -> None:
+    vae = build_demo_pipeline(seed=1).vae.eval()
+    images = _images(8)
+    means, stds = latent_statistics(vae, images)
+    with torch.no_grad():
+        before = vae.decode(means).sample
+    centred, spread = normalise_latents(vae, means, stds)
+    again_means, again_stds = latent_statistics(vae, images)
+    assert torch.allclose(again_means, centred, atol=1e-4)
+    assert torch.allclose(again_stds, spread, rtol=1e-3, atol=1e-6)
+    assert centred.mean(dim=(0, 2, 3)).abs().max() < 1e-4
+    assert torch.allclose(centred.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-4)
+    with torch.no_grad():
+        assert torch.allclose(vae.decode(centred).sample, before, atol=1e-4)
+
+
+def test_vae_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    images = _images(6)
+    recipe = VaeRecipe(steps=4, batch=2, checkpoint_every=2, warmup=2)
+    straight = build_demo_pipeline(seed=1).vae
+    train_vae(straight, images, recipe, 5, StageCheckpoint(tmp_path / "a.pt"), lambda _: None)
+
+    resumed = build_demo_pipeline(seed=1).vae
+    checkpoint = StageCheckpoint(tmp_path / "b.pt")
+    with pytest.raises(_Interrupt, match="step 2/4"):
+        train_vae(resumed, images, recipe, 5, checkpoint, _stop_at_first_save)
+    resumed = build_demo_pipeline(seed=1).vae  # a fresh process: only the file carries over
+    messages: list[str] = []
+    train_vae(resumed, images, recipe, 5, checkpoint, messages.append)
+    assert messages[0] == "vae: resuming at step 2"
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_decoder_fine_tuning_leaves_the_encoder_and_so_the_latents_alone(tmp_path: Path) -> None:
+    images = _images(4)
+    vae = build_demo_pipeline(seed=1).vae
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    recipe = DecoderRecipe(steps=2, batch=2, warmup=1)
+    finetune_decoder(vae, images, recipe, VaeRecipe(), 3, StageCheckpoint(tmp_path / "d.pt"), print)
+    after = vae.state_dict()
+    encoder = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
+    decoder = [k for k in before if k.startswith(("decoder.", "post_quant_conv."))]
+    assert sum(not torch.equal(before[k], after[k]) for k in decoder) > len(decoder) // 2
+
+
+def test_denoiser_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    scenes = [scene for _, _, scene in dataset(6, seed=3)]
+    generator = torch.Generator().manual_seed(0)
+    latents = (torch.randn((6, 4, 16, 16), generator=generator), torch.full((6, 4, 16, 16), 0.1))
+    recipe = DenoiserRecipe(steps=4, batch=2, checkpoint_every=2, warmup=2)
+
+    def run(checkpoint: StageCheckpoint, log: Callable[[str], None]) -> tuple[Any, Any]:
+        pipe = build_demo_pipeline(seed=1)
+        return train_denoiser(
+            pipe.unet,
+            pipe.text_encoder,
+            pipe.tokenizer,
+            latents,
+            scenes,
+            recipe,
+            9,
+            checkpoint,
+            log,
+        )
+
+    straight_unet, straight_text = run(StageCheckpoint(tmp_path / "a.pt"), lambda _: None)
+    checkpoint = StageCheckpoint(tmp_path / "b.pt")
+    with pytest.raises(_Interrupt):
+        run(checkpoint, _stop_at_first_save)
+    resumed_unet, resumed_text = run(checkpoint, lambda _: None)
+    for straight, resumed in ((straight_unet, resumed_unet), (straight_text, resumed_text)):
+        for name, value in straight.state_dict().items():
+            assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_captions_drop_attributes_and_empty_some_with_a_seed() -> None:
+    scenes = [scene for _, _, scene in dataset(400, seed=4)]
+    recipe = DenoiserRecipe(empty_caption=0.1, attribute_dropout=0.15)
+    captioner, again = Captioner(recipe, 1), Captioner(recipe, 1)
+    texts = [captioner(s) for s in scenes]
+    assert texts == [again(s) for s in scenes]
+    empty = texts.count("") / len(texts)
+    assert 0.05 < empty < 0.15
+    full = sum(t == s.caption() for t, s in zip(texts, scenes, strict=True)) / len(texts)
+    assert 0.3 < full < 0.5  # (1 − 0.1) · 0.85⁵ ≈ 0.40
+
+
+def test_python_random_state_round_trips() -> None:
+    rng = random.Random(7)
+    rng.random()
+    saved = python_random_state(rng)
+    expected = [rng.random() for _ in range(5)]
+    other = random.Random(0)
+    restore_python_random(other, saved)
+    assert [other.random() for _ in range(5)] == expected
+
+
+def test_quick_recipe_is_a_smaller_copy_of_the_shipped_one() -> None:
+    from ostaf.world.train import default_recipe
+
+    full, quick = default_recipe(), default_recipe(quick=True)
+    assert quick.images < full.images and quick.denoiser.steps < full.denoiser.steps
+    assert replace(quick.vae, steps=full.vae.steps, checkpoint_every=full.vae.checkpoint_every) == (
+        full.vae
+    )
