@@ -228,7 +228,8 @@ def demo_model_dir() -> Path:
     if not is_demo_folder(SHIPPED_DEMO_DIR):
         raise ModelLoadError(
             f"the demo model is missing from {SHIPPED_DEMO_DIR}; rebuild it with "
-            f"`{TRAIN_COMMAND}` (about two hours on a 2-core CPU) or choose another model in Settings"
+            f"`{TRAIN_COMMAND}` (about two hours on a 2-core CPU) or choose another model "
+            "in Settings"
         )
     return SHIPPED_DEMO_DIR
 
