@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -34,8 +33,7 @@ from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_pl
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.batch import COMBINE_CHOICES, MAX_SEED_COUNT, BatchViewModel
 from ostaf_desktop.viewmodels.library import LibraryViewModel
-from ostaf_desktop.viewmodels.rendering import SAMPLER_CHOICES
-from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.widgets.layout import label, sampling_controls
 from ostaf_desktop.widgets.library_panel import ID_ROLE, attribute_icon
 
 THUMB = 28
@@ -117,15 +115,7 @@ class BatchDialog(QDialog):
         form = QFormLayout(box)
         self.negative = QLineEdit()
         self.negative.setPlaceholderText("optional, e.g. blurry, low quality")
-        self.sampler = QComboBox()
-        for text, value in SAMPLER_CHOICES:
-            self.sampler.addItem(text, value)
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 500)
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0, 50)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setDecimals(1)
+        self.sampler, self.steps, self.guidance = sampling_controls()
         self.size_combo = QComboBox()
         self.out_dir = QLineEdit()
         self.choose_out = QPushButton(icon("folder"), "Choose…")

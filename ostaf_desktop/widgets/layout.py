@@ -5,16 +5,20 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QBoxLayout,
+    QComboBox,
+    QDoubleSpinBox,
     QFrame,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ostaf_desktop.icons import icon
+from ostaf_desktop.viewmodels.rendering import SAMPLER_CHOICES
 
 
 def label(text: str = "", role: str = "", wrap: bool = False) -> QLabel:
@@ -35,6 +39,20 @@ def tool_button(icon_name: str, tip: str, checkable: bool = False) -> QToolButto
     button.setCheckable(checkable)
     button.setAutoRaise(True)
     return button
+
+
+def sampling_controls() -> tuple[QComboBox, QSpinBox, QDoubleSpinBox]:
+    """The sampler, steps and guidance (CFG) inputs of the Render panel and the Batch dialog."""
+    sampler = QComboBox()
+    for text, value in SAMPLER_CHOICES:
+        sampler.addItem(text, value)
+    steps = QSpinBox()
+    steps.setRange(1, 500)
+    guidance = QDoubleSpinBox()
+    guidance.setRange(0, 50)
+    guidance.setSingleStep(0.5)
+    guidance.setDecimals(1)
+    return sampler, steps, guidance
 
 
 class Section(QFrame):

@@ -7,7 +7,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QResizeEvent
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -24,9 +23,9 @@ from ostaf_desktop.binding import bind, bind_combo, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.library import AppliedEntry, LibraryViewModel
-from ostaf_desktop.viewmodels.rendering import MAX_SEED, SAMPLER_CHOICES, RenderViewModel
+from ostaf_desktop.viewmodels.rendering import MAX_SEED, RenderViewModel
 from ostaf_desktop.widgets.intensity_slider import IntensitySlider
-from ostaf_desktop.widgets.layout import Section, label, tool_button
+from ostaf_desktop.widgets.layout import Section, label, sampling_controls, tool_button
 
 
 class PreviewImage(QLabel):
@@ -79,15 +78,7 @@ class RenderPanel(Section):
         self.seed.setRange(0, MAX_SEED)
         self.dice = tool_button("dice", "Random seed (Ctrl+D)")
         self.size_combo = QComboBox()
-        self.sampler = QComboBox()
-        for text, value in SAMPLER_CHOICES:
-            self.sampler.addItem(text, value)
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 500)
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0, 50)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setDecimals(1)
+        self.sampler, self.steps, self.guidance = sampling_controls()
         self.count = QSpinBox()
         self.count.setRange(1, 16)
         self.count.setSuffix(" image(s)")
