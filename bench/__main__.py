@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import torch
 
-import ostaf.offline  # noqa: F401  (before diffusers: no hub, quiet logs)
+import ostaf.models.offline  # noqa: F401  (before diffusers: no hub, quiet logs)
 from bench.plans import SECTIONS, Plan, calibration_plan, full_plan, quick_plan
 from bench.report import Report, table
-from ostaf.devices import choose_placement
+from ostaf.models.devices import choose_placement
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,7 +12,7 @@ from bench.report import Report, Row
 from bench.timing import Step, Timings, Variant, time_variants
 from bench.tuning_speed import device_label
 from bench.tuning_steps import ostaf_step, random_batch
-from ostaf.regions import REGION_BY_KIND, AttributeKind
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind
 
 DECODER = REGION_BY_KIND[AttributeKind.APPEARANCE]
 ENCODER = REGION_BY_KIND[AttributeKind.SHAPE]

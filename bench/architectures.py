@@ -17,9 +17,15 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ostaf.checkpoints import _load_tokenizer, model_config_dir
-from ostaf.devices import Placement
-from ostaf.models import DEMO, BaseModel, architecture_of, fingerprint_of, load_base_model
+from ostaf.models.base_model import (
+    DEMO,
+    BaseModel,
+    architecture_of,
+    fingerprint_of,
+    load_base_model,
+)
+from ostaf.models.devices import Placement
+from ostaf.models.single_file import _load_tokenizer, model_config_dir
 
 _Module = TypeVar("_Module", bound=torch.nn.Module)
 RANDOM_BLOCK = 1_000_003  # a prime, so the tiling does not line up with rows

@@ -112,7 +112,7 @@ def tuning_figures(home: Path, steps: int) -> dict[str, float]:
     os.environ["OSTAF_HOME"] = str(home)
     from PySide6.QtWidgets import QApplication
 
-    from ostaf.demo_data import DEMO_PROMPT
+    from ostaf.world.demo_reference import DEMO_PROMPT
     from ostaf_desktop.backend import CoreBackend
     from ostaf_desktop.theme import apply_theme
     from ostaf_desktop.viewmodels.main import MainViewModel

@@ -15,11 +15,11 @@ from bench.ablations import DECODER, Ablations
 from bench.architectures import build_unet, precision_name
 from bench.timing import Step, Variant, time_calls, time_variants
 from bench.tuning_steps import ostaf_step, random_batch
-from ostaf.devices import Placement, cpu_job_threads
+from ostaf.models.devices import Placement, cpu_job_threads
 
 
 def cpu_threads(ctx: Ablations) -> None:
-    """CPU jobs use one core less than the machine has (see ostaf.devices.job_threads)."""
+    """CPU jobs use one core less than the machine has (see ostaf.models.devices.job_threads)."""
     if ctx.placement.device.type != "cpu":
         return
     chosen = cpu_job_threads()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ostaf.devices import Placement, cpu_job_threads
+from ostaf.models.devices import Placement, cpu_job_threads
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from bench.report import Report, Row
 from bench.timing import cpu_peak, device_peak, reset_peak, synchronize
 from bench.tuning_speed import REGION_LABEL, _scheduler_config, device_label
 from bench.tuning_steps import ostaf_step, random_batch
-from ostaf.memory import GIB, MemoryEstimate, activation_profile, estimate_tuning_memory
-from ostaf.memory import resident_bytes_of as resident
-from ostaf.regions import REGION_BY_KIND
+from ostaf.method.memory import GIB, MemoryEstimate, activation_profile, estimate_tuning_memory
+from ostaf.method.memory import resident_bytes_of as resident
+from ostaf.method.regions import REGION_BY_KIND
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import torch
 from bench.ablations import DECODER, Ablations
 from bench.architectures import precision_name
 from bench.timing import Step, time_variants
-from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
-from ostaf.offsets import offset_layers, set_terms, target_layers
-from ostaf.rendering import _PIPELINES, decode_latents, pipeline_for
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
+from ostaf.method.offsets import offset_layers, set_terms, target_layers
+from ostaf.render.rendering import _PIPELINES, decode_latents, pipeline_for
 
 
 def merge_reuse(ctx: Ablations) -> None:

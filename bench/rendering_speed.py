@@ -18,15 +18,15 @@ from bench.plans import Case, Plan
 from bench.report import Report, Row
 from bench.timing import Step, Variant, synchronize, time_variants
 from bench.tuning_speed import device_label
-from ostaf.attribute_file import Attribute
-from ostaf.demo_data import demo_reference
-from ostaf.devices import generator_for
 from ostaf.images import load_reference
-from ostaf.models import BaseModel
-from ostaf.regions import AttributeKind
-from ostaf.rendering import apply_attributes, decode_latents, make_scheduler, render
+from ostaf.library.attribute_file import Attribute
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning import tune
+from ostaf.models.base_model import BaseModel
+from ostaf.models.devices import generator_for
+from ostaf.render.rendering import apply_attributes, decode_latents, make_scheduler, render
 from ostaf.requests import RenderSettings, TuningSettings
-from ostaf.tuning import tune
+from ostaf.world.demo_reference import demo_reference
 
 PROMPT = "a photo of a sks vase on a table"
 SAMPLER = "dpmpp2m"

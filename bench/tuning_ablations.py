@@ -17,12 +17,12 @@ from bench.ablations import DECODER, Ablations
 from bench.architectures import meta_unet
 from bench.timing import Step, Variant
 from bench.tuning_steps import hypernetwork_step
-from ostaf.demo_data import demo_reference
-from ostaf.hypernetwork import Hypernetwork
 from ostaf.images import load_reference
-from ostaf.offsets import OffsetLinear
-from ostaf.regions import AttributeKind, tuning_prompt
-from ostaf.tuning import _prepare
+from ostaf.method.hypernetwork import Hypernetwork
+from ostaf.method.offsets import OffsetLinear
+from ostaf.method.regions import AttributeKind, tuning_prompt
+from ostaf.method.tuning import _prepare
+from ostaf.world.demo_reference import demo_reference
 
 
 def cached_inputs(ctx: Ablations) -> None:

@@ -25,12 +25,12 @@ from bench.tuning_steps import (
     random_batch,
     region_paths,
 )
-from ostaf.demo_data import demo_reference
 from ostaf.images import Reference, load_reference
-from ostaf.models import BaseModel
-from ostaf.regions import REGION_BY_KIND, AttributeKind, tuning_prompt
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind, tuning_prompt
+from ostaf.method.tuning import _prepare, tune
+from ostaf.models.base_model import BaseModel
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuningSettings
-from ostaf.tuning import _prepare, tune
+from ostaf.world.demo_reference import demo_reference
 
 REGION_LABEL = {
     AttributeKind.APPEARANCE: "decoder (appearance/style)",
@@ -168,7 +168,7 @@ STEP_NOTE = "rank 4, AdamW, grad clip 1, latents and text embedding computed onc
 def _scheduler_config(arch: str) -> dict:
     from diffusers import DDIMScheduler
 
-    from ostaf.checkpoints import model_config_dir
+    from ostaf.models.single_file import model_config_dir
 
     return dict(DDIMScheduler.load_config(model_config_dir(arch) / "scheduler"))
 

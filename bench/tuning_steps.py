@@ -1,6 +1,6 @@
 """The tuning steps compared, sharing one batch, one noise sampler and one loss.
 
-- OSTAF: the project's own step (`ostaf.tuning._step`): hypernetwork → factors → U-Net.
+- OSTAF: the project's own step (`ostaf.method.tuning._step`): hypernetwork → factors → U-Net.
 - Baseline A: a peft LoRA of the same rank on every attention projection of the U-Net
   (`to_q`, `to_k`, `to_v`, `to_out.0`), as diffusers' train_dreambooth_lora.py sets it up,
   with the LoRA weights in fp32 (its `cast_training_params`).
@@ -20,11 +20,11 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
 from bench.timing import Step
-from ostaf.devices import Placement
-from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
-from ostaf.offsets import offset_layers, target_layers
-from ostaf.regions import Region
-from ostaf.tuning import _Batch, _noisy_samples, _step, make_optimizer, masked_mse
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
+from ostaf.method.offsets import offset_layers, target_layers
+from ostaf.method.regions import Region
+from ostaf.method.tuning import _Batch, _noisy_samples, _step, make_optimizer, masked_mse
+from ostaf.models.devices import Placement
 
 LORA_TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]  # train_dreambooth_lora.py
 TIMESTEPS = 4  # the default timesteps per step (TuningSettings)

@@ -1,5 +1,5 @@
 import sys
 
-from ostaf.cli import main
+from ostaf.cli.main import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ from typing import Any
 
 from ostaf.errors import SettingsError
 from ostaf.images import Box
-from ostaf.regions import DEFAULT_TOKEN, AttributeKind, Region
+from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
 
 SAMPLERS = ("ddim", "euler", "dpmpp2m")
 MAX_STEPS = 20_000

@@ -53,10 +53,9 @@ def run_self_test(steps: int = 4) -> SelfTestReport:
         import numpy as np
         import torch
 
-        from ostaf.attribute_file import load_attribute
-        from ostaf.demo_data import demo_reference
-        from ostaf.pngmeta import read_png_metadata
-        from ostaf.regions import AttributeKind
+        from ostaf.interop.pngmeta import read_png_metadata
+        from ostaf.library.attribute_file import load_attribute
+        from ostaf.method.regions import AttributeKind
         from ostaf.requests import (
             AppliedAttribute,
             ModelChoice,
@@ -66,6 +65,7 @@ def run_self_test(steps: int = 4) -> SelfTestReport:
             TuningSettings,
         )
         from ostaf.service import OstafService
+        from ostaf.world.demo_reference import demo_reference
 
         checks.append(f"torch {torch.__version__}")
         stage = "reading the shipped resources"
@@ -119,7 +119,7 @@ def check_resources() -> str:
     from transformers import CLIPTokenizer
 
     from ostaf import paths
-    from ostaf.checkpoints import SD15, SD21, model_config_dir, shared_tokenizer_dir
+    from ostaf.models.single_file import SD15, SD21, model_config_dir, shared_tokenizer_dir
 
     icon = paths.resource("icons", "app.svg")
     if not icon.is_file():

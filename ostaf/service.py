@@ -10,18 +10,18 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ostaf.attribute_file import Attribute, load_attribute, save_attribute
-from ostaf.batch import BatchOutcome, Shard, run_batch
-from ostaf.batch_plan import BatchJob, plan_batch
 from ostaf.errors import Cancelled, SettingsError
 from ostaf.images import load_reference
-from ostaf.models import BaseModel, load_base_model
-from ostaf.pngmeta import write_png
+from ostaf.interop.pngmeta import write_png
+from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.method.tuning import TuningResult, tune
+from ostaf.method.tuning_checkpoint import Checkpointing, discard
+from ostaf.models.base_model import BaseModel, load_base_model
 from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
-from ostaf.rendering import RenderedImage, render
+from ostaf.render.batch import BatchOutcome, Shard, run_batch
+from ostaf.render.batch_plan import BatchJob, plan_batch
+from ostaf.render.rendering import RenderedImage, render
 from ostaf.requests import ModelChoice, RenderJob, TuneJob
-from ostaf.tuning import TuningResult, tune
-from ostaf.tuning_checkpoint import Checkpointing, discard
 
 
 @dataclass
@@ -68,7 +68,7 @@ class OstafService:
     def unload(self) -> None:
         self._model = None
         self._model_choice = None
-        from ostaf.devices import empty_cache
+        from ostaf.models.devices import empty_cache
 
         empty_cache()
 

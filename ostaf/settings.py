@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ostaf import paths
-from ostaf.atomic import atomic_write_text
 from ostaf.errors import SettingsError
+from ostaf.library.atomic import atomic_write_text
 
 SCHEMA_VERSION = 1
 DEVICES = ("auto", "cuda", "mps", "cpu")

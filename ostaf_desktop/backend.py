@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ostaf.batch_plan import BatchJob
 from ostaf.progress import CancelToken, ProgressCallback
+from ostaf.render.batch_plan import BatchJob
 from ostaf.requests import ModelChoice, RenderJob, TuneJob
 
 
@@ -109,8 +109,8 @@ def write_lora(
 ) -> LoraWritten:
     """Write the LoRA file of `request` (imports torch: call it on the worker thread);
     `attribute` is the already loaded attribute, if the caller has it."""
-    from ostaf.attribute_file import load_attribute
-    from ostaf.lora_export import export_lora
+    from ostaf.interop.lora_export import export_lora
+    from ostaf.library.attribute_file import load_attribute
 
     if attribute is None:
         attribute = load_attribute(request.attribute)
@@ -136,7 +136,7 @@ class CoreBackend:
     def __init__(self, threads: int | None = None) -> None:
         import torch
 
-        from ostaf.devices import available_devices
+        from ostaf.models.devices import available_devices
         from ostaf.service import OstafService
 
         # torch's default (one thread per core) competes with the GUI thread for the CPU; on

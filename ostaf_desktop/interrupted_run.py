@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.errors import SettingsError
-from ostaf.library import Project
+from ostaf.library.projects import Project
+from ostaf.method.tuning_checkpoint import discard, read_sidecar
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
-from ostaf.tuning_checkpoint import discard, read_sidecar
 
 log = logging.getLogger(__name__)
 RESUME_FOLDER = ".resume"

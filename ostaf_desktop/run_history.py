@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ostaf import paths
-from ostaf.atomic import atomic_write_text
 from ostaf.errors import StorageError
 from ostaf.images import thumbnail_data_url
+from ostaf.library.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 MAX_POINTS = 400

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ostaf import paths
-from ostaf.atomic import atomic_write_text
 from ostaf.errors import StorageError
+from ostaf.library.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 FILE_NAME = "desktop.json"

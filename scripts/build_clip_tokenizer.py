@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ostaf.demo_model import _byte_vocab  # noqa: E402  (CLIP's byte-to-unicode table)
+from ostaf.models.demo_model import _byte_vocab  # noqa: E402  (CLIP's byte-to-unicode table)
 
 SOURCE_NAME = "bpe_simple_vocab_16e6.txt.gz"
 DEFAULT_OUT = ROOT / "resources" / "model_configs" / "clip_tokenizer"

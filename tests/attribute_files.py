@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image
 from safetensors.numpy import save_file
 
-from ostaf.attribute_meta import METADATA_KEY, AttributeMeta, BaseModelInfo, ReferenceInfo
 from ostaf.images import thumbnail_data_url
-from ostaf.regions import REGION_BY_KIND, AttributeKind
+from ostaf.library.attribute_meta import METADATA_KEY, AttributeMeta, BaseModelInfo, ReferenceInfo
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind
 
 TARGETS = {
     AttributeKind.SHAPE: "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q",

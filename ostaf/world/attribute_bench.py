@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ostaf.regions import REGION_BY_KIND, AttributeKind, Region
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind, Region
 from ostaf.world.attribute_cases import PROMPT_FORMS, Case, PromptForm, cases, references
 
 LAMBDAS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -222,9 +222,9 @@ class Bench:
         return record
 
     def _tune(self, variant: Variant, kind: AttributeKind, index: int, scene: Any) -> Record:
-        from ostaf.attribute_file import save_attribute
         from ostaf.images import load_reference
-        from ostaf.tuning import tune
+        from ostaf.library.attribute_file import save_attribute
+        from ostaf.method.tuning import tune
         from ostaf.world.plain_lora import plain_lora_tuning
 
         image_path = self.cache / "references" / f"{kind}-{index}.png"
@@ -248,13 +248,13 @@ class Bench:
         return Record(variant.key, str(kind), index, round(seconds, 2), final)
 
     def _attribute(self, variant: Variant, kind: AttributeKind, index: int) -> Any:
-        from ostaf.attribute_file import load_attribute
+        from ostaf.library.attribute_file import load_attribute
 
         return load_attribute(self.cache / variant.key / f"{kind}-{index}.safetensors")
 
     def render(self, chosen: Sequence[Case], form: PromptForm, attribute: Any, lam: float) -> list:
         """The case prompts rendered with `attribute` merged at `lam` (DDIM, fixed seeds)."""
-        from ostaf.rendering import apply_attributes, pipeline_for
+        from ostaf.render.rendering import apply_attributes, pipeline_for
         from ostaf.world.prompt_following import render_prompts
 
         apply_attributes(self.model, [(attribute, lam)] if lam else [])
@@ -346,13 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     part, parts = _parse_part(parser, args.part)
 
-    from ostaf.offline import quiet_libraries
+    from ostaf.models.offline import quiet_libraries
 
     quiet_libraries()
     import torch
 
     from ostaf import paths
-    from ostaf.models import load_base_model
+    from ostaf.models.base_model import load_base_model
     from ostaf.world.attribute_report import write_report
 
     torch.set_num_threads(args.threads)

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ostaf.regions import DEFAULT_TOKEN, AttributeKind
+from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind
 from ostaf.world.oracle import Analysis, silhouette_iou
 from ostaf.world.scenes import (
     COLOURS,

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ostaf.regions import AttributeKind
+from ostaf.method.regions import AttributeKind
 from ostaf.world.attribute_bench import LAMBDAS, Plan, Record, Variant
 from ostaf.world.attribute_cases import references
 

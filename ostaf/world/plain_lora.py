@@ -1,7 +1,7 @@
 """The plain-LoRA baseline of the attribute benchmark: the same tuning loop, with the factors
 trained directly instead of predicted by the hypernetwork.
 
-`tune` builds its factor model as `ostaf.tuning.Hypernetwork(targets, config)`; inside
+`tune` builds its factor model as `ostaf.method.tuning.Hypernetwork(targets, config)`; inside
 `plain_lora_tuning()` that name refers to `PlainLora`, which has the same constructor and
 output, so everything else (loss, timesteps, optimiser, clipping, seeds) is identical.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ostaf.hypernetwork import HypernetworkConfig, TargetLayer
+from ostaf.method.hypernetwork import HypernetworkConfig, TargetLayer
 
 
 class PlainLora(nn.Module):
@@ -46,13 +46,13 @@ class PlainLora(nn.Module):
 
 @contextlib.contextmanager
 def plain_lora_tuning() -> Iterator[None]:
-    """Within the context, `ostaf.tuning.tune` trains plain LoRA factors."""
-    import ostaf.tuning as tuning
+    """Within the context, `ostaf.method.tuning.tune` trains plain LoRA factors."""
+    import ostaf.method.tuning as tuning
 
     original = getattr(tuning, "Hypernetwork", None)
     if original is None:
         raise RuntimeError(
-            "ostaf.tuning no longer builds its factors through `Hypernetwork`; "
+            "ostaf.method.tuning no longer builds its factors through `Hypernetwork`; "
             "update ostaf/world/plain_lora.py to the new tuning loop"
         )
     tuning.Hypernetwork = PlainLora  # type: ignore[assignment,misc]

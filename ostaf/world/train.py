@@ -136,7 +136,7 @@ def train(out: Path, work: Path, seed: int, recipe: Recipe) -> dict[str, Any]:
     """Run every stage (resuming what is saved in `work`) and write the model to `out`."""
     import torch
 
-    from ostaf.demo_model import build_demo_pipeline
+    from ostaf.models.demo_model import build_demo_pipeline
     from ostaf.world.checkpoint import StageCheckpoint
     from ostaf.world.train_denoiser import train_denoiser
     from ostaf.world.train_vae import (
@@ -196,7 +196,7 @@ def write_model(pipe: Any, out: Path, seed: int, recipe: Recipe, run: Run) -> di
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from ostaf.demo_model import DEMO_ARCHITECTURE, MARKER, demo_record
+    from ostaf.models.demo_model import DEMO_ARCHITECTURE, MARKER, demo_record
     from ostaf.world.evaluate import contact_sheet
     from ostaf.world.prompt_following import GUIDANCE, SAMPLER_STEPS, measure_prompt_following
 
@@ -246,7 +246,7 @@ def _plain(value: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ostaf.demo_model import DEMO_SEED
+    from ostaf.models.demo_model import DEMO_SEED
 
     parser = argparse.ArgumentParser(
         prog="python -m ostaf.world.train",
@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Idle OpenMP threads sleep instead of spinning: on a shared CPU, spinning threads of
     # several processes take turns burning each other's time (measured 7× slower).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ostaf.offline import quiet_libraries
+    from ostaf.models.offline import quiet_libraries
 
     quiet_libraries()
     import torch

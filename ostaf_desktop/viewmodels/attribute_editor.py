@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from ostaf.errors import ProjectError
-from ostaf.library import normalize_tags
+from ostaf.library.projects import normalize_tags
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.library import AttributeRow, LibraryViewModel
 

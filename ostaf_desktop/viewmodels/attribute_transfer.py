@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError
-from ostaf.library import ImportOutcome
+from ostaf.library.projects import ImportOutcome
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.library import AttributeRow, LibraryViewModel, attribute_row
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel

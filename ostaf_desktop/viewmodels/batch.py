@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from ostaf.batch_plan import (
+from ostaf.errors import OstafError, SettingsError
+from ostaf.render.batch_plan import (
     AttributeChoice,
     BatchJob,
     BatchPlan,
@@ -18,8 +19,7 @@ from ostaf.batch_plan import (
     plan_batch,
     read_prompts,
 )
-from ostaf.errors import OstafError, SettingsError
-from ostaf.naming import DEFAULT_TEMPLATE
+from ostaf.render.naming import DEFAULT_TEMPLATE
 from ostaf.requests import parse_seeds, parse_size
 from ostaf_desktop.backend import BatchResult
 from ostaf_desktop.jobs import Job, JobKind, JobState

@@ -9,8 +9,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError
-from ostaf.library import Project
-from ostaf.recall import Recall, RecalledAttribute, recall_image
+from ostaf.library.projects import Project
+from ostaf.render.recall import Recall, RecalledAttribute, recall_image
 from ostaf_desktop.observable import ViewModel
 from ostaf_desktop.viewmodels.library import AppliedEntry, LibraryViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError
-from ostaf.library import AttributeEntry, Project, filter_attributes
+from ostaf.library.projects import AttributeEntry, Project, filter_attributes
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel

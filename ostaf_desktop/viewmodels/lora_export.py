@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from ostaf.naming import slug
+from ostaf.render.naming import slug
 from ostaf_desktop.backend import LoraRequest, LoraWritten
 from ostaf_desktop.jobs import Job, JobKind, JobState
 from ostaf_desktop.observable import Observable, ViewModel

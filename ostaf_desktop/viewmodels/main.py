@@ -7,7 +7,7 @@ import logging
 
 from PySide6.QtCore import QObject
 
-from ostaf.library import ProjectStore
+from ostaf.library.projects import ProjectStore
 from ostaf.settings import Settings
 from ostaf_desktop.backend import ModelInfo
 from ostaf_desktop.jobs import Job, JobKind, JobState

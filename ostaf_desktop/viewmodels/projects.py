@@ -9,9 +9,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from ostaf.errors import OstafError, ProjectError
-from ostaf.library import Project, ProjectStore
-from ostaf.project_summary import summarize_projects
-from ostaf.staging import clear_staging
+from ostaf.library.project_summary import summarize_projects
+from ostaf.library.projects import Project, ProjectStore
+from ostaf.library.staging import clear_staging
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
 

@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage
 from ostaf import paths
 from ostaf.errors import InputImageError
 from ostaf.images import MIN_SIDE, Box, open_image
-from ostaf.library import Project
+from ostaf.library.projects import Project
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.qt_images import qimage_from_pil
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
@@ -93,7 +93,7 @@ class ReferenceViewModel(ViewModel):
 
     def open_sample(self) -> bool:
         """Open the built-in sample picture (drawn on the spot, nothing to download)."""
-        from ostaf.demo_data import demo_reference
+        from ostaf.world.demo_reference import demo_reference
 
         return self.open_image(demo_reference(paths.cache_dir() / "sample-star.png"))
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
-from ostaf.pngmeta import SAMPLER_LABELS
+from ostaf.interop.pngmeta import SAMPLER_LABELS
 from ostaf.requests import (
     SAMPLERS,
     AppliedAttribute,

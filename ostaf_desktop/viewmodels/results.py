@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
 
 from ostaf.errors import InputImageError, StorageError
-from ostaf.pngmeta import read_png_metadata
+from ostaf.interop.pngmeta import read_png_metadata
 from ostaf_desktop.backend import RenderedImage
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.qt_images import qimage_from_pil, read_thumbnail

@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from ostaf.errors import OstafError
-from ostaf.model_check import check_model_source
+from ostaf.models.model_check import check_model_source
 from ostaf.settings import DEVICES, PRECISIONS, Settings
 from ostaf_desktop.observable import Observable, ViewModel
 

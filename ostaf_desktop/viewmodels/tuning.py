@@ -9,11 +9,11 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
-from ostaf.library import Project
-from ostaf.regions import AttributeKind
+from ostaf.library.projects import Project
+from ostaf.library.staging import staging_path
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning_checkpoint import discard, read_sidecar
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
-from ostaf.staging import staging_path
-from ostaf.tuning_checkpoint import discard, read_sidecar
 from ostaf_desktop.backend import TunedAttribute
 from ostaf_desktop.interrupted_run import (
     CHECKPOINT_INTERVAL_S,

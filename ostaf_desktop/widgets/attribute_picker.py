@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ostaf.regions import AttributeKind
+from ostaf.method.regions import AttributeKind
 from ostaf.requests import MAX_STEPS, PRESETS
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon

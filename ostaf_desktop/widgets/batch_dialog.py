@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ostaf.naming import FIELDS
+from ostaf.render.naming import FIELDS
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.batch import COMBINE_CHOICES, MAX_SEED_COUNT, BatchViewModel

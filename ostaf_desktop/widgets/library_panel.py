@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ostaf.regions import AttributeKind
+from ostaf.method.regions import AttributeKind
 from ostaf_desktop.binding import bind, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import qimage_from_data_url

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ostaf.attribute_file import Attribute, save_attribute
-from ostaf.attribute_meta import AttributeMeta, BaseModelInfo, ReferenceInfo
 from ostaf.images import thumbnail_data_url
-from ostaf.models import BaseModel
-from ostaf.regions import REGION_BY_KIND, AttributeKind, Region
+from ostaf.library.attribute_file import Attribute, save_attribute
+from ostaf.library.attribute_meta import AttributeMeta, BaseModelInfo, ReferenceInfo
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind, Region
+from ostaf.models.base_model import BaseModel
 from tests.core.conftest import draw_reference
 
 

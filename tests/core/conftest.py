@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from ostaf.models import BaseModel, load_base_model
+from ostaf.models.base_model import BaseModel, load_base_model
 
 
 @pytest.fixture(scope="session")

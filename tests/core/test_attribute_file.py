@@ -10,15 +10,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ostaf.attribute_file import Attribute, check_compatible, load_attribute, save_attribute
-from ostaf.attribute_meta import read_meta
 from ostaf.errors import AttributeFileError, IncompatibleModelError
 from ostaf.images import image_from_data_url, load_reference
-from ostaf.models import BaseModel
-from ostaf.regions import AttributeKind
-from ostaf.rendering import render
+from ostaf.library.attribute_file import Attribute, check_compatible, load_attribute, save_attribute
+from ostaf.library.attribute_meta import read_meta
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning import tune
+from ostaf.models.base_model import BaseModel
+from ostaf.render.rendering import render
 from ostaf.requests import RenderSettings, TuningSettings
-from ostaf.tuning import tune
 
 
 @pytest.fixture(scope="module")

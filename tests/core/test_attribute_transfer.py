@@ -9,8 +9,8 @@ from statistics import mean
 
 import pytest
 
-from ostaf.models import BaseModel
-from ostaf.regions import AttributeKind
+from ostaf.method.regions import AttributeKind
+from ostaf.models.base_model import BaseModel
 from ostaf.world.attribute_bench import Bench, Record, Variant
 from ostaf.world.attribute_cases import references
 

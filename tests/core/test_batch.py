@@ -12,24 +12,24 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import ostaf.atomic
-from ostaf.attribute_file import Attribute, save_attribute
-from ostaf.attribute_meta import AttributeMeta
-from ostaf.batch import expected_record, file_state, run_batch
-from ostaf.batch_plan import (
+import ostaf.library.atomic
+from ostaf.cli.main import main
+from ostaf.errors import Cancelled, SettingsError, StorageError
+from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
+from ostaf.library.attribute_file import Attribute, save_attribute
+from ostaf.library.attribute_meta import AttributeMeta
+from ostaf.method.regions import AttributeKind
+from ostaf.models.base_model import BaseModel
+from ostaf.progress import CancelToken, Progress
+from ostaf.render.batch import expected_record, file_state, run_batch
+from ostaf.render.batch_plan import (
     AttributeChoice,
     BatchRequest,
     combinations_of,
     parse_intensities,
     plan_batch,
 )
-from ostaf.cli import main
-from ostaf.errors import Cancelled, SettingsError, StorageError
-from ostaf.models import BaseModel
-from ostaf.naming import NameTemplate, check_names, slug
-from ostaf.pngmeta import parse_a1111, read_png_metadata
-from ostaf.progress import CancelToken, Progress
-from ostaf.regions import AttributeKind
+from ostaf.render.naming import NameTemplate, check_names, slug
 from tests.core.attribute_factory import make_attribute, one_torch_thread  # noqa: F401
 
 # Small and quick: 2 steps of 32 px without classifier-free guidance (one U-Net pass a step).
@@ -182,7 +182,7 @@ def test_cancel_keeps_finished_images(
 
 
 class _FullDisk:
-    """`os` as ostaf.atomic sees it, with a disk that fills up after `room` files."""
+    """`os` as ostaf.library.atomic sees it, with a disk that fills up after `room` files."""
 
     def __init__(self, room: int) -> None:
         self.room = room
@@ -211,7 +211,7 @@ def test_full_disk_stops_with_finished_files_valid(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     plan = plan_batch(_request(attributes, tmp_path), _metas(attributes))
-    monkeypatch.setattr(ostaf.atomic, "os", _FullDisk(room=2))
+    monkeypatch.setattr(ostaf.library.atomic, "os", _FullDisk(room=2))
     with pytest.raises(StorageError, match="disk full while writing") as raised:
         run_batch(model, plan, attributes)
     assert "running the same batch again resumes" in str(raised.value)
@@ -223,7 +223,7 @@ def test_full_disk_stops_with_finished_files_valid(
         assert file_state(tmp_path / cell.file_name, expected) == "complete"
 
     # the same on the command line: exit 2 and one line
-    monkeypatch.setattr(ostaf.atomic, "os", _FullDisk(room=0))
+    monkeypatch.setattr(ostaf.library.atomic, "os", _FullDisk(room=0))
     monkeypatch.setattr("ostaf.service.load_base_model", lambda *a, **k: model)
     look = next(iter(attributes))
     code = main(
@@ -243,7 +243,7 @@ def test_batch_command(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from ostaf.library import ProjectStore
+    from ostaf.library.projects import ProjectStore
 
     monkeypatch.setattr("ostaf.service.load_base_model", lambda *a, **k: model)
     project = ProjectStore().create("Studio")

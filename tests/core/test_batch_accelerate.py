@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from ostaf.attribute_file import save_attribute
-from ostaf.batch import run_batch
-from ostaf.batch_plan import AttributeChoice, BatchRequest, plan_batch
-from ostaf.models import BaseModel
+from ostaf.library.attribute_file import save_attribute
+from ostaf.models.base_model import BaseModel
+from ostaf.render.batch import run_batch
+from ostaf.render.batch_plan import AttributeChoice, BatchRequest, plan_batch
 from tests.core.attribute_factory import make_attribute
 from tests.core.test_batch import FAST, FAST_ARGS
 

@@ -8,12 +8,12 @@ import pytest
 
 from ostaf.errors import Cancelled
 from ostaf.images import load_reference
-from ostaf.lora_export import export_lora
-from ostaf.models import BaseModel, load_base_model
+from ostaf.interop.lora_export import export_lora
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning import tune
+from ostaf.models.base_model import BaseModel, load_base_model
 from ostaf.progress import CancelToken, Progress
-from ostaf.regions import AttributeKind
 from ostaf.requests import TuningSettings
-from ostaf.tuning import tune
 from tests.core.attribute_factory import make_attribute
 
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ostaf import checkpoints
-from ostaf.checkpoints import detect_family, load_single_file, model_config_dir
 from ostaf.errors import ModelLoadError
+from ostaf.models import single_file as checkpoints
+from ostaf.models.single_file import detect_family, load_single_file, model_config_dir
 from tests.core import ldm_keys
 
 SD_DOWN = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
@@ -282,7 +282,7 @@ def test_shipped_config_is_chosen_by_family(tiny: dict) -> None:
 def test_load_base_model_reads_a_single_file(
     tiny: dict, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
 ) -> None:
-    from ostaf.models import load_base_model
+    from ostaf.models.base_model import load_base_model
 
     monkeypatch.setattr(checkpoints, "model_config_dir", lambda family: tiny["config_dir"])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ostaf.cli import main, parse_applied
+from ostaf.cli.main import main, parse_applied
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ostaf.attribute_meta import read_meta
-from ostaf.library import ProjectStore
-from ostaf.models import BaseModel
+from ostaf.library.attribute_meta import read_meta
+from ostaf.library.projects import ProjectStore
+from ostaf.models.base_model import BaseModel
 from tests.core.attribute_factory import write_attribute
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ostaf.atomic import is_temporary
-from ostaf.attribute_file import Attribute, load_attribute, save_attribute
-from ostaf.library import Project, ProjectStore
-from ostaf.models import BaseModel
+from ostaf.library.atomic import is_temporary
+from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.library.projects import Project, ProjectStore
+from ostaf.models.base_model import BaseModel
 from tests.core.attribute_factory import make_attribute
 
 KILLS = int(os.environ.get("OSTAF_KILLS", "60"))  # the README quotes a longer campaign
@@ -100,7 +100,7 @@ def test_sigkill_during_batch_export_then_resume(demo: BaseModel, tmp_path: Path
     import subprocess
     import sys
 
-    from ostaf.pngmeta import read_png_metadata
+    from ostaf.interop.pngmeta import read_png_metadata
     from tests.core.attribute_factory import write_attribute
 
     root = Path(__file__).resolve().parents[2]

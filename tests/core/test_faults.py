@@ -10,11 +10,11 @@ import torch
 
 from ostaf.errors import OutOfMemoryError
 from ostaf.images import load_reference
-from ostaf.models import BaseModel
-from ostaf.regions import AttributeKind
-from ostaf.rendering import render
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning import tune
+from ostaf.models.base_model import BaseModel
+from ostaf.render.rendering import render
 from ostaf.requests import RenderSettings, TuningSettings
-from ostaf.tuning import tune
 
 
 class _OomOnce:

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 from safetensors.torch import save
 
-from ostaf.attribute_file import load_attribute
-from ostaf.attribute_meta import read_meta
 from ostaf.errors import OstafError
-from ostaf.library import Project
-from ostaf.pngmeta import parse_a1111, read_png_metadata
+from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
+from ostaf.library.attribute_file import load_attribute
+from ostaf.library.attribute_meta import read_meta
+from ostaf.library.projects import Project
 from ostaf.settings import load_settings
 
 # OSTAF_FUZZ_EXAMPLES raises the count for a long campaign (the README quotes one).
@@ -187,8 +187,8 @@ class _Payload:
 def test_pickled_weights_in_a_model_folder_never_run_code(tmp_path: Path) -> None:
     import pickle
 
-    from ostaf.demo_model import write_demo_model
-    from ostaf.models import load_base_model
+    from ostaf.models.base_model import load_base_model
+    from ostaf.models.demo_model import write_demo_model
 
     folder = write_demo_model(tmp_path / "model")
     marker = tmp_path / "pwned"
@@ -214,7 +214,7 @@ def test_pickled_weights_in_a_model_folder_never_run_code(tmp_path: Path) -> Non
 def test_pickle_checkpoints_are_refused_unread(tmp_path: Path) -> None:
     import pickle
 
-    from ostaf.models import load_base_model
+    from ostaf.models.base_model import load_base_model
 
     marker = tmp_path / "pwned"
     checkpoint = tmp_path / "model.ckpt"
@@ -227,10 +227,10 @@ def test_pickle_checkpoints_are_refused_unread(tmp_path: Path) -> None:
 def test_names_from_files_never_pick_a_path(tmp_path: Path, home: Path) -> None:
     """An attribute named like a path is stored under its content hash, and its name only
     ever reaches file names through the slugging of batch templates."""
-    from ostaf.attribute_file import save_attribute
-    from ostaf.library import ProjectStore
-    from ostaf.models import load_base_model
-    from ostaf.naming import NameTemplate
+    from ostaf.library.attribute_file import save_attribute
+    from ostaf.library.projects import ProjectStore
+    from ostaf.models.base_model import load_base_model
+    from ostaf.render.naming import NameTemplate
     from tests.core.attribute_factory import make_attribute
 
     model = load_base_model("demo", device="cpu")

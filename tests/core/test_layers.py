@@ -42,11 +42,11 @@ def test_importing_every_core_module_never_imports_qt() -> None:
 def test_light_core_modules_do_not_load_torch() -> None:
     light = [
         "ostaf.requests",
-        "ostaf.attribute_meta",
+        "ostaf.library.attribute_meta",
         "ostaf.settings",
-        "ostaf.library",
+        "ostaf.library.projects",
         "ostaf.images",
-        "ostaf.pngmeta",
+        "ostaf.interop.pngmeta",
         "ostaf.progress",
     ]
     code = f"import sys; [__import__(m) for m in {light!r}]; print('torch' in sys.modules)"

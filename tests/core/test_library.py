@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ostaf.errors import ProjectError, ProjectLockedError
-from ostaf.library import Project, ProjectStore, slugify
+from ostaf.library.projects import Project, ProjectStore, slugify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def test_second_process_is_told_the_project_is_in_use(home: Path) -> None:
     project = ProjectStore().create("Busy")
     code = (
         "from pathlib import Path\n"
-        "from ostaf.library import Project\n"
+        "from ostaf.library.projects import Project\n"
         "from ostaf.errors import ProjectLockedError\n"
         f"p = Project(Path({str(project.folder)!r}))\n"
         "try:\n"

@@ -12,19 +12,19 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from ostaf.attribute_file import Attribute, load_attribute, save_attribute
-from ostaf.attribute_meta import read_meta
-from ostaf.cli import main
+from ostaf.cli.main import main
 from ostaf.errors import AttributeFileError, ProjectError
-from ostaf.library import (
+from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.library.attribute_meta import read_meta
+from ostaf.library.projects import (
     Project,
     ProjectStore,
     filter_attributes,
     normalize_tags,
     thumbnail_png,
 )
-from ostaf.models import BaseModel
-from ostaf.regions import AttributeKind
+from ostaf.method.regions import AttributeKind
+from ostaf.models.base_model import BaseModel
 from tests.core.attribute_factory import make_attribute
 
 

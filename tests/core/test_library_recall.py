@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from ostaf.attribute_file import save_attribute
-from ostaf.batch import run_batch
-from ostaf.batch_plan import AttributeChoice, BatchRequest, plan_batch
 from ostaf.errors import InputImageError
-from ostaf.library import ProjectStore
-from ostaf.models import BaseModel
-from ostaf.recall import recall_image
-from ostaf.regions import AttributeKind
+from ostaf.library.attribute_file import save_attribute
+from ostaf.library.projects import ProjectStore
+from ostaf.method.regions import AttributeKind
+from ostaf.models.base_model import BaseModel
+from ostaf.render.batch import run_batch
+from ostaf.render.batch_plan import AttributeChoice, BatchRequest, plan_batch
+from ostaf.render.recall import recall_image
 from ostaf.requests import AppliedAttribute
 from tests.core.attribute_factory import make_attribute, one_torch_thread  # noqa: F401
 from tests.core.test_batch import FAST

@@ -12,14 +12,14 @@ import torch
 from diffusers import StableDiffusionPipeline
 from safetensors import safe_open
 
-from ostaf.attribute_file import Attribute, save_attribute
-from ostaf.cli import main
+from ostaf.cli.main import main
 from ostaf.errors import AttributeFileError, SettingsError
 from ostaf.images import image_from_data_url
-from ostaf.library import ProjectStore
-from ostaf.lora_export import export_lora, kohya_name
-from ostaf.models import BaseModel
-from ostaf.regions import BLOCKS, AttributeKind, Region
+from ostaf.interop.lora_export import export_lora, kohya_name
+from ostaf.library.attribute_file import Attribute, save_attribute
+from ostaf.library.projects import ProjectStore
+from ostaf.method.regions import BLOCKS, AttributeKind, Region
+from ostaf.models.base_model import BaseModel
 from tests.core.attribute_factory import make_attribute, one_torch_thread  # noqa: F401
 
 LAMBDA = 1.3
@@ -38,7 +38,7 @@ def attribute(demo: BaseModel) -> Attribute:
 @pytest.fixture(scope="module")
 def plain() -> StableDiffusionPipeline:
     """The demo model loaded by diffusers alone, as another tool would."""
-    from ostaf.demo_model import demo_model_dir
+    from ostaf.models.demo_model import demo_model_dir
 
     return StableDiffusionPipeline.from_pretrained(
         demo_model_dir(), safety_checker=None, requires_safety_checker=False

@@ -8,21 +8,21 @@ import pytest
 import torch
 
 from bench.timing import cpu_peak
-from ostaf.devices import Placement
-from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.images import load_reference
-from ostaf.memory import (
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
+from ostaf.method.memory import (
     MemoryPlan,
     activation_profile,
     estimate_tuning_memory,
     plan_tuning_memory,
     resident_bytes_of,
 )
-from ostaf.models import BaseModel
-from ostaf.offsets import offset_layers, set_terms, target_layers
-from ostaf.regions import REGION_BY_KIND, AttributeKind
+from ostaf.method.offsets import offset_layers, set_terms, target_layers
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind
+from ostaf.method.tuning import _Batch, _step, tune
+from ostaf.models.base_model import BaseModel
+from ostaf.models.devices import Placement
 from ostaf.requests import TuningSettings
-from ostaf.tuning import _Batch, _step, tune
 
 DECODER = REGION_BY_KIND[AttributeKind.APPEARANCE]
 ENCODER = REGION_BY_KIND[AttributeKind.SHAPE]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ostaf.errors import ModelLoadError
-from ostaf.model_check import check_model_source
+from ostaf.models.model_check import check_model_source
 from ostaf.paths import resource
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ostaf.devices import choose_placement
 from ostaf.errors import ModelLoadError, SettingsError
-from ostaf.models import BaseModel, architecture_of, fingerprint_of, load_base_model
+from ostaf.models.base_model import BaseModel, architecture_of, fingerprint_of, load_base_model
+from ostaf.models.devices import choose_placement
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -21,7 +21,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def test_demo_model_is_built_deterministically(tmp_path: Path) -> None:
-    from ostaf.demo_model import write_demo_model
+    from ostaf.models.demo_model import write_demo_model
 
     first = _digest(write_demo_model(tmp_path / "a"))
     second = _digest(write_demo_model(tmp_path / "b"))
@@ -30,7 +30,7 @@ def test_demo_model_is_built_deterministically(tmp_path: Path) -> None:
 
 
 def test_demo_model_loads_as_a_diffusers_folder(demo: BaseModel, tmp_path: Path) -> None:
-    from ostaf.demo_model import write_demo_model
+    from ostaf.models.demo_model import write_demo_model
 
     folder = write_demo_model(tmp_path / "demo")
     loaded = load_base_model(folder, device="cpu")
@@ -72,7 +72,7 @@ def test_missing_and_wrong_model_paths_are_explained(tmp_path: Path) -> None:
 def test_incomplete_folder_is_explained(tmp_path: Path) -> None:
     import shutil
 
-    from ostaf.demo_model import write_demo_model
+    from ostaf.models.demo_model import write_demo_model
 
     folder = write_demo_model(tmp_path / "demo")
     shutil.rmtree(folder / "vae")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig, delta_weight
-from ostaf.models import BaseModel
-from ostaf.offsets import OffsetLinear, offset_layers, set_terms, target_layers
-from ostaf.regions import REGION_BY_KIND, AttributeKind, Region
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig, delta_weight
+from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind, Region
+from ostaf.models.base_model import BaseModel
 
 
 def _inputs(model: BaseModel, seed: int = 0) -> dict[str, torch.Tensor]:

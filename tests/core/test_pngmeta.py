@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ostaf.pngmeta import a1111_parameters, parse_a1111, quote
+from ostaf.interop.pngmeta import a1111_parameters, parse_a1111, quote
 
 
 def test_values_with_separators_are_json_quoted() -> None:

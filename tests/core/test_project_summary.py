@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ostaf.library import ProjectStore
-from ostaf.project_summary import summarize_projects
+from ostaf.library.project_summary import summarize_projects
+from ostaf.library.projects import ProjectStore
 from tests.attribute_files import write_attribute_file
 
 

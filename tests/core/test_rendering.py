@@ -9,16 +9,16 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from ostaf.attribute_file import Attribute
-from ostaf.hypernetwork import delta_weight
 from ostaf.images import load_reference
-from ostaf.models import BaseModel
-from ostaf.pngmeta import parse_a1111, read_png_metadata
-from ostaf.regions import AttributeKind
-from ostaf.rendering import make_scheduler, render
+from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
+from ostaf.library.attribute_file import Attribute
+from ostaf.method.hypernetwork import delta_weight
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning import tune
+from ostaf.models.base_model import BaseModel
+from ostaf.render.rendering import make_scheduler, render
 from ostaf.requests import AppliedAttribute, ModelChoice, RenderJob, RenderSettings, TuningSettings
 from ostaf.service import OstafService
-from ostaf.tuning import tune
 
 PROMPT = "a photo of a sks object"
 
@@ -99,7 +99,7 @@ def test_plain_diffusers_pipeline_reproduces_the_image(
 
 
 def _demo_dir() -> Path:
-    from ostaf.demo_model import demo_model_dir
+    from ostaf.models.demo_model import demo_model_dir
 
     return demo_model_dir()
 
@@ -107,7 +107,7 @@ def _demo_dir() -> Path:
 def test_render_job_writes_pngs_with_metadata(
     model: BaseModel, attributes: list[Attribute], tmp_path: Path
 ) -> None:
-    from ostaf.attribute_file import save_attribute
+    from ostaf.library.attribute_file import save_attribute
 
     path = save_attribute(tmp_path / "look.safetensors", attributes[0])
     service = OstafService()

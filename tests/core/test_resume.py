@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from ostaf.errors import Cancelled, TuningDivergedError
-from ostaf.models import BaseModel
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning_checkpoint import read_sidecar
+from ostaf.models.base_model import BaseModel
 from ostaf.progress import CancelToken, Progress
-from ostaf.regions import AttributeKind
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 from ostaf.service import OstafService
-from ostaf.tuning_checkpoint import read_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 16
@@ -130,7 +130,7 @@ def test_quitting_keeps_the_state_at_the_last_step_and_the_run_resumes_from_it(
 def test_a_nan_keeps_the_last_good_state_to_resume_with_a_lower_rate(
     model: BaseModel, reference_png: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ostaf.tuning as tuning
+    import ostaf.method.tuning as tuning
 
     real_step, calls = tuning._step, {"n": 0}
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from ostaf.errors import SettingsError
-from ostaf.models import BaseModel
+from ostaf.method.regions import AttributeKind, Region
+from ostaf.method.tuning_checkpoint import read_sidecar
+from ostaf.models.base_model import BaseModel
 from ostaf.progress import Progress
-from ostaf.regions import AttributeKind, Region
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 from ostaf.service import OstafService
-from ostaf.tuning_checkpoint import read_sidecar
 
 
 def _full() -> TuningSettings:

@@ -8,13 +8,13 @@ import os
 import pytest
 import torch
 
-from ostaf.devices import Placement, cpu_job_threads, use_job_threads
 from ostaf.errors import AttributeFileError
-from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
-from ostaf.models import BaseModel
-from ostaf.offsets import OffsetMerger, offset_layers, target_layers
-from ostaf.regions import REGION_BY_KIND, AttributeKind
-from ostaf.tuning import _Batch, _step
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
+from ostaf.method.offsets import OffsetMerger, offset_layers, target_layers
+from ostaf.method.regions import REGION_BY_KIND, AttributeKind
+from ostaf.method.tuning import _Batch, _step
+from ostaf.models.base_model import BaseModel
+from ostaf.models.devices import Placement, cpu_job_threads, use_job_threads
 
 CPU = Placement(torch.device("cpu"), torch.float32)
 
@@ -147,8 +147,8 @@ def test_render_pipelines_are_kept_warm_and_go_with_their_model() -> None:
     import gc
     import weakref
 
-    from ostaf.models import load_base_model
-    from ostaf.rendering import pipeline_for
+    from ostaf.models.base_model import load_base_model
+    from ostaf.render.rendering import pipeline_for
 
     model = load_base_model("demo", device="cpu")  # its own copy: the test lets it go
     first = pipeline_for(model, "ddim")

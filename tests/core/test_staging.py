@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ostaf.library import ProjectStore
-from ostaf.staging import clear_staging, staging_path
+from ostaf.library.projects import ProjectStore
+from ostaf.library.staging import clear_staging, staging_path
 from tests.attribute_files import write_attribute_file
 
 

@@ -10,13 +10,13 @@ from diffusers import DDPMScheduler
 
 from ostaf.errors import Cancelled, TuningDivergedError
 from ostaf.images import load_reference
-from ostaf.models import BaseModel
-from ostaf.offsets import offset_layers, set_terms
+from ostaf.method.offsets import offset_layers, set_terms
+from ostaf.method.regions import AttributeKind, tuning_prompt
+from ostaf.method.tuning import _Batch, _prepare, masked_mse, tune
+from ostaf.models.base_model import BaseModel
 from ostaf.progress import CancelToken, Progress
-from ostaf.regions import AttributeKind, tuning_prompt
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 from ostaf.service import OstafService
-from ostaf.tuning import _Batch, _prepare, masked_mse, tune
 
 
 def _settings(kind: AttributeKind = AttributeKind.APPEARANCE, **kw: object) -> TuningSettings:
@@ -132,7 +132,7 @@ def test_cancel_stops_within_one_step_and_writes_nothing(
 def test_nan_loss_stops_with_a_clear_error(
     model: BaseModel, reference_png: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ostaf.tuning as tuning
+    import ostaf.method.tuning as tuning
 
     real_step = tuning._step
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ostaf.demo_model import DEMO_WORDS, demo_tokenizer_files
-from ostaf.regions import AttributeKind
+from ostaf.method.regions import AttributeKind
+from ostaf.models.demo_model import DEMO_WORDS, demo_tokenizer_files
 from ostaf.world import analyse, is_holdout, sample_scene
 from ostaf.world.attribute_cases import TRANSFERRED, cases, references, score
 from ostaf.world.oracle import silhouette_iou

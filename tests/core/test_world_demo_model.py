@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import ostaf.demo_model as demo_model
-from ostaf.demo_model import DEMO_NAME, demo_model_dir, is_demo_folder, read_demo_record
+import ostaf.models.demo_model as demo_model
 from ostaf.errors import ModelLoadError
-from ostaf.models import BaseModel, load_base_model
-from ostaf.rendering import pipeline_for
+from ostaf.models.base_model import BaseModel, load_base_model
+from ostaf.models.demo_model import DEMO_NAME, demo_model_dir, is_demo_folder, read_demo_record
+from ostaf.render.rendering import pipeline_for
 from ostaf.world import prompt_follows
 from ostaf.world.oracle import analyse
 from ostaf.world.prompt_following import evaluation_scenes, render_prompts

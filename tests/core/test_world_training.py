@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ostaf.demo_model import build_demo_pipeline
+from ostaf.models.demo_model import build_demo_pipeline
 from ostaf.world import dataset
 from ostaf.world.checkpoint import StageCheckpoint, python_random_state, restore_python_random
 from ostaf.world.train_denoiser import Captioner, DenoiserRecipe, train_denoiser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ostaf.demo_model import demo_tokenizer_files
+from ostaf.models.demo_model import demo_tokenizer_files
 from ostaf.world import WORLD_WORDS
 
 
@@ -34,7 +34,7 @@ def test_every_world_word_is_one_token() -> None:
 def test_demo_words_are_one_token_each() -> None:
     from transformers import CLIPTokenizer
 
-    from ostaf.demo_model import DEMO_WORDS
+    from ostaf.models.demo_model import DEMO_WORDS
 
     vocab, merges = demo_tokenizer_files(DEMO_WORDS)
     tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)

@@ -15,14 +15,14 @@ import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
-from ostaf.atomic import atomic_write_bytes, atomic_write_text
-from ostaf.attribute_meta import read_meta
-from ostaf.batch_plan import BatchJob, plan_batch
 from ostaf.errors import Cancelled, OstafError
-from ostaf.pngmeta import a1111_parameters, write_png
+from ostaf.interop.pngmeta import a1111_parameters, write_png
+from ostaf.library.atomic import atomic_write_bytes, atomic_write_text
+from ostaf.library.attribute_meta import read_meta
+from ostaf.method.tuning_checkpoint import discard, read_sidecar, sidecar
 from ostaf.progress import CancelToken, Progress, ProgressCallback
+from ostaf.render.batch_plan import BatchJob, plan_batch
 from ostaf.requests import ModelChoice, RenderJob, RenderSettings, TuneJob
-from ostaf.tuning_checkpoint import discard, read_sidecar, sidecar
 from ostaf_desktop.backend import (
     BatchResult,
     LoraRequest,

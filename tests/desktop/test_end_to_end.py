@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from pytestqt.qtbot import QtBot
 
-from ostaf.pngmeta import parse_a1111, read_png_metadata
+from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
 from ostaf_desktop.backend import CoreBackend
 from ostaf_desktop.ui_state import UiState
 from ostaf_desktop.viewmodels.main import MainViewModel

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
-from ostaf.pngmeta import write_png
+from ostaf.interop.pngmeta import write_png
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
 from tests.desktop.conftest import Dialogs, add_attribute

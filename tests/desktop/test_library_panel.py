@@ -6,8 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from ostaf.attribute_meta import read_meta
-from ostaf.regions import AttributeKind
+from ostaf.library.attribute_meta import read_meta
+from ostaf.method.regions import AttributeKind
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
 from ostaf_desktop.widgets.trash_dialog import TrashDialog

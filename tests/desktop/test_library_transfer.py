@@ -12,7 +12,7 @@ from PySide6.QtGui import QDropEvent
 from pytestqt.qtbot import QtBot
 from safetensors import safe_open
 
-from ostaf.library import ProjectStore
+from ostaf.library.projects import ProjectStore
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.lora_dialog import LoraExportDialog
 from ostaf_desktop.widgets.main_window import MainWindow

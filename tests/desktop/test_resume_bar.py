@@ -12,11 +12,11 @@ from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from ostaf.errors import OutOfMemoryError, TuningDivergedError
-from ostaf.library import Project
-from ostaf.regions import AttributeKind
+from ostaf.library.projects import Project
+from ostaf.library.staging import clear_staging
+from ostaf.method.regions import AttributeKind
+from ostaf.method.tuning_checkpoint import read_sidecar
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
-from ostaf.staging import clear_staging
-from ostaf.tuning_checkpoint import read_sidecar
 from ostaf_desktop.interrupted_run import RESUME_FOLDER, checkpoint_path, mask_path
 from ostaf_desktop.ui_state import UiState
 from ostaf_desktop.viewmodels.main import MainViewModel

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from ostaf.regions import AttributeKind
+from ostaf.method.regions import AttributeKind
 from ostaf_desktop.run_history import load_run
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow

@@ -10,17 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ostaf.atomic import atomic_write_bytes
 from ostaf.errors import ProjectError, SettingsError
-from ostaf.library import (
+from ostaf.library.atomic import atomic_write_bytes
+from ostaf.library.projects import (
     AttributeEntry,
     Project,
     ProjectStore,
     filter_attributes,
     thumbnail_png,
 )
+from ostaf.method.regions import AttributeKind
 from ostaf.progress import CancelToken, ProgressCallback
-from ostaf.regions import AttributeKind
 
 
 def add_library_commands(sub: argparse._SubParsersAction) -> None:
@@ -253,8 +253,8 @@ def run_restore(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken)
 
 
 def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: CancelToken) -> int:
-    from ostaf.attribute_file import load_attribute
-    from ostaf.lora_export import export_lora
+    from ostaf.interop.lora_export import export_lora
+    from ostaf.library.attribute_file import load_attribute
 
     path = Path(args.file)
     if args.project and not path.is_file():

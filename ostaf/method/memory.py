@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
-from ostaf.offsets import offset_layers, set_terms, target_layers
-from ostaf.regions import Region
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
+from ostaf.method.offsets import offset_layers, set_terms, target_layers
+from ostaf.method.regions import Region
 
 # Transient memory at the peak (activation gradients in flight, kernel scratch), in units of
 # the largest tensor saved in the pass. Fitted on CPU: see "Memory preflight" in BENCHMARKS.md.

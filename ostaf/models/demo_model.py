@@ -110,7 +110,7 @@ def build_demo_pipeline(
     seed: int = DEMO_SEED, architecture: DemoArchitecture = DEMO_ARCHITECTURE
 ) -> Any:
     """The demo StableDiffusionPipeline with freshly initialised (untrained) weights."""
-    from ostaf.offline import quiet_libraries
+    from ostaf.models.offline import quiet_libraries
 
     quiet_libraries()
     import torch

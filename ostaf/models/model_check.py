@@ -17,7 +17,7 @@ FAMILY_BY_CONTEXT_WIDTH = {768: "Stable Diffusion 1.x", 1024: "Stable Diffusion 
 def check_model_source(source: str) -> str:
     """A one-line description of a usable model choice; ModelLoadError says what is wrong."""
     if source == "demo":
-        from ostaf.demo_model import DEMO_NAME
+        from ostaf.models.demo_model import DEMO_NAME
 
         return f"{DEMO_NAME}: built in, works everywhere"
     path = Path(source).expanduser()
@@ -35,7 +35,7 @@ def check_model_source(source: str) -> str:
         raise ModelLoadError(
             f"{path.name} is not a model; choose a diffusers folder or a .safetensors checkpoint"
         )
-    from ostaf.checkpoints import FAMILY_NAMES, detect_family
+    from ostaf.models.single_file import FAMILY_NAMES, detect_family
 
     family = detect_family(path)
     size_gb = path.stat().st_size / 1e9

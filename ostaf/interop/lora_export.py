@@ -25,9 +25,9 @@ from typing import Literal
 import torch
 from safetensors.torch import save
 
-from ostaf.atomic import atomic_write_bytes
-from ostaf.attribute_file import Attribute
 from ostaf.errors import SettingsError
+from ostaf.library.atomic import atomic_write_bytes
+from ostaf.library.attribute_file import Attribute
 from ostaf.progress import CancelToken
 
 LoraFormat = Literal["kohya", "diffusers"]

@@ -18,15 +18,15 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from ostaf.atomic import atomic_write_bytes
-from ostaf.attribute_file import Attribute
-from ostaf.batch_plan import BatchPlan, Cell
-from ostaf.contact_sheet import build_contact_sheet
 from ostaf.errors import SettingsError, StorageError
-from ostaf.models import BaseModel
-from ostaf.pngmeta import OSTAF_KEY, write_png
+from ostaf.interop.pngmeta import OSTAF_KEY, write_png
+from ostaf.library.atomic import atomic_write_bytes
+from ostaf.library.attribute_file import Attribute
+from ostaf.models.base_model import BaseModel
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
-from ostaf.rendering import render
+from ostaf.render.batch_plan import BatchPlan, Cell
+from ostaf.render.contact_sheet import build_contact_sheet
+from ostaf.render.rendering import render
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 SHEET_KEY = "ostaf-contact-sheet"

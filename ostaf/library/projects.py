@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 
 from ostaf import paths
-from ostaf.atomic import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text, is_temporary
-from ostaf.attribute_meta import SUFFIX, AttributeMeta, now_iso, read_meta
 from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError, StorageError
+from ostaf.library.atomic import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text, is_temporary
+from ostaf.library.attribute_meta import SUFFIX, AttributeMeta, now_iso, read_meta
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ostaf.attribute_file import Attribute
+    from ostaf.library.attribute_file import Attribute
 
 PROJECT_FILE = "project.json"
 PROJECT_SCHEMA = 1
@@ -268,7 +268,7 @@ class Project:
     def import_attributes(self, sources: Sequence[Path]) -> list[ImportOutcome]:
         """Copy attribute files in. Every file is validated first: one bad file and nothing
         is imported. Duplicates (same factors) are reported, not copied again."""
-        from ostaf.attribute_file import save_attribute
+        from ostaf.library.attribute_file import save_attribute
 
         self._require_lock()
         validated = [(Path(source), validate_attribute_file(source)) for source in sources]
@@ -294,7 +294,7 @@ class Project:
 
     def export_attribute(self, ref: str, dest: Path, overwrite: bool = False) -> Path:
         """Copy an attribute file to `dest` (a folder, or a .safetensors file name)."""
-        from ostaf.attribute_file import load_attribute
+        from ostaf.library.attribute_file import load_attribute
 
         entry = self.find_attribute(ref)
         load_attribute(entry.path)  # never hand on a damaged file
@@ -321,7 +321,7 @@ class Project:
         default_lambda: float | None = None,
     ) -> AttributeEntry:
         """Edit the metadata of an attribute in place; the factors (and so the id) stay."""
-        from ostaf.attribute_file import load_attribute, save_attribute
+        from ostaf.library.attribute_file import load_attribute, save_attribute
 
         self._require_lock()
         entry = self.find_attribute(ref)
@@ -377,8 +377,8 @@ def validate_attribute_file(source: Path | str) -> Attribute:
     instead (a pickle, a LoRA, a model, a damaged file)."""
     from safetensors import SafetensorError, safe_open
 
-    from ostaf.attribute_file import load_attribute
-    from ostaf.attribute_meta import METADATA_KEY
+    from ostaf.library.attribute_file import load_attribute
+    from ostaf.library.attribute_meta import METADATA_KEY
 
     source = Path(source)
     if not source.is_file():

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ostaf.batch_plan import SHEET_AXES, Cell
+from ostaf.render.batch_plan import SHEET_AXES, Cell
 
 MAX_CELL_SIDE = 256
 PAD = 6

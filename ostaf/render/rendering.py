@@ -25,10 +25,10 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 
 from ostaf import __version__
-from ostaf.attribute_file import Attribute, check_compatible
-from ostaf.devices import generator_for, out_of_memory_as_error, use_job_threads
-from ostaf.models import BaseModel
-from ostaf.pngmeta import SAMPLER_LABELS, a1111_parameters
+from ostaf.interop.pngmeta import SAMPLER_LABELS, a1111_parameters
+from ostaf.library.attribute_file import Attribute, check_compatible
+from ostaf.models.base_model import BaseModel
+from ostaf.models.devices import generator_for, out_of_memory_as_error, use_job_threads
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
 from ostaf.requests import RenderSettings
 

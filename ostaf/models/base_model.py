@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
-from ostaf import offline
-from ostaf.devices import Placement, choose_placement
 from ostaf.errors import ModelLoadError
-from ostaf.offsets import OffsetMerger
+from ostaf.method.offsets import OffsetMerger
+from ostaf.models import offline
+from ostaf.models.devices import Placement, choose_placement
 from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 offline.quiet_libraries()
@@ -86,7 +86,7 @@ def fingerprint_of(unet: torch.nn.Module) -> str:
 def resolve_model_source(source: str | Path) -> Path:
     """The folder or file behind a model choice ('demo' or a path), checked to exist."""
     if str(source) == DEMO:
-        from ostaf.demo_model import demo_model_dir
+        from ostaf.models.demo_model import demo_model_dir
 
         return demo_model_dir()
     path = Path(source).expanduser()
@@ -115,7 +115,7 @@ def load_base_model(
         pipe = _load_folder(path, placement.dtype)
         name = _folder_display_name(path, source)
     elif path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-        from ostaf.checkpoints import load_single_file
+        from ostaf.models.single_file import load_single_file
 
         pipe = load_single_file(path, placement.dtype)
         name = path.stem
@@ -146,7 +146,7 @@ def load_base_model(
 
 def _folder_display_name(path: Path, source: str | Path) -> str:
     if str(source) == DEMO:
-        from ostaf.demo_model import DEMO_NAME
+        from ostaf.models.demo_model import DEMO_NAME
 
         return DEMO_NAME
     return path.name

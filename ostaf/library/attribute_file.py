@@ -15,11 +15,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from ostaf.atomic import atomic_write_bytes
-from ostaf.attribute_meta import METADATA_KEY, AttributeMeta, read_meta
 from ostaf.errors import AttributeFileError, IncompatibleModelError
-from ostaf.models import BaseModel
-from ostaf.offsets import Factors
+from ostaf.library.atomic import atomic_write_bytes
+from ostaf.library.attribute_meta import METADATA_KEY, AttributeMeta, read_meta
+from ostaf.method.offsets import Factors
+from ostaf.models.base_model import BaseModel
 
 
 @dataclass

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ostaf.atomic import atomic_write_bytes, atomic_write_text
 from ostaf.images import Reference
-from ostaf.regions import Region
+from ostaf.library.atomic import atomic_write_bytes, atomic_write_text
+from ostaf.method.regions import Region
 from ostaf.requests import TuningSettings
 
 if TYPE_CHECKING:  # torch loads only where a checkpoint is written or read
     import torch
 
-    from ostaf.models import BaseModel
+    from ostaf.models.base_model import BaseModel
 
 SIDECAR_SUFFIX = ".json"
 

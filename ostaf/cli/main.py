@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.errors import Cancelled, OstafError, SettingsError
+from ostaf.method.regions import AttributeKind
 from ostaf.progress import CancelToken, Progress, ProgressCallback
-from ostaf.regions import AttributeKind
 from ostaf.requests import (
     SAMPLERS,
     AppliedAttribute,
@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=None, help="folder for the results")
     demo.add_argument("--steps", type=int, default=TuningSettings.steps)
 
-    from ostaf.cli_batch import add_batch_command
-    from ostaf.cli_library import add_library_commands
+    from ostaf.cli.batch import add_batch_command
+    from ostaf.cli.library import add_library_commands
 
     add_library_commands(sub)
     add_batch_command(sub)
@@ -133,7 +133,7 @@ def parse_applied(text: str) -> AppliedAttribute:
             return AppliedAttribute(Path(path_text), float(tail))
         except ValueError:
             pass
-    from ostaf.attribute_meta import read_meta
+    from ostaf.library.attribute_meta import read_meta
 
     path = Path(text)
     return AppliedAttribute(path, read_meta(path).default_lambda)
@@ -184,9 +184,9 @@ class ProgressBar:
 
 
 def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
+    from ostaf.method.tuning_checkpoint import discard, read_sidecar
     from ostaf.service import OstafService
     from ostaf.settings import load_settings
-    from ostaf.tuning_checkpoint import discard, read_sidecar
 
     settings = TuningSettings(
         kind=AttributeKind(args.attribute),
@@ -253,7 +253,7 @@ def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: Can
 def run_info(args: argparse.Namespace) -> int:
     path: Path = args.file
     if path.suffix.lower() == ".png":
-        from ostaf.pngmeta import parse_a1111, read_png_metadata
+        from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
 
         parameters, record = read_png_metadata(path)
         if parameters is None and record is None:
@@ -266,7 +266,7 @@ def run_info(args: argparse.Namespace) -> int:
         else:
             print(parameters if parameters is not None else json.dumps(record, indent=2))
         return 0
-    from ostaf.attribute_meta import read_meta
+    from ostaf.library.attribute_meta import read_meta
 
     meta = read_meta(path)
     data = json.loads(meta.to_json())
@@ -292,7 +292,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_demo_model(args: argparse.Namespace) -> int:
-    from ostaf.demo_model import write_demo_model
+    from ostaf.models.demo_model import write_demo_model
 
     if args.out.exists() and any(args.out.iterdir()):
         raise SettingsError(f"{args.out} is not empty; choose a new folder")
@@ -303,8 +303,8 @@ def run_demo_model(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
     """Tune an appearance attribute from a generated reference and render it at λ 0, 1, 2."""
     from ostaf import paths
-    from ostaf.demo_data import DEMO_PROMPT, demo_reference
     from ostaf.service import OstafService
+    from ostaf.world.demo_reference import DEMO_PROMPT, demo_reference
 
     out = args.out or paths.data_dir() / "demo-output"
     service = OstafService()

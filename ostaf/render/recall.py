@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.errors import InputImageError, SettingsError
-from ostaf.library import Project
-from ostaf.pngmeta import SAMPLER_LABELS, parse_a1111, read_png_metadata
+from ostaf.interop.pngmeta import SAMPLER_LABELS, parse_a1111, read_png_metadata
+from ostaf.library.projects import Project
 from ostaf.requests import AppliedAttribute, RenderSettings, parse_size
 
 SAMPLER_BY_LABEL = {label: name for name, label in SAMPLER_LABELS.items()}

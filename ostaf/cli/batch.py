@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ostaf.batch_plan import (
+from ostaf.errors import Cancelled, SettingsError
+from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
+from ostaf.render.batch_plan import (
     SHEET_AXES,
     AttributeChoice,
     BatchJob,
@@ -27,9 +29,7 @@ from ostaf.batch_plan import (
     parse_intensities,
     read_prompts,
 )
-from ostaf.errors import Cancelled, SettingsError
-from ostaf.naming import DEFAULT_TEMPLATE
-from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
+from ostaf.render.naming import DEFAULT_TEMPLATE
 from ostaf.requests import SAMPLERS, RenderSettings, parse_seeds, parse_size
 
 MAX_COUNT = 10_000
@@ -42,7 +42,7 @@ def _nothing() -> None:
 
 def add_batch_command(sub: argparse._SubParsersAction) -> None:
     """Register `batch`."""
-    from ostaf.cli import add_model_arguments
+    from ostaf.cli.main import add_model_arguments
 
     batch = sub.add_parser(
         "batch", help="render prompts × seeds × intensities × attributes into an output folder"
@@ -98,8 +98,8 @@ def parse_choice(text: str, resolve: Callable[[str], Path]) -> AttributeChoice:
 
 def build_job(args: argparse.Namespace) -> BatchJob:
     """The batch job the arguments describe (attributes resolved, nothing loaded)."""
-    from ostaf.cli import model_choice
-    from ostaf.library import ProjectStore
+    from ostaf.cli.main import model_choice
+    from ostaf.library.projects import ProjectStore
 
     project = ProjectStore().find(args.project) if args.project else None  # read only
 
@@ -171,7 +171,7 @@ def processes(device: str) -> Iterator[Processes]:
     from accelerate import PartialState
 
     if device == "auto":
-        from ostaf.devices import available_devices
+        from ostaf.models.devices import available_devices
 
         device = available_devices()[0]
     state = PartialState(cpu=device == "cpu")
@@ -189,7 +189,7 @@ def processes(device: str) -> Iterator[Processes]:
 def run_batch_command(
     args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken
 ) -> int:
-    from ostaf.batch import Shard
+    from ostaf.render.batch import Shard
     from ostaf.service import OstafService
 
     job = build_job(args)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ostaf.library import Problem, Project, ProjectStore
+from ostaf.library.projects import Problem, Project, ProjectStore
 
 
 @dataclass

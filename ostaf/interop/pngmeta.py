@@ -12,8 +12,8 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from ostaf.atomic import atomic_write_bytes
 from ostaf.errors import InputImageError
+from ostaf.library.atomic import atomic_write_bytes
 
 PARAMETERS_KEY = "parameters"
 OSTAF_KEY = "ostaf"

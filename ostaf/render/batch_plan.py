@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ostaf.attribute_meta import AttributeMeta
 from ostaf.errors import SettingsError
-from ostaf.naming import DEFAULT_TEMPLATE, NameTemplate, check_names, slug
+from ostaf.library.attribute_meta import AttributeMeta
+from ostaf.render.naming import DEFAULT_TEMPLATE, NameTemplate, check_names, slug
 from ostaf.requests import SAMPLERS, AppliedAttribute, ModelChoice, RenderSettings
 
 SHEET_AXES = ("prompt", "seed", "attribute", "lambda")

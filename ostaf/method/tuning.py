@@ -25,32 +25,32 @@ from diffusers import (
 )
 from PIL import Image
 
-from ostaf.attribute_file import Attribute
-from ostaf.attribute_meta import AttributeMeta, BaseModelInfo, ReferenceInfo
-from ostaf.devices import (
-    Placement,
-    device_memory_budget,
-    generator_for,
-    out_of_memory_as_error,
-    use_job_threads,
-)
 from ostaf.errors import TuningDivergedError
-from ostaf.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.images import Reference, thumbnail_data_url
-from ostaf.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
-from ostaf.models import BaseModel
-from ostaf.offsets import OffsetLinear, offset_layers, set_terms, target_layers
-from ostaf.progress import CancelToken, ProgressCallback, StepClock, ignore_progress
-from ostaf.regions import FLIP_ALLOWED, REGION_BY_KIND, Region, tuning_prompt
-from ostaf.rendering import decode_latents
-from ostaf.requests import TuningSettings
-from ostaf.tuning_checkpoint import (
+from ostaf.library.attribute_file import Attribute
+from ostaf.library.attribute_meta import AttributeMeta, BaseModelInfo, ReferenceInfo
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
+from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
+from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
+from ostaf.method.regions import FLIP_ALLOWED, REGION_BY_KIND, Region, tuning_prompt
+from ostaf.method.tuning_checkpoint import (
     Checkpointing,
     TuningState,
     load_state,
     run_key,
     save_state,
 )
+from ostaf.models.base_model import BaseModel
+from ostaf.models.devices import (
+    Placement,
+    device_memory_budget,
+    generator_for,
+    out_of_memory_as_error,
+    use_job_threads,
+)
+from ostaf.progress import CancelToken, ProgressCallback, StepClock, ignore_progress
+from ostaf.render.rendering import decode_latents
+from ostaf.requests import TuningSettings
 
 OOM_ADVICE = (
     "turn on memory saving (Settings, or --memory-saving), lower the timesteps per step, "

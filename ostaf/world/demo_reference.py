@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ostaf.atomic import atomic_write_bytes
+from ostaf.library.atomic import atomic_write_bytes
 from ostaf.world.scenes import Scene
 
 # An orange striped star, flat style, on a white background: a picture of the demo model's

@@ -7,8 +7,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from ostaf.attribute_meta import SUFFIX
-from ostaf.library import Project
+from ostaf.library.attribute_meta import SUFFIX
+from ostaf.library.projects import Project
 
 STAGING = ".staging"
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ostaf.errors import AttributeFileError
-from ostaf.hypernetwork import TargetLayer, delta_weight
+from ostaf.method.hypernetwork import TargetLayer, delta_weight
 
 Factors = Mapping[str, tuple[torch.Tensor, torch.Tensor]]
 

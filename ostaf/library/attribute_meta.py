@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.errors import AttributeFileError
-from ostaf.regions import AttributeKind, Region
+from ostaf.method.regions import AttributeKind, Region
 
 FORMAT_VERSION = 1
 METADATA_KEY = "ostaf"

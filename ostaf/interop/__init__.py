@@ -1,0 +1,1 @@
+"""What other tools read: LoRA export and PNG metadata."""

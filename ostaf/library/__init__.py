@@ -1,0 +1,1 @@
+"""The library on disk: projects, attribute files, atomic writes."""

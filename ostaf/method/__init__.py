@@ -1,0 +1,1 @@
+"""The OSTAF method: regions, hypernetwork, offsets, tuning."""

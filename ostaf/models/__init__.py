@@ -1,0 +1,1 @@
+"""Base models: loading, single-file checkpoints, devices, the demo model."""

@@ -1,0 +1,1 @@
+"""Rendering with attributes, batch export, contact sheets, recall."""
