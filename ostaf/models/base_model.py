@@ -211,16 +211,51 @@ def _only_fp16_weights(unet_dir: Path) -> bool:
 
 
 def _place(pipe: StableDiffusionPipeline, placement: Placement) -> StableDiffusionPipeline:
+    modules = (pipe.unet, pipe.vae, pipe.text_encoder)
+    from_loader = {t.data_ptr() for module in modules for t in _tensors(module)}
     pipe.to(placement.device)
     pipe.unet.to(dtype=placement.dtype)
     pipe.text_encoder.to(dtype=placement.dtype)
     # The SD VAE overflows in fp16 (black or NaN images): it always runs in fp32.
     pipe.vae.to(dtype=torch.float32)
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+    for module in modules:
+        _own_memory(module, from_loader)
+    for module in modules:
         module.requires_grad_(False)
         module.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [*module.parameters(), *module.buffers()]
+
+
+@torch.no_grad()
+def _own_memory(module: torch.nn.Module, from_loader: set[int]) -> None:
+    """Copy every CPU tensor that no move or cast copied into memory of our own.
+
+    safetensors hands out tensors inside a private memory map of the weight file, at offsets
+    set by the file's header (4-byte aligned). Left there, an in-place rewrite of the file
+    changes the loaded model, truncating it crashes the process (SIGBUS), Windows locks the
+    file, and CPU kernels take other code paths than for the same weights in torch's 64-byte
+    aligned memory, so the same weights gave other last bits depending on the file's layout.
+    """
+    copies: dict[int, torch.Tensor] = {}  # shared tensors stay shared
+    for owner in module.modules():
+        for slots in (owner._parameters, owner._buffers):
+            for name, tensor in slots.items():
+                if tensor is None or tensor.device.type != "cpu":
+                    continue
+                pointer = tensor.data_ptr()
+                if pointer not in from_loader:
+                    continue
+                if pointer not in copies:
+                    copies[pointer] = tensor.detach().clone(memory_format=torch.contiguous_format)
+                if isinstance(tensor, torch.nn.Parameter):
+                    tensor.data = copies[pointer]
+                else:
+                    slots[name] = copies[pointer]
 
 
 def _first_line(exc: BaseException) -> str:

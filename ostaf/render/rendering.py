@@ -2,8 +2,8 @@
 
 Attributes are merged into the U-Net's target weights (W + Σ λᵢ·ΔWᵢ) before sampling, so a
 plain pipeline given the same weights, scheduler and `torch.Generator(device).manual_seed(seed)`
-reproduces every image. Changing λ re-merges only the target layers; the model is never
-reloaded.
+reproduces every image (to the last bits only where both run the same kernels). Changing λ
+re-merges only the target layers; the model is never reloaded.
 """
 
 from __future__ import annotations

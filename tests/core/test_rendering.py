@@ -1,13 +1,15 @@
-"""Rendering: λ = 0 is the base image, a plain diffusers pipeline reproduces our images,
-samplers and PNG metadata work."""
+"""Rendering: λ = 0 is the base image bit for bit, a plain diffusers pipeline reproduces our
+images (to one level of 255), samplers and PNG metadata work."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+from PIL import Image
 
 from ostaf.images import load_reference
 from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
@@ -21,6 +23,7 @@ from ostaf.requests import AppliedAttribute, ModelChoice, RenderJob, RenderSetti
 from ostaf.service import OstafService
 
 PROMPT = "a photo of a sks object"
+PIXEL_TOLERANCE = 1  # of 255; measured 0 on this machine (2026-12, 2-core x86-64 CPU)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,7 @@ def test_plain_diffusers_pipeline_reproduces_the_image(
         guidance_scale=6.0,
         generator=torch.Generator("cpu").manual_seed(11),
     ).images[0]
-    assert ours.tobytes() == theirs.tobytes()
+    _assert_same_picture(ours, theirs)
     single = RenderSettings(prompt=PROMPT, seeds=[11], steps=6, sampler=sampler, guidance=6.0)
     mine = render(model, single)[0].image
     base_plain = StableDiffusionPipeline.from_pretrained(
@@ -95,7 +98,14 @@ def test_plain_diffusers_pipeline_reproduces_the_image(
         guidance_scale=6.0,
         generator=torch.Generator("cpu").manual_seed(11),
     ).images[0]
-    assert mine.tobytes() == reference.tobytes()
+    _assert_same_picture(mine, reference)
+
+
+def _assert_same_picture(ours: Image.Image, theirs: Image.Image) -> None:
+    # Two model instances (ours in memory of its own, diffusers' in its files' memory maps)
+    # may run other CPU kernels, whose last float bits differ: allow one level of 255.
+    difference = np.abs(np.asarray(ours, np.int16) - np.asarray(theirs, np.int16))
+    assert ours.size == theirs.size and difference.max() <= PIXEL_TOLERANCE
 
 
 def _demo_dir() -> Path:
