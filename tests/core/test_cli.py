@@ -27,53 +27,36 @@ def _run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_tune_render_info_round_trip(reference_png: Path, tmp_path: Path) -> None:
+def test_tune_render_info_round_trip(
+    reference_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `tune` runs as scripts run it, in a process of its own; the other commands run here
+    # through the same entry point (each process start costs torch's and diffusers' imports).
     out = tmp_path / "look.safetensors"
     tuned = _run(
-        "tune",
-        str(reference_png),
-        "--attribute",
-        "appearance",
-        "--out",
-        str(out),
-        "--steps",
-        "3",
-        "--name",
-        "Red circle",
-        "--device",
-        "cpu",
+        *("tune", str(reference_png), "--attribute", "appearance", "--out", str(out)),
+        *("--steps", "3", "--name", "Red circle", "--device", "cpu"),
     )
     assert tuned.returncode == 0, tuned.stderr
     assert tuned.stdout.strip() == str(out)
-    rendered = _run(
-        "render",
-        "--prompt",
-        "a sks vase",
-        "--out",
-        str(tmp_path / "imgs"),
-        "--attribute",
-        f"{out}:0.5",
-        "--seeds",
-        "3,4",
-        "--steps",
-        "3",
-        "--sampler",
-        "ddim",
-        "--size",
-        "64x64",
+    code = main(
+        [
+            *("render", "--prompt", "a sks vase", "--out", str(tmp_path / "imgs")),
+            *("--attribute", f"{out}:0.5", "--seeds", "3,4", "--steps", "3"),
+            *("--sampler", "ddim", "--size", "64x64"),
+        ]
     )
-    assert rendered.returncode == 0, rendered.stderr
-    lines = rendered.stdout.split()
+    rendered = capsys.readouterr()
+    assert code == 0, rendered.err
+    lines = rendered.out.split()
     assert [Path(p).name for p in lines] == ["00000-3.png", "00001-4.png"]
     assert all(Path(p).is_file() for p in lines)
-    info = _run("info", lines[0])
-    assert (
-        "Seed: 3" in info.stdout
-        and "OSTAF lambda: 0.5" in info.stdout
-        and "Sampler: DDIM" in info.stdout
-    )
-    info = _run("info", str(out))
-    assert "name:          Red circle" in info.stdout and "kind:          appearance" in info.stdout
+    assert main(["info", lines[0]]) == 0
+    info = capsys.readouterr().out
+    assert "Seed: 3" in info and "OSTAF lambda: 0.5" in info and "Sampler: DDIM" in info
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "name:          Red circle" in info and "kind:          appearance" in info
 
 
 def test_bad_input_exits_2_with_one_line(

@@ -94,28 +94,37 @@ def _check_invariants(folder: Path, spare: Path, hashes: set[str], library_hash:
     project.release()
 
 
-def test_sigkill_during_batch_export_then_resume(demo: BaseModel, tmp_path: Path) -> None:
+def test_sigkill_during_batch_export_then_resume(
+    demo: BaseModel,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Kill a batch export mid-run: every image left is complete, and a re-run finishes the
-    grid with exactly the files of an uninterrupted run."""
+    grid with exactly the files of an uninterrupted run.
+
+    Only the killed export needs a process of its own; the re-run and the uninterrupted run
+    are the same command run here, with the killed process's environment and thread count."""
     import subprocess
     import sys
 
+    from ostaf.cli.main import main
     from ostaf.interop.pngmeta import read_png_metadata
     from tests.core.attribute_factory import write_attribute
 
     root = Path(__file__).resolve().parents[2]
     look = write_attribute(demo, tmp_path / "look.safetensors", name="look")
     args = [
-        *(sys.executable, "-m", "ostaf", "batch", "--prompt", "a photo of a sks object"),
-        *("--attribute", str(look), "--count", "6", "--intensity", "0.5,1.5"),
-        *("--steps", "6", "--device", "cpu", "--model", "demo"),
+        *("batch", "--prompt", "a photo of a sks object", "--attribute", str(look)),
+        *("--count", "6", "--intensity", "0.5,1.5", "--steps", "6", "--device", "cpu"),
+        *("--model", "demo"),
     ]
-    env = {**os.environ, "OSTAF_CPU_THREADS": "1"}
+    monkeypatch.setenv("OSTAF_CPU_THREADS", "1")
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        [*args, "--out", str(killed)],
+        [sys.executable, "-m", "ostaf", *args, "--out", str(killed)],
         cwd=root,
-        env=env,
+        env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -129,20 +138,9 @@ def test_sigkill_during_batch_export_then_resume(demo: BaseModel, tmp_path: Path
     for png in survivors:  # complete images with their metadata, never a torn one
         parameters, record = read_png_metadata(png)
         assert parameters and record
-    rerun = subprocess.run(
-        [*args, "--out", str(killed)],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert rerun.returncode == 0, rerun.stderr
+    assert main([*args, "--out", str(killed)]) == 0, capsys.readouterr().err
     clean = tmp_path / "clean"
-    straight = subprocess.run(
-        [*args, "--out", str(clean)], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert straight.returncode == 0, straight.stderr
+    assert main([*args, "--out", str(clean)]) == 0, capsys.readouterr().err
     finished = {p.name: p.read_bytes() for p in killed.glob("*.png")}
     assert finished == {p.name: p.read_bytes() for p in clean.glob("*.png")}
     assert len(finished) == 12

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ostaf.cli.main import main
 from ostaf.errors import Cancelled, TuningDivergedError
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import read_sidecar
@@ -155,16 +156,24 @@ def test_a_nan_keeps_the_last_good_state_to_resume_with_a_lower_rate(
     assert steps[0] == 6 and out.is_file()
 
 
-def test_sigkill_then_rerun_resumes_and_matches(reference_png: Path, tmp_path: Path) -> None:
-    """The CLI after a real SIGKILL: the rerun resumes and writes the uninterrupted file."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    base = [
-        *(sys.executable, "-m", "ostaf", "tune", str(reference_png), "--attribute", "appearance"),
-        *("--steps", "60", "--device", "cpu", "--checkpoint-interval", "0", "--name", "k"),
+def test_sigkill_then_rerun_resumes_and_matches(
+    reference_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI after a real SIGKILL: the rerun resumes and writes the uninterrupted file.
+
+    Only the killed run needs a process of its own; the rerun and the uninterrupted run are
+    the same command run here (a start-up of torch and diffusers saved each), with the same
+    environment and so the same thread count and kernels as the killed process."""
+    args = [
+        *("tune", str(reference_png), "--attribute", "appearance", "--steps", "40"),
+        *("--device", "cpu", "--checkpoint-interval", "0", "--name", "k"),
     ]
     out = tmp_path / "killed.safetensors"
     proc = subprocess.Popen(
-        [*base, "--out", str(out)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "ostaf", *args, "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.DEVNULL,
     )
     checkpoint = out.with_name(out.name + ".resume")
     deadline = time.time() + 180
@@ -173,21 +182,13 @@ def test_sigkill_then_rerun_resumes_and_matches(reference_png: Path, tmp_path: P
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not out.exists() and checkpoint.exists()
-    resumed = subprocess.run(
-        [*base, "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert "an interrupted run left its state at step" in resumed.stderr
-    assert "Resuming from step" in resumed.stderr
+    capsys.readouterr()
+
+    assert main([*args, "--out", str(out)]) == 0
+    resumed = capsys.readouterr().err
+    assert "an interrupted run left its state at step" in resumed
+    assert "Resuming from step" in resumed
     straight = tmp_path / "straight.safetensors"
-    run = subprocess.run(
-        [*base, "--out", str(straight), "--restart"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
+    assert main([*args, "--out", str(straight), "--restart"]) == 0, capsys.readouterr().err
     assert out.read_bytes() == straight.read_bytes()
     assert not checkpoint.exists()
