@@ -150,7 +150,14 @@ def load_single_file(
     prediction_type = _prediction_type_from_yaml(path)
     if family == SD21 and prediction_type is None:
         log.info("%s: no .yaml beside it, so taken as a 768 px v-prediction SD 2.x model", path)
+    components: dict[str, Any] = {}
     try:
+        if family == SD15:
+            from ostaf.models.legacy_text_encoder import load_legacy_text_encoder
+
+            legacy = load_legacy_text_encoder(path, config_dir, dtype)
+            if legacy is not None:  # keys without `text_model.`: built from the same tensors
+                components["text_encoder"] = legacy
         pipe = StableDiffusionPipeline.from_single_file(
             str(path),
             # A str: diffusers only accepts a folder given as one, else it looks for a repo id.
@@ -161,6 +168,7 @@ def load_single_file(
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
+            **components,
         )
     except SingleFileComponentError as exc:
         # diffusers says "Failed to load <Class>. Weights for this component appear to be missing".

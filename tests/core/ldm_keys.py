@@ -17,6 +17,7 @@ StateDict = dict[str, torch.Tensor]
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
 CLIP = "cond_stage_model.transformer.text_model."
+CLIP_LEGACY = "cond_stage_model.transformer."  # as older tools write SD 1.x text encoders
 OPEN_CLIP = "cond_stage_model.model."
 
 RESNET_NAMES = {
@@ -141,12 +142,14 @@ def vae_to_ldm(state: StateDict, num_blocks: int) -> StateDict:
     return out
 
 
-def clip_to_ldm(state: StateDict) -> StateDict:
-    """A CLIPTextModel state dict in SD 1.x `cond_stage_model.transformer.text_model.*` names."""
-    out = {CLIP + key.removeprefix("text_model."): tensor for key, tensor in state.items()}
+def clip_to_ldm(state: StateDict, legacy: bool = False) -> StateDict:
+    """A CLIPTextModel state dict in SD 1.x `cond_stage_model.transformer.text_model.*` names,
+    or with `legacy` in the older `cond_stage_model.transformer.*` names (no `text_model.`)."""
+    prefix = CLIP_LEGACY if legacy else CLIP
+    out = {prefix + key.removeprefix("text_model."): tensor for key, tensor in state.items()}
     # Real SD 1.x files carry this buffer (transformers no longer saves it); loaders must cope.
-    max_positions = out[CLIP + "embeddings.position_embedding.weight"].shape[0]
-    out[CLIP + "embeddings.position_ids"] = torch.arange(max_positions)[None]
+    max_positions = out[prefix + "embeddings.position_embedding.weight"].shape[0]
+    out[prefix + "embeddings.position_ids"] = torch.arange(max_positions)[None]
     return out
 
 

@@ -250,6 +250,39 @@ def test_loaded_model_does_not_change_when_the_file_is_rewritten(
 
 
 @ONE_FAMILY["sd15"]
+def test_text_encoder_keys_without_text_model_level_load(
+    tiny: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_network: list[str]
+) -> None:
+    # `cond_stage_model.transformer.embeddings.*` etc., as older tools and kohya's saver under
+    # transformers 5 write SD 1.x files; ComfyUI, A1111 and kohya load them.
+    standard = ldm_keys.clip_to_ldm(tiny["models"]["text_encoder"].state_dict())
+    state = {k: v for k, v in tiny["state"].items() if k not in standard}
+    legacy = ldm_keys.clip_to_ldm(tiny["models"]["text_encoder"].state_dict(), legacy=True)
+    assert not any(".text_model." in k for k in legacy) and len(legacy) == len(standard)
+    path = save_checkpoint({**state, **legacy}, tmp_path / "legacy-te.safetensors")
+
+    model = _load(tiny, monkeypatch, path)
+
+    for name in ("unet", "vae", "text_encoder"):
+        _assert_same_state(getattr(model.pipe, name), tiny["models"][name])
+        assert_owns_its_memory(getattr(model.pipe, name))
+
+
+@ONE_FAMILY["sd15"]
+def test_legacy_text_encoder_with_a_missing_tensor_is_named(
+    tiny: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    standard = ldm_keys.clip_to_ldm(tiny["models"]["text_encoder"].state_dict())
+    state = {k: v for k, v in tiny["state"].items() if k not in standard}
+    legacy = ldm_keys.clip_to_ldm(tiny["models"]["text_encoder"].state_dict(), legacy=True)
+    del legacy[ldm_keys.CLIP_LEGACY + "final_layer_norm.bias"]
+    path = save_checkpoint({**state, **legacy}, tmp_path / "holes.safetensors")
+
+    with pytest.raises(ModelLoadError, match=r"holes\.safetensors: 1 text_encoder tensors"):
+        _load(tiny, monkeypatch, path)
+
+
+@ONE_FAMILY["sd15"]
 def test_without_config_diffusers_reaches_for_the_hub(tiny: dict, no_network: list[str]) -> None:
     # Why the configs are shipped (DESIGN §3), and proof that the guard above sees it.
     from diffusers import StableDiffusionPipeline
