@@ -242,20 +242,22 @@ def _own_memory(module: torch.nn.Module, from_loader: set[int]) -> None:
     aligned memory, so the same weights gave other last bits depending on the file's layout.
     """
     copies: dict[int, torch.Tensor] = {}  # shared tensors stay shared
+
+    def own(tensor: torch.Tensor) -> torch.Tensor | None:
+        pointer = tensor.data_ptr()
+        if tensor.device.type != "cpu" or pointer not in from_loader:
+            return None
+        if pointer not in copies:
+            copies[pointer] = tensor.detach().clone(memory_format=torch.contiguous_format)
+        return copies[pointer]
+
     for owner in module.modules():
-        for slots in (owner._parameters, owner._buffers):
-            for name, tensor in slots.items():
-                if tensor is None or tensor.device.type != "cpu":
-                    continue
-                pointer = tensor.data_ptr()
-                if pointer not in from_loader:
-                    continue
-                if pointer not in copies:
-                    copies[pointer] = tensor.detach().clone(memory_format=torch.contiguous_format)
-                if isinstance(tensor, torch.nn.Parameter):
-                    tensor.data = copies[pointer]
-                else:
-                    slots[name] = copies[pointer]
+        for parameter in owner._parameters.values():
+            if parameter is not None and (copy := own(parameter)) is not None:
+                parameter.data = copy
+        for name, buffer in owner._buffers.items():
+            if buffer is not None and (copy := own(buffer)) is not None:
+                owner._buffers[name] = copy
 
 
 def _first_line(exc: BaseException) -> str:
