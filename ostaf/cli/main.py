@@ -20,6 +20,7 @@ from ostaf.method.regions import AttributeKind
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.requests import (
     SAMPLERS,
+    SCHEDULES,
     AppliedAttribute,
     ModelChoice,
     RenderJob,
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--guidance", type=float, default=RenderSettings.guidance)
     render.add_argument("--size", help="WxH (default: the model's resolution)")
     render.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
+    add_schedule_argument(render)
     add_model_arguments(render)
 
     info = sub.add_parser("info", help="show an attribute file's metadata or a PNG's parameters")
@@ -105,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_library_commands(sub)
     add_batch_command(sub)
     return parser
+
+
+def add_schedule_argument(parser: argparse.ArgumentParser) -> None:
+    """--schedule, shared by render and batch."""
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=RenderSettings.schedule,
+        help="noise schedule of euler and dpmpp2m, named as A1111/Forge's Schedule type: "
+        "karras (default; A1111's default for DPM++ 2M), simple (A1111 reproduces it step for "
+        "step), model (the model's own scheduler config, used before this option existed); "
+        "DDIM has none",
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,6 +252,7 @@ def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: Can
         width=width,
         height=height,
         sampler=args.sampler,
+        schedule=args.schedule,
         attributes=[parse_applied(a) for a in args.attribute],
     )
     settings.validate()

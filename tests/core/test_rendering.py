@@ -18,7 +18,7 @@ from ostaf.method.hypernetwork import delta_weight
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning import tune
 from ostaf.models.base_model import BaseModel
-from ostaf.render.rendering import make_scheduler, render
+from ostaf.render.rendering import make_scheduler, render, schedule_timesteps
 from ostaf.requests import AppliedAttribute, ModelChoice, RenderJob, RenderSettings, TuningSettings
 from ostaf.service import OstafService
 
@@ -57,12 +57,21 @@ def test_lambda_zero_reproduces_the_base_image(
     assert again.tobytes() == base.tobytes()  # nothing stays merged between renders
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "euler", "dpmpp2m"])
+@pytest.mark.parametrize(
+    ("sampler", "schedule"),
+    [("ddim", "karras"), ("euler", "karras"), ("dpmpp2m", "simple"), ("dpmpp2m", "model")],
+)
 def test_plain_diffusers_pipeline_reproduces_the_image(
-    model: BaseModel, attributes: list[Attribute], sampler: str
+    model: BaseModel, attributes: list[Attribute], sampler: str, schedule: str
 ) -> None:
     settings = RenderSettings(
-        prompt=PROMPT, negative_prompt="blurry", seeds=[11], steps=6, sampler=sampler, guidance=6.0
+        prompt=PROMPT,
+        negative_prompt="blurry",
+        seeds=[11],
+        steps=6,
+        sampler=sampler,
+        schedule=schedule,
+        guidance=6.0,
     )
     ours = render(model, settings, [(attributes[0], 0.8), (attributes[1], 1.2)])[0].image
 
@@ -75,26 +84,31 @@ def test_plain_diffusers_pipeline_reproduces_the_image(
         for attribute, lam in ((attributes[0], 0.8), (attributes[1], 1.2)):
             for path, (a, b) in attribute.factors.items():
                 plain.unet.get_submodule(path).weight += lam * delta_weight(a, b)
-    plain.scheduler = make_scheduler(sampler, plain.scheduler.config)
+    plain.scheduler = make_scheduler(sampler, plain.scheduler.config, schedule)
     plain.set_progress_bar_config(disable=True)
+    timesteps = schedule_timesteps(sampler, schedule, 6, plain.scheduler.config)
     theirs = plain(
         PROMPT,
         negative_prompt="blurry",
         num_inference_steps=6,
+        timesteps=timesteps,
         guidance_scale=6.0,
         generator=torch.Generator("cpu").manual_seed(11),
     ).images[0]
     _assert_same_picture(ours, theirs)
-    single = RenderSettings(prompt=PROMPT, seeds=[11], steps=6, sampler=sampler, guidance=6.0)
+    single = RenderSettings(
+        prompt=PROMPT, seeds=[11], steps=6, sampler=sampler, schedule=schedule, guidance=6.0
+    )
     mine = render(model, single)[0].image
     base_plain = StableDiffusionPipeline.from_pretrained(
         _demo_dir(), safety_checker=None, requires_safety_checker=False
     )
-    base_plain.scheduler = make_scheduler(sampler, base_plain.scheduler.config)
+    base_plain.scheduler = make_scheduler(sampler, base_plain.scheduler.config, schedule)
     base_plain.set_progress_bar_config(disable=True)
     reference = base_plain(
         PROMPT,
         num_inference_steps=6,
+        timesteps=timesteps,
         guidance_scale=6.0,
         generator=torch.Generator("cpu").manual_seed(11),
     ).images[0]
@@ -140,6 +154,7 @@ def test_render_job_writes_pngs_with_metadata(
     assert parsed["negative_prompt"] == "blur"
     values = parsed["values"]
     assert values["Seed"] == "2" and values["Steps"] == "4" and values["Sampler"] == "DPM++ 2M"
+    assert values["Schedule type"] == "Karras" and record["schedule"] == "karras"
     assert values["Size"] == "64x64" and values["Model hash"] == model.fingerprint[:10]
     assert values["OSTAF attribute"] == "red circle" and values["OSTAF lambda"] == "1.25"
     assert record["attributes"][0]["intensity"] == 1.25
