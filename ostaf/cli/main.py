@@ -188,6 +188,8 @@ class ProgressBar:
             self._bar = tqdm(total=report.total, desc=report.stage, file=sys.stderr, leave=False)
         if report.message.startswith("Resuming"):
             self._bar.write(report.message, file=sys.stderr)
+        elif report.stage == "loading" and report.message:
+            self._bar.set_postfix_str(report.message, refresh=False)
         if report.loss is not None:
             self._bar.set_postfix(loss=f"{report.loss:.4f}")
         self._bar.update(report.step - self._bar.n)

@@ -40,6 +40,8 @@ class BaseModel:
     source: str
     architecture: str
     fingerprint: str
+    # SHA-256 of a single-file checkpoint, A1111's and Civitai's key to it; None for folders.
+    file_sha256: str | None = None
     merger: OffsetMerger = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -111,12 +113,17 @@ def load_base_model(
     path = resolve_model_source(source)
     cancel.check()
     progress(Progress("loading", 1, 3, message=f"Loading {path.name}…"))
+    file_sha256 = None
     if path.is_dir():
         pipe = _load_folder(path, placement.dtype)
         name = _folder_display_name(path, source)
     elif path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-        from ostaf.models.single_file import load_single_file
+        from ostaf.models.file_hash import file_sha256 as sha256_of
+        from ostaf.models.single_file import detect_family, load_single_file
 
+        detect_family(path)  # a foreign or broken file is refused before it is hashed
+        file_sha256 = sha256_of(path, progress, cancel)
+        progress(Progress("loading", 1, 3, message=f"Loading {path.name}…"))
         pipe = load_single_file(path, placement.dtype)
         name = path.stem
     elif path.suffix.lower() in PICKLE_SUFFIXES:
@@ -139,6 +146,7 @@ def load_base_model(
         source=str(source),
         architecture=architecture_of(pipe.unet),
         fingerprint=fingerprint_of(pipe.unet),
+        file_sha256=file_sha256,
     )
     progress(Progress("loading", 3, 3, message=f"Model ready: {name} on {placement.label}"))
     return model

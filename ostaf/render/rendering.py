@@ -190,7 +190,9 @@ def _metadata(
         ("CFG scale", settings.guidance),
         ("Seed", seed),
         ("Size", f"{width}x{height}"),
-        ("Model hash", model.fingerprint[:10]),
+        # A1111 looks the model up by its file's SHA-256 (and loads another one when it does
+        # not know the hash), so a diffusers folder, which has no such file, writes none.
+        *([("Model hash", model.file_sha256[:10])] if model.file_sha256 else []),
         ("Model", model.name),
     ]
     for index, (attribute, lam) in enumerate(applied, start=1):
@@ -209,7 +211,12 @@ def _metadata(
         "schedule": settings.effective_schedule,
         "width": width,
         "height": height,
-        "model": {"name": model.name, "source": model.source, "fingerprint": model.fingerprint},
+        "model": {
+            "name": model.name,
+            "source": model.source,
+            "fingerprint": model.fingerprint,  # our U-Net fingerprint, what attributes check
+            "sha256": model.file_sha256,
+        },
         "attributes": [
             {
                 "name": a.meta.name,

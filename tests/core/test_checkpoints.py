@@ -4,6 +4,7 @@ foreign and damaged files are refused."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -228,6 +229,28 @@ def test_round_trip_is_exact_and_offline(
     assert pipe.tokenizer.model_max_length == 77
     assert pipe.scheduler.config.prediction_type == ("v_prediction" if sd2 else "epsilon")
     assert pipe.safety_checker is None and pipe.feature_extractor is None
+
+
+@ONE_FAMILY["sd15"]
+def test_load_job_hashes_the_file_once_for_a1111(
+    tiny: dict, monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
+    from ostaf.models.base_model import load_base_model
+
+    monkeypatch.setattr(checkpoints, "model_config_dir", lambda family: tiny["config_dir"])
+    messages: list[str] = []
+    model = load_base_model(
+        tiny["checkpoint"], "cpu", "fp32", progress=lambda r: messages.append(r.message)
+    )
+    assert model.file_sha256 == hashlib.sha256(tiny["checkpoint"].read_bytes()).hexdigest()
+    assert any(m.startswith("Hashing tiny-sd15.safetensors") for m in messages)
+
+    messages.clear()
+    again = load_base_model(
+        tiny["checkpoint"], "cpu", "fp32", progress=lambda r: messages.append(r.message)
+    )
+    assert again.file_sha256 == model.file_sha256
+    assert not any(m.startswith("Hashing") for m in messages)  # from the cache
 
 
 @ONE_FAMILY["sd15"]
