@@ -95,24 +95,14 @@ def _check_invariants(folder: Path, spare: Path, hashes: set[str], library_hash:
 
 
 def test_sigkill_during_batch_export_then_resume(
-    demo: BaseModel,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    demo: BaseModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kill a batch export mid-run: every image left is complete, and a re-run finishes the
-    grid with exactly the files of an uninterrupted run.
-
-    Only the killed export needs a process of its own; the re-run and the uninterrupted run
-    are the same command run here, with the killed process's environment and thread count."""
-    import subprocess
-    import sys
-
-    from ostaf.cli.main import main
+    grid with exactly the files of an uninterrupted run."""
     from ostaf.interop.pngmeta import read_png_metadata
+    from tests.cli_process import run_cli, start_cli
     from tests.core.attribute_factory import write_attribute
 
-    root = Path(__file__).resolve().parents[2]
     look = write_attribute(demo, tmp_path / "look.safetensors", name="look")
     args = [
         *("batch", "--prompt", "a photo of a sks object", "--attribute", str(look)),
@@ -121,26 +111,23 @@ def test_sigkill_during_batch_export_then_resume(
     ]
     monkeypatch.setenv("OSTAF_CPU_THREADS", "1")
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostaf", *args, "--out", str(killed)],
-        cwd=root,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli([*args, "--out", str(killed)])
     deadline = time.time() + 180
     while len(list(killed.glob("*.png"))) < 3 and time.time() < deadline:
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.close()
     survivors = sorted(killed.glob("*.png"))
     assert 3 <= len(survivors) < 12
     for png in survivors:  # complete images with their metadata, never a torn one
         parameters, record = read_png_metadata(png)
         assert parameters and record
-    assert main([*args, "--out", str(killed)]) == 0, capsys.readouterr().err
+    rerun = run_cli([*args, "--out", str(killed)])
+    assert rerun.returncode == 0, rerun.stderr
     clean = tmp_path / "clean"
-    assert main([*args, "--out", str(clean)]) == 0, capsys.readouterr().err
+    straight = run_cli([*args, "--out", str(clean)])
+    assert straight.returncode == 0, straight.stderr
     finished = {p.name: p.read_bytes() for p in killed.glob("*.png")}
     assert finished == {p.name: p.read_bytes() for p in clean.glob("*.png")}
     assert len(finished) == 12

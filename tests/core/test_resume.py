@@ -3,17 +3,13 @@ ends with exactly the file an uninterrupted run writes."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from ostaf.cli.main import main
 from ostaf.errors import Cancelled, TuningDivergedError
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import read_sidecar
@@ -21,8 +17,8 @@ from ostaf.models.base_model import BaseModel
 from ostaf.progress import CancelToken, Progress
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 from ostaf.service import OstafService
+from tests.cli_process import run_cli, start_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 STEPS = 16
 
 
@@ -156,39 +152,28 @@ def test_a_nan_keeps_the_last_good_state_to_resume_with_a_lower_rate(
     assert steps[0] == 6 and out.is_file()
 
 
-def test_sigkill_then_rerun_resumes_and_matches(
-    reference_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The CLI after a real SIGKILL: the rerun resumes and writes the uninterrupted file.
-
-    Only the killed run needs a process of its own; the rerun and the uninterrupted run are
-    the same command run here (a start-up of torch and diffusers saved each), with the same
-    environment and so the same thread count and kernels as the killed process."""
-    args = [
+def test_sigkill_then_rerun_resumes_and_matches(reference_png: Path, tmp_path: Path) -> None:
+    """The CLI after a real SIGKILL: the rerun resumes and writes the uninterrupted file."""
+    base = [
         *("tune", str(reference_png), "--attribute", "appearance", "--steps", "40"),
         *("--device", "cpu", "--checkpoint-interval", "0", "--name", "k"),
     ]
     out = tmp_path / "killed.safetensors"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ostaf", *args, "--out", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli([*base, "--out", str(out)])
     checkpoint = out.with_name(out.name + ".resume")
     deadline = time.time() + 180
     while (read_sidecar(checkpoint) or {}).get("step", 0) < 10 and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.close()
     assert not out.exists() and checkpoint.exists()
-    capsys.readouterr()
-
-    assert main([*args, "--out", str(out)]) == 0
-    resumed = capsys.readouterr().err
-    assert "an interrupted run left its state at step" in resumed
-    assert "Resuming from step" in resumed
+    resumed = run_cli([*base, "--out", str(out)])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "an interrupted run left its state at step" in resumed.stderr
+    assert "Resuming from step" in resumed.stderr
     straight = tmp_path / "straight.safetensors"
-    assert main([*args, "--out", str(straight), "--restart"]) == 0, capsys.readouterr().err
+    run = run_cli([*base, "--out", str(straight), "--restart"])
+    assert run.returncode == 0, run.stderr
     assert out.read_bytes() == straight.read_bytes()
     assert not checkpoint.exists()
