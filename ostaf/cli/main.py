@@ -187,7 +187,8 @@ class ProgressBar:
 
 
 def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
-    from ostaf.method.tuning_checkpoint import discard, read_sidecar
+    from ostaf.library.atomic import check_writable
+    from ostaf.method.tuning_checkpoint import discard, read_sidecar, sidecar
     from ostaf.service import OstafService
     from ostaf.settings import load_settings
 
@@ -201,15 +202,7 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         mask=args.mask,
         memory_saving=args.memory_saving or load_settings().memory_saving,
     )
-    settings.validate()
     checkpoint = args.out.with_name(args.out.name + ".resume")
-    if args.restart:
-        discard(checkpoint)
-    elif (previous := read_sidecar(checkpoint)) is not None:
-        err(
-            f"note: an interrupted run left its state at step {previous.get('step')}; it "
-            "resumes if the settings match (--restart to start over)"
-        )
     job = TuneJob(
         args.image,
         settings,
@@ -220,6 +213,14 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         checkpoint_interval_s=args.checkpoint_interval,
     )
     job.validate()
+    check_writable(args.out, checkpoint, sidecar(checkpoint))  # before anything is touched
+    if args.restart:
+        discard(checkpoint)
+    elif (previous := read_sidecar(checkpoint)) is not None:
+        err(
+            f"note: an interrupted run left its state at step {previous.get('step')}; it "
+            "resumes if the settings match (--restart to start over)"
+        )
     outcome = OstafService().tune(job, progress, cancel)  # its notes were shown as they came
     out(outcome.path)
     return 0

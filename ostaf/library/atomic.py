@@ -106,14 +106,14 @@ def check_writable(path: Path, *companions: Path) -> None:
     can be written atomically: its folder can be made, no folder is in the way, and the
     temporary names fit the file system. StorageError naming the file otherwise."""
     targets = (path, *companions)
-    for target in targets:
-        if target.exists() and not target.is_file():
-            raise StorageError(
-                f"cannot write {target}: a folder (or something else that is not a file) of "
-                "that name is in the way; choose another name"
-            )
     target = path
     try:
+        for target in targets:
+            if target.exists() and not target.is_file():
+                raise StorageError(
+                    f"cannot write {target}: a folder (or something else that is not a file) "
+                    "of that name is in the way; choose another name"
+                )
         path.parent.mkdir(parents=True, exist_ok=True)
         for target in targets:
             fd, tmp = _create_temporary(target)

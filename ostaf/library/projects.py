@@ -604,11 +604,14 @@ class ProjectStore:
                     shutil.rmtree(folder, ignore_errors=True)
 
     def find(self, name_or_slug: str) -> Project:
-        """Open a project by display name or folder name."""
-        projects, _ = self.list()
+        """Open a project by display name or folder name (a damaged one is named as such)."""
+        projects, problems = self.list()
         for project in projects:
             if name_or_slug in (project.name, project.slug):
                 return project
+        for problem in problems:
+            if problem.path.name == name_or_slug:
+                raise ProjectError(problem.message)
         raise ProjectError(
             f"no project named '{name_or_slug}'; see the project list (or create it first)"
         )
