@@ -71,6 +71,7 @@ def test_project_json_edits_start_from_the_file_on_disk(
     stale = store.find("Before")  # read now, written later
     other = store.find("Before")
     other.rename("After")
+    other.release()
     stale.add_reference(reference_png)
     info = Project(stale.folder).info
     assert info.name == "After" and len(info.references) == 1
