@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Annotated
 from pydantic import AfterValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from ostaf.errors import AttributeFileError, SettingsError
+from ostaf.errors import AttributeFileError, ProjectError, SettingsError
 from ostaf.method.regions import AttributeKind, Region
 from ostaf.records import RecordError, parse_record, scalar_extras
 
@@ -27,6 +28,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = "ostaf"
 SUFFIX = ".safetensors"
 MAX_NAME = 120  # one limit for attribute names, wherever a name is given or made
+MAX_TAG = 40
 MAX_SIDE = 1 << 24
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -57,6 +59,20 @@ def clip_name(text: str) -> str:
 def default_attribute_name(kind: AttributeKind, file_name: str) -> str:
     """The name of an attribute nobody named: its kind and reference, within MAX_NAME."""
     return clip_name(f"{kind} from {file_name}")
+
+
+def normalize_tags(tags: Iterable[str]) -> list[str]:
+    """Tags stripped, lower-cased, without duplicates; refuse empty, long or comma'd ones."""
+    result: list[str] = []
+    for tag in tags:
+        tag = " ".join(tag.split()).lower()
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG or "," in tag:
+            raise ProjectError(f"tag {tag!r} must be under {MAX_TAG} characters, without commas")
+        if tag not in result:
+            result.append(tag)
+    return result
 
 
 @dataclass

@@ -13,7 +13,6 @@ only the metadata (atomically), so the name stays; deleting moves the file to
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
@@ -38,9 +37,11 @@ from ostaf.library.attribute_meta import (
     SUFFIX,
     AttributeMeta,
     check_attribute_name,
+    normalize_tags,
     now_iso,
     read_meta,
 )
+from ostaf.library.browsing import filter_attributes, thumbnail_image, thumbnail_png
 from ostaf.library.project_file import (
     PROJECT_FILE,
     ProjectInfo,
@@ -52,16 +53,22 @@ from ostaf.library.project_file import (
 from ostaf.library.project_lock import Holder, ProjectLock
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from ostaf.library.attribute_file import Attribute
 
-__all__ = ["PROJECT_FILE", "ProjectInfo", "ReferenceRecord"]
+# Re-exported: the app and the command line import these from here.
+__all__ = [
+    "PROJECT_FILE",
+    "ProjectInfo",
+    "ReferenceRecord",
+    "filter_attributes",
+    "normalize_tags",
+    "thumbnail_image",
+    "thumbnail_png",
+]
 
 TRASH = ".trash"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 MAX_PROJECT_NAME = 120
-MAX_TAG = 40
 MAX_NOTES = 4000
 NEW_FOLDER_PREFIX = ".new-"  # a project being created, renamed into place when complete
 STALE_NEW_FOLDER_S = 3600.0
@@ -460,64 +467,6 @@ def validate_attribute_file(source: Path | str) -> Attribute:
             "made for (A1111, ComfyUI, diffusers)"
         )
     return load_attribute(source)
-
-
-def normalize_tags(tags: Iterable[str]) -> list[str]:
-    """Tags stripped, lower-cased, without duplicates; refuse empty, long or comma'd ones."""
-    result: list[str] = []
-    for tag in tags:
-        tag = " ".join(tag.split()).lower()
-        if not tag:
-            continue
-        if len(tag) > MAX_TAG or "," in tag:
-            raise ProjectError(f"tag {tag!r} must be under {MAX_TAG} characters, without commas")
-        if tag not in result:
-            result.append(tag)
-    return result
-
-
-def filter_attributes(
-    entries: Iterable[AttributeEntry],
-    text: str = "",
-    tags: Iterable[str] = (),
-    kind: str | None = None,
-) -> list[AttributeEntry]:
-    """Entries whose name, notes, tags or reference name contain `text` (any case), that
-    carry every tag in `tags`, and (if given) are of `kind`."""
-    needle = text.strip().casefold()
-    wanted = set(normalize_tags(tags))
-    found = []
-    for entry in entries:
-        meta = entry.meta
-        if kind and str(meta.kind) != kind:
-            continue
-        if not wanted <= set(meta.tags):
-            continue
-        haystack = " ".join([meta.name, meta.notes, *meta.tags, meta.reference.file_name])
-        if needle and needle not in haystack.casefold():
-            continue
-        found.append(entry)
-    return found
-
-
-def thumbnail_image(meta: AttributeMeta) -> Image.Image | None:
-    """The reference thumbnail stored in the attribute (None if it has none)."""
-    from ostaf.errors import InputImageError
-    from ostaf.images import image_from_data_url
-
-    if not meta.reference.thumbnail:
-        return None
-    try:
-        return image_from_data_url(meta.reference.thumbnail)
-    except InputImageError:
-        return None
-
-
-def thumbnail_png(meta: AttributeMeta) -> bytes | None:
-    """The stored thumbnail as PNG bytes, checked to decode (None if it has none)."""
-    if thumbnail_image(meta) is None:
-        return None
-    return base64.b64decode(meta.reference.thumbnail.split(",", 1)[1])
 
 
 def check_project_name(name: str) -> str:
