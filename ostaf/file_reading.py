@@ -20,9 +20,10 @@ def read_regular_file(path: Path | str, limit: int) -> bytes:
     """The whole content of `path`, refused when it is not a regular file or holds more than
     `limit` bytes (read at most `limit` + 1 bytes, whatever the file claims)."""
     path = Path(path)
+    # O_NONBLOCK (POSIX): opening a FIFO that has no writer returns at once instead of waiting.
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
     try:
-        # O_NONBLOCK: opening a FIFO that has no writer returns at once instead of waiting.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -30,7 +31,7 @@ def read_regular_file(path: Path | str, limit: int) -> bytes:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UnreadableFileError("is not a regular file (a folder, a pipe or a device)")
-        if hasattr(os, "set_blocking"):
+        if nonblocking:
             os.set_blocking(fd, True)
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(limit + 1)

@@ -114,6 +114,7 @@ def open_project(name: str, create: bool = False) -> Iterator[Project]:
         if not create:
             raise
         project = store.create(name)
+        project.release()  # taken again, as a command's, by the write that follows
     project.holder, project.lock_wait_s = "command", COMMAND_LOCK_WAIT_S
     try:
         yield project
