@@ -25,7 +25,7 @@ from ostaf.models.base_model import (
     load_base_model,
 )
 from ostaf.models.devices import Placement
-from ostaf.models.single_file import _load_tokenizer, model_config_dir
+from ostaf.models.single_file import load_tokenizer, model_config_dir
 
 _Module = TypeVar("_Module", bound=torch.nn.Module)
 RANDOM_BLOCK = 1_000_003  # a prime, so the tiling does not line up with rows
@@ -98,7 +98,7 @@ def build_model(arch: str, placement: Placement) -> BaseModel:
     pipe = StableDiffusionPipeline(
         vae=_freeze(vae.to(dtype=torch.float32)),  # the project keeps the VAE in fp32
         text_encoder=_freeze(torch.nn.Module.to(text_encoder, dtype=placement.dtype)),
-        tokenizer=_load_tokenizer(folder),
+        tokenizer=load_tokenizer(folder / "tokenizer"),
         unet=unet,
         scheduler=scheduler,
         safety_checker=None,

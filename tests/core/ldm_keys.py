@@ -189,7 +189,9 @@ def sdxl_open_clip_to_sgm(state: StateDict) -> StateDict:
     """A CLIPTextModelWithProjection state dict as SDXL's OpenCLIP bigG embedder: every layer
     (SDXL reads the penultimate hidden state and pools the last), the text projection stored
     transposed as OpenCLIP keeps it (width, projection), and the unused logit scale."""
-    tower = {k.removeprefix("text_model."): v for k, v in state.items() if k != "text_projection.weight"}
+    tower = {
+        k.removeprefix("text_model."): v for k, v in state.items() if k != "text_projection.weight"
+    }
     out = open_clip_layers(tower, SDXL_OPEN_CLIP)
     out[SDXL_OPEN_CLIP + "text_projection"] = state["text_projection.weight"].t().contiguous()
     out[SDXL_OPEN_CLIP + "logit_scale"] = torch.tensor(4.6052)
