@@ -126,7 +126,7 @@ class LoraExportViewModel(ViewModel):
             hint, ok = "λ must be above 0 and at most 2 (a LoRA at λ 0 changes nothing)", False
         elif out.exists() and not self.overwrite and out == self.written:
             # Just written: not a problem to report next to the success.
-            hint, ok = f"Saved. To write {out.name} again, tick Replace", False
+            hint, ok = f"To write {out.name} again, tick Replace or choose another name", False
         elif out.exists() and not self.overwrite:
             hint, ok = f"{out.name} already exists: choose another name or tick Replace", False
         else:

@@ -158,7 +158,7 @@ def test_export_as_lora_writes_a_file(
     assert metadata["ostaf.lambda"] == "0.5" and metadata["modelspec.title"] == "Blue glaze"
     assert str(target) in dialog.outcome.text() and not dialog.show_folder.isHidden()
     # The success is not followed by an error about the file it just wrote (issue 14 §6).
-    assert "already exists" not in dialog.hint.text() and "Saved" in dialog.hint.text()
+    assert "already exists" not in dialog.hint.text() and "again" in dialog.hint.text()
     assert "sd_v1" not in dialog.outcome.text()
     assert "LoRA for Stable Diffusion 1.x models" in dialog.outcome.text()
     assert not dialog.export.isEnabled()
