@@ -49,8 +49,8 @@ from ostaf.render.rendering import decode_latents, pipeline_with_scheduler
 from ostaf.requests import TuningSettings
 
 OOM_ADVICE = (
-    "turn on memory saving (Settings, or --memory-saving), lower the timesteps per step, "
-    "or use a smaller model"
+    "turn on memory saving (Settings, or --memory-saving), tune at a smaller size "
+    "(Advanced → Resolution, or --size), lower the timesteps per step, or use a smaller model"
 )
 
 
