@@ -24,6 +24,7 @@ from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
 from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
 from ostaf.library.attribute_meta import read_meta
 from ostaf.method.hypernetwork import delta_weight
+from ostaf.method.memory import plan_tuning_memory
 from ostaf.method.offsets import offset_layers, set_terms
 from ostaf.method.regions import BLOCKS, AttributeKind, Region, tuning_prompt
 from ostaf.method.tuning import TuningResult, _Batch, _prepare, tune, unet_inputs
@@ -185,6 +186,26 @@ def test_regions_follow_the_kind(
     assert shape.meta.targets == down
     # The deepest level has two transformer layers per block: both are tuned.
     assert any(".transformer_blocks.1." in p for p in shape.meta.targets)
+
+
+def test_memory_preflight_traces_sdxl_and_turns_on_checkpointing_when_short(
+    sdxl: BaseModel,
+) -> None:
+    common = {
+        "unet_config": sdxl.unet.config,
+        "resolution": 64,
+        "dtype": torch.float32,
+        "region": sdxl.family.region(AttributeKind.SHAPE),
+        "timesteps_per_step": 4,
+        "resident_bytes": 0,
+        "added_inputs": sdxl.family.added_inputs(sdxl.unet.config),
+    }
+    assert common["added_inputs"] == {"text_embeds": sdxl_tiny.PROJECTION, "time_ids": 6}
+    roomy = plan_tuning_memory(**common, budget_bytes=None)  # type: ignore[arg-type]
+    assert (roomy.timesteps_per_pass, roomy.checkpointing) == (4, False)
+    one = plan_tuning_memory(**common, budget_bytes=None, timesteps_per_pass=1)  # type: ignore[arg-type]
+    short = plan_tuning_memory(**common, budget_bytes=one.estimate.total - 1)  # type: ignore[arg-type]
+    assert short.checkpointing and short.fits
 
 
 def test_tuning_size_is_chosen_checked_and_recorded(sdxl: BaseModel, reference: Path) -> None:
