@@ -97,8 +97,9 @@ class OstafService:
         if job.out.suffix != ".safetensors":
             raise SettingsError(f"output {job.out} must end in .safetensors")
         model = self.model(job.model, progress, cancel)
+        size = model.tuning_size(job.settings.size)  # checked against the model first
         reference = load_reference(
-            job.image, model.resolution, crop=job.settings.crop, mask_path=job.settings.mask
+            job.image, size, crop=job.settings.crop, mask_path=job.settings.mask
         )
         cancel.check()
         checkpointing = None

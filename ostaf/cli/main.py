@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--rank", type=int, default=TuningSettings.rank)
     tune.add_argument("--name", default="", help="a name for the attribute")
     tune.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="square tuning resolution in px (default: the model's own, e.g. 512 for SD 1.5, "
+        "1024 for SDXL); `python -m ostaf sizes` lists what a model accepts",
+    )
+    tune.add_argument(
         "--memory-saving",
         action="store_true",
         help="recompute activations instead of keeping them: slower, fits smaller GPUs",
@@ -82,9 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seeds", default="0", help="e.g. 1,2,3 or 10-19")
     render.add_argument("--steps", type=int, default=RenderSettings.steps)
     render.add_argument("--guidance", type=float, default=RenderSettings.guidance)
-    render.add_argument("--size", help="WxH (default: the model's resolution)")
+    render.add_argument(
+        "--size", help="WxH (default: the model's resolution; `python -m ostaf sizes` lists some)"
+    )
     render.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
     add_model_arguments(render)
+
+    sizes = sub.add_parser("sizes", help="a model's family and the sizes it renders and tunes at")
+    sizes.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
 
     info = sub.add_parser("info", help="show an attribute file's metadata or a PNG's parameters")
     info.add_argument("file", type=Path)
@@ -197,6 +210,7 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         class_word=args.class_word,
         mask=args.mask,
         memory_saving=args.memory_saving or load_settings().memory_saving,
+        size=args.size,
     )
     settings.validate()
     checkpoint = args.out.with_name(args.out.name + ".resume")
@@ -291,6 +305,22 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sizes(args: argparse.Namespace) -> int:
+    """The model's family, its render sizes (the GUI's choices) and its tuning sizes, read
+    from its configs without loading it."""
+    from ostaf.models.model_check import model_sizes
+    from ostaf.settings import load_settings
+
+    sizes = model_sizes(args.model or load_settings().model_source)
+    print(f"{sizes.family.label}, native {sizes.native}x{sizes.native} px")
+    print("render sizes (--size WxH):")
+    for label, width, height in sizes.render_sizes():
+        name = " ".join(word for word in label.split() if "×" not in word)
+        print(f"  {width}x{height}  {name}")
+    print("tuning sizes (tune --size PX): " + ", ".join(map(str, sizes.tuning_sizes())))
+    return 0
+
+
 def run_demo_model(args: argparse.Namespace) -> int:
     from ostaf.models.demo_model import write_demo_model
 
@@ -348,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_render(args, bar, cancel)
             if args.command == "info":
                 return run_info(args)
+            if args.command == "sizes":
+                return run_sizes(args)
             if args.command == "demo-model":
                 return run_demo_model(args)
             return run_demo(args, bar, cancel)
