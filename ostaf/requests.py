@@ -57,6 +57,7 @@ class TuningSettings:
     memory_saving: bool = False  # gradient checkpointing (also turned on when memory is short)
     timesteps_per_pass: int = 0  # 0: as many as fit (the memory preflight decides)
     memory_budget_mb: int = 0  # 0: what the GPU has free; on the CPU, no limit
+    size: int = 0  # square tuning resolution in px; 0: the model's native one (checked by it)
 
     def validate(self) -> None:
         """Raise SettingsError naming the first impossible value."""
@@ -69,6 +70,7 @@ class TuningSettings:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("preview interval", self.preview_every, 0, MAX_STEPS)
         _check_int("preview steps", self.preview_steps, 1, 200)
+        _check_int("tuning size", self.size, 0, MAX_SIDE)
         if not math.isfinite(self.learning_rate) or not 0 < self.learning_rate <= 1:
             raise SettingsError(f"learning rate {self.learning_rate} must be in (0, 1]; try 1e-3")
         if not re.fullmatch(r"[\w-]{1,32}", self.token):

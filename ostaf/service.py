@@ -104,8 +104,9 @@ class OstafService:
         check_writable(job.out, *companions)
         sweep_leftovers(job.out, *companions)
         model = self.model(job.model, progress, cancel)
+        size = model.tuning_size(job.settings.size)  # checked against the model first
         reference = load_reference(
-            job.image, model.resolution, crop=job.settings.crop, mask_path=job.settings.mask
+            job.image, size, crop=job.settings.crop, mask_path=job.settings.mask
         )
         for note in reference.notes:
             progress(Progress("preparing", 0, job.settings.steps, message=note, note=note))

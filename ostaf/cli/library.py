@@ -269,7 +269,7 @@ def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: Canc
     )
     err(
         f"{done.format} LoRA of '{attribute.meta.name}': {len(attribute.factors)} layers, "
-        f"rank {attribute.meta.rank}, {done.family}; "
+        f"rank {attribute.meta.rank}, for {done.target}; "
         f"weight 1 in other tools = λ {done.intensity:g}"
     )
     out(done.path)

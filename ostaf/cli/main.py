@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--rank", type=whole, default=TuningSettings.rank)
     tune.add_argument("--name", default="", help="a name for the attribute")
     tune.add_argument(
+        "--size",
+        type=whole,
+        default=0,
+        metavar="PX",
+        help="square tuning resolution in px (default: the model's own, e.g. 512 for SD 1.5, "
+        "1024 for SDXL); `python -m ostaf sizes` lists what a model accepts",
+    )
+    tune.add_argument(
         "--memory-saving",
         action="store_true",
         help="recompute activations instead of keeping them: slower, fits smaller GPUs",
@@ -85,9 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seeds", default="0", help="e.g. 1,2,3 or 10-19")
     render.add_argument("--steps", type=whole, default=RenderSettings.steps)
     render.add_argument("--guidance", type=number, default=RenderSettings.guidance)
-    render.add_argument("--size", help="WxH (default: the model's resolution)")
+    render.add_argument(
+        "--size", help="WxH (default: the model's resolution; `python -m ostaf sizes` lists some)"
+    )
     render.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
     add_model_arguments(render)
+
+    sizes = sub.add_parser("sizes", help="a model's family and the sizes it renders and tunes at")
+    sizes.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
 
     info = sub.add_parser("info", help="show an attribute file's metadata or a PNG's parameters")
     info.add_argument("file", type=Path)
@@ -201,6 +214,7 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         class_word=args.class_word,
         mask=args.mask,
         memory_saving=args.memory_saving or load_settings().memory_saving,
+        size=args.size,
     )
     checkpoint = args.out.with_name(args.out.name + ".resume")
     job = TuneJob(
@@ -293,6 +307,22 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sizes(args: argparse.Namespace) -> int:
+    """The model's family, its render sizes (the GUI's choices) and its tuning sizes, read
+    from its configs without loading it."""
+    from ostaf.models.model_check import model_sizes
+    from ostaf.settings import load_settings
+
+    sizes = model_sizes(args.model or load_settings().model_source)
+    out(f"{sizes.family.label}, native {sizes.native}x{sizes.native} px")
+    out("render sizes (--size WxH):")
+    for label, width, height in sizes.render_sizes():
+        name = " ".join(word for word in label.split() if "×" not in word)
+        out(f"  {width}x{height}  {name}")
+    out("tuning sizes (tune --size PX): " + ", ".join(map(str, sizes.tuning_sizes())))
+    return 0
+
+
 def run_demo_model(args: argparse.Namespace) -> int:
     from ostaf.models.demo_model import write_demo_model
 
@@ -353,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_render(args, bar, cancel)
             if args.command == "info":
                 return run_info(args)
+            if args.command == "sizes":
+                return run_sizes(args)
             if args.command == "demo-model":
                 return run_demo_model(args)
             return run_demo(args, bar, cancel)

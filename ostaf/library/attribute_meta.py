@@ -108,6 +108,8 @@ class TuningRecord(TypedDict, total=False):
     token: str
     class_word: str
     resolution: Annotated[int, Field(ge=8, le=MAX_SIDE)]
+    family: str  # "sd1", "sd2", "sdxl" (recorded since SDXL support)
+    prediction_type: str
     crop: Annotated[list[int], Field(min_length=4, max_length=4)] | None
     masked: bool
     flip: bool

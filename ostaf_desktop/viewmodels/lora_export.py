@@ -92,8 +92,8 @@ class LoraExportViewModel(ViewModel):
             done: LoraWritten = job.result
             self.written = done.path
             self.result_text = (
-                f"Wrote {done.path} ({done.format}, {done.family}, {done.layers} layers). "
-                f"Weight 1 in other tools = λ {done.intensity:g}."
+                f"Wrote {done.path}: a {done.format} LoRA for {done.target}, "
+                f"{done.layers} layers. Weight 1 in other tools = λ {done.intensity:g}."
             )
             self._session.notify(f"Exported '{self.attribute_name}' as a LoRA: {done.path}")
         elif job.state is JobState.FAILED and job.error is not None:
@@ -109,7 +109,7 @@ class LoraExportViewModel(ViewModel):
             folder = Path(self.out_path).parent
             self._suggested = str(default_lora_path(folder, self.attribute_name, str(value)))
             self.out_path = self._suggested
-        if name in ("format", "intensity", "out_path", "overwrite", "attribute_id"):
+        if name in ("format", "intensity", "out_path", "overwrite", "attribute_id", "written"):
             self._update()
 
     def _update(self) -> None:
@@ -124,6 +124,9 @@ class LoraExportViewModel(ViewModel):
             hint, ok = f"The LoRA file name must end in {SUFFIX}", False
         elif not 0 < lam <= 2:
             hint, ok = "λ must be above 0 and at most 2 (a LoRA at λ 0 changes nothing)", False
+        elif out.exists() and not self.overwrite and out == self.written:
+            # Just written: not a problem to report next to the success.
+            hint, ok = f"To write {out.name} again, tick Replace or choose another name", False
         elif out.exists() and not self.overwrite:
             hint, ok = f"{out.name} already exists: choose another name or tick Replace", False
         else:

@@ -15,7 +15,7 @@ from ostaf.library.staging import staging_path
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import discard, read_sidecar
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
-from ostaf_desktop.backend import TunedAttribute
+from ostaf_desktop.backend import ModelInfo, TunedAttribute
 from ostaf_desktop.interrupted_run import (
     CHECKPOINT_INTERVAL_S,
     InterruptedRun,
@@ -46,6 +46,18 @@ KIND_EXAMPLES = {
 }
 
 
+NATIVE_SIZE = "native"
+
+
+def tuning_size_choices(info: ModelInfo | None) -> tuple[tuple[str, str], ...]:
+    """The resolutions offered under Advanced: the model's native one first (the default),
+    then the others it accepts (multiples of 8 latent pixels, half to twice native)."""
+    if info is None:
+        return (("Native", NATIVE_SIZE),)
+    others = [(f"{s} px", str(s)) for s in info.tuning_sizes if s != info.resolution]
+    return ((f"Native ({info.resolution} px)", NATIVE_SIZE), *others)
+
+
 def preview_interval(steps: int) -> int:
     """Tuning previews come about eight times per run, at least ten steps apart."""
     return max(10, steps // 8)
@@ -69,6 +81,8 @@ class TuningViewModel(ViewModel):
     seed = Observable(0)
     learning_rate = Observable(TuningSettings.learning_rate)
     rank = Observable(TuningSettings.rank)
+    resolution = Observable(NATIVE_SIZE)  # NATIVE_SIZE or a number of px, as text
+    resolution_options = Observable(tuning_size_choices(None))
     advanced_open = Observable(False)
 
     running = Observable(False)
@@ -109,6 +123,7 @@ class TuningViewModel(ViewModel):
         for vm in (reference, projects):
             vm.changed.connect(lambda *_: self._update_can_tune())
         library.changed.connect(self._on_library_changed)
+        session.changed.connect(self._on_session_changed)
         self._update_can_tune()
 
     # -- actions -------------------------------------------------------------------------
@@ -136,6 +151,7 @@ class TuningViewModel(ViewModel):
                 preview_every=preview_interval(int(self.steps)),
                 preview_steps=PREVIEW_STEPS,
                 memory_saving=self._session.settings.memory_saving,
+                size=0 if self.resolution == NATIVE_SIZE else int(self.resolution),
             )
             name = " ".join(self.name.split()) or clip_name(f"{kind.value.title()} of {image.stem}")
             request = TuneJob(
@@ -309,6 +325,12 @@ class TuningViewModel(ViewModel):
             self.steps = PRESETS[str(value)].steps
         elif name == "steps" and self.preset in PRESETS and PRESETS[self.preset].steps != value:
             self.preset = CUSTOM
+
+    def _on_session_changed(self, name: str, value: object) -> None:
+        if name == "model" and value is not None:
+            self.resolution_options = tuning_size_choices(self._session.model)
+            if self.resolution not in {v for _, v in self.resolution_options}:
+                self.resolution = NATIVE_SIZE
 
     def _on_library_changed(self, name: str, value: object) -> None:
         if name == "selected_id" and not self.running:
