@@ -128,8 +128,19 @@ def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
                 f"'{name}': layer {target} has another shape in {model.name}"
             )
     if meta.base_model.fingerprint != model.fingerprint:
-        return [
-            f"'{name}' was tuned on '{meta.base_model.name}', not on '{model.name}' "
-            "(same architecture): results may differ"
-        ]
+        return [base_model_warning(name, meta.base_model.name, model.name)]
     return []
+
+
+def base_model_warning(attribute: str, tuned_on: str, loaded: str) -> str:
+    """What differs when an attribute meets a base model with the same layers but other
+    weights: the model's name, or (same name) its weights only."""
+    if tuned_on == loaded:
+        return (
+            f"'{attribute}' was tuned on another version of '{loaded}' (same name and layers, "
+            "other weights): results may differ"
+        )
+    return (
+        f"'{attribute}' was tuned on '{tuned_on or 'an unnamed model'}', this is '{loaded}' "
+        "(same layers, other weights): results may differ"
+    )

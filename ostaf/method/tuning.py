@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,17 +24,25 @@ from PIL import Image
 from ostaf.errors import SettingsError, TuningDivergedError
 from ostaf.images import Reference, thumbnail_data_url
 from ostaf.library.attribute_file import Attribute
-from ostaf.library.attribute_meta import AttributeMeta, BaseModelInfo, ReferenceInfo
+from ostaf.library.attribute_meta import (
+    AttributeMeta,
+    BaseModelInfo,
+    ReferenceInfo,
+    check_attribute_name,
+    default_attribute_name,
+)
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.method.regions import FLIP_ALLOWED, Region, tuning_prompt
 from ostaf.method.tuning_checkpoint import (
     Checkpointing,
+    DamagedStateError,
     TuningState,
     load_state,
     run_key,
     save_state,
+    set_aside,
 )
 from ostaf.models.base_model import BaseModel
 from ostaf.models.devices import (
@@ -62,6 +70,7 @@ class TuningResult:
     losses: list[float]
     seconds: float
     memory: MemoryPlan | None = None  # what the preflight predicted and chose
+    notes: list[str] = field(default_factory=list)  # e.g. a damaged saved state set aside
 
 
 @dataclass
@@ -117,35 +126,56 @@ def tune(
     cancel.check()
 
     device = model.placement.device
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=settings.rank)).to(
-            device
-        )
-    parameters = list(hyper.parameters())
-    optimizer = make_optimizer(parameters, settings.learning_rate)
+
+    def fresh() -> tuple[Hypernetwork, torch.optim.Optimizer, torch.Generator]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            layers = target_layers(unet, paths)
+            net = Hypernetwork(layers, HypernetworkConfig(rank=settings.rank)).to(device)
+        optim = make_optimizer(list(net.parameters()), settings.learning_rate)
+        return net, optim, torch.Generator("cpu").manual_seed(settings.seed)
+
+    hyper, optimizer, sampler = fresh()
     noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
-    sampler = torch.Generator("cpu").manual_seed(settings.seed)
     per_pass = plan.timesteps_per_pass if plan else settings.timesteps_per_pass
     per_pass = min(per_pass or settings.timesteps_per_step, settings.timesteps_per_step)
     losses: list[float] = []
+    notes: list[str] = []
     first_step = 1
     key = ""
     if checkpointing is not None:
         key = run_key(model, reference, settings, region)
-        state = load_state(checkpointing.path)
-        if state is not None and state.key == key and state.step <= settings.steps:
-            hyper.load_state_dict(state.hypernetwork)
-            optimizer.load_state_dict(state.optimizer)
-            for group in optimizer.param_groups:  # a resumed run may lower the rate
-                group["lr"] = settings.learning_rate
-            sampler.set_state(state.sampler)
-            losses = list(state.losses)
-            first_step = state.step + 1
-            clock.done_before = state.step
-            progress(
-                clock.report("preparing", state.step, message=f"Resuming from step {state.step}")
+        try:
+            state = load_state(checkpointing.path)
+            if state is not None and state.key == key and state.step <= settings.steps:
+                hyper.load_state_dict(state.hypernetwork)
+                optimizer.load_state_dict(state.optimizer)
+                for group in optimizer.param_groups:  # a resumed run may lower the rate
+                    group["lr"] = settings.learning_rate
+                sampler.set_state(state.sampler)
+                losses = list(state.losses)
+                first_step = state.step + 1
+                clock.done_before = state.step
+                progress(
+                    clock.report(
+                        "preparing",
+                        state.step,
+                        message=f"Resuming from step {state.step}",
+                        note=f"Resuming from step {state.step}",
+                    )
+                )
+        except (DamagedStateError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            # Whatever was half-loaded is dropped: the run starts over exactly as a new one.
+            hyper, optimizer, sampler = fresh()
+            losses, first_step, clock.done_before = [], 1, 0
+            moved = set_aside(checkpointing.path)
+            note = (
+                f"the saved state {checkpointing.path} could not be read ({exc}); it was "
+                f"moved to {moved.name} and the run starts over"
             )
+            notes.append(note)
+            progress(clock.report("preparing", 0, message=note, note=note))
+    parameters = list(hyper.parameters())
     last_save = time.perf_counter()
 
     def save(to: Checkpointing, step: int) -> None:
@@ -153,6 +183,9 @@ def tune(
             key, step, losses, hyper.state_dict(), optimizer.state_dict(), sampler.get_state()
         )
         save_state(to.path, state, to.job)
+
+    if checkpointing is not None and first_step == 1:
+        save(checkpointing, 0)  # a run that dies before its first periodic save resumes too
 
     wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
     recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
@@ -209,7 +242,9 @@ def tune(
             for p, (a, b) in hyper().items()
         }
     meta = AttributeMeta(
-        name=name or f"{settings.kind} from {reference.file_name}",
+        name=check_attribute_name(name)
+        if name
+        else default_attribute_name(settings.kind, reference.file_name),
         kind=settings.kind,
         region=region,
         targets=sorted(factors),
@@ -243,7 +278,7 @@ def tune(
         },
     )
     seconds = clock.report("done", settings.steps).elapsed_s
-    return TuningResult(Attribute(meta, factors), losses, seconds, plan)
+    return TuningResult(Attribute(meta, factors), losses, seconds, plan, notes)
 
 
 def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
+from ostaf.library.attribute_meta import clip_name
 from ostaf.library.projects import Project
 from ostaf.library.staging import staging_path
 from ostaf.method.regions import AttributeKind
@@ -20,6 +21,8 @@ from ostaf_desktop.interrupted_run import (
     InterruptedRun,
     checkpoint_path,
     discard_interrupted,
+    forget_kept_files,
+    keep_reference,
     mask_path,
 )
 from ostaf_desktop.jobs import Job, JobKind, JobState
@@ -134,6 +137,7 @@ class TuningViewModel(ViewModel):
         staged = staging_path(project)
         discard_interrupted(project)  # a new run replaces the project's interrupted one
         try:
+            kept = keep_reference(project, image)  # a resumed run reads only project files
             mask = self._reference.write_mask(mask_path(project))
             settings = TuningSettings(
                 kind=kind,
@@ -149,21 +153,21 @@ class TuningViewModel(ViewModel):
                 memory_saving=self._session.settings.memory_saving,
                 size=0 if self.resolution == NATIVE_SIZE else int(self.resolution),
             )
-            settings.validate()
+            name = " ".join(self.name.split()) or clip_name(f"{kind.value.title()} of {image.stem}")
+            request = TuneJob(
+                kept,
+                settings,
+                staged,
+                name,
+                self._session.model_choice(),
+                checkpoint=checkpoint_path(project),
+                checkpoint_interval_s=CHECKPOINT_INTERVAL_S,
+            )
+            request.validate()
         except OstafError as exc:
-            mask_path(project).unlink(missing_ok=True)
+            forget_kept_files(project)
             self._session.report(exc)
             return None
-        name = " ".join(self.name.split()) or f"{kind.value.title()} of {image.stem}"
-        request = TuneJob(
-            image,
-            settings,
-            staged,
-            name,
-            self._session.model_choice(),
-            checkpoint=checkpoint_path(project),
-            checkpoint_interval_s=CHECKPOINT_INTERVAL_S,
-        )
         return self._start(project, request)
 
     def resume(self, run: InterruptedRun, memory_saving: bool) -> Job | None:
@@ -265,11 +269,8 @@ class TuningViewModel(ViewModel):
         saved = read_sidecar(request.checkpoint) if request.checkpoint is not None else None
         # Only a failure, or quitting the app mid-run, leaves a run to resume.
         resumable = job.state is JobState.FAILED or job.cancel_token.keeps_progress
-        if saved is None or not resumable:
-            if request.settings.mask is not None:
-                request.settings.mask.unlink(missing_ok=True)
-            if request.checkpoint is not None:
-                discard(request.checkpoint)
+        if (saved is None or not resumable) and request.checkpoint is not None:
+            discard(request.checkpoint)
         if job.state is JobState.DONE and project is not None:
             self._finish(project, request, job.result)
         elif job.state is JobState.CANCELLED:
@@ -284,6 +285,11 @@ class TuningViewModel(ViewModel):
             )
             if job.error is not None:
                 self._session.report(job.error)
+        if (saved is None or not resumable) and project is not None:
+            try:  # after _finish, which adds the kept reference to the project
+                forget_kept_files(project)
+            except OstafError as exc:
+                self._session.report(exc)
         self._update_can_tune()
         self.run_ended.emit(job)
 
