@@ -1,4 +1,5 @@
-"""`python -m bench --quick` (CPU, under 3 minutes) or `python -m bench --full` (a GPU).
+"""`python -m bench --quick` (CPU, under 3 minutes), `--sdxl` (CPU, SDXL beside SD 1.5, a
+few minutes) or `python -m bench --full` (a GPU).
 
 Writes bench/results/<date>-<device>.json after every section and prints each row as it is
 measured, then a table. Every row names its command, device, precision, resolution, steps
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 import ostaf.models.offline  # noqa: F401  (before diffusers: no hub, quiet logs)
-from bench.plans import SECTIONS, Plan, calibration_plan, full_plan, quick_plan
+from bench.plans import SECTIONS, Plan, calibration_plan, full_plan, quick_plan, sdxl_plan
 from bench.report import Report, table
 from ostaf.models.devices import choose_placement
 
@@ -25,7 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="CPU: demo model, SD 1.5 at 64 px")
-    mode.add_argument("--full", action="store_true", help="GPU: SD 1.5 512 px, SD 2.1 768 px")
+    mode.add_argument(
+        "--full", action="store_true", help="GPU: SD 1.5 512 px, SD 2.1 768 px, SDXL 1024 px"
+    )
+    mode.add_argument(
+        "--sdxl", action="store_true", help="CPU: SDXL beside SD 1.5, steps and preflight"
+    )
     mode.add_argument(
         "--calibrate", action="store_true", help="memory preflight vs measured, several sizes"
     )
@@ -44,7 +50,15 @@ def make_plan(args: argparse.Namespace) -> Plan:
     device = args.device or ("cuda" if args.full else "cpu")
     placement = choose_placement(device, args.precision)
     command = "python -m bench " + " ".join(sys.argv[1:])
-    make = full_plan if args.full else calibration_plan if args.calibrate else quick_plan
+    make = (
+        full_plan
+        if args.full
+        else calibration_plan
+        if args.calibrate
+        else sdxl_plan
+        if args.sdxl
+        else quick_plan
+    )
     plan = make(command.strip(), placement, args.threads)
     if args.rounds > 0:
         plan = plan.with_rounds(args.rounds)
@@ -72,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = device.type
     if device.type == "cuda":
         stem += "-" + torch.cuda.get_device_name(device)
-    if plan.mode == "calibrate":
-        stem += "-calibrate"
+    if plan.mode in ("calibrate", "sdxl"):
+        stem += f"-{plan.mode}"
     report = Report(plan.command, device_label(plan), stem)
     print(f"{plan.command}: {report.device}, {plan.placement.label}", flush=True)
     started = time.perf_counter()
@@ -100,6 +114,7 @@ def sections(plan: Plan) -> dict[str, Callable[[Plan, Report], None]]:
     from bench.optimisations import compile_rows, optimisation_rows
     from bench.preflight_accuracy import preflight_rows
     from bench.rendering_speed import render_rows
+    from bench.sdxl import sdxl_rows
     from bench.tuning_speed import cli_rows, run_rows, step_rows
 
     def tuning_runs(plan: Plan, report: Report) -> None:
@@ -114,6 +129,7 @@ def sections(plan: Plan) -> dict[str, Callable[[Plan, Report], None]]:
         "optimisations": optimisation_rows,
         "preflight": preflight_rows,
         "compile": compile_rows,
+        "sdxl": sdxl_rows,
     }
 
 

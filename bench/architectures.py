@@ -1,6 +1,6 @@
-"""The models benchmarked: the demo model, and U-Nets / pipelines with the exact SD 1.5 and
-SD 2.1 architectures built from the shipped diffusers configs with random weights (timing
-needs no trained weights, and nothing is downloaded)."""
+"""The models benchmarked: the demo model, and U-Nets / pipelines with the exact SD 1.5,
+SD 2.1 and SDXL 1.0 architectures built from the shipped diffusers configs with random
+weights (timing needs no trained weights, and nothing is downloaded)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ from functools import lru_cache
 from typing import TypeVar
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
-from transformers import CLIPTextConfig, CLIPTextModel
+import transformers
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig
 
 from ostaf.models.base_model import (
     DEMO,
@@ -25,12 +21,28 @@ from ostaf.models.base_model import (
     load_base_model,
 )
 from ostaf.models.devices import Placement
-from ostaf.models.single_file import _load_tokenizer, model_config_dir
+from ostaf.models.families import Family, by_id
+from ostaf.models.single_file import load_tokenizer, model_config_dir
 
 _Module = TypeVar("_Module", bound=torch.nn.Module)
 RANDOM_BLOCK = 1_000_003  # a prime, so the tiling does not line up with rows
-NATIVE_RESOLUTION = {"demo": 64, "sd15": 512, "sd21": 768}
-LABELS = {"demo": "OSTAF demo model", "sd15": "SD 1.5 (random)", "sd21": "SD 2.1 (random)"}
+NATIVE_RESOLUTION = {"demo": 64, "sd15": 512, "sd21": 768, "sdxl": 1024}
+LABELS = {
+    "demo": "OSTAF demo model",
+    "sd15": "SD 1.5 (random)",
+    "sd21": "SD 2.1 (random)",
+    "sdxl": "SDXL 1.0 (random)",
+}
+FAMILY_IDS = {"demo": "sd1", "sd15": "sd1", "sd21": "sd2", "sdxl": "sdxl"}
+
+
+def family_of(arch: str) -> Family:
+    return by_id(FAMILY_IDS[arch])
+
+
+def added_inputs(arch: str, unet: UNet2DConditionModel) -> dict[str, int]:
+    """The U-Net's extra inputs (SDXL's pooled embedding and size/crop ids) and widths."""
+    return family_of(arch).added_inputs(unet.config)
 
 
 def precision_name(dtype: torch.dtype) -> str:
@@ -83,27 +95,33 @@ def fill_random(module: torch.nn.Module, seed: int = 0) -> None:
 
 @lru_cache(maxsize=4)
 def build_model(arch: str, placement: Placement) -> BaseModel:
-    """A whole base model (U-Net, VAE, text encoder, tokenizer) as the app would hold it."""
+    """A whole base model (U-Net, VAE, text encoders, tokenizers) as the app would hold it."""
     if arch == DEMO:
         return load_base_model(DEMO, placement.device.type, precision_name(placement.dtype))
     folder = model_config_dir(arch)
+    family = family_of(arch)
     unet = build_unet(arch, placement)
     with torch.device("meta"):
         vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
     vae.to_empty(device=placement.device)
     fill_random(vae)
-    with torch.device(placement.device):  # its position ids are buffers: a real init
-        text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+    encoders = {}
+    for name in family.text_encoders:
+        config = CLIPTextConfig.from_pretrained(folder / name)
+        # CLIPTextModel, or CLIPTextModelWithProjection for SDXL's second encoder.
+        cls = getattr(transformers, (config.architectures or ["CLIPTextModel"])[0])
+        with torch.device(placement.device):  # its position ids are buffers: a real init
+            encoder = cls(config)
+        encoders[name] = _freeze(torch.nn.Module.to(encoder, dtype=placement.dtype))
+    tokenizers = {name: load_tokenizer(folder / name) for name in family.tokenizers}
     scheduler = DDIMScheduler.from_config(DDIMScheduler.load_config(folder / "scheduler"))
-    pipe = StableDiffusionPipeline(
+    pipe = family.pipeline_class()(
         vae=_freeze(vae.to(dtype=torch.float32)),  # the project keeps the VAE in fp32
-        text_encoder=_freeze(torch.nn.Module.to(text_encoder, dtype=placement.dtype)),
-        tokenizer=_load_tokenizer(folder),
         unet=unet,
         scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        **encoders,
+        **tokenizers,
+        **family.pipeline_options(),
     )
     pipe.set_progress_bar_config(disable=True)
     return BaseModel(

@@ -21,7 +21,7 @@ class Scale:
 class Case:
     """One model at one resolution, with how long to time it."""
 
-    arch: str  # demo, sd15, sd21
+    arch: str  # demo, sd15, sd21, sdxl
     resolution: int
     scale: Scale
     timesteps: int = 4  # per tuning step (the default); fewer only to fit --quick's budget
@@ -77,7 +77,15 @@ class Plan:
         )
 
 
-SECTIONS = ("tuning-step", "tuning-run", "rendering", "optimisations", "preflight", "compile")
+SECTIONS = (
+    "tuning-step",
+    "tuning-run",
+    "rendering",
+    "optimisations",
+    "preflight",
+    "compile",
+    "sdxl",
+)
 
 
 def quick_plan(command: str, placement: Placement, threads: int | None) -> Plan:
@@ -100,7 +108,26 @@ def quick_plan(command: str, placement: Placement, threads: int | None) -> Plan:
             Case("demo", 64, Scale(1, 1, 1)),
             Case("sd15", 64, Scale(1, 1, 1), timesteps=1),
         ],
-        sections=set(SECTIONS),
+        sections=set(SECTIONS) - {"sdxl"},
+    )
+
+
+def sdxl_plan(command: str, placement: Placement, threads: int | None) -> Plan:
+    """SDXL 1.0 beside SD 1.5 on a CPU: per-region tuning steps at 64 px against peft LoRAs,
+    and the preflight's predictions for 512 / 1024 px in bf16 (a few minutes)."""
+    once = Scale(rounds=1, warmup=1, calls=1)
+    return Plan(
+        mode="sdxl",
+        command=command,
+        placement=placement,
+        threads=threads or cpu_job_threads(),
+        step_cases=[Case("sd15", 64, once, timesteps=1), Case("sdxl", 64, once, timesteps=1)],
+        run_cases=[],
+        cli_run=False,
+        render_cases=[],
+        optimisation_case=Case("demo", 64, once),
+        preflight_cases=[],
+        sections={"sdxl"},
     )
 
 
@@ -130,7 +157,8 @@ def calibration_plan(command: str, placement: Placement, threads: int | None) ->
 
 
 def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
-    """The real sizes on a GPU: SD 1.5 at 512 px, SD 2.1 at 768 px, and the demo model."""
+    """The real sizes on a GPU: SD 1.5 at 512 px, SD 2.1 at 768 px, SDXL at 1024 px and the
+    demo model."""
     # Sized so that the whole run takes about ten minutes on one H200 (see BENCHMARKS.md).
     steps = Scale(rounds=3, warmup=2, calls=6)
     return Plan(
@@ -141,11 +169,13 @@ def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
         step_cases=[
             Case("sd15", 512, steps),
             Case("sd21", 768, steps),
+            Case("sdxl", 1024, steps),
             Case("demo", 64, steps),
         ],
         run_cases=[
             Case("sd15", 512, Scale(1, 0, 1)),
             Case("sd21", 768, Scale(1, 0, 1)),
+            Case("sdxl", 1024, Scale(1, 0, 1)),
             Case("demo", 64, Scale(1, 0, 1)),
         ],
         cli_run=True,
@@ -155,6 +185,10 @@ def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
             Case("demo", 64, Scale(rounds=3, warmup=1, calls=2)),
         ],
         optimisation_case=Case("sd15", 512, Scale(rounds=3, warmup=3, calls=8)),
-        preflight_cases=[Case("sd15", 512, Scale(1, 2, 1)), Case("sd21", 768, Scale(1, 2, 1))],
-        sections=set(SECTIONS),
+        preflight_cases=[
+            Case("sd15", 512, Scale(1, 2, 1)),
+            Case("sd21", 768, Scale(1, 2, 1)),
+            Case("sdxl", 1024, Scale(1, 2, 1)),
+        ],
+        sections=set(SECTIONS) - {"sdxl"},
     )

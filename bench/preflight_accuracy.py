@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.architectures import build_model, build_unet, precision_name
+from bench.architectures import added_inputs, build_model, build_unet, precision_name
 from bench.plans import Case, Plan
 from bench.report import Report, Row
 from bench.timing import cpu_peak, device_peak, reset_peak, synchronize
@@ -49,12 +49,13 @@ def _case(plan: Plan, case: Case, report: Report) -> None:
     small = case.arch == "demo"
     settings = SETTINGS if small or placement.device.type != "cpu" else SETTINGS[:1]
     n = case.timesteps
+    extra = added_inputs(case.arch, unet)
     for kind, label in REGION_LABEL.items():
         region = REGION_BY_KIND[kind]
-        profile = activation_profile(unet.config, latent, placement.dtype, region)
+        profile = activation_profile(unet.config, latent, placement.dtype, region, 4, extra)
         for setting in settings:
             per_pass = min(setting.per_pass, n)
-            batch = random_batch(unet, placement, latent, views=2)
+            batch = random_batch(unet, placement, latent, views=2, added_inputs=extra)
             with ostaf_step(
                 unet,
                 placement,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bench.architectures import build_model, build_unet, precision_name
+from bench.architectures import added_inputs, build_model, build_unet, precision_name
 from bench.plans import Case, Plan
 from bench.report import Report, Row
 from bench.timing import Timings, Variant, device_peak, synchronize, time_calls, time_variants
@@ -69,7 +69,9 @@ def _step_case(plan: Plan, case: Case, report: Report) -> None:
         scheduler_config, scale_factor = _scheduler_config(case.arch), 8
     latent = case.resolution // scale_factor
     # Both regions and the baselines in one rotation: whole-U-Net LoRA (A) is timed once.
-    batch = random_batch(unet, placement, latent, views=2)
+    batch = random_batch(
+        unet, placement, latent, views=2, added_inputs=added_inputs(case.arch, unet)
+    )
     common = (unet, placement, scheduler_config, batch)
     n = case.timesteps
     variants: dict[str, Variant] = {

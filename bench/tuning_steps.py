@@ -13,7 +13,7 @@ Every step: sample timesteps and noise, forward, ε/v loss, backward, clip to 1,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
@@ -23,7 +23,14 @@ from bench.timing import Step
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.offsets import offset_layers, target_layers
 from ostaf.method.regions import Region
-from ostaf.method.tuning import _Batch, _noisy_samples, _step, make_optimizer, masked_mse
+from ostaf.method.tuning import (
+    _Batch,
+    _noisy_samples,
+    _step,
+    make_optimizer,
+    masked_mse,
+    unet_inputs,
+)
 from ostaf.models.devices import Placement
 
 LORA_TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]  # train_dreambooth_lora.py
@@ -31,13 +38,23 @@ TIMESTEPS = 4  # the default timesteps per step (TuningSettings)
 
 
 def random_batch(
-    unet: UNet2DConditionModel, placement: Placement, latent_size: int, views: int
+    unet: UNet2DConditionModel,
+    placement: Placement,
+    latent_size: int,
+    views: int,
+    added_inputs: Mapping[str, int] | None = None,
 ) -> _Batch:
-    """Latents and a text embedding of the right shapes, as `_prepare` would compute once."""
+    """Latents, a text embedding and the U-Net's extra inputs (SDXL: pooled embedding and
+    size/crop ids, by width) of the right shapes, as `_prepare` would compute once."""
     g = torch.Generator().manual_seed(0)
     latents = torch.randn(views, unet.config.in_channels, latent_size, latent_size, generator=g)
     text = torch.randn(1, 77, unet.config.cross_attention_dim, generator=g)
-    return _Batch(latents.to(placement.device), None, text.to(placement.device, placement.dtype))
+    device, dtype = placement.device, placement.dtype
+    added = {
+        name: torch.randn(1, width, generator=g).to(device, dtype)
+        for name, width in (added_inputs or {}).items()
+    }
+    return _Batch(latents.to(device), None, text.to(device, dtype), added or None)
 
 
 def region_paths(unet: torch.nn.Module, region: Region) -> list[str]:
@@ -164,8 +181,10 @@ def lora_step(
             noisy, t, target, _ = _noisy_samples(
                 batch, noise_scheduler, sampler, timesteps, placement.device
             )
-            text = batch.text.to(dtype).expand(timesteps, -1, -1)
-            pred = unet(noisy.to(dtype), t, encoder_hidden_states=text).sample
+            text, added = unet_inputs(batch, timesteps, dtype)
+            pred = unet(
+                noisy.to(dtype), t, encoder_hidden_states=text, added_cond_kwargs=added
+            ).sample
             loss = masked_mse(pred.float(), target, None)
             loss.backward()
             value = float(loss.detach())

@@ -4,11 +4,14 @@ alpha flattened, cropped and resized to the model's resolution (no torch here)."
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -16,8 +19,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ostaf.errors import InputImageError
 
 MAX_PIXELS = 80_000_000  # refuse before decoding: 80 MP is far beyond any camera's reference
+MAX_THUMBNAIL_PIXELS = 1024 * 1024
 MIN_SIDE = 32
 THUMBNAIL_SIDE = 96
+ASPECT_TOLERANCE = 0.01  # a mask this close to the image's shape is a scaled copy of it
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom in the upright image's pixels
 
@@ -34,27 +39,46 @@ class Reference:
     notes: list[str] = field(default_factory=list)
 
 
+@contextlib.contextmanager
+def opened(
+    source: Path | IO[bytes], what: str, max_pixels: int = MAX_PIXELS
+) -> Iterator[Image.Image]:
+    """An image opened lazily (only its header read), refused with InputImageError when it
+    declares more than `max_pixels`, before anything is decoded: a 181-byte PNG may claim
+    20000×10000 pixels. Other read errors are left to the caller."""
+    with warnings.catch_warnings():
+        # Pillow only warns between 89 and 179 megapixels; our own limit decides below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(source)
+        except Image.DecompressionBombError as exc:
+            limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+            raise InputImageError(
+                f"{what} has too many pixels to open safely (over {limit:.0f} megapixels); not read"
+            ) from exc
+    with img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise InputImageError(
+                f"{what} has too many pixels to open safely ({width}×{height}, "
+                f"{width * height / 1e6:.3g} megapixels; at most {max_pixels / 1e6:.3g}); "
+                "not read"
+            )
+        yield img
+
+
 def open_image(path: Path | str, what: str = "image") -> Image.Image:
-    """Open an image upright (EXIF applied) and decoded, or raise InputImageError."""
+    """Open an image upright (EXIF applied), decoded, with 8-bit samples, or raise
+    InputImageError."""
     path = Path(path)
     if not path.is_file():
         raise InputImageError(f"{what} {path} does not exist; check the path")
-    too_large = (
-        f"{what} {path} has too many pixels to use safely; scale it below 80 megapixels first"
-    )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise InputImageError(too_large)
-                img.load()
-                return ImageOps.exif_transpose(img)
+        with opened(path, f"{what} {path}") as img:
+            img.load()
+            return eight_bit(ImageOps.exif_transpose(img))
     except InputImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputImageError(too_large) from exc
     except UnidentifiedImageError as exc:
         raise InputImageError(
             f"{what} {path} is not a readable image (PNG, JPEG, WebP, BMP, TIFF…); "
@@ -64,6 +88,24 @@ def open_image(path: Path | str, what: str = "image") -> Image.Image:
         raise InputImageError(
             f"{what} {path} is damaged or truncated ({exc}); save it again"
         ) from exc
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """`img` with 8-bit samples. Pillow's own conversion clips 16- and 32-bit samples at
+    255, so a 16-bit grey picture came out solid white: here 16-bit ("I;16*") and 32-bit
+    integer ("I") samples are scaled from 0..65535, floats ("F") from 0..1 (or 0..255, or
+    0..65535, whichever range holds them)."""
+    if not (img.mode.startswith("I;16") or img.mode in ("I", "F")):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    if img.mode == "F":
+        top = float(values.max(initial=0.0))
+        full = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
+    else:
+        full = 65535.0
+    scaled = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
 
 
 def flatten_alpha(
@@ -111,7 +153,7 @@ def load_reference(
     image = flatten_alpha(upright).crop(box).resize((size, size), Image.Resampling.LANCZOS)
     mask = None
     if mask_path is not None:
-        mask = load_mask(mask_path, upright.size, box, size)
+        mask = load_mask(mask_path, upright.size, box, size, notes)
     return Reference(
         image=image,
         mask=mask,
@@ -122,12 +164,29 @@ def load_reference(
     )
 
 
-def load_mask(path: Path | str, image_size: tuple[int, int], box: Box, size: int) -> Image.Image:
-    """A mask for the reference: white (or opaque) = the region that drives tuning."""
+def load_mask(
+    path: Path | str,
+    image_size: tuple[int, int],
+    box: Box,
+    size: int,
+    notes: list[str] | None = None,
+) -> Image.Image:
+    """A mask for the reference: white (or opaque) = the region that drives tuning. A mask
+    of another size is used only when it has the image's shape (a scaled copy, as a painting
+    program or the app's canvas exports one), with a note; any other shape would put the
+    region in the wrong place, so it is refused."""
     raw = open_image(path, "mask")
     gray = raw.getchannel("A") if raw.mode in ("RGBA", "LA") else raw.convert("L")
     if gray.size != image_size:
+        (mw, mh), (iw, ih) = gray.size, image_size
+        if abs((mw / mh) / (iw / ih) - 1.0) > ASPECT_TOLERANCE:
+            raise InputImageError(
+                f"mask {path} is {mw}×{mh} pixels but the reference image is {iw}×{ih}, another "
+                "shape; paint the mask over the reference itself (same size or scaled with it)"
+            )
         gray = gray.resize(image_size, Image.Resampling.NEAREST)
+        if notes is not None:
+            notes.append(f"the mask ({mw}×{mh}) was scaled to the reference's {iw}×{ih} pixels")
     mask = gray.crop(box).resize((size, size), Image.Resampling.BILINEAR)
     if int(np.asarray(mask).max()) < 128:
         raise InputImageError(
@@ -151,10 +210,9 @@ def image_from_data_url(url: str) -> Image.Image:
     if not url.startswith(prefix):
         raise InputImageError("thumbnail is not a PNG data URL")
     try:
-        with Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :], validate=True))) as img:
-            if img.width * img.height > 1024 * 1024:
-                raise InputImageError("thumbnail is unreasonably large")
+        data = io.BytesIO(base64.b64decode(url[len(prefix) :], validate=True))
+        with opened(data, "thumbnail", MAX_THUMBNAIL_PIXELS) as img:
             img.load()
-            return img.convert("RGB")
-    except (ValueError, OSError, UnidentifiedImageError) as exc:
+            return eight_bit(img).convert("RGB")
+    except (ValueError, OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise InputImageError(f"thumbnail cannot be decoded ({exc})") from exc

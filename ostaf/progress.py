@@ -23,6 +23,7 @@ class Progress:
     eta_s: float | None = None
     preview: Any = None
     message: str = ""
+    note: str = ""  # something the user should read (resuming, starting over): its own line
 
     @property
     def fraction(self) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ostaf.errors import SettingsError
 from ostaf.images import Box
+from ostaf.library.attribute_meta import check_attribute_name
 from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
 
 SAMPLERS = ("ddim", "euler", "dpmpp2m")
@@ -20,6 +21,7 @@ SAMPLERS = ("ddim", "euler", "dpmpp2m")
 SCHEDULES = ("karras", "simple", "model")
 MAX_STEPS = 20_000
 MAX_SIDE = 4096
+MAX_CHECKPOINT_INTERVAL_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class TuningSettings:
     memory_saving: bool = False  # gradient checkpointing (also turned on when memory is short)
     timesteps_per_pass: int = 0  # 0: as many as fit (the memory preflight decides)
     memory_budget_mb: int = 0  # 0: what the GPU has free; on the CPU, no limit
+    size: int = 0  # square tuning resolution in px; 0: the model's native one (checked by it)
 
     def validate(self) -> None:
         """Raise SettingsError naming the first impossible value."""
@@ -72,6 +75,7 @@ class TuningSettings:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("preview interval", self.preview_every, 0, MAX_STEPS)
         _check_int("preview steps", self.preview_steps, 1, 200)
+        _check_int("tuning size", self.size, 0, MAX_SIDE)
         if not math.isfinite(self.learning_rate) or not 0 < self.learning_rate <= 1:
             raise SettingsError(f"learning rate {self.learning_rate} must be in (0, 1]; try 1e-3")
         if not re.fullmatch(r"[\w-]{1,32}", self.token):
@@ -194,9 +198,30 @@ def _check_int(what: str, value: object, low: int, high: int) -> None:
         raise SettingsError(f"{what} {value!r} must be a whole number in {low}..{high}")
 
 
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_whole(text: str, what: str = "value") -> int:
+    """A whole number written with ASCII digits (`int()` would also read '١٢' as 12)."""
+    if not _WHOLE.fullmatch(text.strip()):
+        raise SettingsError(f"{what} {text!r} is not a whole number (digits 0-9)")
+    return int(text)
+
+
+def parse_number(text: str, what: str = "value") -> float:
+    """A finite decimal number written with ASCII digits (no 'nan', 'inf' or other scripts)."""
+    if not _NUMBER.fullmatch(text.strip()):
+        raise SettingsError(f"{what} {text!r} is not a number like 0.5 or 1e-4")
+    value = float(text)
+    if not math.isfinite(value):
+        raise SettingsError(f"{what} {text!r} is too large")
+    return value
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'512x768' → (512, 768)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+)\s*[xX×]\s*([0-9]+)\s*", text)
     if not match:
         raise SettingsError(f"size {text!r} must look like 512x512")
     return int(match.group(1)), int(match.group(2))
@@ -209,12 +234,12 @@ def parse_seeds(text: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if re.fullmatch(r"\d+-\d+", part):
+        if re.fullmatch(r"[0-9]+-[0-9]+", part):
             low, high = (int(p) for p in part.split("-"))
             if high < low or high - low > 10_000:
                 raise SettingsError(f"seed range {part!r} is backwards or too long")
             seeds.extend(range(low, high + 1))
-        elif part.isdigit():
+        elif re.fullmatch(r"[0-9]+", part):
             seeds.append(int(part))
         else:
             raise SettingsError(f"seed {part!r} is not a whole number; use e.g. --seeds 1,2,3")
@@ -243,6 +268,22 @@ class TuneJob:
     model: ModelChoice = field(default_factory=ModelChoice)
     checkpoint: Path | None = None  # resumable state; survives crashes, gone on success/cancel
     checkpoint_interval_s: float = 10.0
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first impossible value (settings included)."""
+        self.settings.validate()
+        if self.name:
+            check_attribute_name(self.name)
+        interval = self.checkpoint_interval_s
+        if (
+            not isinstance(interval, int | float)
+            or not math.isfinite(interval)
+            or not 0 <= interval <= MAX_CHECKPOINT_INTERVAL_S
+        ):
+            raise SettingsError(
+                f"checkpoint interval {interval!r} must be a number of seconds in "
+                f"0..{MAX_CHECKPOINT_INTERVAL_S:g}; 10 is usual"
+            )
 
 
 @dataclass

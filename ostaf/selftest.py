@@ -119,13 +119,14 @@ def check_resources() -> str:
     from transformers import CLIPTokenizer
 
     from ostaf import paths
-    from ostaf.models.single_file import SD15, SD21, model_config_dir, shared_tokenizer_dir
+    from ostaf.models.families import FAMILIES
+    from ostaf.models.single_file import shared_tokenizer_dir
 
     icon = paths.resource("icons", "app.svg")
     if not icon.is_file():
         raise OstafError(f"{icon} is missing")
-    for family in (SD15, SD21):
-        UNet2DConditionModel.load_config(model_config_dir(family), subfolder="unet")
+    for family in FAMILIES:
+        UNet2DConditionModel.load_config(family.config_dir(), subfolder="unet")
     tokenizer = CLIPTokenizer.from_pretrained(shared_tokenizer_dir(), local_files_only=True)
     if len(tokenizer(CHECK_PROMPT).input_ids) < 3:
         raise OstafError(f"the CLIP tokenizer in {shared_tokenizer_dir()} does not tokenize")

@@ -13,11 +13,12 @@ from pathlib import Path
 from ostaf.errors import Cancelled, SettingsError
 from ostaf.images import load_reference
 from ostaf.interop.pngmeta import write_png
+from ostaf.library.atomic import check_writable
 from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
 from ostaf.method.tuning import TuningResult, tune
-from ostaf.method.tuning_checkpoint import Checkpointing, discard
+from ostaf.method.tuning_checkpoint import Checkpointing, discard, sidecar, sweep_leftovers
 from ostaf.models.base_model import BaseModel, load_base_model
-from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
+from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from ostaf.render.batch import BatchOutcome, Shard, run_batch
 from ostaf.render.batch_plan import BatchJob, plan_batch
 from ostaf.render.rendering import RenderedImage, render
@@ -94,12 +95,21 @@ class OstafService:
     ) -> TuneOutcome:
         """Tune and save; the file appears only when tuning finished."""
         cancel = cancel or CancelToken()
+        job.validate()
         if job.out.suffix != ".safetensors":
             raise SettingsError(f"output {job.out} must end in .safetensors")
+        # Beside the output: the resumable state and its sidecar. An unwritable name is found
+        # before the model loads, and what a killed run left half-written is swept.
+        companions = [job.checkpoint, sidecar(job.checkpoint)] if job.checkpoint else []
+        check_writable(job.out, *companions)
+        sweep_leftovers(job.out, *companions)
         model = self.model(job.model, progress, cancel)
+        size = model.tuning_size(job.settings.size)  # checked against the model first
         reference = load_reference(
-            job.image, model.resolution, crop=job.settings.crop, mask_path=job.settings.mask
+            job.image, size, crop=job.settings.crop, mask_path=job.settings.mask
         )
+        for note in reference.notes:
+            progress(Progress("preparing", 0, job.settings.steps, message=note, note=note))
         cancel.check()
         checkpointing = None
         if job.checkpoint is not None:
@@ -123,7 +133,7 @@ class OstafService:
         path = save_attribute(job.out, result.attribute)
         if job.checkpoint is not None:
             discard(job.checkpoint)
-        return TuneOutcome(path, result, reference.notes)
+        return TuneOutcome(path, result, [*reference.notes, *result.notes])
 
     def render(
         self,

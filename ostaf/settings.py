@@ -4,12 +4,17 @@ replaced by defaults — never silently overwritten)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 from ostaf import paths
 from ostaf.errors import SettingsError
+from ostaf.file_reading import MiB, read_regular_text
 from ostaf.library.atomic import atomic_write_text
+from ostaf.records import RecordError, parse_record
 
 SCHEMA_VERSION = 1
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -18,6 +23,9 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 @dataclass
 class Settings:
+    """What the user chose in Settings; the field types are the schema settings.json is
+    read with (values are then checked by `validate`)."""
+
     schema_version: int = SCHEMA_VERSION
     model_source: str = "demo"  # 'demo', a diffusers folder or a .safetensors checkpoint
     device: str = "auto"
@@ -41,30 +49,33 @@ class Settings:
             raise SettingsError("base model is empty; choose 'demo' or a model path")
 
 
+@with_config(ConfigDict(extra="ignore"))
+class _Versioned(TypedDict, total=False):
+    schema_version: int
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Read settings.json; missing → defaults; damaged → SettingsError naming the file."""
     path = path or paths.settings_file()
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return Settings()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        version = data.get("schema_version", SCHEMA_VERSION)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        text = read_regular_text(path, MiB)
+        version = parse_record(_Versioned, text).get("schema_version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
             raise SettingsError(
                 f"{path} was written by a newer OSTAF (schema {version}); update the app"
             )
-        known = {f.name for f in fields(Settings)}
-        settings = Settings(**{k: v for k, v in data.items() if k in known})
-        settings.validate()
-        return settings
-    except SettingsError:
-        raise
-    except (ValueError, TypeError, OSError, RecursionError) as exc:
+        settings = parse_record(Settings, text)
+    except (RecordError, OSError) as exc:
         raise SettingsError(
             f"{path} is damaged ({exc}); fix or delete it to start from the defaults"
         ) from exc
+    try:
+        settings.validate()
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}; fix it in Settings or delete the file") from exc
+    return settings
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:

@@ -26,6 +26,9 @@ class ModelInfo:
     placement: str  # e.g. "cpu float32"
     available_devices: tuple[str, ...]
     is_demo: bool
+    family: str = "Stable Diffusion 1.x"  # the family's label
+    sizes: tuple[tuple[str, int, int], ...] = ()  # render sizes offered (label, w, h)
+    tuning_sizes: tuple[int, ...] = ()  # square tuning resolutions it accepts
 
 
 @dataclass
@@ -76,7 +79,7 @@ class LoraWritten:
     path: Path
     format: str
     intensity: float
-    family: str  # "sd_v1" or "sd_v2"
+    target: str  # which models it applies to, e.g. "Stable Diffusion XL models"
     layers: int
 
 
@@ -122,7 +125,7 @@ def write_lora(
         overwrite=request.overwrite,
         cancel=cancel,
     )
-    return LoraWritten(done.path, done.format, done.intensity, done.family, len(attribute.factors))
+    return LoraWritten(done.path, done.format, done.intensity, done.target, len(attribute.factors))
 
 
 def compute_threads() -> int:
@@ -155,6 +158,9 @@ class CoreBackend:
             placement=model.placement.label,
             available_devices=self._devices,
             is_demo=choice.source == "demo",
+            family=model.family.label,
+            sizes=model.family.offered_sizes(model.resolution),
+            tuning_sizes=model.tuning_sizes(),
         )
 
     def tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TunedAttribute:

@@ -1,28 +1,35 @@
 """A project's interrupted tuning run: where its resumable state lives and what it was.
 
 Every tuning run of the app checkpoints into `<project>/.resume/` (one run per project; a new
-run replaces the old one). The painted mask is kept there too for the run's life, out of the
-staging folder that is emptied whenever a project opens. The JSON sidecar the core writes
-beside the checkpoint describes the job, so the app can offer to resume without torch. No Qt.
+run replaces the old one). The painted mask and a copy of the reference image are kept there
+too for the run's life, out of the staging folder that is emptied whenever a project opens:
+a resumed run reads only files inside its project, and a sidecar naming any other path (a
+file elsewhere, a network share) is refused. The JSON sidecar the core writes beside the
+checkpoint describes the job, so the app can offer to resume without torch. No Qt.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ostaf.errors import SettingsError
+from ostaf.errors import SettingsError, StorageError
+from ostaf.library.atomic import atomic_write_bytes, describe_os_error
+from ostaf.library.project_file import inside
 from ostaf.library.projects import Project
-from ostaf.method.tuning_checkpoint import discard, read_sidecar
+from ostaf.method.tuning_checkpoint import DamagedStateError, discard, load_sidecar
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 
 log = logging.getLogger(__name__)
 RESUME_FOLDER = ".resume"
-CHECKPOINT_NAME = "tuning.pt"
+CHECKPOINT_NAME = "tuning-state.safetensors"
+LEGACY_CHECKPOINTS = ("tuning.pt",)  # torch files of older versions: never read, removed
 MASK_NAME = "mask.png"
+REFERENCE_FOLDER = "reference"
 CHECKPOINT_INTERVAL_S = 10.0  # at most this much work is lost to a crash
 
 
@@ -36,6 +43,20 @@ def checkpoint_path(project: Project) -> Path:
 def mask_path(project: Project) -> Path:
     """Where the running (or interrupted) run's mask is kept."""
     return project.folder / RESUME_FOLDER / MASK_NAME
+
+
+def keep_reference(project: Project, image: Path) -> Path:
+    """A copy of the run's reference image inside the project, under its own name (so the
+    attribute records the same file name), for the run's life."""
+    target = project.folder / RESUME_FOLDER / REFERENCE_FOLDER / image.name
+    try:
+        data = image.read_bytes()
+    except OSError as exc:
+        raise SettingsError(
+            f"reference image {image} cannot be read: {describe_os_error(exc)}"
+        ) from exc
+    atomic_write_bytes(target, data)
+    return target
 
 
 @dataclass(frozen=True)
@@ -76,17 +97,24 @@ class InterruptedRun:
 
 def find_interrupted(project: Project) -> InterruptedRun | None:
     """The project's interrupted run, or None; what a run that saved no state left behind
-    (a mask) is removed. Call it only while no run of this project is going."""
+    (a mask, a reference copy) is removed. Call it only while no run of this project is
+    going."""
     checkpoint = project.folder / RESUME_FOLDER / CHECKPOINT_NAME
-    record = read_sidecar(checkpoint)
-    if record is None:
+    try:
+        record = load_sidecar(checkpoint)
+    except FileNotFoundError:
         discard_interrupted(project)
         return None
-    return parse_record(record, checkpoint)
+    except (DamagedStateError, OSError) as exc:
+        log.warning("cannot resume the run in %s: %s", checkpoint, exc)
+        damaged = "its saved description is damaged"
+        return InterruptedRun("unnamed", 0, 0, checkpoint, problem=damaged)
+    return parse_record(dict(record), checkpoint)
 
 
 def parse_record(record: dict[str, Any], checkpoint: Path) -> InterruptedRun:
-    """Read a sidecar; a damaged or foreign one gives a run with a `problem`, never an error."""
+    """Read a sidecar; a damaged or foreign one gives a run with a `problem`, never an error.
+    Its image and mask must be the copies kept beside the checkpoint."""
     name = record.get("name") if isinstance(record.get("name"), str) else ""
     step = record.get("step")
     step = step if type(step) is int and step >= 0 else 0
@@ -101,6 +129,19 @@ def parse_record(record: dict[str, Any], checkpoint: Path) -> InterruptedRun:
         return InterruptedRun(
             name or "unnamed", step, 0, checkpoint, problem="its saved description is damaged"
         )
+    kept = inside(checkpoint.parent / REFERENCE_FOLDER, image.name)
+    outside = kept is None or image != kept
+    if settings.mask is not None and settings.mask != checkpoint.parent / MASK_NAME:
+        outside = True
+    if outside:
+        log.warning("the run in %s names files outside its project: %s", checkpoint, image)
+        return InterruptedRun(
+            name or "unnamed",
+            step,
+            0,
+            checkpoint,
+            problem="its saved description names files outside the project",
+        )
     name = name or f"{settings.kind.value.title()} of {image.stem}"
     losses = _losses(record.get("losses"), step)
     problem = "" if image.is_file() else f"its reference image {image} no longer exists"
@@ -110,10 +151,23 @@ def parse_record(record: dict[str, Any], checkpoint: Path) -> InterruptedRun:
 
 
 def discard_interrupted(project: Project) -> None:
-    """Remove the project's checkpoint, its sidecar and the kept mask."""
+    """Remove the project's checkpoint, its sidecar, the kept mask and reference copy (and
+    an older version's checkpoint, which is never read)."""
     folder = project.folder / RESUME_FOLDER
-    discard(folder / CHECKPOINT_NAME)
-    (folder / MASK_NAME).unlink(missing_ok=True)
+    for name in (CHECKPOINT_NAME, *LEGACY_CHECKPOINTS):
+        discard(folder / name)
+    forget_kept_files(project)
+
+
+def forget_kept_files(project: Project) -> None:
+    """Remove the mask and reference copy kept for a run that will not be resumed."""
+    folder = project.folder / RESUME_FOLDER
+    try:
+        (folder / MASK_NAME).unlink(missing_ok=True)
+        if (folder / REFERENCE_FOLDER).is_dir():
+            shutil.rmtree(folder / REFERENCE_FOLDER)
+    except OSError as exc:
+        raise StorageError(f"cannot tidy {folder}: {describe_os_error(exc)}") from exc
 
 
 def _losses(values: object, step: int) -> tuple[float, ...]:

@@ -1,11 +1,11 @@
-"""Write the config-only diffusers folders for Stable Diffusion 1.5 and 2.1 (DESIGN §3).
+"""Write the config-only diffusers folders for Stable Diffusion 1.5, 2.1 and XL 1.0 (DESIGN §3).
 
 diffusers' `from_single_file` needs a local diffusers-format folder for the component configs,
 or it goes to the Hub. These folders hold the published architectures as JSON and no weights.
-The tokenizer vocabulary is shared by both and lives in `clip_tokenizer/` (see
-scripts/build_clip_tokenizer.py); each family's `tokenizer/` holds only its settings.
+The tokenizer vocabulary is shared by all and lives in `clip_tokenizer/` (see
+scripts/build_clip_tokenizer.py); each `tokenizer*/` folder holds only its settings.
 
-    python scripts/build_model_configs.py           # write resources/model_configs/sd15, sd21
+    python scripts/build_model_configs.py           # write resources/model_configs/sd15, sd21, sdxl
     python scripts/build_model_configs.py --check   # also build each model on the meta device
 """
 
@@ -63,7 +63,7 @@ def unet(cross_attention_dim: int, heads: int | list[int], sample_size: int, **e
     }
 
 
-def vae(sample_size: int) -> dict:
+def vae(sample_size: int, **extra: Any) -> dict:
     return {
         "_class_name": "AutoencoderKL",
         "act_fn": "silu",
@@ -77,12 +77,13 @@ def vae(sample_size: int) -> dict:
         "sample_size": sample_size,
         "scaling_factor": 0.18215,
         "up_block_types": ["UpDecoderBlock2D"] * 4,
+        **extra,
     }
 
 
-def text_encoder(**arch: Any) -> dict:
+def text_encoder(architecture: str = "CLIPTextModel", **arch: Any) -> dict:
     return {
-        "architectures": ["CLIPTextModel"],
+        "architectures": [architecture],
         "attention_dropout": 0.0,
         # The real token ids rather than the placeholders (0, 1, 2) of the published
         # files: the pooled output then finds <|endoftext|> even after tokens are added.
@@ -183,7 +184,75 @@ def sd21() -> dict[str, dict]:
     }
 
 
-FAMILIES = {"sd15": sd15, "sd21": sd21}
+def sdxl() -> dict[str, dict]:
+    """Stable Diffusion XL 1.0 base: CLIP ViT-L/14 and OpenCLIP ViT-bigG/14 text encoders
+    (penultimate layers, 768 + 1280 = 2048-wide states), the bigG pooled embedding and six
+    size/crop ids as extra U-Net inputs, 1024 px, epsilon prediction."""
+    return {
+        "model_index.json": {
+            "_class_name": "StableDiffusionXLPipeline",
+            "feature_extractor": [None, None],
+            "force_zeros_for_empty_prompt": True,
+            "image_encoder": [None, None],
+            "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "tokenizer_2": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        },
+        "scheduler/scheduler_config.json": {
+            "_class_name": "EulerDiscreteScheduler",
+            **SCHEDULE,
+            "interpolation_type": "linear",
+            "prediction_type": "epsilon",
+            "sample_max_value": 1.0,
+            "timestep_spacing": "leading",
+            "use_karras_sigmas": False,
+        },
+        "text_encoder/config.json": text_encoder(
+            hidden_act="quick_gelu",
+            hidden_size=768,
+            intermediate_size=3072,
+            num_attention_heads=12,
+            num_hidden_layers=12,
+            pad_token_id=EOS_ID,
+            projection_dim=768,
+        ),
+        # All 32 layers: the pipeline reads the penultimate hidden state and pools the last.
+        "text_encoder_2/config.json": text_encoder(
+            "CLIPTextModelWithProjection",
+            hidden_act="gelu",
+            hidden_size=1280,
+            intermediate_size=5120,
+            num_attention_heads=20,
+            num_hidden_layers=32,
+            pad_token_id=0,
+            projection_dim=1280,
+        ),
+        "tokenizer/tokenizer_config.json": tokenizer_settings(pad_token=EOS),
+        "tokenizer_2/tokenizer_config.json": tokenizer_settings(pad_token="!"),
+        "unet/config.json": {
+            **unet(cross_attention_dim=2048, heads=[5, 10, 20], sample_size=128),
+            "addition_embed_type": "text_time",
+            "addition_embed_type_num_heads": 64,
+            "addition_time_embed_dim": 256,
+            "block_out_channels": [320, 640, 1280],
+            "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+            # 1280 pooled + 6 ids × 256.
+            "projection_class_embeddings_input_dim": 2816,
+            "transformer_layers_per_block": [1, 2, 10],
+            "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+            "use_linear_projection": True,
+        },
+        # The SDXL VAE overflows in fp16 (force_upcast): the project decodes it in fp32.
+        "vae/config.json": vae(sample_size=1024, scaling_factor=0.13025, force_upcast=True),
+    }
+
+
+FAMILIES = {"sd15": sd15, "sd21": sd21, "sdxl": sdxl}
+TEXT_ENCODERS = {"text_encoder": "CLIPTextModel", "text_encoder_2": "CLIPTextModelWithProjection"}
 
 
 def write(out_dir: Path) -> None:
@@ -198,8 +267,9 @@ def write(out_dir: Path) -> None:
 def check(out_dir: Path) -> None:
     """Build each component on the meta device (no memory) and report its parameter count."""
     import torch
+    import transformers
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig
 
     for family in FAMILIES:
         folder = out_dir / family
@@ -209,10 +279,11 @@ def check(out_dir: Path) -> None:
                     UNet2DConditionModel.load_config(folder / "unet")
                 ),
                 "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
-                "text_encoder": CLIPTextModel(
-                    CLIPTextConfig.from_pretrained(folder / "text_encoder")
-                ),
             }
+            for name, cls in TEXT_ENCODERS.items():
+                if (folder / name).is_dir():
+                    config = CLIPTextConfig.from_pretrained(folder / name)
+                    models[name] = getattr(transformers, cls)(config)
         for name, model in models.items():
             count = sum(p.numel() for p in model.parameters())
             sys.stdout.write(f"{family}/{name}: {count:,} parameters\n")

@@ -11,13 +11,13 @@ import argparse
 import contextlib
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
+from ostaf.cli.numbers import number, whole
+from ostaf.cli.terminal import err, out
 from ostaf.errors import Cancelled, SettingsError
 from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
 from ostaf.render.batch_plan import (
@@ -33,7 +33,7 @@ from ostaf.render.naming import DEFAULT_TEMPLATE
 from ostaf.requests import SAMPLERS, RenderSettings, parse_seeds, parse_size
 
 MAX_COUNT = 10_000
-_INTENSITIES = re.compile(r"[\d.,\s]+")
+_INTENSITIES = re.compile(r"[0-9.,\s]+")
 
 
 def _nothing() -> None:
@@ -65,7 +65,7 @@ def add_batch_command(sub: argparse._SubParsersAction) -> None:
     )
     seeds = batch.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", help="e.g. 1,2,3 or 10-19 (default 0)")
-    seeds.add_argument("--count", type=int, help="this many seeds: 0, 1, … count-1")
+    seeds.add_argument("--count", type=whole, help="this many seeds: 0, 1, … count-1")
     batch.add_argument(
         "--intensity", help="λ values for attributes without their own, e.g. 0.5,1,1.5"
     )
@@ -80,8 +80,8 @@ def add_batch_command(sub: argparse._SubParsersAction) -> None:
     )
     batch.add_argument("--overwrite", action="store_true", help="replace images of other runs")
     batch.add_argument("--negative", default="", help="negative prompt")
-    batch.add_argument("--steps", type=int, default=RenderSettings.steps)
-    batch.add_argument("--guidance", type=float, default=RenderSettings.guidance)
+    batch.add_argument("--steps", type=whole, default=RenderSettings.steps)
+    batch.add_argument("--guidance", type=number, default=RenderSettings.guidance)
     batch.add_argument("--size", help="WxH (default: the model's resolution)")
     batch.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
     add_schedule_argument(batch)
@@ -162,11 +162,10 @@ def processes(device: str) -> Iterator[Processes]:
             os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
             and "MASTER_ADDR" in os.environ
         ):
-            print(
+            err(
                 "warning: `accelerate launch --cpu` started one process (it needs MPI for more); "
                 "to split a batch over CPU processes use `accelerate launch --multi_gpu "
-                "--num_processes N -m ostaf batch … --device cpu`",
-                file=sys.stderr,
+                "--num_processes N -m ostaf batch … --device cpu`"
             )
         yield Processes()
         return
@@ -206,28 +205,18 @@ def run_batch_command(
         try:
             outcome = service.batch(job, progress, cancel, shard)
         except Cancelled:
-            print(
-                "cancelled; finished images are kept, and running the same command again resumes",
-                file=sys.stderr,
-            )
+            err("cancelled; finished images are kept, and running the same command again resumes")
             return 130
+    # Each line in one write (out/err): the processes of a sharded run share stdout and stderr.
     for warning in outcome.warnings:
-        _line(sys.stderr, f"warning: {warning}")
+        err(f"warning: {warning}")
     for path in outcome.written:
-        _line(sys.stdout, str(path))
+        out(path)
     if outcome.sheet is not None:
-        _line(sys.stdout, str(outcome.sheet))
+        out(outcome.sheet)
     who = f"process {shard.index + 1}/{shard.count}: " if shard.count > 1 else ""
-    _line(
-        sys.stderr,
+    err(
         f"{who}{len(outcome.written)} rendered, {len(outcome.skipped)} already complete "
-        f"(batch of {outcome.total})",
+        f"(batch of {outcome.total})"
     )
     return 0
-
-
-def _line(stream: TextIO, text: str) -> None:
-    """One whole line in one write: the processes of a sharded run share stdout and stderr,
-    and print() writes the newline separately, so lines could interleave."""
-    stream.write(text + "\n")
-    stream.flush()

@@ -4,12 +4,12 @@ project and LoRA export, on the command line."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ostaf.cli.numbers import number
+from ostaf.cli.terminal import err, out, out_json, out_lines
 from ostaf.errors import ProjectError, SettingsError
 from ostaf.interop.lora_formats import DEFAULT_FORMAT, FORMAT_USE, FORMATS
 from ostaf.library.atomic import atomic_write_bytes
@@ -75,7 +75,7 @@ def add_library_commands(sub: argparse._SubParsersAction) -> None:
     edit.add_argument("attribute", help="id, id prefix or name")
     edit.add_argument("--name")
     edit.add_argument("--notes")
-    edit.add_argument("--lambda", dest="default_lambda", type=float, help="default λ, 0..2")
+    edit.add_argument("--lambda", dest="default_lambda", type=number, help="default λ, 0..2")
     edit.set_defaults(handler=run_edit)
 
     delete = actions.add_parser("delete", parents=[common], help="move attributes to the trash")
@@ -99,7 +99,7 @@ def add_library_commands(sub: argparse._SubParsersAction) -> None:
     lora.add_argument(
         "--lambda",
         dest="intensity",
-        type=float,
+        type=number,
         help="λ baked in, so that weight 1 in the other tool = this λ (default: the file's)",
     )
     lora.add_argument("--project", help="look the attribute up in this project's library")
@@ -107,9 +107,13 @@ def add_library_commands(sub: argparse._SubParsersAction) -> None:
     lora.set_defaults(handler=run_export_lora)
 
 
+COMMAND_LOCK_WAIT_S = 60.0  # another command's edit takes seconds; the app's lock is refused
+
+
 @contextmanager
 def open_project(name: str, create: bool = False) -> Iterator[Project]:
-    """The named project, its write lock released when the command ends."""
+    """The named project. Each write takes its lock, waiting for another command's edit to
+    finish (an app holding it is named at once); the lock is let go when the command ends."""
     store = ProjectStore()
     try:
         project = store.find(name)
@@ -117,6 +121,8 @@ def open_project(name: str, create: bool = False) -> Iterator[Project]:
         if not create:
             raise
         project = store.create(name)
+        project.release()  # taken again, as a command's, by the write that follows
+    project.holder, project.lock_wait_s = "command", COMMAND_LOCK_WAIT_S
     try:
         yield project
     finally:
@@ -152,13 +158,13 @@ def run_list(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) ->
         else:
             entries, problems = project.scan_attributes()
             for problem in problems:
-                print(f"warning: skipped {problem.message}", file=sys.stderr)
+                err(f"warning: skipped {problem.message}")
         entries = filter_attributes(entries, args.search, args.tag, args.kind)
     if args.json:
-        print(json.dumps([_summary(e) for e in entries], indent=2, ensure_ascii=False))
+        out_json([_summary(e) for e in entries])
     else:
         for entry in entries:
-            print(_line(entry))
+            out(_line(entry))
     return 0
 
 
@@ -171,25 +177,23 @@ def run_show(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) ->
             raise SettingsError(f"'{entry.meta.name}' carries no readable thumbnail")
         atomic_write_bytes(args.thumbnail, png)
     if args.json:
-        print(json.dumps(_summary(entry), indent=2, ensure_ascii=False))
+        out_json(_summary(entry))
         return 0
     meta = entry.meta
-    print(
-        "\n".join(
-            [
-                f"id:            {entry.id}",
-                f"name:          {meta.name}",
-                f"kind:          {meta.kind} ({meta.kind.summary})",
-                f"default λ:     {meta.default_lambda:g}",
-                f"tags:          {', '.join(meta.tags) or '-'}",
-                f"notes:         {meta.notes or '-'}",
-                f"rank:          {meta.rank}, {len(meta.targets)} layers",
-                f"base model:    {meta.base_model.name}",
-                f"reference:     {meta.reference.file_name}",
-                f"created:       {meta.created_at}",
-                f"file:          {entry.path}",
-            ]
-        )
+    out_lines(
+        [
+            f"id:            {entry.id}",
+            f"name:          {meta.name}",
+            f"kind:          {meta.kind} ({meta.kind.summary})",
+            f"default λ:     {meta.default_lambda:g}",
+            f"tags:          {', '.join(meta.tags) or '-'}",
+            f"notes:         {meta.notes or '-'}",
+            f"rank:          {meta.rank}, {len(meta.targets)} layers",
+            f"base model:    {meta.base_model.name}",
+            f"reference:     {meta.reference.file_name}",
+            f"created:       {meta.created_at}",
+            f"file:          {entry.path}",
+        ]
     )
     return 0
 
@@ -204,13 +208,13 @@ def run_import(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) 
         outcomes = project.import_attributes(paths)
     for outcome in outcomes:
         what = "already in the library" if outcome.duplicate else "imported"
-        print(f"{what}: {_line(outcome.entry)}")
+        out(f"{what}: {_line(outcome.entry)}")
     return 0
 
 
 def run_export(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
     with open_project(args.project) as project:
-        print(project.export_attribute(args.attribute, args.out, overwrite=args.force))
+        out(project.export_attribute(args.attribute, args.out, overwrite=args.force))
     return 0
 
 
@@ -222,40 +226,39 @@ def run_edit(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) ->
             notes=getattr(args, "notes", None),
             default_lambda=getattr(args, "default_lambda", None),
         )
-    print(_line(entry))
+    out(_line(entry))
     return 0
 
 
 def run_tag(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
     with open_project(args.project) as project:
-        current = project.find_attribute(args.attribute)
         if args.set_tags is not None:
-            tags = args.set_tags.split(",")
-        else:
-            removed = {t.strip().lower() for t in args.remove.split(",")}
-            tags = [t for t in current.meta.tags if t not in removed] + args.add.split(",")
-        entry = project.update_attribute(current.id, tags=tags)
-    print(_line(entry))
+            entry = project.update_attribute(args.attribute, tags=args.set_tags.split(","))
+        else:  # the current tags are read inside the lock, so concurrent edits all count
+            entry = project.change_tags(
+                args.attribute, add=args.add.split(","), remove=args.remove.split(",")
+            )
+    out(_line(entry))
     return 0
 
 
 def run_delete(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
-    with open_project(args.project) as project:
+    with open_project(args.project) as project, project.locked():
         for ref in args.attributes:
             entry = project.find_attribute(ref)
             project.delete_attribute(entry.id)
-            print(f"moved to the trash: {_line(entry)}")
+            out(f"moved to the trash: {_line(entry)}")
     return 0
 
 
 def run_restore(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
-    with open_project(args.project) as project:
+    with open_project(args.project) as project, project.locked():
         for ref in args.attributes:
             outcome = project.restore_attribute(ref)
             if outcome.already_present:
-                print(f"already in the library (the trashed copy stays): {_line(outcome.entry)}")
+                out(f"already in the library (the trashed copy stays): {_line(outcome.entry)}")
             else:
-                print(f"restored: {_line(outcome.entry)}")
+                out(f"restored: {_line(outcome.entry)}")
     return 0
 
 
@@ -271,11 +274,10 @@ def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: Canc
     done = export_lora(
         attribute, args.out, args.format, args.intensity, overwrite=args.force, cancel=cancel
     )
-    print(
+    err(
         f"{done.format} LoRA of '{attribute.meta.name}': {len(attribute.factors)} layers, "
-        f"rank {attribute.meta.rank}, {done.family}; "
-        f"weight 1 in other tools = λ {done.intensity:g}",
-        file=sys.stderr,
+        f"rank {attribute.meta.rank}, for {done.target}; "
+        f"weight 1 in other tools = λ {done.intensity:g}"
     )
-    print(done.path)
+    out(done.path)
     return 0

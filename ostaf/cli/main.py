@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ostaf.cli.numbers import number, whole
+from ostaf.cli.terminal import err, out, out_json, out_lines, printable
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.method.regions import AttributeKind
 from ostaf.progress import CancelToken, Progress, ProgressCallback
@@ -27,6 +29,7 @@ from ostaf.requests import (
     RenderSettings,
     TuneJob,
     TuningSettings,
+    parse_number,
     parse_seeds,
     parse_size,
 )
@@ -45,11 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
     tune.add_argument("--class-word", default="", help="what the subject is, e.g. 'cat'")
     tune.add_argument("--mask", type=Path, help="white = the region that drives tuning")
-    tune.add_argument("--steps", type=int, default=TuningSettings.steps)
-    tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("--learning-rate", type=float, default=TuningSettings.learning_rate)
-    tune.add_argument("--rank", type=int, default=TuningSettings.rank)
+    tune.add_argument("--steps", type=whole, default=TuningSettings.steps)
+    tune.add_argument("--seed", type=whole, default=0)
+    tune.add_argument("--learning-rate", type=number, default=TuningSettings.learning_rate)
+    tune.add_argument("--rank", type=whole, default=TuningSettings.rank)
     tune.add_argument("--name", default="", help="a name for the attribute")
+    tune.add_argument(
+        "--size",
+        type=whole,
+        default=0,
+        metavar="PX",
+        help="square tuning resolution in px (default: the model's own, e.g. 512 for SD 1.5, "
+        "1024 for SDXL); `python -m ostaf sizes` lists what a model accepts",
+    )
     tune.add_argument(
         "--memory-saving",
         action="store_true",
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument(
         "--checkpoint-interval",
-        type=float,
+        type=number,
         default=10.0,
         metavar="SECONDS",
         help="how often the resumable state is saved (default 10)",
@@ -81,12 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--negative", default="", help="negative prompt")
     render.add_argument("--seeds", default="0", help="e.g. 1,2,3 or 10-19")
-    render.add_argument("--steps", type=int, default=RenderSettings.steps)
-    render.add_argument("--guidance", type=float, default=RenderSettings.guidance)
-    render.add_argument("--size", help="WxH (default: the model's resolution)")
+    render.add_argument("--steps", type=whole, default=RenderSettings.steps)
+    render.add_argument("--guidance", type=number, default=RenderSettings.guidance)
+    render.add_argument(
+        "--size", help="WxH (default: the model's resolution; `python -m ostaf sizes` lists some)"
+    )
     render.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
     add_schedule_argument(render)
     add_model_arguments(render)
+
+    sizes = sub.add_parser("sizes", help="a model's family and the sizes it renders and tunes at")
+    sizes.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
 
     info = sub.add_parser("info", help="show an attribute file's metadata or a PNG's parameters")
     info.add_argument("file", type=Path)
@@ -99,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="tune and render on the demo model, end to end")
     demo.add_argument("--out", type=Path, default=None, help="folder for the results")
-    demo.add_argument("--steps", type=int, default=TuningSettings.steps)
+    demo.add_argument("--steps", type=whole, default=TuningSettings.steps)
 
     from ostaf.cli.batch import add_batch_command
     from ostaf.cli.library import add_library_commands
@@ -145,8 +161,8 @@ def parse_applied(text: str) -> AppliedAttribute:
     path_text, sep, tail = text.rpartition(":")
     if sep:
         try:
-            return AppliedAttribute(Path(path_text), float(tail))
-        except ValueError:
+            return AppliedAttribute(Path(path_text), parse_number(tail, "intensity"))
+        except SettingsError:
             pass
     from ostaf.library.attribute_meta import read_meta
 
@@ -162,7 +178,7 @@ def cancel_on_interrupt() -> Iterator[CancelToken]:
     def handler(_signum: int, _frame: Any) -> None:
         if token.cancelled:
             raise KeyboardInterrupt
-        print("\nstopping after this step… (Ctrl-C again to abort)", file=sys.stderr)
+        err("stopping after this step… (Ctrl-C again to abort)")
         token.cancel()
 
     previous = signal.signal(signal.SIGINT, handler)
@@ -186,10 +202,10 @@ class ProgressBar:
             self.close()
             self._stage = report.stage
             self._bar = tqdm(total=report.total, desc=report.stage, file=sys.stderr, leave=False)
-        if report.message.startswith("Resuming"):
-            self._bar.write(report.message, file=sys.stderr)
-        elif report.stage == "loading" and report.message:
-            self._bar.set_postfix_str(report.message, refresh=False)
+        if report.note:
+            err(f"note: {report.note}")
+        elif report.stage == "loading" and report.message:  # e.g. hashing a checkpoint
+            self._bar.set_postfix_str(printable(report.message), refresh=False)
         if report.loss is not None:
             self._bar.set_postfix(loss=f"{report.loss:.4f}")
         self._bar.update(report.step - self._bar.n)
@@ -201,7 +217,8 @@ class ProgressBar:
 
 
 def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
-    from ostaf.method.tuning_checkpoint import discard, read_sidecar
+    from ostaf.library.atomic import check_writable
+    from ostaf.method.tuning_checkpoint import discard, read_sidecar, sidecar
     from ostaf.service import OstafService
     from ostaf.settings import load_settings
 
@@ -214,17 +231,9 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         class_word=args.class_word,
         mask=args.mask,
         memory_saving=args.memory_saving or load_settings().memory_saving,
+        size=args.size,
     )
-    settings.validate()
     checkpoint = args.out.with_name(args.out.name + ".resume")
-    if args.restart:
-        discard(checkpoint)
-    elif (previous := read_sidecar(checkpoint)) is not None:
-        print(
-            f"note: an interrupted run left its state at step {previous.get('step')}; it "
-            "resumes if the settings match (--restart to start over)",
-            file=sys.stderr,
-        )
     job = TuneJob(
         args.image,
         settings,
@@ -234,10 +243,17 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         checkpoint=checkpoint,
         checkpoint_interval_s=args.checkpoint_interval,
     )
-    outcome = OstafService().tune(job, progress, cancel)
-    for note in outcome.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(outcome.path)
+    job.validate()
+    check_writable(args.out, checkpoint, sidecar(checkpoint))  # before anything is touched
+    if args.restart:
+        discard(checkpoint)
+    elif (previous := read_sidecar(checkpoint)) is not None:
+        err(
+            f"note: an interrupted run left its state at step {previous.get('step')}; it "
+            "resumes if the settings match (--restart to start over)"
+        )
+    outcome = OstafService().tune(job, progress, cancel)  # its notes were shown as they came
+    out(outcome.path)
     return 0
 
 
@@ -262,9 +278,9 @@ def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: Can
         RenderJob(settings, args.out, model_choice(args)), progress, cancel
     )
     for warning in dict.fromkeys(w for item in outcome.images for w in item.warnings):
-        print(f"warning: {warning}", file=sys.stderr)
+        err(f"warning: {warning}")
     for path in outcome.paths:
-        print(path)
+        out(path)
     return 0
 
 
@@ -278,18 +294,18 @@ def run_info(args: argparse.Namespace) -> int:
             raise SettingsError(f"{path} carries no generation parameters")
         if args.json:
             parsed = parse_a1111(parameters) if parameters else None
-            print(
-                json.dumps({"parameters": parameters, "parsed": parsed, "ostaf": record}, indent=2)
-            )
+            out_json({"parameters": parameters, "parsed": parsed, "ostaf": record})
+        elif parameters is not None:
+            out(parameters, keep_newlines=True)  # its lines are the format; each is escaped
         else:
-            print(parameters if parameters is not None else json.dumps(record, indent=2))
+            out_json(record)
         return 0
     from ostaf.library.attribute_meta import read_meta
 
     meta = read_meta(path)
     data = json.loads(meta.to_json())
     if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True))
+        out_json(data)
         return 0
     data["reference"].pop("thumbnail", None)
     lines = [
@@ -305,16 +321,35 @@ def run_info(args: argparse.Namespace) -> int:
         f"created:       {meta.created_at}",
         "tuning:        " + ", ".join(f"{k}={v}" for k, v in sorted(meta.tuning.items())),
     ]
-    print("\n".join(lines))
+    out_lines(lines)
+    return 0
+
+
+def run_sizes(args: argparse.Namespace) -> int:
+    """The model's family, its render sizes (the GUI's choices) and its tuning sizes, read
+    from its configs without loading it."""
+    from ostaf.models.model_check import model_sizes
+    from ostaf.settings import load_settings
+
+    sizes = model_sizes(args.model or load_settings().model_source)
+    out(f"{sizes.family.label}, native {sizes.native}x{sizes.native} px")
+    out("render sizes (--size WxH):")
+    for label, width, height in sizes.render_sizes():
+        name = " ".join(word for word in label.split() if "×" not in word)
+        out(f"  {width}x{height}  {name}")
+    out("tuning sizes (tune --size PX): " + ", ".join(map(str, sizes.tuning_sizes())))
     return 0
 
 
 def run_demo_model(args: argparse.Namespace) -> int:
     from ostaf.models.demo_model import write_demo_model
 
-    if args.out.exists() and any(args.out.iterdir()):
-        raise SettingsError(f"{args.out} is not empty; choose a new folder")
-    print(write_demo_model(args.out))
+    folder: Path = args.out
+    if folder.exists() and not folder.is_dir():
+        raise SettingsError(f"{folder} is a file; give the name of a new folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise SettingsError(f"{folder} is not empty; choose a new folder")
+    out(write_demo_model(folder))
     return 0
 
 
@@ -324,21 +359,21 @@ def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
     from ostaf.service import OstafService
     from ostaf.world.demo_reference import DEMO_PROMPT, demo_reference
 
-    out = args.out or paths.data_dir() / "demo-output"
+    folder = args.out or paths.data_dir() / "demo-output"
     service = OstafService()
-    reference = demo_reference(out / "reference.png")
-    print(f"reference: {reference}", file=sys.stderr)
+    reference = demo_reference(folder / "reference.png")
+    err(f"reference: {reference}")
     tuned = service.tune(
         TuneJob(
             reference,
             TuningSettings(kind=AttributeKind.APPEARANCE, steps=args.steps),
-            out / "appearance.safetensors",
+            folder / "appearance.safetensors",
             "demo appearance",
         ),
         progress,
         cancel,
     )
-    print(tuned.path)
+    out(tuned.path)
     for lam in (0.0, 1.0, 2.0):
         settings = RenderSettings(
             prompt=DEMO_PROMPT,
@@ -346,9 +381,9 @@ def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
             attributes=[AppliedAttribute(tuned.path, lam)],
         )
         for path in service.render(
-            RenderJob(settings, out / f"lambda-{lam:g}"), progress, cancel
+            RenderJob(settings, folder / f"lambda-{lam:g}"), progress, cancel
         ).paths:
-            print(path)
+            out(path)
     return 0
 
 
@@ -366,20 +401,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_render(args, bar, cancel)
             if args.command == "info":
                 return run_info(args)
+            if args.command == "sizes":
+                return run_sizes(args)
             if args.command == "demo-model":
                 return run_demo_model(args)
             return run_demo(args, bar, cancel)
     except Cancelled:
         bar.close()
-        print("cancelled; nothing was written", file=sys.stderr)
+        err("cancelled; nothing was written")
         return 130
     except KeyboardInterrupt:
         bar.close()
-        print("aborted", file=sys.stderr)
+        err("aborted")
         return 130
     except OstafError as exc:
         bar.close()
-        print(f"error: {exc}", file=sys.stderr)
+        err(f"error: {exc}")
         return exc.exit_code
     finally:
         bar.close()

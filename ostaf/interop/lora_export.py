@@ -5,15 +5,17 @@ is the weight the user sets in the other tool (1.0 by default). The export bakes
 intensity λ (by default the attribute's own default λ), so that m = 1 gives exactly this
 attribute at λ, and m = 0.5 gives it at λ/2:
 
-- kohya: `lora_unet_<module path, '.' → '_'>` with `lora_up.weight` = A (out, r),
+- kohya: `lora_unet_<module name, '.' → '_'>` with `lora_up.weight` = A (out, r),
   `lora_down.weight` = B (r, in) and `alpha` = λ. Tools apply up·down·(alpha/r)·m, which is
-  λ·A·B/r·m: the factors are stored unchanged and λ lives in alpha.
+  λ·A·B/r·m: the factors are stored unchanged and λ lives in alpha. The module names are the
+  family's: diffusers paths for SD 1.x/2.x, the SGM U-Net's for SDXL (as kohya writes them).
 - diffusers/PEFT: `unet.<module path>.lora_B.weight` = A·λ/r (out, r) and
   `unet.<module path>.lora_A.weight` = B (r, in), with no alpha: PEFT then scales by 1
   (lora_alpha = r), and B·A = λ·A·B/r.
 
 Pick kohya for every tool but diffusers/PEFT code (see lora_formats.FORMAT_USE). Both carry
-the `ss_*` and `modelspec.*` metadata that LoRA browsers show, plus `ostaf.*` keys.
+the `ss_*` and `modelspec.*` metadata by which A1111/Forge, ComfyUI and LoRA browsers tell
+which models a LoRA is for (the family's), plus `ostaf.*` keys.
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from ostaf.errors import SettingsError
 from ostaf.interop.lora_formats import FORMATS, LoraFormat
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_file import Attribute
+from ostaf.models.families import Family, family_of_attribute, sd1
 from ostaf.progress import CancelToken
 
-KOHYA_PREFIX = "lora_unet_"
 DIFFUSERS_PREFIX = "unet."
-SD2_CONTEXT_DIM = 1024  # SD 2.x cross-attention reads 1024-wide OpenCLIP states, SD 1.x 768
 
 
 @dataclass
@@ -43,22 +44,25 @@ class LoraExport:
     path: Path
     format: LoraFormat
     intensity: float
-    family: str  # 'sd_v1' or 'sd_v2'
+    family: Family
     tensors: dict[str, torch.Tensor]
     metadata: dict[str, str]
+    target: str  # which models it applies to, for people: "Stable Diffusion XL models"
 
 
-def kohya_name(module_path: str) -> str:
-    """`up_blocks.1.attentions.0.…to_out.0` → `lora_unet_up_blocks_1_attentions_0_…to_out_0`."""
-    return KOHYA_PREFIX + module_path.replace(".", "_")
+def attribute_family(attribute: Attribute) -> Family:
+    """The family the attribute was tuned on (SD 1.x for files that predate the record and
+    whose layers do not tell: the demo model has SD 1.x's layout)."""
+    return family_of_attribute(attribute.meta.tuning, attribute.factors) or sd1.FAMILY
 
 
-def model_family(attribute: Attribute) -> str:
-    """'sd_v2' when the cross-attention keys read 1024-wide text states, else 'sd_v1'."""
-    for path, (_, b) in attribute.factors.items():
-        if ".attn2.to_k" in path or ".attn2.to_v" in path:
-            return "sd_v2" if b.shape[1] >= SD2_CONTEXT_DIM else "sd_v1"
-    return "sd_v1"
+def target_label(attribute: Attribute, family: Family) -> str:
+    """Which base models a LoRA of `attribute` works on, in words."""
+    from ostaf.models.demo_model import DEMO_NAME
+
+    if attribute.meta.base_model.name == DEMO_NAME:  # its layers fit no published model
+        return f"the demo model only ({family.label} layout)"
+    return f"{family.label} models"
 
 
 def lora_tensors(
@@ -67,10 +71,11 @@ def lora_tensors(
     """The LoRA state dict of `attribute` at `intensity` (see the module docstring)."""
     tensors: dict[str, torch.Tensor] = {}
     rank = attribute.meta.rank
+    family = attribute_family(attribute)
     for path in sorted(attribute.factors):
         a, b = (t.detach().to("cpu", torch.float32).contiguous() for t in attribute.factors[path])
         if fmt == "kohya":
-            name = kohya_name(path)
+            name = family.kohya_name(path)
             tensors[f"{name}.lora_down.weight"] = b.clone()  # (r, in)
             tensors[f"{name}.lora_up.weight"] = a.clone()  # (out, r)
             tensors[f"{name}.alpha"] = torch.tensor(float(intensity), dtype=torch.float32)
@@ -89,15 +94,9 @@ def lora_metadata(
 ) -> dict[str, str]:
     """`ss_*` (kohya) and `modelspec.*` (Stability AI model spec) keys, plus `ostaf.*`."""
     meta = attribute.meta
-    family = model_family(attribute)
-    v2 = family == "sd_v2"
-    resolution = int(meta.tuning.get("resolution") or (768 if v2 else 512))
-    if v2:
-        architecture = (
-            "stable-diffusion-v2-768-v" if resolution >= 768 else "stable-diffusion-v2-512"
-        )
-    else:
-        architecture = "stable-diffusion-v1"
+    family = attribute_family(attribute)
+    resolution = int(meta.tuning.get("resolution") or family.native_size)
+    prediction_type = str(meta.tuning.get("prediction_type") or "")
     description = meta.notes or f"{meta.kind} attribute learned by OSTAF from one image"
     own = json.loads(meta.to_json())
     own["reference"].pop("thumbnail", None)  # already in modelspec.thumbnail
@@ -105,21 +104,17 @@ def lora_metadata(
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(meta.rank),
         "ss_network_alpha": f"{intensity:g}",
-        "ss_base_model_version": family,
-        "ss_v2": str(v2),
         "ss_output_name": output_name,
         "ss_sd_model_name": meta.base_model.name,
         "ss_resolution": f"({resolution}, {resolution})",
         "ss_training_comment": description,
         "ss_tag_frequency": json.dumps({output_name: {t: 1 for t in meta.tags}}),
         "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": f"{architecture}/lora",
-        "modelspec.implementation": "diffusers",
+        **family.lora_metadata(fmt, resolution, prediction_type),
         "modelspec.title": meta.name,
         "modelspec.description": description,
         "modelspec.date": meta.created_at,
         "modelspec.resolution": f"{resolution}x{resolution}",
-        "modelspec.prediction_type": "v" if resolution >= 768 and v2 else "epsilon",
         "modelspec.tags": ", ".join(meta.tags),
         "ostaf.format": fmt,
         "ostaf.lambda": f"{intensity:g}",
@@ -159,4 +154,5 @@ def export_lora(
     if cancel is not None:
         cancel.check()
     atomic_write_bytes(out, data)
-    return LoraExport(out, fmt, lam, model_family(attribute), tensors, metadata)
+    family = attribute_family(attribute)
+    return LoraExport(out, fmt, lam, family, tensors, metadata, target_label(attribute, family))

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ostaf.errors import InputImageError
+from ostaf.images import opened
 from ostaf.library.atomic import atomic_write_bytes
 
 PARAMETERS_KEY = "parameters"
@@ -62,12 +63,16 @@ def read_png_metadata(path: Path | str) -> tuple[str | None, dict[str, Any] | No
     """The `parameters` text and the project's JSON record of a PNG (each None if absent)."""
     path = Path(path)
     if not path.is_file():
-        raise InputImageError(f"image {path} does not exist; check the path")
+        raise InputImageError(f"image {path} does not exist or is not a file; check the path")
     try:
-        with Image.open(path) as img:
+        # Refused before decoding when it declares too many pixels (text chunks after the
+        # image data are only found by decoding it).
+        with opened(path, f"image {path}") as img:
             if img.format != "PNG":
                 raise InputImageError(f"{path} is a {img.format} image; only PNGs carry parameters")
             text = getattr(img, "text", {}) or {}
+    except InputImageError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputImageError(f"{path} is not a readable PNG ({exc})") from exc
     parameters = text.get(PARAMETERS_KEY)

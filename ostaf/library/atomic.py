@@ -1,11 +1,16 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never a torn one."""
+"""Atomic file writes: a crash leaves either the old file or the new one, never a torn one.
+
+A new file gets the mode any program's new file gets (0666 less the umask: others can read
+what they are meant to share); a replaced file keeps its own mode.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -15,12 +20,51 @@ from ostaf.errors import StorageError
 TEMP_SUFFIX = ".ostaf-tmp"
 
 
-def _storage_error(path: Path, exc: OSError) -> StorageError:
+def describe_os_error(exc: OSError) -> str:
+    """What an OS error means for a user, in a few words."""
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full; free some space and try again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is read-only or not yours"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the file name is too long; choose a shorter one"
+    if exc.errno == errno.EISDIR or isinstance(exc, IsADirectoryError):
+        return "a folder of that name is in the way"
+    return str(exc.strerror or exc)
+
+
+def storage_error(path: Path, exc: OSError) -> StorageError:
+    """A one-line StorageError for an OS error while writing `path`."""
     if exc.errno == errno.ENOSPC:
         return StorageError(f"disk full while writing {path}: free some space and try again")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StorageError(f"cannot write {path}: the folder is read-only or not yours")
-    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
+    return StorageError(f"cannot write {path}: {describe_os_error(exc)}")
+
+
+def temporary_name(path: Path) -> str:
+    """The name pattern of `path`'s temporary files (hidden, marked, unique)."""
+    return f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new temporary file beside `path`, created with mode 0666 (the kernel takes the
+    umask off, as for any new file), or with the mode of the file it will replace."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / temporary_name(path)
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            if hasattr(os, "fchmod"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+        except OSError:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -39,12 +83,9 @@ def atomic_open(path: Path | str) -> Iterator[IO[bytes]]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
-        )
+        fd, tmp = _create_temporary(path)
     except OSError as exc:
-        raise _storage_error(path, exc) from exc
-    tmp = Path(tmp_name)
+        raise storage_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -54,10 +95,32 @@ def atomic_open(path: Path | str) -> Iterator[IO[bytes]]:
         _fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise _storage_error(path, exc) from exc
+        raise storage_error(path, exc) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: Path, *companions: Path) -> None:
+    """Find out now, not after a long job, that `path` (and the files written beside it)
+    can be written atomically: its folder can be made, no folder is in the way, and the
+    temporary names fit the file system. StorageError naming the file otherwise."""
+    targets = (path, *companions)
+    target = path
+    try:
+        for target in targets:
+            if target.exists() and not target.is_file():
+                raise StorageError(
+                    f"cannot write {target}: a folder (or something else that is not a file) "
+                    "of that name is in the way; choose another name"
+                )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for target in targets:
+            fd, tmp = _create_temporary(target)
+            os.close(fd)
+            tmp.unlink()
+    except OSError as exc:
+        raise storage_error(target, exc) from exc
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

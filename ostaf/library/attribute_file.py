@@ -20,6 +20,7 @@ from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_meta import METADATA_KEY, AttributeMeta, read_meta
 from ostaf.method.offsets import Factors
 from ostaf.models.base_model import BaseModel
+from ostaf.models.families import family_of_attribute
 
 
 @dataclass
@@ -102,6 +103,13 @@ def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
     """Refuse an attribute tuned on another architecture; return warnings for softer mismatches."""
     meta = attribute.meta
     name = meta.name or "attribute"
+    tuned_on = family_of_attribute(meta.tuning, attribute.factors)
+    if tuned_on is not None and tuned_on is not model.family:
+        raise IncompatibleModelError(
+            f"'{name}' was tuned on a {tuned_on.label} model ({meta.base_model.name}) but "
+            f"{model.name} is a {model.family.label} model; load a {tuned_on.label} model or "
+            "tune the attribute again on this one"
+        )
     if meta.base_model.architecture != model.architecture:
         raise IncompatibleModelError(
             f"'{name}' was tuned on {meta.base_model.name or 'another model'} whose U-Net has "
@@ -120,8 +128,19 @@ def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
                 f"'{name}': layer {target} has another shape in {model.name}"
             )
     if meta.base_model.fingerprint != model.fingerprint:
-        return [
-            f"'{name}' was tuned on '{meta.base_model.name}', not on '{model.name}' "
-            "(same architecture): results may differ"
-        ]
+        return [base_model_warning(name, meta.base_model.name, model.name)]
     return []
+
+
+def base_model_warning(attribute: str, tuned_on: str, loaded: str) -> str:
+    """What differs when an attribute meets a base model with the same layers but other
+    weights: the model's name, or (same name) its weights only."""
+    if tuned_on == loaded:
+        return (
+            f"'{attribute}' was tuned on another version of '{loaded}' (same name and layers, "
+            "other weights): results may differ"
+        )
+    return (
+        f"'{attribute}' was tuned on '{tuned_on or 'an unnamed model'}', this is '{loaded}' "
+        "(same layers, other weights): results may differ"
+    )

@@ -31,9 +31,8 @@ def summarize_project(project: Project) -> ProjectSummary:
     )
     reference = None
     for record in reversed(project.info.references):
-        candidate = project.references_dir / record.file
-        if candidate.is_file():
-            reference = candidate
+        reference = project.reference_path(record)  # None for a name leading out of it
+        if reference is not None:
             break
     return ProjectSummary(
         name=project.name,

@@ -13,39 +13,65 @@ only the metadata (atomically), so the name stays; deleting moves the file to
 
 from __future__ import annotations
 
-import base64
-import json
+import contextlib
 import os
 import re
 import shutil
-import socket
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock, Timeout
-
 from ostaf import paths
-from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError, StorageError
-from ostaf.library.atomic import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text, is_temporary
-from ostaf.library.attribute_meta import SUFFIX, AttributeMeta, now_iso, read_meta
+from ostaf.errors import (
+    AttributeFileError,
+    ProjectError,
+    SettingsError,
+    StorageError,
+)
+from ostaf.library.atomic import atomic_write_bytes, describe_os_error, is_temporary
+from ostaf.library.attribute_meta import (
+    SUFFIX,
+    AttributeMeta,
+    check_attribute_name,
+    normalize_tags,
+    now_iso,
+    read_meta,
+)
+from ostaf.library.browsing import filter_attributes, thumbnail_image, thumbnail_png
+from ostaf.library.project_file import (
+    PROJECT_FILE,
+    ProjectInfo,
+    ReferenceRecord,
+    inside,
+    read_info,
+    write_info,
+)
+from ostaf.library.project_lock import Holder, ProjectLock
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from ostaf.library.attribute_file import Attribute
 
-PROJECT_FILE = "project.json"
-PROJECT_SCHEMA = 1
-LOCK_FILE = ".lock"
+# Re-exported: the app and the command line import these from here.
+__all__ = [
+    "PROJECT_FILE",
+    "ProjectInfo",
+    "ReferenceRecord",
+    "filter_attributes",
+    "normalize_tags",
+    "thumbnail_image",
+    "thumbnail_png",
+]
+
 TRASH = ".trash"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
-MAX_NAME = 120
-MAX_TAG = 40
+MAX_PROJECT_NAME = 120
 MAX_NOTES = 4000
+NEW_FOLDER_PREFIX = ".new-"  # a project being created, renamed into place when complete
+STALE_NEW_FOLDER_S = 3600.0
 
 
 def slugify(name: str) -> str:
@@ -53,14 +79,6 @@ def slugify(name: str) -> str:
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
     return text[:48] or "project"
-
-
-@dataclass
-class ReferenceRecord:
-    sha256: str
-    file: str  # name inside references/
-    original_name: str
-    added: str
 
 
 @dataclass
@@ -101,23 +119,17 @@ class Problem:
     message: str
 
 
-@dataclass
-class ProjectInfo:
-    name: str
-    created: str = field(default_factory=now_iso)
-    last_opened: str = field(default_factory=now_iso)
-    references: list[ReferenceRecord] = field(default_factory=list)
-    presets: dict[str, Any] = field(default_factory=dict)
-    schema_version: int = PROJECT_SCHEMA
-
-
 class Project:
-    """An open project folder. Writes require the lock (`with project.locked():`)."""
+    """An open project folder. Every write happens inside its lock (`with project.locked():`),
+    and every read-modify-write reads what is on disk inside that lock (`edit_info`,
+    `edit_attribute`), so two writers never lose each other's changes."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.info = _read_info(folder)
-        self._lock: FileLock | None = None
+        self.info = read_info(folder)
+        self._lock = ProjectLock(folder)
+        self.holder: Holder = "app"  # "command": a short edit from the command line
+        self.lock_wait_s = 0.0  # how long to wait for another command's edit to finish
 
     @property
     def name(self) -> str:
@@ -141,73 +153,96 @@ class Project:
 
     # -- locking -------------------------------------------------------------------------
     def acquire(self) -> None:
-        """Take the write lock or raise ProjectLockedError naming who holds it."""
-        if self._lock is not None:
+        """Take the write lock or raise ProjectLockedError naming who holds it; project.json
+        is read again, as the last holder left it."""
+        if self._lock.held:
             return
-        lock = FileLock(str(self.folder / LOCK_FILE))
+        self._lock.acquire(self.name, self.holder, self.lock_wait_s)
         try:
-            lock.acquire(timeout=0)
-        except Timeout as exc:
-            holder = _lock_holder(self.folder)
-            raise ProjectLockedError(
-                f"project '{self.name}' is open in another OSTAF window or command{holder}; "
-                "close it there first"
-            ) from exc
-        self._lock = lock
-        self._sweep_temporaries()
-        (self.folder / f"{LOCK_FILE}.owner").write_text(
-            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()})
-        )
-
-    def _sweep_temporaries(self) -> None:
-        """Remove half-written files left by a writer that died (only the lock holder may)."""
-        for leftover in self.folder.rglob(f"*{TEMP_SUFFIX}"):
-            leftover.unlink(missing_ok=True)
+            self.info = read_info(self.folder)
+        except ProjectError:
+            self.release()
+            raise
 
     def release(self) -> None:
-        if self._lock is not None:
-            (self.folder / f"{LOCK_FILE}.owner").unlink(missing_ok=True)
-            self._lock.release()
-            self._lock = None
+        self._lock.release()
 
-    def _require_lock(self) -> None:
-        if self._lock is None:
-            self.acquire()
+    @property
+    def is_locked(self) -> bool:
+        """True while this object holds the write lock."""
+        return self._lock.held
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the write lock for the block; a holder keeps it afterwards, anyone else lets
+        go of it at the end (a command holds it only while it writes)."""
+        held = self._lock.held
+        self.acquire()
+        try:
+            yield
+        finally:
+            if not held:
+                self.release()
 
     # -- project.json ----------------------------------------------------------------------
-    def save_info(self) -> None:
-        self._require_lock()
-        _write_info(self.folder, self.info)
+    def edit_info(self, change: Callable[[ProjectInfo], None]) -> ProjectInfo:
+        """Apply `change` to project.json as it is on disk, inside the lock, and save it."""
+        with self.locked():
+            info = read_info(self.folder)
+            change(info)
+            write_info(self.folder, info)
+            self.info = info
+            return info
 
     def rename(self, new_name: str) -> None:
         """Change the display name (the folder keeps its name, so paths stay valid)."""
-        new_name = new_name.strip()
-        if not new_name:
-            raise ProjectError("a project name cannot be empty")
-        self.info.name = new_name
-        self.save_info()
+        new_name = check_project_name(new_name)
+
+        def apply(info: ProjectInfo) -> None:
+            info.name = new_name
+
+        self.edit_info(apply)
 
     def touch(self) -> None:
-        self.info.last_opened = now_iso()
-        self.save_info()
+        """Record that the project was opened now."""
+        stamp = now_iso()
+
+        def apply(info: ProjectInfo) -> None:
+            info.last_opened = stamp
+
+        self.edit_info(apply)
 
     # -- references ------------------------------------------------------------------------
     def add_reference(self, image: Path) -> Path:
         """Copy a reference image in, under a content-hashed name (added once)."""
         import hashlib
 
-        self._require_lock()
-        data = Path(image).read_bytes()
+        image = Path(image)
+        try:
+            data = image.read_bytes()
+        except OSError as exc:
+            raise ProjectError(f"cannot read {image}: {exc.strerror or exc}") from exc
         digest = hashlib.sha256(data).hexdigest()
-        target = self.references_dir / f"{digest[:16]}{Path(image).suffix.lower() or '.png'}"
-        if not target.exists():
-            atomic_write_bytes(target, data)
-        if not any(r.sha256 == digest for r in self.info.references):
-            self.info.references.append(
-                ReferenceRecord(digest, target.name, Path(image).name, now_iso())
-            )
-            self.save_info()
+        suffix = image.suffix.lower()
+        suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ".png"
+        target = self.references_dir / f"{digest[:16]}{suffix}"
+        with self.locked():
+            if not target.is_file():
+                atomic_write_bytes(target, data)
+
+            def apply(info: ProjectInfo) -> None:
+                if not any(r.sha256 == digest for r in info.references):
+                    record = ReferenceRecord(digest, target.name, image.name, now_iso())
+                    info.references.append(record)
+
+            self.edit_info(apply)
         return target
+
+    def reference_path(self, record: ReferenceRecord) -> Path | None:
+        """The file of a reference record, when it is a file inside references/ (a name that
+        points anywhere else, or a link out of the folder, gives None)."""
+        path = inside(self.references_dir, record.file)
+        return path if path is not None and path.is_file() else None
 
     # -- attributes ------------------------------------------------------------------------
     def attribute_path(self, content_hash: str) -> Path:
@@ -270,22 +305,24 @@ class Project:
         is imported. Duplicates (same factors) are reported, not copied again."""
         from ostaf.library.attribute_file import save_attribute
 
-        self._require_lock()
         validated = [(Path(source), validate_attribute_file(source)) for source in sources]
         outcomes = []
-        for source, attribute in validated:
-            target = self.attribute_path(attribute.content_hash())
-            if target.exists():
-                try:
-                    outcomes.append(ImportOutcome(AttributeEntry(target, read_meta(target)), True))
-                except AttributeFileError as exc:
-                    raise ProjectError(
-                        f"{target} has the same name as {source.name} but is damaged; move it "
-                        "out of the library folder (it is never overwritten) and import again"
-                    ) from exc
-                continue
-            save_attribute(target, attribute)
-            outcomes.append(ImportOutcome(AttributeEntry(target, attribute.meta), False))
+        with self.locked():
+            for source, attribute in validated:
+                target = self.attribute_path(attribute.content_hash())
+                if target.exists():
+                    try:
+                        entry = AttributeEntry(target, read_meta(target))
+                    except AttributeFileError as exc:
+                        raise ProjectError(
+                            f"{target} has the same name as {source.name} but is damaged; move "
+                            "it out of the library folder (it is never overwritten) and import "
+                            "again"
+                        ) from exc
+                    outcomes.append(ImportOutcome(entry, True))
+                    continue
+                save_attribute(target, attribute)
+                outcomes.append(ImportOutcome(AttributeEntry(target, attribute.meta), False))
         return outcomes
 
     def import_attribute(self, source: Path) -> ImportOutcome:
@@ -311,6 +348,26 @@ class Project:
         atomic_write_bytes(dest, data)
         return dest
 
+    def edit_attribute(
+        self, ref: str, change: Callable[[AttributeMeta], AttributeMeta]
+    ) -> AttributeEntry:
+        """Rewrite an attribute's metadata: inside the lock, find and read the file as it is
+        on disk now, apply `change` to its metadata, check the result and save it atomically.
+        The factors, and so the id, stay. Every edit of an attribute goes through here."""
+        from ostaf.library.attribute_file import load_attribute, save_attribute
+
+        with self.locked():
+            entry = self.find_attribute(ref)
+            attribute = load_attribute(entry.path)
+            try:
+                meta = change(attribute.meta)
+                meta.validate()
+            except (ValueError, SettingsError) as exc:
+                raise ProjectError(f"cannot change '{entry.meta.name}': {exc}") from exc
+            attribute.meta = meta
+            save_attribute(entry.path, attribute)
+            return AttributeEntry(entry.path, meta)
+
     def update_attribute(
         self,
         ref: str,
@@ -320,15 +377,13 @@ class Project:
         notes: str | None = None,
         default_lambda: float | None = None,
     ) -> AttributeEntry:
-        """Edit the metadata of an attribute in place; the factors (and so the id) stay."""
-        from ostaf.library.attribute_file import load_attribute, save_attribute
-
-        self._require_lock()
-        entry = self.find_attribute(ref)
-        attribute = load_attribute(entry.path)
+        """Set the name, tags, notes or default λ of an attribute (see edit_attribute)."""
         changes: dict[str, Any] = {}
         if name is not None:
-            changes["name"] = _check_name(name)
+            try:
+                changes["name"] = check_attribute_name(name)
+            except SettingsError as exc:
+                raise ProjectError(str(exc)) from exc
         if tags is not None:
             changes["tags"] = normalize_tags(tags)
         if notes is not None:
@@ -337,39 +392,45 @@ class Project:
             changes["notes"] = notes.strip()
         if default_lambda is not None:
             changes["default_lambda"] = float(default_lambda)
-        meta = replace(attribute.meta, **changes)
-        try:
-            meta.validate()
-        except ValueError as exc:
-            raise ProjectError(f"cannot change '{entry.meta.name}': {exc}") from exc
-        attribute.meta = meta
-        save_attribute(entry.path, attribute)
-        return AttributeEntry(entry.path, meta)
+        return self.edit_attribute(ref, lambda meta: replace(meta, **changes))
+
+    def change_tags(
+        self, ref: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> AttributeEntry:
+        """Add and remove tags, starting from the tags the file holds when the lock is held."""
+        added = normalize_tags(add)
+        removed = set(normalize_tags(remove))
+
+        def apply(meta: AttributeMeta) -> AttributeMeta:
+            kept = [t for t in meta.tags if t not in removed]
+            return replace(meta, tags=normalize_tags([*kept, *added]))
+
+        return self.edit_attribute(ref, apply)
 
     def delete_attribute(self, ref: str) -> Path:
         """Move an attribute to the project's trash (a newer deletion of the same attribute
         replaces the older trashed copy); returns its path in the trash."""
-        self._require_lock()
-        entry = self.find_attribute(ref)
-        target = self.trash_dir / entry.path.name
-        _move(entry.path, target)
-        return target
+        with self.locked():
+            entry = self.find_attribute(ref)
+            target = self.trash_dir / entry.path.name
+            _move(entry.path, target)
+            return target
 
     def restore_attribute(self, ref: str) -> RestoreOutcome:
         """Bring an attribute back from the trash."""
-        self._require_lock()
-        entry = self.find_attribute(ref, trash=True)
-        live = self.attributes_dir / entry.path.name
-        if live.exists():
-            try:
-                return RestoreOutcome(AttributeEntry(live, read_meta(live)), True)
-            except AttributeFileError as exc:
-                raise ProjectError(
-                    f"{live} is damaged and in the way; move it out of the library folder "
-                    "and restore again"
-                ) from exc
-        _move(entry.path, live)
-        return RestoreOutcome(AttributeEntry(live, entry.meta), False)
+        with self.locked():
+            entry = self.find_attribute(ref, trash=True)
+            live = self.attributes_dir / entry.path.name
+            if live.exists():
+                try:
+                    return RestoreOutcome(AttributeEntry(live, read_meta(live)), True)
+                except AttributeFileError as exc:
+                    raise ProjectError(
+                        f"{live} is damaged and in the way; move it out of the library folder "
+                        "and restore again"
+                    ) from exc
+            _move(entry.path, live)
+            return RestoreOutcome(AttributeEntry(live, entry.meta), False)
 
 
 def validate_attribute_file(source: Path | str) -> Attribute:
@@ -408,70 +469,15 @@ def validate_attribute_file(source: Path | str) -> Attribute:
     return load_attribute(source)
 
 
-def normalize_tags(tags: Iterable[str]) -> list[str]:
-    """Tags stripped, lower-cased, without duplicates; refuse empty, long or comma'd ones."""
-    result: list[str] = []
-    for tag in tags:
-        tag = " ".join(tag.split()).lower()
-        if not tag:
-            continue
-        if len(tag) > MAX_TAG or "," in tag:
-            raise ProjectError(f"tag {tag!r} must be under {MAX_TAG} characters, without commas")
-        if tag not in result:
-            result.append(tag)
-    return result
-
-
-def filter_attributes(
-    entries: Iterable[AttributeEntry],
-    text: str = "",
-    tags: Iterable[str] = (),
-    kind: str | None = None,
-) -> list[AttributeEntry]:
-    """Entries whose name, notes, tags or reference name contain `text` (any case), that
-    carry every tag in `tags`, and (if given) are of `kind`."""
-    needle = text.strip().casefold()
-    wanted = set(normalize_tags(tags))
-    found = []
-    for entry in entries:
-        meta = entry.meta
-        if kind and str(meta.kind) != kind:
-            continue
-        if not wanted <= set(meta.tags):
-            continue
-        haystack = " ".join([meta.name, meta.notes, *meta.tags, meta.reference.file_name])
-        if needle and needle not in haystack.casefold():
-            continue
-        found.append(entry)
-    return found
-
-
-def thumbnail_image(meta: AttributeMeta) -> Image.Image | None:
-    """The reference thumbnail stored in the attribute (None if it has none)."""
-    from ostaf.errors import InputImageError
-    from ostaf.images import image_from_data_url
-
-    if not meta.reference.thumbnail:
-        return None
-    try:
-        return image_from_data_url(meta.reference.thumbnail)
-    except InputImageError:
-        return None
-
-
-def thumbnail_png(meta: AttributeMeta) -> bytes | None:
-    """The stored thumbnail as PNG bytes, checked to decode (None if it has none)."""
-    if thumbnail_image(meta) is None:
-        return None
-    return base64.b64decode(meta.reference.thumbnail.split(",", 1)[1])
-
-
-def _check_name(name: str) -> str:
-    name = " ".join(name.split())
+def check_project_name(name: str) -> str:
+    """A project name as it is stored: stripped, not empty, at most MAX_PROJECT_NAME long."""
+    name = name.strip()
     if not name:
-        raise ProjectError("an attribute name cannot be empty")
-    if len(name) > MAX_NAME:
-        raise ProjectError(f"that name is too long; keep it under {MAX_NAME} characters")
+        raise ProjectError("a project name cannot be empty")
+    if len(name) > MAX_PROJECT_NAME:
+        raise ProjectError(
+            f"that project name is too long; keep it to {MAX_PROJECT_NAME} characters at most"
+        )
     return name
 
 
@@ -506,77 +512,88 @@ class ProjectStore:
         return projects, problems
 
     def create(self, name: str) -> Project:
-        """A new project with a unique folder name derived from `name`."""
-        name = name.strip()
-        if not name:
-            raise ProjectError("a project name cannot be empty")
-        if len(name) > 120:
-            raise ProjectError("that project name is too long; keep it under 120 characters")
+        """A new project with a unique folder name derived from `name`, its lock held. It is
+        built in a hidden folder and renamed into place complete, so a failure (a full disk)
+        leaves nothing half-made behind and a retry gets the same folder name."""
+        name = check_project_name(name)
         base = slugify(name)
-        slug, n = base, 2
-        while (self.root / slug).exists():
-            slug, n = f"{base}-{n}", n + 1
-        folder = self.root / slug
+        self._sweep_new_folders()
+        building = self.root / f"{NEW_FOLDER_PREFIX}{uuid.uuid4().hex}"
         try:
             for sub in ("attributes", "references", "exports"):
-                (folder / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ProjectError(f"cannot create {folder}: {exc.strerror}") from exc
-        _write_info(folder, ProjectInfo(name=name))
-        project = Project(folder)
+                (building / sub).mkdir(parents=True)
+            write_info(building, ProjectInfo(name=name))
+            slug, n = base, 2
+            while True:
+                try:
+                    _rename_new_folder(building, self.root / slug)
+                    break
+                except FileExistsError:
+                    slug, n = f"{base}-{n}", n + 1
+        except (OSError, StorageError, ProjectError) as exc:
+            shutil.rmtree(building, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise ProjectError(
+                    f"cannot create project '{name}' in {self.root}: {describe_os_error(exc)}"
+                ) from exc
+            raise
+        project = Project(self.root / slug)
         project.acquire()
         return project
 
+    def _sweep_new_folders(self) -> None:
+        """Remove what a creation that was killed left behind (only folders older than an
+        hour: a creation in another process may be going on now)."""
+        if not self.root.is_dir():
+            return
+        now = time.time()
+        for folder in self.root.glob(f"{NEW_FOLDER_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if folder.is_dir() and now - folder.stat().st_mtime > STALE_NEW_FOLDER_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+
     def find(self, name_or_slug: str) -> Project:
-        """Open a project by display name or folder name."""
-        projects, _ = self.list()
+        """Open a project by display name or folder name (a damaged one is named as such)."""
+        projects, problems = self.list()
         for project in projects:
             if name_or_slug in (project.name, project.slug):
                 return project
+        for problem in problems:
+            if problem.path.name == name_or_slug:
+                raise ProjectError(problem.message)
         raise ProjectError(
             f"no project named '{name_or_slug}'; see the project list (or create it first)"
         )
 
     def delete(self, project: Project) -> Path:
-        """Move a project to the store's trash folder (recoverable by hand)."""
+        """Move a project to the store's trash folder (recoverable by hand). Where the OS
+        lets a folder with an open file move (not Windows), it moves while its lock is held,
+        so that no other writer starts in between."""
         project.acquire()
         trash = self.root / TRASH / f"{project.slug}-{time.strftime('%Y%m%d-%H%M%S')}"
-        trash.parent.mkdir(parents=True, exist_ok=True)
-        project.release()
-        shutil.move(str(project.folder), str(trash))
+        try:
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            if os.name != "nt":
+                os.rename(project.folder, trash)
+            project.release()
+            if os.name == "nt":
+                shutil.move(str(project.folder), str(trash))
+        except OSError as exc:
+            project.release()
+            raise ProjectError(
+                f"cannot move project '{project.name}' to {trash}: {describe_os_error(exc)}"
+            ) from exc
         return trash
 
 
-def _read_info(folder: Path) -> ProjectInfo:
-    path = folder / PROJECT_FILE
+def _rename_new_folder(source: Path, target: Path) -> None:
+    """Move a complete new project folder into place; FileExistsError when the name is taken
+    (os.rename would silently replace an empty folder on POSIX)."""
+    if target.exists() or target.is_symlink():
+        raise FileExistsError(target)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            raise ValueError("no project name")
-        version = data.get("schema_version", PROJECT_SCHEMA)
-        if not isinstance(version, int) or version > PROJECT_SCHEMA:
-            raise ProjectError(f"{path} was written by a newer OSTAF; update the app")
-        refs = [ReferenceRecord(**r) for r in data.get("references", [])]
-        return ProjectInfo(
-            name=data["name"],
-            created=str(data.get("created", "")),
-            last_opened=str(data.get("last_opened", "")),
-            references=refs,
-            presets=dict(data.get("presets", {})),
-        )
-    except FileNotFoundError as exc:
-        raise ProjectError(f"{folder} has no {PROJECT_FILE}; it is not an OSTAF project") from exc
-    except (ValueError, TypeError, OSError, RecursionError) as exc:
-        raise ProjectError(f"{path} is damaged ({exc}); restore it from a backup") from exc
-
-
-def _write_info(folder: Path, info: ProjectInfo) -> None:
-    atomic_write_text(folder / PROJECT_FILE, json.dumps(asdict(info), indent=2) + "\n")
-
-
-def _lock_holder(folder: Path) -> str:
-    try:
-        owner = json.loads((folder / f"{LOCK_FILE}.owner").read_text())
-        return f" (process {owner['pid']} on {owner['host']} since {owner['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+        os.rename(source, target)
+    except OSError as exc:
+        if target.exists():
+            raise FileExistsError(target) from exc
+        raise

@@ -105,11 +105,15 @@ def plan_tuning_memory(
     timesteps_per_pass: int = 0,
     checkpointing: bool = False,
     vae_scale_factor: int = 8,
+    added_inputs: Mapping[str, int] | None = None,
 ) -> MemoryPlan:
     """The fastest settings predicted to fit `budget_bytes`: all timesteps in one pass, then
     fewer per pass (gradients accumulate, so the step's result is the same), then gradient
-    checkpointing. `timesteps_per_pass` > 0 or `checkpointing` fix those choices."""
-    profile = activation_profile(unet_config, resolution // vae_scale_factor, dtype, region, rank)
+    checkpointing. `timesteps_per_pass` > 0 or `checkpointing` fix those choices.
+    `added_inputs` names the U-Net's extra inputs and their widths (the family's)."""
+    profile = activation_profile(
+        unet_config, resolution // vae_scale_factor, dtype, region, rank, added_inputs
+    )
     n = timesteps_per_step
     sizes = [min(timesteps_per_pass, n)] if timesteps_per_pass > 0 else _halvings(n)
     modes = (True,) if checkpointing else (False, True)
@@ -157,15 +161,23 @@ def activation_profile(
     dtype: torch.dtype,
     region: Region,
     rank: int = 4,
+    added_inputs: Mapping[str, int] | None = None,
 ) -> ActivationProfile:
     """Trace one sample through a meta-device copy of the U-Net and tally what is saved."""
     key = json.dumps(_plain(unet_config), sort_keys=True)
-    return _cached_profile(key, latent_size, str(dtype).removeprefix("torch."), region, rank)
+    added = tuple(sorted((added_inputs or {}).items()))
+    dtype_name = str(dtype).removeprefix("torch.")
+    return _cached_profile(key, latent_size, dtype_name, region, rank, added)
 
 
 @lru_cache(maxsize=16)
 def _cached_profile(
-    config_json: str, latent_size: int, dtype_name: str, region: Region, rank: int
+    config_json: str,
+    latent_size: int,
+    dtype_name: str,
+    region: Region,
+    rank: int,
+    added_inputs: tuple[tuple[str, int], ...] = (),
 ) -> ActivationProfile:
     from diffusers import UNet2DConditionModel
 
@@ -193,6 +205,9 @@ def _cached_profile(
     sample = torch.empty(size, device="meta", dtype=dtype)
     text = torch.empty(1, 77, config["cross_attention_dim"], device="meta", dtype=dtype)
     timestep = torch.zeros(1, dtype=torch.long, device="meta")
+    added = {
+        name: torch.empty(1, width, device="meta", dtype=dtype) for name, width in added_inputs
+    }
     with (
         torch.enable_grad(),
         offset_layers(unet, paths) as wrappers,
@@ -200,7 +215,9 @@ def _cached_profile(
         torch.autograd.graph.saved_tensors_hooks(tally.pack, _unpack),
     ):
         set_terms(wrappers, [(factors, 1.0)], dtype)
-        out = unet(sample, timestep, encoder_hidden_states=text).sample
+        out = unet(
+            sample, timestep, encoder_hidden_states=text, added_cond_kwargs=added or None
+        ).sample
     del out
     return tally.profile(sum(p.numel() for p in hyper.parameters()))
 

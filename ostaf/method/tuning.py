@@ -1,7 +1,8 @@
 """One-shot attribute tuning: fit the hypernetwork on one reference image (DESIGN §2).
 
 The base model stays frozen; only the hypernetwork's parameters are optimised. VAE latents
-and the prompt's text embedding are computed once. Every step samples a few timesteps and
+and the prompt's conditioning (text states and, for SDXL, the pooled embedding and size/crop
+ids, as the model's family makes them) are computed once. Every step samples a few timesteps and
 runs them through the U-Net together (in fewer per pass when the memory preflight says the
 card is short; gradients accumulate, so the step is the same), checks the cancel token and
 reports progress.
@@ -11,34 +12,37 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import (
-    DDIMScheduler,
-    DDPMScheduler,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from PIL import Image
 
-from ostaf.errors import TuningDivergedError
+from ostaf.errors import SettingsError, TuningDivergedError
 from ostaf.images import Reference, thumbnail_data_url
 from ostaf.library.attribute_file import Attribute
-from ostaf.library.attribute_meta import AttributeMeta, BaseModelInfo, ReferenceInfo
+from ostaf.library.attribute_meta import (
+    AttributeMeta,
+    BaseModelInfo,
+    ReferenceInfo,
+    check_attribute_name,
+    default_attribute_name,
+)
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
-from ostaf.method.regions import FLIP_ALLOWED, REGION_BY_KIND, Region, tuning_prompt
+from ostaf.method.regions import FLIP_ALLOWED, Region, tuning_prompt
 from ostaf.method.tuning_checkpoint import (
     Checkpointing,
+    DamagedStateError,
     TuningState,
     load_state,
     run_key,
     save_state,
+    set_aside,
 )
 from ostaf.models.base_model import BaseModel
 from ostaf.models.devices import (
@@ -49,12 +53,12 @@ from ostaf.models.devices import (
     use_job_threads,
 )
 from ostaf.progress import CancelToken, ProgressCallback, StepClock, ignore_progress
-from ostaf.render.rendering import decode_latents
+from ostaf.render.rendering import decode_latents, pipeline_with_scheduler
 from ostaf.requests import TuningSettings
 
 OOM_ADVICE = (
-    "turn on memory saving (Settings, or --memory-saving), lower the timesteps per step, "
-    "or use a smaller model"
+    "turn on memory saving (Settings, or --memory-saving), tune at a smaller size "
+    "(Advanced → Resolution, or --size), lower the timesteps per step, or use a smaller model"
 )
 
 
@@ -66,6 +70,7 @@ class TuningResult:
     losses: list[float]
     seconds: float
     memory: MemoryPlan | None = None  # what the preflight predicted and chose
+    notes: list[str] = field(default_factory=list)  # e.g. a damaged saved state set aside
 
 
 @dataclass
@@ -75,6 +80,8 @@ class _Batch:
     latents: torch.Tensor  # (V, C, h, w): the reference and, when allowed, its mirror
     weights: torch.Tensor | None  # (V, 1, h, w) loss weights from the mask, or None
     text: torch.Tensor  # (1, T, D) prompt embedding
+    # The U-Net's extra inputs, each (1, …): SDXL's pooled embedding and size/crop ids.
+    added: dict[str, torch.Tensor] | None = None
 
 
 def tune(
@@ -95,7 +102,13 @@ def tune(
     cancel = cancel or CancelToken()
     clock = StepClock(settings.steps)
     model.merger.restore()  # tuning always starts from the base weights
-    region = settings.region or REGION_BY_KIND[settings.kind]
+    region = settings.region or model.family.region(settings.kind)
+    size = model.tuning_size(settings.size)
+    if reference.image.size != (size, size):
+        raise SettingsError(
+            f"the reference was prepared at {reference.image.width} px but tuning is at "
+            f"{size} px; prepare it at the tuning size"
+        )
     unet = model.unet
     paths = region.select(name for name, _ in unet.named_modules())
     if not paths:
@@ -108,40 +121,61 @@ def tune(
         batch = _prepare(model, reference, prompt, _flip(settings))
     cancel.check()
 
-    plan, note = _memory_plan(model, region, settings)
+    plan, note = _memory_plan(model, region, settings, size)
     progress(clock.report("preparing", 0, message=note))
     cancel.check()
 
     device = model.placement.device
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        hyper = Hypernetwork(target_layers(unet, paths), HypernetworkConfig(rank=settings.rank)).to(
-            device
-        )
-    parameters = list(hyper.parameters())
-    optimizer = make_optimizer(parameters, settings.learning_rate)
+
+    def fresh() -> tuple[Hypernetwork, torch.optim.Optimizer, torch.Generator]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            layers = target_layers(unet, paths)
+            net = Hypernetwork(layers, HypernetworkConfig(rank=settings.rank)).to(device)
+        optim = make_optimizer(list(net.parameters()), settings.learning_rate)
+        return net, optim, torch.Generator("cpu").manual_seed(settings.seed)
+
+    hyper, optimizer, sampler = fresh()
     noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
-    sampler = torch.Generator("cpu").manual_seed(settings.seed)
     per_pass = plan.timesteps_per_pass if plan else settings.timesteps_per_pass
     per_pass = min(per_pass or settings.timesteps_per_step, settings.timesteps_per_step)
     losses: list[float] = []
+    notes: list[str] = []
     first_step = 1
     key = ""
     if checkpointing is not None:
         key = run_key(model, reference, settings, region)
-        state = load_state(checkpointing.path)
-        if state is not None and state.key == key and state.step <= settings.steps:
-            hyper.load_state_dict(state.hypernetwork)
-            optimizer.load_state_dict(state.optimizer)
-            for group in optimizer.param_groups:  # a resumed run may lower the rate
-                group["lr"] = settings.learning_rate
-            sampler.set_state(state.sampler)
-            losses = list(state.losses)
-            first_step = state.step + 1
-            clock.done_before = state.step
-            progress(
-                clock.report("preparing", state.step, message=f"Resuming from step {state.step}")
+        try:
+            state = load_state(checkpointing.path)
+            if state is not None and state.key == key and state.step <= settings.steps:
+                hyper.load_state_dict(state.hypernetwork)
+                optimizer.load_state_dict(state.optimizer)
+                for group in optimizer.param_groups:  # a resumed run may lower the rate
+                    group["lr"] = settings.learning_rate
+                sampler.set_state(state.sampler)
+                losses = list(state.losses)
+                first_step = state.step + 1
+                clock.done_before = state.step
+                progress(
+                    clock.report(
+                        "preparing",
+                        state.step,
+                        message=f"Resuming from step {state.step}",
+                        note=f"Resuming from step {state.step}",
+                    )
+                )
+        except (DamagedStateError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            # Whatever was half-loaded is dropped: the run starts over exactly as a new one.
+            hyper, optimizer, sampler = fresh()
+            losses, first_step, clock.done_before = [], 1, 0
+            moved = set_aside(checkpointing.path)
+            note = (
+                f"the saved state {checkpointing.path} could not be read ({exc}); it was "
+                f"moved to {moved.name} and the run starts over"
             )
+            notes.append(note)
+            progress(clock.report("preparing", 0, message=note, note=note))
+    parameters = list(hyper.parameters())
     last_save = time.perf_counter()
 
     def save(to: Checkpointing, step: int) -> None:
@@ -149,6 +183,9 @@ def tune(
             key, step, losses, hyper.state_dict(), optimizer.state_dict(), sampler.get_state()
         )
         save_state(to.path, state, to.job)
+
+    if checkpointing is not None and first_step == 1:
+        save(checkpointing, 0)  # a run that dies before its first periodic save resumes too
 
     wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
     recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
@@ -194,7 +231,7 @@ def tune(
                 if settings.preview_every and (
                     step % settings.preview_every == 0 or step == settings.steps
                 ):
-                    preview = _preview(model, hyper, wrappers, prompt, settings, cancel)
+                    preview = _preview(model, hyper, wrappers, prompt, settings, size, cancel)
                 progress(clock.report("tuning", step, loss=value, preview=preview))
     finally:
         if recompute:
@@ -205,7 +242,9 @@ def tune(
             for p, (a, b) in hyper().items()
         }
     meta = AttributeMeta(
-        name=name or f"{settings.kind} from {reference.file_name}",
+        name=check_attribute_name(name)
+        if name
+        else default_attribute_name(settings.kind, reference.file_name),
         kind=settings.kind,
         region=region,
         targets=sorted(factors),
@@ -228,7 +267,9 @@ def tune(
             "prompt": prompt,
             "token": settings.token,
             "class_word": settings.class_word,
-            "resolution": model.resolution,
+            "resolution": size,
+            "family": model.family.id,
+            "prediction_type": str(model.pipe.scheduler.config.prediction_type),
             "crop": list(settings.crop) if settings.crop else None,
             "masked": reference.mask is not None,
             "flip": _flip(settings),
@@ -237,7 +278,7 @@ def tune(
         },
     )
     seconds = clock.report("done", settings.steps).elapsed_s
-    return TuningResult(Attribute(meta, factors), losses, seconds, plan)
+    return TuningResult(Attribute(meta, factors), losses, seconds, plan, notes)
 
 
 def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -250,7 +291,7 @@ def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.opt
 
 
 def _memory_plan(
-    model: BaseModel, region: Region, settings: TuningSettings
+    model: BaseModel, region: Region, settings: TuningSettings, size: int
 ) -> tuple[MemoryPlan | None, str]:
     """Predict the step's peak memory and choose settings that fit before the run starts.
 
@@ -262,20 +303,20 @@ def _memory_plan(
         if settings.memory_budget_mb
         else device_memory_budget(device)
     )
-    pipe = model.pipe
     try:
         plan = plan_tuning_memory(
             model.unet.config,
-            model.resolution,
+            size,
             model.placement.dtype,
             region,
             settings.timesteps_per_step,
-            resident_bytes_of([pipe.unet, pipe.text_encoder, pipe.vae], device),
+            resident_bytes_of([model.unet, *model.text_encoders, model.pipe.vae], device),
             budget,
             rank=settings.rank,
             timesteps_per_pass=settings.timesteps_per_pass,
             checkpointing=settings.memory_saving,
-            vae_scale_factor=int(pipe.vae_scale_factor),
+            vae_scale_factor=model.vae_scale_factor,
+            added_inputs=model.family.added_inputs(model.unet.config),
         )
     except (RuntimeError, NotImplementedError, ValueError, TypeError, KeyError) as exc:
         # The estimate is advice: an architecture it cannot trace still tunes as asked.
@@ -306,8 +347,8 @@ def _prepare(model: BaseModel, reference: Reference, prompt: str, flip: bool) ->
             device
         )  # (V, 1, H, W)
         weights = F.adaptive_avg_pool2d(mask, latents.shape[-2:])  # (V, 1, h, w) in [0, 1]
-    text, _ = pipe.encode_prompt(prompt, device, 1, False)  # (1, T, D)
-    return _Batch(latents.float(), weights, text)
+    cond = model.family.encode_prompt(pipe, prompt, device, reference.image.size[::-1])
+    return _Batch(latents.float(), weights, cond.hidden, cond.added or None)
 
 
 def _to_tensor(img: Image.Image, gray: bool = False) -> torch.Tensor:
@@ -365,14 +406,25 @@ def _pass(
 ) -> torch.Tensor:
     """Forward and backward of one pass; its graph is gone when this returns, so passes
     never hold two sets of activations at once."""
-    text = batch.text.to(dtype).expand(noisy.shape[0], -1, -1)
-    pred = unet(noisy.to(dtype), timesteps, encoder_hidden_states=text).sample
+    text, added = unet_inputs(batch, noisy.shape[0], dtype)
+    pred = unet(noisy.to(dtype), timesteps, encoder_hidden_states=text, added_cond_kwargs=added)
+    pred = pred.sample
     loss = masked_mse(pred.float(), target, weights)
     if share != 1.0:
         loss = loss * share
     # The hypernetwork's part of the graph is shared by the passes: keep it for the next one.
     loss.backward(retain_graph=not last)
     return loss.detach()
+
+
+def unet_inputs(
+    batch: _Batch, n: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """The conditioning of `batch` for `n` samples in `dtype` (expanded views, no copies)."""
+    text = batch.text.to(dtype).expand(n, -1, -1)  # (n, T, D)
+    if not batch.added:
+        return text, None
+    return text, {k: v.to(dtype).expand(n, *v.shape[1:]) for k, v in batch.added.items()}
 
 
 def _noisy_samples(
@@ -416,14 +468,14 @@ def _preview(
     wrappers: dict[str, OffsetLinear],
     prompt: str,
     settings: TuningSettings,
+    size: int,
     cancel: CancelToken,
 ) -> Image.Image:
     """A low-step render of the tuning prompt with the current offsets (fixed seed)."""
     set_terms(wrappers, [(hyper(), 1.0)], model.placement.dtype)
-    components = dict(model.pipe.components)
-    components["scheduler"] = DDIMScheduler.from_config(model.pipe.scheduler.config)
-    pipe = StableDiffusionPipeline(**components)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = pipeline_with_scheduler(
+        model.pipe, DDIMScheduler.from_config(model.pipe.scheduler.config)
+    )
 
     def stop_if_cancelled(
         _pipe: Any, _step: int, _t: Any, kwargs: dict[str, Any]
@@ -433,6 +485,8 @@ def _preview(
 
     latents = pipe(
         prompt,
+        height=size,
+        width=size,
         num_inference_steps=settings.preview_steps,
         guidance_scale=5.0,
         generator=generator_for(model.placement.device, settings.seed),

@@ -2,25 +2,31 @@
 saved atomically every few seconds, so a crash, a kill or an out-of-memory loses little and
 resuming gives exactly the result of an uninterrupted run under the same seed.
 
-A checkpoint is a torch file read with `weights_only=True` (no code can run on load) plus a
-JSON sidecar describing the job, readable without torch (the app offers to resume from it).
-This module imports torch only inside the functions that need it.
+A state is a `.safetensors` file: the tensors, plus one JSON record in its header (step,
+losses, the optimiser's settings) checked against a typed schema when read. Nothing is ever
+unpickled. Beside it, a JSON sidecar describes the job, readable without torch (the app offers
+to resume from it). A state that cannot be read is set aside as `<name>.damaged` and the run
+starts over. This module imports torch only inside the functions that need it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import ConfigDict, Field, JsonValue, with_config
+from typing_extensions import TypedDict
 
+from ostaf.file_reading import MiB, UnreadableFileError, read_regular_text
 from ostaf.images import Reference
-from ostaf.library.atomic import atomic_write_bytes, atomic_write_text
+from ostaf.library.atomic import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text, storage_error
 from ostaf.method.regions import Region
+from ostaf.records import RecordError, parse_record
 from ostaf.requests import TuningSettings
 
 if TYPE_CHECKING:  # torch loads only where a checkpoint is written or read
@@ -29,6 +35,16 @@ if TYPE_CHECKING:  # torch loads only where a checkpoint is written or read
     from ostaf.models.base_model import BaseModel
 
 SIDECAR_SUFFIX = ".json"
+DAMAGED_SUFFIX = ".damaged"
+STATE_KEY = "ostaf-tuning-state"
+STATE_FORMAT = 1
+MAX_SIDECAR = 16 * MiB
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+HYPERNETWORK, OPTIMIZER, SAMPLER = "hypernetwork/", "optimizer/", "sampler"
+
+
+class DamagedStateError(ValueError):
+    """A saved state or its sidecar that cannot be used; the message says why."""
 
 
 @dataclass
@@ -50,6 +66,38 @@ class TuningState:
     hypernetwork: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     sampler: torch.Tensor  # the CPU generator's state
+
+
+@dataclass
+class StateRecord:
+    """The JSON part of a saved state (in its header); the tensors hold the rest."""
+
+    key: str
+    step: Annotated[int, Field(ge=0)]
+    losses: list[Finite]
+    param_groups: list[dict[str, JsonValue]]  # the optimiser's settings, per group
+    format_version: Annotated[int, Field(ge=1, le=STATE_FORMAT)] = STATE_FORMAT
+
+
+@with_config(ConfigDict(extra="allow"))
+class ModelRecord(TypedDict):
+    source: str
+    device: str
+    precision: str
+
+
+@with_config(ConfigDict(extra="allow"))
+class RunRecord(TypedDict, total=False):
+    """The sidecar: which job the state belongs to (the app reads it without torch)."""
+
+    key: str
+    step: Annotated[int, Field(ge=0)]
+    losses: list[Finite]
+    image: str
+    out: str
+    name: str
+    settings: dict[str, JsonValue]  # TuningSettings.to_record(), read by from_record
+    model: ModelRecord
 
 
 def run_key(
@@ -76,65 +124,155 @@ def run_key(
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
+def state_bytes(state: TuningState) -> bytes:
+    """The state as safetensors bytes: tensors by name, the rest as a JSON record."""
+    from safetensors.torch import save
+
+    tensors = {f"{HYPERNETWORK}{k}": v for k, v in state.hypernetwork.items()}
+    for index, values in state.optimizer.get("state", {}).items():
+        for name, value in values.items():
+            tensors[f"{OPTIMIZER}{int(index)}/{name}"] = value
+    tensors[SAMPLER] = state.sampler
+    record = StateRecord(
+        state.key,
+        state.step,
+        list(state.losses),
+        [_json_group(group) for group in state.optimizer["param_groups"]],
+    )
+    text = json.dumps(asdict(record), sort_keys=True)
+    # Copies: safetensors refuses tensors that share memory (and must not see the live ones).
+    copies = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    return save(copies, metadata={STATE_KEY: text})
+
+
 def save_state(path: Path, state: TuningState, job: dict[str, Any]) -> None:
     """Write the checkpoint and its sidecar atomically (sidecar last, so it never describes a
     checkpoint that is not there)."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "key": state.key,
-            "step": state.step,
-            "losses": state.losses,
-            "hypernetwork": state.hypernetwork,
-            "optimizer": state.optimizer,
-            "sampler": state.sampler,
-        },
-        buffer,
-    )
-    atomic_write_bytes(path, buffer.getvalue())
-    atomic_write_text(
-        sidecar(path),
-        json.dumps({**job, "key": state.key, "step": state.step, "losses": state.losses}, indent=2),
-    )
+    atomic_write_bytes(path, state_bytes(state))
+    record = {**job, "key": state.key, "step": state.step, "losses": list(state.losses)}
+    atomic_write_text(sidecar(path), json.dumps(record, indent=2))
 
 
 def load_state(path: Path) -> TuningState | None:
-    """The saved state, or None when there is none or it cannot be read (then the run starts
-    over: a damaged checkpoint must never stop a user from tuning)."""
-    import torch
+    """The saved state, or None when there is none; DamagedStateError when it cannot be
+    read (a torn, foreign or older-format file)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
-    if not path.is_file():
+    if not path.exists():
         return None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        return TuningState(
-            key=str(data["key"]),
-            step=int(data["step"]),
-            losses=[float(v) for v in data["losses"]],
-            hypernetwork=dict(data["hypernetwork"]),
-            optimizer=dict(data["optimizer"]),
-            sampler=data["sampler"],
-        )
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
-        return None
+        if not path.is_file():
+            raise DamagedStateError("it is not a file")
+        tensors = load_file(str(path), device="cpu")
+        record = parse_record(StateRecord, _header(path).get(STATE_KEY, ""))
+    except (SafetensorError, OSError, RecordError) as exc:
+        raise DamagedStateError(str(exc)) from exc
+    hyper: dict[str, torch.Tensor] = {}
+    optimizer: dict[int, dict[str, torch.Tensor]] = {}
+    sampler = None
+    for name, tensor in tensors.items():
+        if name.startswith(HYPERNETWORK):
+            hyper[name.removeprefix(HYPERNETWORK)] = tensor
+        elif name.startswith(OPTIMIZER):
+            index, _, key = name.removeprefix(OPTIMIZER).partition("/")
+            if not index.isascii() or not index.isdigit() or not key:
+                raise DamagedStateError(f"unexpected tensor {name}")
+            optimizer.setdefault(int(index), {})[key] = tensor
+        elif name == SAMPLER:
+            sampler = tensor
+        else:
+            raise DamagedStateError(f"unexpected tensor {name}")
+    if sampler is None or len(record.losses) != record.step:
+        raise DamagedStateError("its sampler state or losses are missing")
+    groups = [_torch_group(group) for group in record.param_groups]
+    return TuningState(
+        record.key,
+        record.step,
+        list(record.losses),
+        hyper,
+        {"state": optimizer, "param_groups": groups},
+        sampler,
+    )
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged state out of the way (kept for a look, never read again) and remove its
+    sidecar; returns where it went."""
+    target = path.with_name(path.name + DAMAGED_SUFFIX)
+    try:
+        os.replace(path, target)
+        sidecar(path).unlink(missing_ok=True)
+    except OSError as exc:
+        raise storage_error(path, exc) from exc
+    return target
+
+
+def sweep_leftovers(*paths: Path) -> int:
+    """Remove the half-written temporary files a killed run left beside `paths` (those of
+    its output, state and sidecar only); returns how many."""
+    removed = 0
+    for path in paths:
+        if not path.parent.is_dir():
+            continue
+        for leftover in path.parent.glob(f".{_glob_escape(path.name)}.*{TEMP_SUFFIX}"):
+            if leftover.is_file() and not leftover.is_symlink():
+                leftover.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def sidecar(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def read_sidecar(path: Path) -> dict[str, Any] | None:
-    """The job description saved beside a checkpoint (no torch), or None."""
+def load_sidecar(path: Path) -> RunRecord:
+    """The job description saved beside a checkpoint (no torch); FileNotFoundError when
+    there is none, DamagedStateError when it does not fit its schema."""
+    if not path.is_file():
+        raise FileNotFoundError(path)
     try:
-        data = json.loads(sidecar(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        return parse_record(RunRecord, read_regular_text(sidecar(path), MAX_SIDECAR))
+    except FileNotFoundError:
+        raise
+    except (UnreadableFileError, RecordError) as exc:
+        raise DamagedStateError(str(exc)) from exc
+
+
+def read_sidecar(path: Path) -> RunRecord | None:
+    """The job description saved beside a checkpoint, or None when there is none or it is
+    damaged."""
+    try:
+        return load_sidecar(path)
+    except (OSError, DamagedStateError):
         return None
-    return data if isinstance(data, dict) and path.is_file() else None
 
 
 def discard(path: Path) -> None:
     """Remove a checkpoint and its sidecar."""
     path.unlink(missing_ok=True)
     sidecar(path).unlink(missing_ok=True)
+
+
+def _header(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return dict(handle.metadata() or {})
+
+
+def _json_group(group: dict[str, Any]) -> dict[str, Any]:
+    """An optimiser group's settings as JSON values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+
+
+def _torch_group(group: dict[str, JsonValue]) -> dict[str, Any]:
+    """The inverse of `_json_group` for the values torch keeps as tuples."""
+    params = group.get("params")
+    if not isinstance(params, list) or not all(type(p) is int for p in params):
+        raise DamagedStateError("the optimiser's parameter list is damaged")
+    return {k: tuple(v) if k == "betas" and isinstance(v, list) else v for k, v in group.items()}
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in name)

@@ -1,9 +1,9 @@
 """Base models, offline by construction (DESIGN §3).
 
-A base model is a diffusers `StableDiffusionPipeline` plus what the method needs to know
-about it: where it runs, its native resolution and two fingerprints. It comes from the
-embedded demo model, a diffusers folder or a single-file `.safetensors` checkpoint; nothing
-is ever fetched from a hub.
+A base model is a diffusers pipeline of one of the families (SD 1.x, SD 2.x, SDXL) plus what
+the method needs to know about it: its family, where it runs, its native resolution and two
+fingerprints. It comes from the embedded demo model, a diffusers folder or a single-file
+`.safetensors` checkpoint; nothing is ever fetched from a hub.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import hashlib
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import UNet2DConditionModel
 
-from ostaf.errors import ModelLoadError
+from ostaf.errors import ModelLoadError, SettingsError
 from ostaf.method.offsets import OffsetMerger
 from ostaf.models import offline
 from ostaf.models.devices import Placement, choose_placement
+from ostaf.models.families import Family, family_of_folder, family_of_pipeline, supported_label
 from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 offline.quiet_libraries()
@@ -32,9 +34,9 @@ FINGERPRINT_SAMPLES = 64
 
 @dataclass
 class BaseModel:
-    """A loaded base model: the pipeline, its placement and identity."""
+    """A loaded base model: the pipeline, its family, placement and identity."""
 
-    pipe: StableDiffusionPipeline
+    pipe: Any  # the family's diffusers pipeline (StableDiffusionPipeline, …XLPipeline)
     placement: Placement
     name: str
     source: str
@@ -43,24 +45,48 @@ class BaseModel:
     # SHA-256 of a single-file checkpoint, A1111's and Civitai's key to it; None for folders.
     file_sha256: str | None = None
     merger: OffsetMerger = field(init=False, repr=False)
+    family: Family = field(init=False)
 
     def __post_init__(self) -> None:
         # Rendering merges attributes into the U-Net in place; the merger keeps the base values.
         self.merger = OffsetMerger(self.pipe.unet)
+        self.family = family_of_pipeline(self.pipe)
 
     @property
     def unet(self) -> UNet2DConditionModel:
         return self.pipe.unet
 
     @property
-    def resolution(self) -> int:
-        """Native image size in pixels (square)."""
-        return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
+    def vae_scale_factor(self) -> int:
+        return int(self.pipe.vae_scale_factor)
 
     @property
-    def family(self) -> str:
-        """'sd_v1' or 'sd_v2' (by the text encoder's width), as LoRA metadata names it."""
-        return "sd_v2" if int(self.pipe.text_encoder.config.hidden_size) >= 1024 else "sd_v1"
+    def resolution(self) -> int:
+        """Native image size in pixels (square)."""
+        return int(self.pipe.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def text_encoders(self) -> list[torch.nn.Module]:
+        return [getattr(self.pipe, name) for name in self.family.text_encoders]
+
+    def tuning_sizes(self) -> tuple[int, ...]:
+        """The square resolutions this model can be tuned at."""
+        return self.family.tuning_sizes(self.resolution, self.vae_scale_factor)
+
+    def tuning_size(self, requested: int = 0) -> int:
+        """The resolution to tune at: `requested`, checked against the model, or (0) the
+        native one."""
+        if requested == 0:
+            return self.resolution
+        allowed = self.tuning_sizes()
+        if requested not in allowed:
+            step = 8 * self.vae_scale_factor
+            raise SettingsError(
+                f"tuning size {requested} px does not fit {self.name}: use a multiple of "
+                f"{step} from {allowed[0]} to {allowed[-1]} (its native size is "
+                f"{self.resolution})"
+            )
+        return requested
 
 
 def architecture_of(unet: torch.nn.Module) -> str:
@@ -134,7 +160,7 @@ def load_base_model(
     else:
         raise ModelLoadError(
             f"{path}: not a model; choose a diffusers folder (with model_index.json) "
-            "or a Stable Diffusion 1.x/2.x .safetensors checkpoint"
+            f"or a {supported_label()} .safetensors checkpoint"
         )
     cancel.check()
     progress(Progress("loading", 2, 3, message=f"Moving model to {placement.label}…"))
@@ -160,32 +186,27 @@ def _folder_display_name(path: Path, source: str | Path) -> str:
     return path.name
 
 
-def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+def _load_folder(path: Path, dtype: torch.dtype) -> Any:
     if not (path / "model_index.json").is_file():
         raise ModelLoadError(
             f"{path}: no model_index.json, so not a diffusers model folder; choose the folder "
             "that holds unet/, vae/, text_encoder/ and model_index.json"
         )
-    missing = [
-        p
-        for p in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-        if not (path / p).is_dir()
-    ]
+    family = family_of_folder(path)
+    missing = [p for p in family.components if not (path / p).is_dir()]
     if missing:
         raise ModelLoadError(
             f"{path}: missing {', '.join(missing)}; the model folder is incomplete"
         )
-    _refuse_pickled_weights(path)
+    _refuse_pickled_weights(path, family)
     variant = "fp16" if _only_fp16_weights(path / "unet") else None
     try:
-        return StableDiffusionPipeline.from_pretrained(
+        return family.pipeline_class().from_pretrained(
             path,
             dtype=dtype,
             variant=variant,
             local_files_only=True,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
+            **family.pipeline_options(),
         )
     except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) refused it
         raise ModelLoadError(
@@ -196,9 +217,9 @@ def _load_folder(path: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         raise ModelLoadError(f"{path}: cannot load the model ({_first_line(exc)})") from exc
 
 
-def _refuse_pickled_weights(path: Path) -> None:
+def _refuse_pickled_weights(path: Path, family: Family) -> None:
     """A component with pickled weights only (no .safetensors) is refused before loading."""
-    for component in ("unet", "vae", "text_encoder"):
+    for component in ("unet", "vae", *family.text_encoders):
         files = [p for p in (path / component).iterdir() if p.is_file()]
         if any(p.suffix == ".safetensors" for p in files):
             continue
@@ -218,13 +239,15 @@ def _only_fp16_weights(unet_dir: Path) -> bool:
     return not has_plain and any(".fp16." in n for n in names)
 
 
-def _place(pipe: StableDiffusionPipeline, placement: Placement) -> StableDiffusionPipeline:
-    modules = (pipe.unet, pipe.vae, pipe.text_encoder)
+def _place(pipe: Any, placement: Placement) -> Any:
+    text_encoders = [getattr(pipe, n) for n in family_of_pipeline(pipe).text_encoders]
+    modules = (pipe.unet, pipe.vae, *text_encoders)
     from_loader = {t.data_ptr() for module in modules for t in _tensors(module)}
     pipe.to(placement.device)
     pipe.unet.to(dtype=placement.dtype)
-    pipe.text_encoder.to(dtype=placement.dtype)
-    # The SD VAE overflows in fp16 (black or NaN images): it always runs in fp32.
+    for encoder in text_encoders:
+        encoder.to(dtype=placement.dtype)
+    # The SD and SDXL VAEs overflow in fp16 (black or NaN images): they always run in fp32.
     pipe.vae.to(dtype=torch.float32)
     for module in modules:
         _own_memory(module, from_loader)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ostaf import paths
-from ostaf.errors import ModelLoadError
+from ostaf.errors import ModelLoadError, StorageError
 from ostaf.world.scenes import WORLD_WORDS
 
 DEMO_SEED = 20240316
@@ -235,9 +237,23 @@ def demo_model_dir() -> Path:
 
 
 def write_demo_model(out_dir: Path) -> Path:
-    """Copy the demo model to `out_dir` (which must not exist yet) as a diffusers folder."""
+    """Copy the demo model to `out_dir` (new, or an empty folder) as a diffusers folder. The
+    copy is made beside it and renamed into place complete: a full disk leaves nothing."""
+    from ostaf.library.atomic import TEMP_SUFFIX, describe_os_error
+
     source = demo_model_dir()
-    shutil.copytree(source, out_dir, ignore=shutil.ignore_patterns("*.png", "*.md"))
+    out_dir = Path(out_dir)
+    building = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    try:
+        shutil.copytree(source, building, ignore=shutil.ignore_patterns("*.png", "*.md"))
+        if out_dir.is_dir():
+            out_dir.rmdir()  # only an empty folder gets here; the complete copy takes its place
+        os.rename(building, out_dir)
+    except OSError as exc:
+        shutil.rmtree(building, ignore_errors=True)
+        raise StorageError(
+            f"cannot write the demo model to {out_dir}: {describe_os_error(exc)}"
+        ) from exc
     return out_dir
 
 

@@ -1,10 +1,11 @@
-"""Single-file Stable Diffusion 1.x / 2.x checkpoints, loaded offline (DESIGN §3).
+"""Single-file checkpoints (SD 1.x / 2.x LDM layout, SDXL SGM layout), loaded offline.
 
-diffusers' `from_single_file` converts the original (LDM) key layout, but it takes the component
-configs from a diffusers-format folder and, without a local one, from the Hub. We always pass a
-folder shipped in resources/model_configs/, chosen by reading the checkpoint's tensor names.
-Both families share one copy of the CLIP vocabulary (clip_tokenizer/); each family's tokenizer/
-holds only its settings, and the tokenizer is built here and handed to diffusers.
+diffusers' `from_single_file` converts the original key layout, but it takes the component
+configs from a diffusers-format folder and, without a local one, from the Hub. We always pass
+the family's folder shipped in resources/model_configs/, the family being recognised from the
+checkpoint's tensor names (ostaf.models.families). Every family shares one copy of the CLIP
+vocabulary (clip_tokenizer/); each tokenizer folder holds only its settings, and the
+tokenizers are built here and handed to diffusers.
 """
 
 from __future__ import annotations
@@ -19,37 +20,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 
 from ostaf import paths
 from ostaf.errors import ModelLoadError
+from ostaf.models.families import Family, recognise_checkpoint
 
 if TYPE_CHECKING:
-    from diffusers import StableDiffusionPipeline
     from transformers import CLIPTokenizer
 
 log = logging.getLogger(__name__)
 
-SD15, SD21 = "sd15", "sd21"
-FAMILY_NAMES = {SD15: "Stable Diffusion 1.x", SD21: "Stable Diffusion 2.x"}
-UNET_PREFIX = "model.diffusion_model."
-CLIP_PREFIX = "cond_stage_model.transformer."  # SD 1.x: OpenAI CLIP ViT-L/14 (transformers)
-OPEN_CLIP_PREFIX = "cond_stage_model.model."  # SD 2.x: OpenCLIP ViT-H/14
-# The first cross-attention key projection: its input width is the text encoder's width.
-CONTEXT_KEY = UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
-CONV_IN_KEY = UNET_PREFIX + "input_blocks.0.0.weight"
-FAMILY_BY_CONTEXT_WIDTH = {768: SD15, 1024: SD21}
 COMPONENT_NAMES = {
     "UNet2DConditionModel": "U-Net",
     "AutoencoderKL": "VAE",
     "CLIPTextModel": "text encoder",
+    "CLIPTextModelWithProjection": "second text encoder",
 }
 TOKENIZER_SETTINGS = ("bos_token", "eos_token", "unk_token", "pad_token", "model_max_length")
 
 
-def model_config_dir(family: str) -> Path:
-    """The shipped config-only diffusers folder of 'sd15' or 'sd21'."""
-    return paths.resource("model_configs", family)
+def model_config_dir(folder: str) -> Path:
+    """A shipped config-only diffusers folder by name ('sd15', 'sd21', 'sdxl')."""
+    return paths.resource("model_configs", folder)
 
 
 def shared_tokenizer_dir() -> Path:
@@ -57,117 +50,40 @@ def shared_tokenizer_dir() -> Path:
     return paths.resource("model_configs", "clip_tokenizer")
 
 
-def detect_family(path: Path) -> str:
-    """'sd15' or 'sd21', from the checkpoint's tensor names and two shapes (nothing is loaded);
-    ModelLoadError for anything that is not an SD 1.x/2.x text-to-image checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path} does not exist; choose an existing .safetensors checkpoint")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            keys = set(handle.keys())
-            shapes = {
-                k: tuple(handle.get_slice(k).get_shape())
-                for k in (CONTEXT_KEY, CONV_IN_KEY)
-                if k in keys
-            }
-    except (SafetensorError, OSError) as exc:
-        raise ModelLoadError(
-            f"{path}: the file is truncated or corrupt ({_first_line(exc)}); "
-            "download or copy it again"
-        ) from exc
-
-    foreign = _foreign_kind(keys)
-    if foreign:
-        raise ModelLoadError(
-            f"{path}: this is {foreign}, not a Stable Diffusion 1.x/2.x base checkpoint; "
-            "choose a full SD 1.x/2.x model"
-        )
-    if CONV_IN_KEY in shapes and shapes[CONV_IN_KEY][1] != 4:
-        raise ModelLoadError(
-            f"{path}: its U-Net takes {shapes[CONV_IN_KEY][1]} input channels, not 4 (an "
-            "inpainting, depth or instruct model); choose a text-to-image SD 1.x/2.x checkpoint"
-        )
-
-    by_text_encoder = (
-        SD21
-        if any(k.startswith(OPEN_CLIP_PREFIX) for k in keys)
-        else SD15
-        if any(k.startswith(CLIP_PREFIX) for k in keys)
-        else None
-    )
-    context = shapes.get(CONTEXT_KEY)
-    by_unet = FAMILY_BY_CONTEXT_WIDTH.get(context[-1]) if context else None
-    if by_text_encoder and by_unet and by_text_encoder != by_unet:
-        raise ModelLoadError(
-            f"{path}: its U-Net is {FAMILY_NAMES[by_unet]} but its text encoder is "
-            f"{FAMILY_NAMES[by_text_encoder]}; the checkpoint is inconsistent"
-        )
-    family = by_text_encoder or by_unet
-    if family is None:
-        raise ModelLoadError(
-            f"{path}: no text encoder and no recognisable U-Net; not a Stable Diffusion "
-            "1.x/2.x checkpoint"
-        )
-    return family
+def detect_family(path: Path) -> Family:
+    """The family of a checkpoint, from its tensor names and shapes (nothing is loaded);
+    ModelLoadError naming what the file is when it is no usable base model."""
+    return recognise_checkpoint(Path(path))[0]
 
 
-def _foreign_kind(keys: set[str]) -> str | None:
-    """A name for a well-known kind of safetensors file that is not an SD 1.x/2.x model."""
-    # kohya (lora_unet_*), PEFT (*.lora_A.*), old diffusers (*_lora.*) and LyCORIS names.
-    if any(marker in k.lower() for k in keys for marker in ("lora", "lokr_", "hada_")):
-        return "a LoRA (apply it to a base model instead)"
-    if any(k.startswith("conditioner.embedders.") for k in keys) or (
-        UNET_PREFIX + "label_emb.0.0.weight" in keys
-    ):
-        return "a Stable Diffusion XL checkpoint"
-    if any(
-        k.startswith((UNET_PREFIX + "joint_blocks.", UNET_PREFIX + "double_blocks.")) for k in keys
-    ):
-        return "an SD3 or Flux checkpoint"
-    if "emb_params" in keys or any(k.startswith("string_to_param") for k in keys):
-        return "a textual-inversion embedding"
-    if not any(k.startswith(UNET_PREFIX + "input_blocks.") for k in keys):
-        if any(k.startswith(("down_blocks.", "unet.")) for k in keys):
-            return "a diffusers-format weight file (choose its whole diffusers folder)"
-        if any(k.startswith(("encoder.", "decoder.", "first_stage_model.")) for k in keys):
-            return "a VAE on its own"
-        return "a file without a Stable Diffusion U-Net"
-    return None
-
-
-def load_single_file(
-    path: Path, dtype: torch.dtype, config_dir: Path | None = None
-) -> StableDiffusionPipeline:
-    """Load an SD 1.x/2.x `.safetensors` checkpoint with the shipped configs (never the Hub);
-    `config_dir` replaces the shipped folder (tests use tiny ones)."""
-    from diffusers import StableDiffusionPipeline
+def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = None) -> Any:
+    """Load a `.safetensors` checkpoint of any family with the shipped configs (never the
+    Hub); `config_dir` replaces the shipped folder (tests use tiny ones)."""
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     path = Path(path)
-    family = detect_family(path)
-    config_dir = Path(config_dir) if config_dir is not None else model_config_dir(family)
-    prediction_type = _prediction_type_from_yaml(path)
-    if family == SD21 and prediction_type is None:
-        log.info("%s: no .yaml beside it, so taken as a 768 px v-prediction SD 2.x model", path)
+    family, keys = recognise_checkpoint(path)
+    config_dir = Path(config_dir) if config_dir is not None else family.config_dir()
+    prediction_type = _prediction_type_from_yaml(path) or family.prediction_type_in(keys)
+    if prediction_type is None:
+        log.info("%s: no .yaml beside it, so taken with %s's defaults", path, family.label)
+    tokenizers = {name: load_tokenizer(config_dir / name) for name in family.tokenizers}
     components: dict[str, Any] = {}
     try:
-        if family == SD15:
+        if family.id == "sd1":
             from ostaf.models.legacy_text_encoder import load_legacy_text_encoder
 
             legacy = load_legacy_text_encoder(path, config_dir, dtype)
             if legacy is not None:  # keys without `text_model.`: built from the same tensors
                 components["text_encoder"] = legacy
-        pipe = StableDiffusionPipeline.from_single_file(
+        pipe = family.pipeline_class().from_single_file(
             str(path),
             # A str: diffusers only accepts a folder given as one, else it looks for a repo id.
             config=str(config_dir),
             local_files_only=True,
             torch_dtype=dtype,
-            tokenizer=_load_tokenizer(config_dir),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
+            **tokenizers,
+            **family.pipeline_options(),
             **components,
         )
     except SingleFileComponentError as exc:
@@ -182,11 +98,11 @@ def load_single_file(
         # weights the file lacks.
         raise ModelLoadError(
             f"{path}: some U-Net or VAE weights are missing; it is not a complete "
-            f"{FAMILY_NAMES[family]} checkpoint"
+            f"{family.label} checkpoint"
         ) from exc
     except (ValueError, RuntimeError, KeyError, OSError, SafetensorError) as exc:
         raise ModelLoadError(
-            f"{path}: cannot load it as {FAMILY_NAMES[family]} ({_first_line(exc)})"
+            f"{path}: cannot load it as {family.label} ({_first_line(exc)})"
         ) from exc
     _check_complete(pipe, path, family)
     if prediction_type is not None:
@@ -194,12 +110,11 @@ def load_single_file(
     return pipe
 
 
-def _load_tokenizer(config_dir: Path) -> CLIPTokenizer:
-    """The folder's own tokenizer files if it has them, else the shared CLIP vocabulary with
+def load_tokenizer(settings_dir: Path) -> CLIPTokenizer:
+    """A tokenizer folder's own files if it has them, else the shared CLIP vocabulary with
     the folder's settings (pad token, length)."""
     from transformers import CLIPTokenizer
 
-    settings_dir = config_dir / "tokenizer"
     if (settings_dir / "vocab.json").is_file():
         return CLIPTokenizer.from_pretrained(settings_dir, local_files_only=True)
     settings_file = settings_dir / "tokenizer_config.json"
@@ -211,17 +126,17 @@ def _load_tokenizer(config_dir: Path) -> CLIPTokenizer:
     )
 
 
-def _check_complete(pipe: Any, path: Path, family: str) -> None:
+def _check_complete(pipe: Any, path: Path, family: Family) -> None:
     # diffusers builds each model on the meta device and fills in the tensors the checkpoint
     # has: any tensor left on meta was missing from the file. (It fails by itself for the
     # U-Net and VAE, but leaves the text encoder half-empty.)
-    for name in ("unet", "vae", "text_encoder"):
+    for name in ("unet", "vae", *family.text_encoders):
         module: torch.nn.Module = getattr(pipe, name)
         missing = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
         if missing:
             raise ModelLoadError(
                 f"{path}: {len(missing)} {name} tensors (e.g. {missing[0]}) are missing; "
-                f"it is not a complete {FAMILY_NAMES[family]} checkpoint"
+                f"it is not a complete {family.label} checkpoint"
             )
 
 
@@ -244,17 +159,14 @@ def _prediction_type_from_yaml(path: Path) -> str | None:
     return "v_prediction" if parameterization == "v" else "epsilon"
 
 
-def _apply_prediction_type(pipe: Any, family: str, prediction_type: str) -> None:
+def _apply_prediction_type(pipe: Any, family: Family, prediction_type: str) -> None:
     # `Any`: mypy resolves diffusers' pipeline classes to attribute-less dummies.
     if prediction_type == pipe.scheduler.config.prediction_type:
         return
     pipe.scheduler = type(pipe.scheduler).from_config(
         pipe.scheduler.config, prediction_type=prediction_type
     )
-    if family == SD21 and prediction_type == "epsilon":
-        # The epsilon SD 2.x models are the 512 px "-base" ones (the v ones are 768 px).
-        pipe.unet.register_to_config(sample_size=64)
-        pipe.vae.register_to_config(sample_size=512)
+    family.on_prediction_type(pipe, prediction_type)
 
 
 def _first_line(exc: BaseException) -> str:

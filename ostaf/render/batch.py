@@ -18,7 +18,8 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from ostaf.errors import SettingsError, StorageError
+from ostaf.errors import InputImageError, SettingsError, StorageError
+from ostaf.images import opened
 from ostaf.interop.pngmeta import OSTAF_KEY, write_png
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_file import Attribute
@@ -27,7 +28,7 @@ from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, i
 from ostaf.render.batch_plan import BatchPlan, Cell
 from ostaf.render.contact_sheet import build_contact_sheet
 from ostaf.render.rendering import render
-from ostaf.requests import effective_schedule
+from ostaf.requests import MAX_SIDE, effective_schedule
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 SHEET_KEY = "ostaf-contact-sheet"
@@ -113,12 +114,12 @@ def file_state(path: Path, expected: Mapping[str, Any]) -> str:
         with path.open("rb") as handle:
             handle.seek(max(0, path.stat().st_size - len(PNG_END)))
             whole = handle.read() == PNG_END
-        with Image.open(path) as img:
+        with opened(path, str(path), MAX_SIDE * MAX_SIDE) as img:
             if img.format != "PNG":
                 return "foreign"
             img.load()  # decodes every pixel: a truncated file fails here
             text = dict(getattr(img, "text", {}) or {})
-    except Image.DecompressionBombError:
+    except InputImageError:
         return "foreign"  # far larger than anything rendered here
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return "damaged"
@@ -229,10 +230,10 @@ def write_contact_sheet(plan: BatchPlan) -> tuple[Path, int]:
     images: dict[int, Image.Image] = {}
     for cell in plan.cells:
         try:
-            with Image.open(out / cell.file_name) as img:
+            with opened(out / cell.file_name, cell.file_name, MAX_SIDE * MAX_SIDE) as img:
                 img.load()
                 images[cell.index] = img.copy()
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError, InputImageError):
             continue  # shown grey and counted as missing
     if not images:
         raise StorageError(f"no rendered images in {out} to build a contact sheet from")

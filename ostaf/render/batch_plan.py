@@ -9,15 +9,21 @@ rendered by process i mod N.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ostaf.errors import SettingsError
+from ostaf.file_reading import MiB, UnreadableFileError, read_regular_text
 from ostaf.library.attribute_meta import AttributeMeta
 from ostaf.render.naming import DEFAULT_TEMPLATE, NameTemplate, check_names, slug
-from ostaf.requests import SAMPLERS, AppliedAttribute, ModelChoice, RenderSettings
+from ostaf.requests import (
+    SAMPLERS,
+    AppliedAttribute,
+    ModelChoice,
+    RenderSettings,
+    parse_number,
+)
 
 SHEET_AXES = ("prompt", "seed", "attribute", "lambda")
 MAX_CELLS = 10_000
@@ -245,12 +251,10 @@ def parse_intensities(text: str) -> tuple[float, ...]:
         if not part:
             continue
         try:
-            value = float(part)
-        except ValueError as exc:
-            raise SettingsError(
-                f"intensity {part!r} is not a number; use e.g. --intensity 0.5,1,1.5"
-            ) from exc
-        if not math.isfinite(value) or not 0 <= value <= 2:
+            value = parse_number(part, "intensity")
+        except SettingsError as exc:
+            raise SettingsError(f"{exc}; use e.g. --intensity 0.5,1,1.5") from exc
+        if not 0 <= value <= 2:
             raise SettingsError(f"intensity {part} must be in 0..2")
         values.append(value)
     if not values:
@@ -258,14 +262,18 @@ def parse_intensities(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
+MAX_PROMPT_FILE = 4 * MiB  # some 40,000 prompts: more than any batch renders
+
+
 def read_prompts(path: Path) -> list[str]:
-    """Prompts from a text file, one per line (blank lines and lines starting '#' skipped)."""
+    """Prompts from a text file, one per line (blank lines and lines starting '#' skipped);
+    only a regular file of at most MAX_PROMPT_FILE bytes is read."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_regular_text(path, MAX_PROMPT_FILE, encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise SettingsError(f"prompt file {path} does not exist; check the path") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"prompt file {path} cannot be read as UTF-8 text ({exc})") from exc
+    except UnreadableFileError as exc:
+        raise SettingsError(f"prompt file {path} {exc}; give a text file of prompts") from exc
     prompts = [
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
     ]

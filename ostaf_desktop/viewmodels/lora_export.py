@@ -98,8 +98,8 @@ class LoraExportViewModel(ViewModel):
             done: LoraWritten = job.result
             self.written = done.path
             self.result_text = (
-                f"Wrote {done.path} ({done.format}, {done.family}, {done.layers} layers). "
-                f"Weight 1 in other tools = λ {done.intensity:g}."
+                f"Wrote {done.path}: a {done.format} LoRA for {done.target}, "
+                f"{done.layers} layers. Weight 1 in other tools = λ {done.intensity:g}."
             )
             self._session.notify(f"Exported '{self.attribute_name}' as a LoRA: {done.path}")
         elif job.state is JobState.FAILED and job.error is not None:
@@ -117,7 +117,7 @@ class LoraExportViewModel(ViewModel):
             self.out_path = self._suggested
         if name == "format":
             self.format_note = _sentence(FORMAT_USE.get(str(value), ""))
-        if name in ("format", "intensity", "out_path", "overwrite", "attribute_id"):
+        if name in ("format", "intensity", "out_path", "overwrite", "attribute_id", "written"):
             self._update()
 
     def _update(self) -> None:
@@ -132,6 +132,9 @@ class LoraExportViewModel(ViewModel):
             hint, ok = f"The LoRA file name must end in {SUFFIX}", False
         elif not 0 < lam <= 2:
             hint, ok = "λ must be above 0 and at most 2 (a LoRA at λ 0 changes nothing)", False
+        elif out.exists() and not self.overwrite and out == self.written:
+            # Just written: not a problem to report next to the success.
+            hint, ok = f"To write {out.name} again, tick Replace or choose another name", False
         elif out.exists() and not self.overwrite:
             hint, ok = f"{out.name} already exists: choose another name or tick Replace", False
         else:

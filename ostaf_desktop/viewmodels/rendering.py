@@ -12,6 +12,7 @@ from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
 from ostaf.interop.pngmeta import SAMPLER_LABELS
+from ostaf.models.families import sd1
 from ostaf.requests import (
     SAMPLERS,
     AppliedAttribute,
@@ -40,15 +41,15 @@ SAMPLER_CHOICES = tuple((SAMPLER_LABELS[s], s) for s in SAMPLERS)
 SCHEDULE_CHOICES = (("Karras", "karras"), ("Simple", "simple"), ("Model's own", "model"))
 
 
-def size_choices(resolution: int) -> tuple[tuple[str, str], ...]:
-    """Sizes offered for a model of `resolution` pixels: native, then portrait/landscape."""
-    r = resolution
-    wide = (r * 3 // 2) // 8 * 8
-    return (
-        (f"Native {r}×{r}", NATIVE),
-        (f"Portrait {r}×{wide}", f"{r}x{wide}"),
-        (f"Landscape {wide}×{r}", f"{wide}x{r}"),
-        (f"Large {2 * r}×{2 * r}", f"{2 * r}x{2 * r}"),
+def size_choices(
+    resolution: int, offered: tuple[tuple[str, int, int], ...] = ()
+) -> tuple[tuple[str, str], ...]:
+    """The combo box choices for a model of `resolution` px: the sizes its family offers
+    (SD 1.x's when not given), the native one first as NATIVE, the others as 'WxH'."""
+    offered = offered or sd1.FAMILY.offered_sizes(resolution)
+    return tuple(
+        (label, NATIVE if width == height == resolution else f"{width}x{height}")
+        for label, width, height in offered
     )
 
 
@@ -253,7 +254,8 @@ class RenderViewModel(ViewModel):
 
     def _on_session_changed(self, name: str, value: object) -> None:
         if name == "model" and self._session.model is not None:
-            self.size_options = size_choices(self._session.model.resolution)
+            info = self._session.model
+            self.size_options = size_choices(info.resolution, info.sizes)
             if self.size not in {v for _, v in self.size_options}:
                 self.size = NATIVE
         if name in ("model", "settings"):

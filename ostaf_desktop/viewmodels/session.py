@@ -109,7 +109,9 @@ class SessionViewModel(ViewModel):
     def model_loaded(self, info: ModelInfo) -> None:
         self.model = info
         self.model_loading = False
-        self.model_status = f"{info.name} · {info.placement}"
+        # The family of a user's model (the demo model's layout is no published family).
+        family = "" if info.is_demo else f" · {info.family}"
+        self.model_status = f"{info.name}{family} · {info.placement}"
 
     def model_load_failed(self, error: ErrorReport | None) -> None:
         self.model_loading, self.model_failed = False, True

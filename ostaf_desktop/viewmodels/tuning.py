@@ -9,17 +9,20 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
+from ostaf.library.attribute_meta import clip_name
 from ostaf.library.projects import Project
 from ostaf.library.staging import staging_path
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import discard, read_sidecar
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
-from ostaf_desktop.backend import TunedAttribute
+from ostaf_desktop.backend import ModelInfo, TunedAttribute
 from ostaf_desktop.interrupted_run import (
     CHECKPOINT_INTERVAL_S,
     InterruptedRun,
     checkpoint_path,
     discard_interrupted,
+    forget_kept_files,
+    keep_reference,
     mask_path,
 )
 from ostaf_desktop.jobs import Job, JobKind, JobState
@@ -41,6 +44,18 @@ KIND_EXAMPLES = {
     AttributeKind.SHAPE: "e.g. a cat's curled-up pose → a fox sleeping in that pose",
     AttributeKind.STYLE: "e.g. a loose watercolour sketch → any subject painted that way",
 }
+
+
+NATIVE_SIZE = "native"
+
+
+def tuning_size_choices(info: ModelInfo | None) -> tuple[tuple[str, str], ...]:
+    """The resolutions offered under Advanced: the model's native one first (the default),
+    then the others it accepts (multiples of 8 latent pixels, half to twice native)."""
+    if info is None:
+        return (("Native", NATIVE_SIZE),)
+    others = [(f"{s} px", str(s)) for s in info.tuning_sizes if s != info.resolution]
+    return ((f"Native ({info.resolution} px)", NATIVE_SIZE), *others)
 
 
 def preview_interval(steps: int) -> int:
@@ -66,6 +81,8 @@ class TuningViewModel(ViewModel):
     seed = Observable(0)
     learning_rate = Observable(TuningSettings.learning_rate)
     rank = Observable(TuningSettings.rank)
+    resolution = Observable(NATIVE_SIZE)  # NATIVE_SIZE or a number of px, as text
+    resolution_options = Observable(tuning_size_choices(None))
     advanced_open = Observable(False)
 
     running = Observable(False)
@@ -106,6 +123,7 @@ class TuningViewModel(ViewModel):
         for vm in (reference, projects):
             vm.changed.connect(lambda *_: self._update_can_tune())
         library.changed.connect(self._on_library_changed)
+        session.changed.connect(self._on_session_changed)
         self._update_can_tune()
 
     # -- actions -------------------------------------------------------------------------
@@ -119,6 +137,7 @@ class TuningViewModel(ViewModel):
         staged = staging_path(project)
         discard_interrupted(project)  # a new run replaces the project's interrupted one
         try:
+            kept = keep_reference(project, image)  # a resumed run reads only project files
             mask = self._reference.write_mask(mask_path(project))
             settings = TuningSettings(
                 kind=kind,
@@ -132,22 +151,23 @@ class TuningViewModel(ViewModel):
                 preview_every=preview_interval(int(self.steps)),
                 preview_steps=PREVIEW_STEPS,
                 memory_saving=self._session.settings.memory_saving,
+                size=0 if self.resolution == NATIVE_SIZE else int(self.resolution),
             )
-            settings.validate()
+            name = " ".join(self.name.split()) or clip_name(f"{kind.value.title()} of {image.stem}")
+            request = TuneJob(
+                kept,
+                settings,
+                staged,
+                name,
+                self._session.model_choice(),
+                checkpoint=checkpoint_path(project),
+                checkpoint_interval_s=CHECKPOINT_INTERVAL_S,
+            )
+            request.validate()
         except OstafError as exc:
-            mask_path(project).unlink(missing_ok=True)
+            forget_kept_files(project)
             self._session.report(exc)
             return None
-        name = " ".join(self.name.split()) or f"{kind.value.title()} of {image.stem}"
-        request = TuneJob(
-            image,
-            settings,
-            staged,
-            name,
-            self._session.model_choice(),
-            checkpoint=checkpoint_path(project),
-            checkpoint_interval_s=CHECKPOINT_INTERVAL_S,
-        )
         return self._start(project, request)
 
     def resume(self, run: InterruptedRun, memory_saving: bool) -> Job | None:
@@ -249,11 +269,8 @@ class TuningViewModel(ViewModel):
         saved = read_sidecar(request.checkpoint) if request.checkpoint is not None else None
         # Only a failure, or quitting the app mid-run, leaves a run to resume.
         resumable = job.state is JobState.FAILED or job.cancel_token.keeps_progress
-        if saved is None or not resumable:
-            if request.settings.mask is not None:
-                request.settings.mask.unlink(missing_ok=True)
-            if request.checkpoint is not None:
-                discard(request.checkpoint)
+        if (saved is None or not resumable) and request.checkpoint is not None:
+            discard(request.checkpoint)
         if job.state is JobState.DONE and project is not None:
             self._finish(project, request, job.result)
         elif job.state is JobState.CANCELLED:
@@ -268,6 +285,11 @@ class TuningViewModel(ViewModel):
             )
             if job.error is not None:
                 self._session.report(job.error)
+        if (saved is None or not resumable) and project is not None:
+            try:  # after _finish, which adds the kept reference to the project
+                forget_kept_files(project)
+            except OstafError as exc:
+                self._session.report(exc)
         self._update_can_tune()
         self.run_ended.emit(job)
 
@@ -303,6 +325,12 @@ class TuningViewModel(ViewModel):
             self.steps = PRESETS[str(value)].steps
         elif name == "steps" and self.preset in PRESETS and PRESETS[self.preset].steps != value:
             self.preset = CUSTOM
+
+    def _on_session_changed(self, name: str, value: object) -> None:
+        if name == "model" and value is not None:
+            self.resolution_options = tuning_size_choices(self._session.model)
+            if self.resolution not in {v for _, v in self.resolution_options}:
+                self.resolution = NATIVE_SIZE
 
     def _on_library_changed(self, name: str, value: object) -> None:
         if name == "selected_id" and not self.running:

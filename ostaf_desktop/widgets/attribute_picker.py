@@ -3,7 +3,7 @@ optional class word and name, a quality preset and the advanced values."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -119,10 +119,15 @@ class AttributePicker(QWidget):
         self.learning_rate.setSingleStep(0.0001)
         self.rank = QSpinBox()
         self.rank.setRange(1, 128)
+        self.resolution = QComboBox()
+        self.resolution.setToolTip(
+            "The size the reference is tuned at; the model's own is best, smaller is faster"
+        )
         advanced.addRow("Steps", self.steps)
         advanced.addRow("Seed", self.seed)
         advanced.addRow("Learning rate", self.learning_rate)
         advanced.addRow("Rank", self.rank)
+        advanced.addRow("Resolution", self.resolution)
         layout.addWidget(self.advanced)
 
         bind_to(vm, "kind", self._show_kind, self)
@@ -135,12 +140,22 @@ class AttributePicker(QWidget):
         bind(vm, "seed", self.seed)
         bind(vm, "learning_rate", self.learning_rate)
         bind(vm, "rank", self.rank)
+        bind_to(vm, "resolution_options", self._fill_resolutions, self)
+        bind_combo(vm, "resolution", self.resolution)
         bind_to(vm, "running", lambda running: self.setEnabled(not running), self)
 
     def _show_kind(self, kind: str) -> None:
         card = self.cards.get(AttributeKind(kind))
         if card is not None and not card.radio.isChecked():
             card.radio.setChecked(True)
+
+    def _fill_resolutions(self, options: tuple[tuple[str, str], ...]) -> None:
+        blocker = QSignalBlocker(self.resolution)
+        self.resolution.clear()
+        for text, value in options:
+            self.resolution.addItem(text, value)
+        self.resolution.setCurrentIndex(max(0, self.resolution.findData(self.vm.resolution)))
+        del blocker
 
     def _show_advanced(self, shown: bool) -> None:
         self.advanced.setVisible(shown)

@@ -53,7 +53,7 @@ def make_attribute(
             thumbnail=thumbnail_data_url(draw_reference(colour="blue")),
             file_name=f"reference-{seed}.png",
         ),
-        tuning={"steps": 0, "resolution": model.resolution},
+        tuning={"steps": 0, "resolution": model.resolution, "family": model.family.id},
         default_lambda=default_lambda,
     )
     return Attribute(meta, factors)

@@ -1,4 +1,5 @@
-"""Core fixtures: the demo model at tiny size on the CPU, and reference images."""
+"""Core fixtures: the demo model and a tiny SDXL-shaped model on the CPU, and reference
+images."""
 
 from __future__ import annotations
 
@@ -23,6 +24,27 @@ def model(demo: BaseModel) -> Iterator[BaseModel]:
     demo.merger.restore()
     yield demo
     demo.merger.restore()
+
+
+@pytest.fixture(scope="session")
+def sdxl_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SDXL-shaped model (tests/core/sdxl_tiny.py) as a diffusers folder."""
+    from tests.core.sdxl_tiny import build_tiny_sdxl, write_folder
+
+    return write_folder(build_tiny_sdxl(seed=0), tmp_path_factory.mktemp("xl") / "tiny-sdxl")
+
+
+@pytest.fixture(scope="session")
+def sdxl_session(sdxl_folder: Path) -> BaseModel:
+    return load_base_model(sdxl_folder, device="cpu")
+
+
+@pytest.fixture
+def sdxl(sdxl_session: BaseModel) -> Iterator[BaseModel]:
+    """The shared tiny SDXL model, with any merged attribute removed after the test."""
+    sdxl_session.merger.restore()
+    yield sdxl_session
+    sdxl_session.merger.restore()
 
 
 def draw_reference(size: int = 96, colour: str = "red", shape: str = "circle") -> Image.Image:

@@ -1,8 +1,10 @@
-"""diffusers → original (LDM / CompVis) key layout, for writing test single-file checkpoints.
+"""diffusers → original (LDM / CompVis, SGM) key layout, for writing test single-file checkpoints.
 
 The inverse of what diffusers' single-file loader undoes, written from the LDM module layout
 (openaimodel.UNetModel, the KL autoencoder, the FrozenCLIP / FrozenOpenCLIP embedders) so that
-tiny models can be saved the way real SD 1.x/2.x `.safetensors` files are.
+tiny models can be saved the way real SD 1.x/2.x `.safetensors` files are. SDXL's SGM files
+use the same U-Net and VAE names (plus `label_emb` for the extra inputs) and keep their two
+text encoders under `conditioner.embedders.0.transformer.` and `conditioner.embedders.1.model.`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ VAE = "first_stage_model."
 CLIP = "cond_stage_model.transformer.text_model."
 CLIP_LEGACY = "cond_stage_model.transformer."  # as older tools write SD 1.x text encoders
 OPEN_CLIP = "cond_stage_model.model."
+SDXL_CLIP = "conditioner.embedders.0.transformer.text_model."
+SDXL_OPEN_CLIP = "conditioner.embedders.1.model."
 
 RESNET_NAMES = {
     "norm1": "in_layers.0",
@@ -34,6 +38,8 @@ UNET_TOP = {
     "conv_in": "input_blocks.0.0",
     "conv_norm_out": "out.0",
     "conv_out": "out.2",
+    "add_embedding.linear_1": "label_emb.0.0",  # SDXL's pooled-text and size/crop-ids MLP
+    "add_embedding.linear_2": "label_emb.0.2",
 }
 VAE_ATTENTION_NAMES = {
     "group_norm": "norm",
@@ -142,10 +148,9 @@ def vae_to_ldm(state: StateDict, num_blocks: int) -> StateDict:
     return out
 
 
-def clip_to_ldm(state: StateDict, legacy: bool = False) -> StateDict:
-    """A CLIPTextModel state dict in SD 1.x `cond_stage_model.transformer.text_model.*` names,
-    or with `legacy` in the older `cond_stage_model.transformer.*` names (no `text_model.`)."""
-    prefix = CLIP_LEGACY if legacy else CLIP
+def clip_to_ldm(state: StateDict, prefix: str = CLIP) -> StateDict:
+    """A CLIPTextModel state dict in SD 1.x `cond_stage_model.transformer.text_model.*` names
+    (or SDXL's first embedder's, or the older layout without `text_model.`, with `prefix`)."""
     out = {prefix + key.removeprefix("text_model."): tensor for key, tensor in state.items()}
     # Real SD 1.x files carry this buffer (transformers no longer saves it); loaders must cope.
     max_positions = out[prefix + "embeddings.position_embedding.weight"].shape[0]
@@ -153,23 +158,19 @@ def clip_to_ldm(state: StateDict, legacy: bool = False) -> StateDict:
     return out
 
 
-def open_clip_to_ldm(state: StateDict, projection_dim: int, seed: int = 0) -> StateDict:
-    """A CLIPTextModel state dict as SD 2.x's OpenCLIP text tower (`cond_stage_model.model.*`).
-
-    SD 2.x conditions on the penultimate layer, so the file holds one more residual block than
-    the diffusers model, and a text projection; both are filled from `seed` (loaders drop them).
-    """
-    state = {k.removeprefix("text_model."): v for k, v in state.items()}
+def open_clip_layers(state: StateDict, prefix: str) -> StateDict:
+    """A CLIP text tower (no `text_model.` prefix) in OpenCLIP's names under `prefix`."""
+    state = dict(state)
     out: StateDict = {
-        OPEN_CLIP + "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
-        OPEN_CLIP + "positional_embedding": state.pop("embeddings.position_embedding.weight"),
-        OPEN_CLIP + "ln_final.weight": state.pop("final_layer_norm.weight"),
-        OPEN_CLIP + "ln_final.bias": state.pop("final_layer_norm.bias"),
+        prefix + "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
+        prefix + "positional_embedding": state.pop("embeddings.position_embedding.weight"),
+        prefix + "ln_final.weight": state.pop("final_layer_norm.weight"),
+        prefix + "ln_final.bias": state.pop("final_layer_norm.bias"),
     }
     layers = sorted({int(k.split(".")[2]) for k in state if k.startswith("encoder.layers.")})
     for i in layers:
         src = f"encoder.layers.{i}."
-        dst = f"{OPEN_CLIP}transformer.resblocks.{i}."
+        dst = f"{prefix}transformer.resblocks.{i}."
         for kind in ("weight", "bias"):
             # OpenCLIP uses torch's MultiheadAttention: q, k and v stacked in one projection.
             out[dst + f"attn.in_proj_{kind}"] = torch.cat(
@@ -182,7 +183,30 @@ def open_clip_to_ldm(state: StateDict, projection_dim: int, seed: int = 0) -> St
             out[dst + f"mlp.c_proj.{kind}"] = state.pop(f"{src}mlp.fc2.{kind}")
     if state:
         raise KeyError(f"no OpenCLIP name for {sorted(state)}")
+    return out
 
+
+def sdxl_open_clip_to_sgm(state: StateDict) -> StateDict:
+    """A CLIPTextModelWithProjection state dict as SDXL's OpenCLIP bigG embedder: every layer
+    (SDXL reads the penultimate hidden state and pools the last), the text projection stored
+    transposed as OpenCLIP keeps it (width, projection), and the unused logit scale."""
+    tower = {
+        k.removeprefix("text_model."): v for k, v in state.items() if k != "text_projection.weight"
+    }
+    out = open_clip_layers(tower, SDXL_OPEN_CLIP)
+    out[SDXL_OPEN_CLIP + "text_projection"] = state["text_projection.weight"].t().contiguous()
+    out[SDXL_OPEN_CLIP + "logit_scale"] = torch.tensor(4.6052)
+    return out
+
+
+def open_clip_to_ldm(state: StateDict, projection_dim: int, seed: int = 0) -> StateDict:
+    """A CLIPTextModel state dict as SD 2.x's OpenCLIP text tower (`cond_stage_model.model.*`).
+
+    SD 2.x conditions on the penultimate layer, so the file holds one more residual block than
+    the diffusers model, and a text projection; both are filled from `seed` (loaders drop them).
+    """
+    out = open_clip_layers({k.removeprefix("text_model."): v for k, v in state.items()}, OPEN_CLIP)
+    layers = sorted({int(k.split(".")[4]) for k in out if ".resblocks." in k})
     generator = torch.Generator().manual_seed(seed)
     penultimate = f"{OPEN_CLIP}transformer.resblocks.{layers[-1]}."
     last = f"{OPEN_CLIP}transformer.resblocks.{layers[-1] + 1}."

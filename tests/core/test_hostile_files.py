@@ -243,3 +243,46 @@ def test_names_from_files_never_pick_a_path(tmp_path: Path, home: Path) -> None:
     assert project.folder.parent == ProjectStore().root
     name = NameTemplate("{attribute}_{seed}").fill({"attribute": entry.meta.name, "seed": "1"})
     assert "/" not in name and "\\" not in name and ".." not in name
+
+
+def _valid_state_bytes() -> bytes:
+    from ostaf.method.tuning_checkpoint import TuningState, state_bytes
+
+    layer = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3)
+    layer(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    sampler = torch.Generator().manual_seed(0).get_state()
+    state = TuningState("key", 1, [0.5], layer.state_dict(), optimizer.state_dict(), sampler)
+    return state_bytes(state)
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_tuning_states(data: st.DataObject) -> None:
+    """A saved tuning state read back: only DamagedStateError, never an unpickler."""
+    from ostaf.method.tuning_checkpoint import DamagedStateError, load_state
+
+    raw = bytearray(_valid_state_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.resume"
+        path.write_bytes(bytes(raw[:cut]) if data.draw(st.booleans()) else bytes(raw))
+        with contextlib.suppress(DamagedStateError):
+            load_state(path)
+
+
+@FUZZ
+@given(document=JSON)
+def test_resume_sidecars(document: object) -> None:
+    from ostaf.method.tuning_checkpoint import DamagedStateError, load_sidecar
+
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder) / "x.resume"
+        state.write_bytes(b"state")
+        (Path(folder) / "x.resume.json").write_text(json.dumps(document))
+        with contextlib.suppress(DamagedStateError):
+            record = load_sidecar(state)
+            assert isinstance(record, dict)

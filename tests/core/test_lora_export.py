@@ -15,7 +15,7 @@ from safetensors import safe_open
 from ostaf.cli.main import main
 from ostaf.errors import AttributeFileError, SettingsError
 from ostaf.images import image_from_data_url
-from ostaf.interop.lora_export import export_lora, kohya_name
+from ostaf.interop.lora_export import export_lora
 from ostaf.library.attribute_file import Attribute, save_attribute
 from ostaf.library.projects import ProjectStore
 from ostaf.method.regions import BLOCKS, AttributeKind, Region
@@ -167,7 +167,7 @@ def test_kohya_keys_and_metadata(attribute: Attribute, tmp_path: Path) -> None:
         keys = set(handle.keys())
         meta = handle.metadata()
         path = "mid_block.attentions.0.transformer_blocks.0.attn2.to_out.0"
-        name = kohya_name(path)
+        name = "lora_unet_" + path.replace(".", "_")  # SD 1.x: the diffusers path
         assert name == "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_out_0"
         a, b = attribute.factors[path]
         assert torch.equal(handle.get_tensor(f"{name}.lora_up.weight"), a)

@@ -112,24 +112,31 @@ def comfy_unet_key_map(ldm_unet_keys: set[str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module", params=["sd15", "sd21"])
-def tiny_unet(request: pytest.FixtureRequest) -> Any:
+def tiny_model(request: pytest.FixtureRequest) -> Any:
+    """A tiny U-Net with SD 1.x's or SD 2.x's layout, as a stand-in base model."""
+    from ostaf.models.families import sd1, sd2
+
     torch.manual_seed(0)
-    return build_tiny(request.param)["unet"]
-
-
-def _every_projection(unet: Any) -> Any:
-    stand_in = SimpleNamespace(
-        unet=unet, name="tiny", architecture="a" * 16, fingerprint="f" * 16, resolution=64
+    return SimpleNamespace(
+        unet=build_tiny(request.param)["unet"],
+        name="tiny",
+        architecture="a" * 16,
+        fingerprint="f" * 16,
+        resolution=64,
+        family=sd2.FAMILY if request.param == "sd21" else sd1.FAMILY,
     )
+
+
+def _every_projection(model: Any) -> Any:
     region = Region(blocks=BLOCKS)
-    return make_attribute(stand_in, AttributeKind.STYLE, seed=3, region=region)  # type: ignore[arg-type]
+    return make_attribute(model, AttributeKind.STYLE, seed=3, region=region)
 
 
-def test_comfyui_maps_every_kohya_key_to_its_weight(tiny_unet: Any) -> None:
-    ldm = ldm_keys.unet_to_ldm(tiny_unet.state_dict(), TINY_LAYERS_PER_BLOCK)
+def test_comfyui_maps_every_kohya_key_to_its_weight(tiny_model: Any) -> None:
+    ldm = ldm_keys.unet_to_ldm(tiny_model.unet.state_dict(), TINY_LAYERS_PER_BLOCK)
     ldm_names = {k.removeprefix(ldm_keys.UNET) for k in ldm}
     key_map = comfy_unet_key_map(ldm_names)
-    attribute = _every_projection(tiny_unet)
+    attribute = _every_projection(tiny_model)
     tensors = lora_tensors(attribute, "kohya", 0.8)
 
     stems = {k.removesuffix(part) for k in tensors for part in LORA_PARTS if k.endswith(part)}
@@ -145,25 +152,25 @@ def test_comfyui_maps_every_kohya_key_to_its_weight(tiny_unet: Any) -> None:
         assert weight.shape == (up.shape[0], down.shape[1])
 
 
-def test_comfyui_has_no_name_for_peft_keys(tiny_unet: Any) -> None:
+def test_comfyui_has_no_name_for_peft_keys(tiny_model: Any) -> None:
     # Why the README and the export dialog send ComfyUI users to the kohya format.
     ldm_names = {
         k.removeprefix(ldm_keys.UNET)
-        for k in ldm_keys.unet_to_ldm(tiny_unet.state_dict(), TINY_LAYERS_PER_BLOCK)
+        for k in ldm_keys.unet_to_ldm(tiny_model.unet.state_dict(), TINY_LAYERS_PER_BLOCK)
     }
     key_map = comfy_unet_key_map(ldm_names)
-    tensors = lora_tensors(_every_projection(tiny_unet), "diffusers", 0.8)
+    tensors = lora_tensors(_every_projection(tiny_model), "diffusers", 0.8)
 
     stems = {k.removesuffix(".lora_A.weight").removesuffix(".lora_B.weight") for k in tensors}
     assert stems and not stems & set(key_map)
 
 
-def test_the_derived_map_covers_the_sd15_layout(tiny_unet: Any) -> None:
+def test_the_derived_map_covers_the_sd15_layout(tiny_model: Any) -> None:
     # The counts the map is built from: SD's 4 levels of 2 res blocks, attention in the first
     # three down levels and the last three up levels, one transformer block each.
     ldm_names = {
         k.removeprefix(ldm_keys.UNET)
-        for k in ldm_keys.unet_to_ldm(tiny_unet.state_dict(), TINY_LAYERS_PER_BLOCK)
+        for k in ldm_keys.unet_to_ldm(tiny_model.unet.state_dict(), TINY_LAYERS_PER_BLOCK)
     }
     config = _unet_config(ldm_names)
     assert config["res_blocks"] == [2, 2, 2, 2]

@@ -37,7 +37,7 @@ def test_demo_model_loads_as_a_diffusers_folder(demo: BaseModel, tmp_path: Path)
     assert loaded.architecture == demo.architecture
     assert loaded.fingerprint == demo.fingerprint
     assert loaded.resolution == 64
-    assert loaded.family == "sd_v1"
+    assert loaded.family.id == "sd1" and loaded.family.label == "Stable Diffusion 1.x"
 
 
 def test_folder_weights_are_loaded_into_memory_of_their_own(

@@ -24,7 +24,11 @@ def test_missing_file_gives_defaults_and_round_trip(home: Path) -> None:
     [
         ("{not json", "settings.json is damaged"),
         ('{"device": "tpu"}', "device 'tpu' is unknown"),
-        ('{"memory_saving": "yes"}', "memory_saving must be true or false"),
+        ('{"memory_saving": "yes"}', r"settings\.json is damaged \(memory_saving: .*boolean"),
+        # A wrong type names the file and the field (it said "base model is empty" before).
+        ('{"model_source": 123}', r"settings\.json is damaged \(model_source: .*string"),
+        ('{"model_source": ""}', r"settings\.json: base model is empty"),
+        ('{"device": null}', r"settings\.json is damaged \(device: .*string"),
         ('{"schema_version": 99}', "written by a newer OSTAF"),
         ("[]", "settings.json is damaged"),
     ],

@@ -3,6 +3,8 @@ edit the details into the file's metadata; delete to the trash and restore."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -155,3 +157,34 @@ def test_delete_to_trash_and_restore(
     assert dialog.list.isHidden() and not dialog.empty.isHidden()
     dialog.close()
     qtbot.waitUntil(lambda: window.library_actions.dialog is None, timeout=2000)
+
+
+def test_a_file_of_wrong_types_is_skipped_by_name(
+    window: MainWindow, vm: MainViewModel, qtbot: QtBot
+) -> None:
+    """Metadata of the wrong types (here `created_at: 5`, which broke sorting the list) is
+    named under the list; the readable attributes are listed as usual."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    good = add_attribute(vm, "Blue glaze", seed=1)
+    bad = window_project_file(vm, "bad0000000000000")
+    write_attribute_file(bad, name="Bad types", seed=2)
+    with safe_open(str(bad), framework="numpy") as handle:
+        meta = json.loads(handle.metadata()["ostaf"])
+    meta["created_at"] = 5
+    save_file(load_file(str(bad)), str(bad), metadata={"ostaf": json.dumps(meta)})
+    vm.library.refresh()
+    assert [row.id for row in vm.library.rows] == [good]
+    assert window.library.list.count() == 1
+    assert not window.library.problems.isHidden()
+    assert "bad0000000000000.safetensors" in window.library.problems.text()
+    assert "created_at" in window.library.problems.text()
+
+
+def window_project_file(vm: MainViewModel, stem: str) -> Path:
+    project = vm.projects.current
+    assert project is not None
+    return project.attributes_dir / f"{stem}.safetensors"

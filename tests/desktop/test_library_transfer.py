@@ -157,9 +157,18 @@ def test_export_as_lora_writes_a_file(
     assert all(k.startswith("unet.") and ".lora_" in k for k in keys)
     assert metadata["ostaf.lambda"] == "0.5" and metadata["modelspec.title"] == "Blue glaze"
     assert str(target) in dialog.outcome.text() and not dialog.show_folder.isHidden()
-    assert not dialog.export.isEnabled() and "already exists" in dialog.hint.text()
+    # The success is not followed by an error about the file it just wrote (issue 14 §6).
+    assert "already exists" not in dialog.hint.text() and "again" in dialog.hint.text()
+    assert "sd_v1" not in dialog.outcome.text()
+    assert "LoRA for Stable Diffusion 1.x models" in dialog.outcome.text()
+    assert not dialog.export.isEnabled()
     dialog.overwrite.setChecked(True)
     assert dialog.export.isEnabled()
+    dialog.overwrite.setChecked(False)
+    other = tmp_path / "elsewhere.safetensors"
+    other.write_bytes(b"someone else's")
+    dialog.out.setText(str(other))  # another existing file is still refused
+    assert "already exists" in dialog.hint.text() and not dialog.export.isEnabled()
 
 
 def test_dropped_attribute_files_are_imported(

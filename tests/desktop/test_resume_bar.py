@@ -17,7 +17,12 @@ from ostaf.library.staging import clear_staging
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import read_sidecar
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
-from ostaf_desktop.interrupted_run import RESUME_FOLDER, checkpoint_path, mask_path
+from ostaf_desktop.interrupted_run import (
+    RESUME_FOLDER,
+    checkpoint_path,
+    keep_reference,
+    mask_path,
+)
 from ostaf_desktop.ui_state import UiState
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
@@ -44,11 +49,14 @@ def _plant(project: Project, image: Path, step: int = 6, total: int = 20) -> Tun
     """What a crashed run of the app leaves in a project."""
     settings = TuningSettings(kind=AttributeKind.STYLE, steps=total, seed=9, class_word="jug")
     job = TuneJob(
-        image, settings, project.folder / "gone.safetensors", "Glaze", ModelChoice(),
-        checkpoint=checkpoint_path(project),
+        keep_reference(project, image), settings, project.folder / "gone.safetensors", "Glaze",
+        ModelChoice(), checkpoint=checkpoint_path(project),
     )  # fmt: skip
     save_fake_state(job, [1.0 / s for s in range(1, step + 1)])
     return job
+
+
+RUN_FILES = ["mask.png", "reference", "tuning-state.safetensors", "tuning-state.safetensors.json"]
 
 
 def _resume_files(project: Project) -> list[str]:
@@ -97,7 +105,7 @@ def test_discard_removes_the_checkpoint_sidecar_and_mask(
     _plant(project, reference_image(tmp_path))
     mask_path(project).write_bytes(b"png")
     vm.resume.refresh()
-    assert _resume_files(project) == ["mask.png", "tuning.pt", "tuning.pt.json"]
+    assert _resume_files(project) == RUN_FILES
     window.resume_bar.discard_button.click()
     assert _resume_files(project) == []
     assert not window.resume_bar.isVisible()
@@ -143,7 +151,7 @@ def test_a_failed_run_keeps_its_mask_and_is_offered_right_away(
     assert vm.tuning.stage_text == "Stopped: it can resume from step 4"
     assert window.resume_bar.isVisible() and "(step 4 of 10)" in vm.resume.message
     clear_staging(project)  # what opening the project again does
-    assert _resume_files(project) == ["mask.png", "tuning.pt", "tuning.pt.json"]
+    assert _resume_files(project) == RUN_FILES
     vm.resume.resume()
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
     resumed = fake.of_kind("tune")[-1].request
@@ -184,9 +192,7 @@ def test_a_missing_reference_image_leaves_only_discard(
     window: MainWindow, vm: MainViewModel, tmp_path: Path
 ) -> None:
     project = _project(vm)
-    image = reference_image(tmp_path)
-    _plant(project, image)
-    image.unlink()
+    _plant(project, reference_image(tmp_path)).image.unlink()
     vm.resume.refresh()
     assert window.resume_bar.isVisible()
     assert "cannot be resumed: its reference image" in vm.resume.message
@@ -201,10 +207,50 @@ def test_a_damaged_sidecar_is_offered_for_discarding_only(vm: MainViewModel) -> 
     project = _project(vm)
     checkpoint = checkpoint_path(project)
     checkpoint.write_bytes(b"state")
-    checkpoint.with_name("tuning.pt.json").write_text('{"name": "Old", "step": 3}')
+    checkpoint.with_name(f"{checkpoint.name}.json").write_text('{"name": "Old", "step": 3}')
     vm.resume.refresh()
     assert vm.resume.visible and not vm.resume.can_resume
     assert "saved description is damaged" in vm.resume.message
+
+
+@pytest.mark.parametrize(
+    "sidecar",
+    [
+        '{"name": "Old", "step": "3"}',  # a wrong type: read strictly, still offered
+        '{"name": "Old", "step": 3, "losses": ["x"]}',
+    ],
+)
+def test_a_sidecar_of_wrong_types_is_offered_for_discarding_only(
+    vm: MainViewModel, sidecar: str
+) -> None:
+    project = _project(vm)
+    checkpoint = checkpoint_path(project)
+    checkpoint.write_bytes(b"state")
+    checkpoint.with_name(f"{checkpoint.name}.json").write_text(sidecar)
+    vm.resume.refresh()
+    assert vm.resume.visible and not vm.resume.can_resume
+    assert "saved description is damaged" in vm.resume.message
+    assert vm.resume.resume() is None
+
+
+@pytest.mark.parametrize("where", ["elsewhere", "unc"])
+def test_a_sidecar_naming_files_outside_the_project_is_never_resumed(
+    vm: MainViewModel, fake: FakeBackend, tmp_path: Path, where: str
+) -> None:
+    """The image and mask of a resumable run are the copies kept in the project: a sidecar
+    pointing anywhere else (a file elsewhere, a network share) is not followed."""
+    project = _project(vm)
+    outside = reference_image(tmp_path) if where == "elsewhere" else Path("//server/share/x.png")
+    settings = TuningSettings(kind=AttributeKind.STYLE, steps=20, seed=9)
+    job = TuneJob(
+        outside, settings, project.folder / "gone.safetensors", "Elsewhere", ModelChoice(),
+        checkpoint=checkpoint_path(project),
+    )  # fmt: skip
+    save_fake_state(job, [1.0, 0.5])
+    vm.resume.refresh()
+    assert vm.resume.visible and not vm.resume.can_resume
+    assert "names files outside the project" in vm.resume.message
+    assert vm.resume.resume() is None and fake.of_kind("tune") == []
 
 
 @pytest.mark.parametrize("action", ["cancel", "new run"])

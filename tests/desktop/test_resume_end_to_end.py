@@ -96,6 +96,8 @@ def _crash_resume_and_compare(
     assert project is not None
     kept_mask = tmp_path / "mask-copy.png"
     shutil.copyfile(interrupted_run.mask_path(project), kept_mask)
+    (tmp_path / "kept").mkdir()  # the run reads the reference copy kept in the project
+    kept_image = shutil.copy(backend.tuned[0][0].image, tmp_path / "kept")
 
     vm.session.dismiss_error()
     vm.projects.close_current()
@@ -114,6 +116,7 @@ def _crash_resume_and_compare(
 
     straight = dataclasses.replace(
         first,
+        image=Path(kept_image),
         settings=dataclasses.replace(first.settings, mask=kept_mask),
         out=tmp_path / "straight.safetensors",
         checkpoint=None,

@@ -129,6 +129,7 @@ def test_analysis_ships_resources_and_the_lazily_imported_modules(
         "diffusers.models.unets.unet_2d_condition",
         "diffusers.pipelines.pipeline_utils",
         "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion",
+        "diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl",
         "diffusers.schedulers.scheduling_ddim",
         "transformers.generation.utils",
         "transformers.models.clip.modeling_clip",

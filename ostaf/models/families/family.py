@@ -1,0 +1,193 @@
+"""What a base-model family is: the one place where SD 1.x, SD 2.x and SDXL differ.
+
+A family says how it is recognised (from a single file's tensor names and shapes, or a
+diffusers folder's configs), where its shipped config folder is, which pipeline class runs
+it, how a prompt becomes the U-Net's inputs, which sizes it offers, which region each kind of
+attribute tunes, and how its LoRAs are named and labelled. Tuning, rendering, export, the
+memory preflight, the model check and the GUI ask the family instead of branching on it.
+
+Nothing here imports torch or diffusers at module level: the GUI and the model check read
+families without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ostaf import paths
+from ostaf.method import regions
+
+if TYPE_CHECKING:
+    import torch
+
+UNET = "model.diffusion_model."  # the U-Net's prefix in original (LDM/SGM) single files
+SizeChoice = tuple[str, int, int]  # label, width, height
+
+
+@dataclass(frozen=True)
+class CheckpointKeys:
+    """A single-file checkpoint as far as recognition needs it: tensor names and shapes."""
+
+    shapes: Mapping[str, tuple[int, ...]]
+
+    def has(self, key: str) -> bool:
+        return key in self.shapes
+
+    def has_prefix(self, *prefixes: str) -> bool:
+        return any(k.startswith(prefixes) for k in self.shapes)
+
+    def dim(self, key: str, axis: int) -> int | None:
+        """One dimension of a tensor, None when the file lacks it (or it has too few axes)."""
+        shape = self.shapes.get(key)
+        if shape is None or len(shape) <= axis:
+            return None
+        return int(shape[axis])
+
+
+@dataclass
+class Conditioning:
+    """What a prompt gives the U-Net: text states (1, T, D) and, for SDXL, extra inputs
+    (`added_cond_kwargs`: pooled text embedding and size/crop ids), each (1, …)."""
+
+    hidden: torch.Tensor
+    added: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Family:
+    """One base-model family. A subclass sets the class attributes and overrides only what
+    differs from these defaults (which are Stable Diffusion 1.x's)."""
+
+    id: ClassVar[str]  # stored in attribute files: never rename
+    label: ClassVar[str]  # shown to users, e.g. "Stable Diffusion XL"
+    config_folder: ClassVar[str]  # resources/model_configs/<this>
+    pipeline_name: ClassVar[str]  # the diffusers pipeline class
+    folder_pipelines: ClassVar[tuple[str, ...]]  # model_index.json classes this family loads
+    text_encoders: ClassVar[tuple[str, ...]] = ("text_encoder",)
+    tokenizers: ClassVar[tuple[str, ...]] = ("tokenizer",)
+    context_width: ClassVar[int]  # width of the text states the published models read
+    native_size: ClassVar[int]  # the published models' resolution in px
+    lora_version: ClassVar[str]  # kohya's ss_base_model_version
+
+    def __repr__(self) -> str:
+        return f"<family {self.id}>"
+
+    # --- recognition ---------------------------------------------------------------------
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The sub-folders a diffusers folder of this family must have."""
+        return ("unet", "vae", *self.text_encoders, *self.tokenizers, "scheduler")
+
+    def text_encoder_in(self, keys: CheckpointKeys) -> bool:
+        """The single file holds this family's text encoder(s)."""
+        raise NotImplementedError
+
+    def unet_in(self, keys: CheckpointKeys) -> bool:
+        """The single file's U-Net has this family's layout (judged by the U-Net alone)."""
+        raise NotImplementedError
+
+    def unsupported_variant(self, keys: CheckpointKeys) -> str | None:
+        """What the file is when it is a variant of this family that cannot be used here
+        (e.g. 'a Stable Diffusion XL refiner'), else None."""
+        return None
+
+    def prediction_type_in(self, keys: CheckpointKeys) -> str | None:
+        """The prediction type a single file declares by its own keys, if any."""
+        return None
+
+    def claims_folder(self, pipeline: str, unet_config: Mapping[str, Any]) -> bool:
+        """A diffusers folder with this model_index class and U-Net config is this family's."""
+        return pipeline in self.folder_pipelines
+
+    def unsupported_folder(self, index: Mapping[str, Any]) -> str | None:
+        """What a folder of this family is when it cannot be used here, else None."""
+        return None
+
+    # --- loading -------------------------------------------------------------------------
+
+    def config_dir(self) -> Path:
+        """The shipped config-only diffusers folder (no weights) for single files."""
+        return paths.resource("model_configs", self.config_folder)
+
+    def pipeline_class(self) -> Any:
+        """The diffusers pipeline class that runs this family."""
+        import diffusers
+
+        return getattr(diffusers, self.pipeline_name)
+
+    def pipeline_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for loading the pipeline (components we never load)."""
+        return {}
+
+    def on_prediction_type(self, pipe: Any, prediction_type: str) -> None:
+        """Adjust a loaded pipeline to a prediction type the file declared (SD 2.x base)."""
+
+    # --- text conditioning ---------------------------------------------------------------
+
+    def encode_prompt(
+        self, pipe: Any, prompt: str, device: torch.device, size: tuple[int, int]
+    ) -> Conditioning:
+        """The U-Net's inputs for `prompt` at `size` (height, width), as the pipeline makes
+        them when it renders that prompt at that size."""
+        hidden, _ = pipe.encode_prompt(prompt, device, 1, False)  # (1, T, D)
+        return Conditioning(hidden)
+
+    def added_inputs(self, unet_config: Mapping[str, Any]) -> dict[str, int]:
+        """The U-Net's extra inputs and their width per sample (for the memory preflight)."""
+        return {}
+
+    # --- sizes ---------------------------------------------------------------------------
+
+    def offered_sizes(self, native: int) -> tuple[SizeChoice, ...]:
+        """Render sizes offered for a model of `native` px: native first, then others."""
+        wide = (native * 3 // 2) // 8 * 8
+        return (
+            (f"Native {native}×{native}", native, native),
+            (f"Portrait {native}×{wide}", native, wide),
+            (f"Landscape {wide}×{native}", wide, native),
+            (f"Large {2 * native}×{2 * native}", 2 * native, 2 * native),
+        )
+
+    def tuning_sizes(self, native: int, vae_scale_factor: int) -> tuple[int, ...]:
+        """Square tuning resolutions: multiples of 8 latent pixels from half to twice the
+        native size (the U-Net downsamples latents three times)."""
+        step = 8 * vae_scale_factor
+        low = max(step, -(-native // 2 // step) * step)
+        return tuple(range(low, 2 * native + 1, step))
+
+    # --- regions -------------------------------------------------------------------------
+
+    def region(self, kind: regions.AttributeKind) -> regions.Region:
+        """The region a kind of attribute tunes: the method's map, unless a family needs
+        otherwise (read at call time, so the method's defaults stay the one source)."""
+        return regions.REGION_BY_KIND[regions.AttributeKind(kind)]
+
+    # --- LoRA ----------------------------------------------------------------------------
+
+    def kohya_name(self, module_path: str) -> str:
+        """kohya's LoRA name of a U-Net module: SD 1.x/2.x LoRAs use diffusers paths."""
+        return "lora_unet_" + module_path.replace(".", "_")
+
+    def lora_metadata(self, fmt: str, resolution: int, prediction_type: str) -> dict[str, str]:
+        """kohya's and the model spec's keys that tools read to tell which models a LoRA is
+        for (A1111/Forge: ss_base_model_version, ss_v2; browsers: modelspec.architecture)."""
+        return {
+            "ss_base_model_version": self.lora_version,
+            "ss_v2": "False",
+            "modelspec.architecture": f"{self.architecture(resolution, prediction_type)}/lora",
+            "modelspec.implementation": "diffusers",
+            "modelspec.prediction_type": "v"
+            if self.is_v(resolution, prediction_type)
+            else "epsilon",
+        }
+
+    def is_v(self, resolution: int, prediction_type: str) -> bool:
+        """Whether a base model tuned at `resolution` predicts v ('' = not recorded)."""
+        return prediction_type == "v_prediction"
+
+    def architecture(self, resolution: int, prediction_type: str) -> str:
+        """The Stability AI model spec's architecture id of this family's base models."""
+        raise NotImplementedError

@@ -1,0 +1,475 @@
+"""SDXL through every path, on a tiny SDXL-shaped model (tests/core/sdxl_tiny.py): loading a
+folder and an SGM single file, tuning with the pooled embedding and size/crop ids, λ, renders
+a plain StableDiffusionXLPipeline reproduces, batch grids, LoRA exports diffusers uses in full,
+refusals across families, and the command line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler, StableDiffusionXLPipeline
+from PIL import Image
+from safetensors import safe_open
+
+from ostaf.cli.main import main
+from ostaf.errors import IncompatibleModelError, SettingsError
+from ostaf.images import load_reference
+from ostaf.interop.lora_export import export_lora
+from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
+from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.library.attribute_meta import read_meta
+from ostaf.method.hypernetwork import delta_weight
+from ostaf.method.memory import plan_tuning_memory
+from ostaf.method.offsets import offset_layers, set_terms
+from ostaf.method.regions import BLOCKS, AttributeKind, Region, tuning_prompt
+from ostaf.method.tuning import TuningResult, _Batch, _prepare, tune, unet_inputs
+from ostaf.models.base_model import BaseModel, load_base_model
+from ostaf.render.batch_plan import AttributeChoice, BatchJob, BatchRequest
+from ostaf.render.rendering import apply_attributes, make_scheduler, render
+from ostaf.requests import (
+    AppliedAttribute,
+    ModelChoice,
+    RenderJob,
+    RenderSettings,
+    TuningSettings,
+)
+from ostaf.service import OstafService
+from tests.core import sdxl_tiny
+from tests.core.attribute_factory import make_attribute, one_torch_thread  # noqa: F401
+from tests.core.test_checkpoints import no_network  # noqa: F401
+
+PROMPT = "a photo of a sks object"
+TOLERANCE = 1e-5  # U-Net outputs of our merge vs diffusers' LoRA: measured ≤ 1e-6
+PIXEL_TOLERANCE = 2  # of 255: renders through two pipelines (same kernels in practice: 0)
+CAT_IDS = [49406, 320, 1125, 539, 320, 2368, 49407]
+
+
+@pytest.fixture(scope="module")
+def reference(sdxl_session: BaseModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.core.conftest import draw_reference
+
+    path = tmp_path_factory.mktemp("xl-ref") / "reference.png"
+    draw_reference().save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tuned(sdxl_session: BaseModel, reference: Path) -> tuple[TuningResult, dict]:
+    """An appearance attribute tuned on the tiny SDXL model, and the U-Net's state before."""
+    model = sdxl_session
+    model.merger.restore()
+    before = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    settings = TuningSettings(
+        kind=AttributeKind.APPEARANCE, steps=60, seed=1, learning_rate=3e-3, preview_every=60
+    )
+    return tune(model, load_reference(reference, model.resolution), settings, "XL glaze"), before
+
+
+@pytest.fixture(scope="module")
+def shape(sdxl_session: BaseModel, reference: Path) -> Attribute:
+    settings = TuningSettings(kind=AttributeKind.SHAPE, steps=8, seed=2, learning_rate=3e-3)
+    reference_image = load_reference(reference, sdxl_session.resolution)
+    return tune(sdxl_session, reference_image, settings, "XL pose").attribute
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def test_folder_and_sgm_single_file_load_the_same_model_offline(
+    sdxl: BaseModel,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_network: list[str],  # noqa: F811
+) -> None:
+    from ostaf.models.families import sdxl as sdxl_family
+    from ostaf.models.single_file import load_single_file
+
+    models = sdxl_tiny.build_tiny_sdxl(seed=0)  # the fixture folder's model, again
+    state = sdxl_tiny.sgm_state_dict(models)
+    assert any(k.startswith("conditioner.embedders.1.model.transformer.resblocks.") for k in state)
+    path = sdxl_tiny.save_checkpoint(state, tmp_path / "tiny-xl.safetensors")
+    config = sdxl_tiny.write_config_dir(models, tmp_path / "config")
+
+    pipe = load_single_file(path, torch.float32, config_dir=config)
+
+    assert type(pipe).__name__ == "StableDiffusionXLPipeline"
+    for name in sdxl_tiny.COMPONENTS:  # every tensor equal
+        got, want = getattr(pipe, name).state_dict(), models[name].state_dict()
+        assert sorted(got) == sorted(want), name
+        assert [k for k in want if not torch.equal(got[k], want[k])] == [], name
+    assert pipe.tokenizer("a photo of a cat")["input_ids"] == CAT_IDS
+    assert pipe.tokenizer_2("a photo of a cat")["input_ids"] == CAT_IDS
+    assert pipe.tokenizer_2.pad_token == "!" and pipe.tokenizer.pad_token == "<|endoftext|>"
+
+    monkeypatch.setattr(type(sdxl_family.FAMILY), "config_dir", lambda family: config)
+    loaded = load_base_model(path, device="cpu")
+    assert loaded.family is sdxl.family and loaded.family.label == "Stable Diffusion XL"
+    assert (loaded.architecture, loaded.fingerprint) == (sdxl.architecture, sdxl.fingerprint)
+
+
+# --- tuning ---------------------------------------------------------------------------------
+
+
+def test_conditioning_is_what_the_pipeline_renders_with(sdxl: BaseModel) -> None:
+    pipe = sdxl.pipe
+    cond = sdxl.family.encode_prompt(pipe, PROMPT, torch.device("cpu"), (64, 64))
+    hidden, _, pooled, _ = pipe.encode_prompt(
+        PROMPT, device="cpu", do_classifier_free_guidance=False
+    )
+    ids = pipe._get_add_time_ids(
+        (64, 64), (0, 0), (64, 64), hidden.dtype, pipe.text_encoder_2.config.projection_dim
+    )
+    assert torch.equal(cond.hidden, hidden) and cond.hidden.shape == (1, 77, sum(sdxl_tiny.WIDTHS))
+    assert torch.equal(cond.added["text_embeds"], pooled)
+    assert torch.equal(cond.added["time_ids"], ids)
+
+
+@torch.no_grad()
+def _eval_loss(model: BaseModel, batch: _Batch, factors: dict | None) -> float:
+    """ε-prediction loss on fixed timesteps and noises, with the SDXL extra inputs."""
+    scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
+    g = torch.Generator().manual_seed(123)
+    t = torch.linspace(50, 950, 12).long()
+    x0 = batch.latents[:1].expand(12, -1, -1, -1)
+    noise = torch.randn(x0.shape, generator=g)
+    text, added = unet_inputs(batch, 12, torch.float32)
+    with offset_layers(model.unet, list(factors or {})) as wrappers:
+        if factors:
+            set_terms(wrappers, [(factors, 1.0)])
+        noisy = scheduler.add_noise(x0, noise, t)
+        pred = model.unet(noisy, t, encoder_hidden_states=text, added_cond_kwargs=added).sample
+    return float(((pred - noise) ** 2).mean())
+
+
+def test_tuning_leaves_the_base_untouched_and_lowers_the_loss(
+    sdxl: BaseModel, tuned: tuple[TuningResult, dict], reference: Path, tmp_path: Path
+) -> None:
+    result, before = tuned
+    after = sdxl.unet.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    image = load_reference(reference, sdxl.resolution)
+    batch = _prepare(sdxl, image, tuning_prompt(AttributeKind.APPEARANCE, "sks"), False)
+    assert batch.added is not None and set(batch.added) == {"text_embeds", "time_ids"}
+    base, tuned_loss = (
+        _eval_loss(sdxl, batch, None),
+        _eval_loss(sdxl, batch, result.attribute.factors),
+    )
+    assert tuned_loss < 0.95 * base, (base, tuned_loss)
+    meta = result.attribute.meta
+    assert meta.tuning["family"] == "sdxl" and meta.tuning["resolution"] == 64
+    assert result.memory is not None  # the preflight traced the SDXL U-Net, extra inputs too
+
+    saved = save_attribute(tmp_path / "xl.safetensors", result.attribute)
+    loaded = load_attribute(saved)
+    assert loaded.meta.to_json() == meta.to_json()
+    assert all(
+        torch.equal(loaded.factors[p][0], a) and torch.equal(loaded.factors[p][1], b)
+        for p, (a, b) in result.attribute.factors.items()
+    )
+
+
+def test_regions_follow_the_kind(
+    sdxl: BaseModel, tuned: tuple[TuningResult, dict], shape: Attribute
+) -> None:
+    projections = [
+        n for n, _ in sdxl.unet.named_modules() if n.endswith(("to_q", "to_k", "to_v", "to_out.0"))
+    ]
+    up = sorted(p for p in projections if p.startswith("up_blocks."))
+    down = sorted(p for p in projections if p.startswith("down_blocks."))
+    assert tuned[0].attribute.meta.targets == up
+    assert shape.meta.targets == down
+    # The deepest level has two transformer layers per block: both are tuned.
+    assert any(".transformer_blocks.1." in p for p in shape.meta.targets)
+
+
+def test_memory_preflight_traces_sdxl_and_turns_on_checkpointing_when_short(
+    sdxl: BaseModel,
+) -> None:
+    common = {
+        "unet_config": sdxl.unet.config,
+        "resolution": 64,
+        "dtype": torch.float32,
+        "region": sdxl.family.region(AttributeKind.SHAPE),
+        "timesteps_per_step": 4,
+        "resident_bytes": 0,
+        "added_inputs": sdxl.family.added_inputs(sdxl.unet.config),
+    }
+    assert common["added_inputs"] == {"text_embeds": sdxl_tiny.PROJECTION, "time_ids": 6}
+    roomy = plan_tuning_memory(**common, budget_bytes=None)  # type: ignore[arg-type]
+    assert (roomy.timesteps_per_pass, roomy.checkpointing) == (4, False)
+    one = plan_tuning_memory(**common, budget_bytes=None, timesteps_per_pass=1)  # type: ignore[arg-type]
+    short = plan_tuning_memory(**common, budget_bytes=one.estimate.total - 1)  # type: ignore[arg-type]
+    assert short.checkpointing and short.fits
+
+
+def test_tuning_size_is_chosen_checked_and_recorded(sdxl: BaseModel, reference: Path) -> None:
+    assert sdxl.tuning_sizes() == (64, 128)  # half to twice native, in steps of 8 latents
+    settings = TuningSettings(kind=AttributeKind.STYLE, steps=2, size=128)
+    result = tune(sdxl, load_reference(reference, 128), settings)
+    assert result.attribute.meta.tuning["resolution"] == 128
+    with pytest.raises(SettingsError, match=r"tuning size 96 px .* multiple of 64 from 64 to 128"):
+        sdxl.tuning_size(96)
+    with pytest.raises(SettingsError, match="prepared at 64 px but tuning is at 128 px"):
+        tune(sdxl, load_reference(reference, 64), settings)
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def test_lambda_zero_is_bit_exact_and_a_plain_sdxl_pipeline_reproduces_renders(
+    sdxl: BaseModel, sdxl_folder: Path, tuned: tuple[TuningResult, dict], shape: Attribute
+) -> None:
+    look = tuned[0].attribute
+    settings = RenderSettings(
+        prompt=PROMPT, negative_prompt="blurry", seeds=[5], steps=4, guidance=6.0, sampler="euler"
+    )
+    base = render(sdxl, settings)[0].image
+    zero = render(sdxl, settings, [(look, 0.0), (shape, 0.0)])[0].image
+    both = render(sdxl, settings, [(look, 0.8), (shape, 1.2)])[0].image
+    assert zero.tobytes() == base.tobytes()
+    assert both.tobytes() != base.tobytes()
+    assert render(sdxl, settings)[0].image.tobytes() == base.tobytes()  # nothing stays merged
+
+    plain = StableDiffusionXLPipeline.from_pretrained(sdxl_folder)
+    plain.scheduler = make_scheduler("euler", plain.scheduler.config, settings.schedule)
+    plain.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        for attribute, lam in ((look, 0.8), (shape, 1.2)):
+            for path, (a, b) in attribute.factors.items():
+                plain.unet.get_submodule(path).weight += lam * delta_weight(a, b)
+    theirs = plain(
+        PROMPT,
+        negative_prompt="blurry",
+        num_inference_steps=4,
+        guidance_scale=6.0,
+        generator=torch.Generator("cpu").manual_seed(5),
+    ).images[0]
+    difference = np.abs(np.asarray(both, np.int16) - np.asarray(theirs, np.int16))
+    assert theirs.size == both.size == (64, 64)
+    assert difference.max() <= PIXEL_TOLERANCE
+
+
+def test_render_job_writes_the_a1111_parameters_at_an_sdxl_size(
+    sdxl: BaseModel, tuned: tuple[TuningResult, dict], tmp_path: Path
+) -> None:
+    path = save_attribute(tmp_path / "look.safetensors", tuned[0].attribute)
+    _, width, height = sdxl.family.offered_sizes(sdxl.resolution)[1]  # "Landscape 4:3"
+    assert (width, height) == (72, 56)
+    service = OstafService()
+    service._model, service._model_choice = sdxl, ModelChoice(str(sdxl.source), "cpu")
+    settings = RenderSettings(
+        prompt=PROMPT,
+        negative_prompt="blur",
+        seeds=[3],
+        steps=3,
+        width=width,
+        height=height,
+        attributes=[AppliedAttribute(path, 1.5)],
+    )
+    (png,) = service.render(RenderJob(settings, tmp_path / "out", service._model_choice)).paths
+    assert Image.open(png).size == (72, 56)
+    parameters, record = read_png_metadata(png)
+    assert parameters is not None and record is not None
+    parsed = parse_a1111(parameters)
+    assert (parsed["prompt"], parsed["negative_prompt"]) == (PROMPT, "blur")
+    values = parsed["values"]
+    assert list(values)[:7] == [
+        "Steps",
+        "Sampler",
+        "CFG scale",
+        "Seed",
+        "Size",
+        "Model hash",
+        "Model",
+    ]
+    assert values["Size"] == "72x56"  # A1111 writes width x height
+    assert values["Model"] == "tiny-sdxl" and values["OSTAF lambda"] == "1.5"
+    assert (record["width"], record["height"]) == (72, 56)
+
+
+def test_batch_grid_and_contact_sheet_on_sdxl(
+    sdxl: BaseModel, tuned: tuple[TuningResult, dict], shape: Attribute, tmp_path: Path
+) -> None:
+    look = save_attribute(tmp_path / "look.safetensors", tuned[0].attribute)
+    pose = save_attribute(tmp_path / "pose.safetensors", shape)
+    service = OstafService()
+    service._model, service._model_choice = sdxl, ModelChoice(str(sdxl.source), "cpu")
+    request = BatchRequest(
+        prompts=[PROMPT],
+        seeds=[1],
+        out_dir=tmp_path / "grid",
+        combinations=[[AttributeChoice(look)], [AttributeChoice(pose)]],
+        intensities=[0.5, 1.0],
+        steps=2,
+        contact_sheet=True,
+    )
+    outcome = service.batch(BatchJob(request, service._model_choice))
+    assert len(outcome.written) == 4 and outcome.skipped == [] and outcome.sheet is not None
+    assert all(Image.open(p).size == (64, 64) for p in outcome.written)
+    assert Image.open(outcome.sheet).size[0] > 2 * 64
+    again = service.batch(BatchJob(request, service._model_choice))
+    assert again.written == [] and len(again.skipped) == 4
+
+
+def test_attributes_are_refused_across_families(
+    sdxl: BaseModel, model: BaseModel, tuned: tuple[TuningResult, dict]
+) -> None:
+    sd1_attribute = make_attribute(model, name="Demo look")
+    with pytest.raises(IncompatibleModelError) as info:
+        apply_attributes(sdxl, [(sd1_attribute, 1.0)])
+    message = str(info.value)
+    assert "Stable Diffusion 1.x" in message and "Stable Diffusion XL" in message
+    assert "'Demo look'" in message and "\n" not in message
+    with pytest.raises(IncompatibleModelError, match=r"tuned on a Stable Diffusion XL model .*"
+                       r"is a Stable Diffusion 1\.x model"):  # fmt: skip
+        apply_attributes(model, [(tuned[0].attribute, 1.0)])
+    assert sdxl.merger.merged_paths == [] and model.merger.merged_paths == []
+
+
+# --- LoRA export ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def everywhere(sdxl_session: BaseModel) -> Attribute:
+    """Random factors on every attention projection (down, mid and up): every name pattern."""
+    return make_attribute(
+        sdxl_session, AttributeKind.STYLE, seed=5, name="XL ink", scale=0.3, default_lambda=1.3,
+        region=Region(blocks=BLOCKS),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def plain_xl(sdxl_folder: Path) -> StableDiffusionXLPipeline:
+    """The tiny SDXL model loaded by diffusers alone, as another tool would."""
+    return StableDiffusionXLPipeline.from_pretrained(sdxl_folder)
+
+
+@pytest.fixture
+def diffusers_warnings() -> Iterator[list[str]]:
+    import diffusers.utils.logging as diffusers_logging
+
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    logger = diffusers_logging.get_logger("diffusers")
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_warning()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+    diffusers_logging.set_verbosity(level)
+
+
+def _unet_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(2, 4, 8, 8, generator=g)
+    context = torch.randn(2, 7, sum(sdxl_tiny.WIDTHS), generator=g)
+    added = {
+        "text_embeds": torch.randn(2, sdxl_tiny.PROJECTION, generator=g),
+        "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]] * 2),
+    }
+    return latents, torch.tensor([100, 700]), context, added
+
+
+@torch.no_grad()
+def _run_unet(unet: torch.nn.Module) -> torch.Tensor:
+    x, t, c, added = _unet_inputs()
+    return unet(x, t, c, added_cond_kwargs=added).sample
+
+
+@pytest.mark.parametrize("fmt", ["kohya", "diffusers"])
+def test_diffusers_sdxl_pipeline_uses_every_key_and_matches_our_unet(
+    sdxl: BaseModel,
+    everywhere: Attribute,
+    plain_xl: StableDiffusionXLPipeline,
+    diffusers_warnings: list[str],
+    tmp_path: Path,
+    fmt: str,
+) -> None:
+    from peft.utils import get_peft_model_state_dict
+
+    done = export_lora(everywhere, tmp_path / f"ink-{fmt}.safetensors", fmt)  # type: ignore[arg-type]
+    assert done.family is sdxl.family and done.target == "Stable Diffusion XL models"
+    with safe_open(str(done.path), framework="pt") as handle:
+        keys, metadata = set(handle.keys()), handle.metadata()
+    if fmt == "kohya":  # the SGM names kohya writes for SDXL
+        assert all(k.startswith("lora_unet_") for k in keys)
+        assert any(k.startswith("lora_unet_input_blocks_7_1_") for k in keys)
+        assert any(k.startswith("lora_unet_middle_block_1_") for k in keys)
+        assert any(k.startswith("lora_unet_output_blocks_0_1_") for k in keys)
+        assert not any("down_blocks" in k or "up_blocks" in k for k in keys)
+    assert metadata["ss_base_model_version"] == "sdxl_base_v1-0"
+    assert metadata["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
+    assert metadata["modelspec.resolution"] == "64x64"
+    plain_xl.load_lora_weights(str(done.path), adapter_name=fmt)
+    try:
+        plain_xl.set_adapters([fmt])
+        theirs = _run_unet(plain_xl.unet)
+        loaded = get_peft_model_state_dict(plain_xl.unet, adapter_name=fmt)
+    finally:
+        plain_xl.delete_adapters(fmt)
+    assert set(loaded) == {f"{p}.lora_{s}.weight" for p in everywhere.factors for s in "AB"}
+    for path, (_, b) in everywhere.factors.items():
+        assert torch.equal(loaded[f"{path}.lora_A.weight"], b)
+    sdxl.merger.apply([(everywhere.factors, 1.3)])
+    try:
+        ours = _run_unet(sdxl.unet)
+    finally:
+        sdxl.merger.restore()
+    assert (ours - _run_unet(plain_xl.unet)).abs().max() > 0.05  # the LoRA changes the output
+    assert (theirs - ours).abs().max().item() <= TOLERANCE
+    assert [m for m in diffusers_warnings if "text_encoder" not in m] == []
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def test_cli_tunes_renders_and_exports_on_sdxl(
+    home: Path,
+    sdxl_folder: Path,
+    reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = ["--model", str(sdxl_folder), "--device", "cpu"]
+    assert main(["sizes", "--model", str(sdxl_folder)]) == 0
+    listed = capsys.readouterr().out
+    assert listed.startswith("Stable Diffusion XL, native 64x64 px")
+    assert "72x56  Landscape 4:3" in listed and "tuning sizes (tune --size PX): 64, 128" in listed
+
+    out = tmp_path / "look.safetensors"
+    tune = ["tune", str(reference), "--attribute", "appearance", "--out", str(out), "--steps", "2"]
+    assert main([*tune, "--size", "96", *model]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "tuning size 96 px does not fit tiny-sdxl" in error
+    assert not out.exists()
+    assert main([*tune, "--size", "128", *model]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert read_meta(out).tuning["resolution"] == 128
+
+    render_args = ["render", "--prompt", PROMPT, "--out", str(tmp_path / "imgs")]
+    applied = ["--attribute", f"{out}:0.7", "--size", "56x72", "--steps", "2"]
+    assert main([*render_args, *applied, *model]) == 0
+    (png,) = [Path(p) for p in capsys.readouterr().out.split()]
+    assert Image.open(png).size == (56, 72)
+
+    lora = tmp_path / "look-lora.safetensors"
+    assert main(["export-lora", str(out), "--out", str(lora)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(lora) and "for Stable Diffusion XL models" in captured.err
+
+    demo = ["--model", "demo", "--device", "cpu"]
+    assert main([*render_args, "--attribute", str(out), "--steps", "2", *demo]) == 2
+    error = capsys.readouterr().err
+    assert "Stable Diffusion XL" in error and "Stable Diffusion 1.x" in error
+    assert error.count("\n") == 1
