@@ -279,13 +279,11 @@ def test_render_job_writes_the_a1111_parameters_at_an_sdxl_size(
     parsed = parse_a1111(parameters)
     assert (parsed["prompt"], parsed["negative_prompt"]) == (PROMPT, "blur")
     values = parsed["values"]
-    assert list(values)[:7] == [
-        "Steps",
-        "Sampler",
-        "CFG scale",
-        "Seed",
-        "Size",
-        "Model hash",
+    # A1111's order; "Model hash" is the checkpoint file's SHA-256, so a folder has none.
+    hashed = ["Model hash"] if sdxl.file_sha256 else []
+    assert list(values)[: 7 + len(hashed)] == [
+        *("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size"),
+        *hashed,
         "Model",
     ]
     assert values["Size"] == "72x56"  # A1111 writes width x height
