@@ -8,6 +8,7 @@ import hashlib
 import importlib
 import json
 import os
+import random
 import shutil
 import socket
 from collections.abc import Iterator
@@ -403,7 +404,11 @@ def test_truncated_file_is_refused_by_name(tiny: dict, tmp_path: Path) -> None:
         load_single_file(path, torch.float32)
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00" * 7, os.urandom(64)])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00" * 7, random.Random(0).randbytes(64)],
+    ids=["empty", "zeros", "random"],  # the same test names in every run (and every worker)
+)
 def test_corrupt_file_is_refused(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "junk.safetensors"
     path.write_bytes(content)
