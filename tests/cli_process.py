@@ -5,7 +5,8 @@ torch and diffusers. multiprocessing's forkserver imports them once, in a server
 never runs torch code (so no thread pools exist when it forks); every command is then a fork
 of it: its own PID, signals, environment, working folder, stdout, stderr and exit code, and
 the same code path as `python -m ostaf` (ostaf/__main__.py calls `main()`). Tests of the
-interpreter itself (imports, start-up, packaging) still start a real one.
+interpreter itself (imports, start-up, packaging) still start a real one. POSIX only, as
+the SIGKILL tests that use it are.
 """
 
 from __future__ import annotations
