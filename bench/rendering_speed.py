@@ -69,7 +69,9 @@ def _compare(
         sampler=SAMPLER,
     )
     components = dict(model.pipe.components)
-    components["scheduler"] = make_scheduler(SAMPLER, model.pipe.scheduler.config)
+    components["scheduler"] = make_scheduler(
+        SAMPLER, model.pipe.scheduler.config, settings.schedule
+    )
     plain = StableDiffusionPipeline(**components)
     plain.set_progress_bar_config(disable=True)
     device = model.placement.device

@@ -14,6 +14,11 @@ from ostaf.library.attribute_meta import check_attribute_name
 from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
 
 SAMPLERS = ("ddim", "euler", "dpmpp2m")
+# Noise schedules of Euler and DPM++ 2M, as A1111/Forge's "Schedule type" names them (Karras:
+# what A1111 1.9+ and Forge use for DPM++ 2M by default; Simple: integer timesteps, the one
+# A1111 reproduces step for step) and "model": the model's own scheduler config, which every
+# render used before schedules could be chosen. DDIM always follows the model's config.
+SCHEDULES = ("karras", "simple", "model")
 MAX_STEPS = 20_000
 MAX_SIDE = 4096
 MAX_CHECKPOINT_INTERVAL_S = 86_400.0
@@ -148,7 +153,13 @@ class RenderSettings:
     width: int | None = None  # None: the model's native resolution
     height: int | None = None
     sampler: str = "dpmpp2m"
+    schedule: str = "karras"  # for euler and dpmpp2m; see SCHEDULES
     attributes: list[AppliedAttribute] = field(default_factory=list)
+
+    @property
+    def effective_schedule(self) -> str:
+        """The schedule sampling really uses: DDIM's is always the model's own."""
+        return effective_schedule(self.sampler, self.schedule)
 
     def validate(self, multiple_of: int = 8) -> None:
         if not self.prompt.strip():
@@ -164,6 +175,10 @@ class RenderSettings:
             raise SettingsError(
                 f"sampler {self.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}"
             )
+        if self.schedule not in SCHEDULES:
+            raise SettingsError(
+                f"schedule {self.schedule!r} is unknown; use one of {', '.join(SCHEDULES)}"
+            )
         for side, value in (("width", self.width), ("height", self.height)):
             if value is not None:
                 _check_int(side, value, multiple_of, MAX_SIDE)
@@ -171,6 +186,11 @@ class RenderSettings:
                     raise SettingsError(f"{side} {value} must be a multiple of {multiple_of}")
         for applied in self.attributes:
             applied.validate()
+
+
+def effective_schedule(sampler: str, schedule: str) -> str:
+    """`schedule`, or "model" for DDIM (which has no choice of schedule)."""
+    return "model" if sampler == "ddim" else schedule
 
 
 def _check_int(what: str, value: object, low: int, high: int) -> None:

@@ -16,13 +16,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["SOURCE_DATE_EPOCH"] = "1767225600"  # 2026-01-01: reproducible attribute files
 
 
+_CONNECT = socket.socket.connect
+
+
 def _refuse(*_args: object, **_kwargs: object) -> None:
     raise OSError("tests must not open network connections")
 
 
+def _local_only(sock: socket.socket, address: object) -> None:
+    # Unix-domain sockets never leave the machine: multiprocessing talks to its forkserver
+    # through one (tests/cli_process.py).
+    if sock.family != getattr(socket, "AF_UNIX", None):
+        _refuse()
+    _CONNECT(sock, address)  # type: ignore[arg-type]
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
+    monkeypatch.setattr(socket.socket, "connect", _local_only)
     monkeypatch.setattr(socket, "create_connection", _refuse)
 
 

@@ -42,7 +42,7 @@ def _nothing() -> None:
 
 def add_batch_command(sub: argparse._SubParsersAction) -> None:
     """Register `batch`."""
-    from ostaf.cli.main import add_model_arguments
+    from ostaf.cli.main import add_model_arguments, add_schedule_argument
 
     batch = sub.add_parser(
         "batch", help="render prompts × seeds × intensities × attributes into an output folder"
@@ -84,6 +84,7 @@ def add_batch_command(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--guidance", type=number, default=RenderSettings.guidance)
     batch.add_argument("--size", help="WxH (default: the model's resolution)")
     batch.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
+    add_schedule_argument(batch)
     add_model_arguments(batch)
     batch.set_defaults(handler=run_batch_command)
 
@@ -132,6 +133,7 @@ def build_job(args: argparse.Namespace) -> BatchJob:
         width=width,
         height=height,
         sampler=args.sampler,
+        schedule=args.schedule,
         template=args.template,
         project=project.slug if project else "",
         contact_sheet=args.contact_sheet,

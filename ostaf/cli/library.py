@@ -11,6 +11,7 @@ from pathlib import Path
 from ostaf.cli.numbers import number
 from ostaf.cli.terminal import err, out, out_json, out_lines
 from ostaf.errors import ProjectError, SettingsError
+from ostaf.interop.lora_formats import DEFAULT_FORMAT, FORMAT_USE, FORMATS
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.projects import (
     AttributeEntry,
@@ -87,7 +88,13 @@ def add_library_commands(sub: argparse._SubParsersAction) -> None:
 
     lora = sub.add_parser("export-lora", help="write an attribute as a LoRA for other tools")
     lora.add_argument("file", help="an attribute file (or, with --project, an id or name)")
-    lora.add_argument("--format", choices=["kohya", "diffusers"], default="kohya")
+    lora.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=DEFAULT_FORMAT,
+        help="; ".join(f"{name}: {use}" for name, use in FORMAT_USE.items())
+        + f" (default: {DEFAULT_FORMAT})",
+    )
     lora.add_argument("--out", required=True, type=Path, help="the .safetensors to write")
     lora.add_argument(
         "--lambda",

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.cli.numbers import number, whole
-from ostaf.cli.terminal import err, out, out_json, out_lines
+from ostaf.cli.terminal import err, out, out_json, out_lines, printable
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.method.regions import AttributeKind
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.requests import (
     SAMPLERS,
+    SCHEDULES,
     AppliedAttribute,
     ModelChoice,
     RenderJob,
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", help="WxH (default: the model's resolution; `python -m ostaf sizes` lists some)"
     )
     render.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
+    add_schedule_argument(render)
     add_model_arguments(render)
 
     sizes = sub.add_parser("sizes", help="a model's family and the sizes it renders and tunes at")
@@ -121,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_library_commands(sub)
     add_batch_command(sub)
     return parser
+
+
+def add_schedule_argument(parser: argparse.ArgumentParser) -> None:
+    """--schedule, shared by render and batch."""
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=RenderSettings.schedule,
+        help="noise schedule of euler and dpmpp2m, named as A1111/Forge's Schedule type: "
+        "karras (default; A1111's default for DPM++ 2M), simple (A1111 reproduces it step for "
+        "step), model (the model's own scheduler config, used before this option existed); "
+        "DDIM has none",
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +204,8 @@ class ProgressBar:
             self._bar = tqdm(total=report.total, desc=report.stage, file=sys.stderr, leave=False)
         if report.note:
             err(f"note: {report.note}")
+        elif report.stage == "loading" and report.message:  # e.g. hashing a checkpoint
+            self._bar.set_postfix_str(printable(report.message), refresh=False)
         if report.loss is not None:
             self._bar.set_postfix(loss=f"{report.loss:.4f}")
         self._bar.update(report.step - self._bar.n)
@@ -253,6 +270,7 @@ def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: Can
         width=width,
         height=height,
         sampler=args.sampler,
+        schedule=args.schedule,
         attributes=[parse_applied(a) for a in args.attribute],
     )
     settings.validate()

@@ -13,8 +13,9 @@ attribute at λ, and m = 0.5 gives it at λ/2:
   `unet.<module path>.lora_A.weight` = B (r, in), with no alpha: PEFT then scales by 1
   (lora_alpha = r), and B·A = λ·A·B/r.
 
-Both carry the `ss_*` and `modelspec.*` metadata by which A1111/Forge, ComfyUI and LoRA
-browsers tell which models a LoRA is for (the family's), plus `ostaf.*` keys.
+Pick kohya for every tool but diffusers/PEFT code (see lora_formats.FORMAT_USE). Both carry
+the `ss_*` and `modelspec.*` metadata by which A1111/Forge, ComfyUI and LoRA browsers tell
+which models a LoRA is for (the family's), plus `ostaf.*` keys.
 """
 
 from __future__ import annotations
@@ -22,19 +23,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from safetensors.torch import save
 
 from ostaf.errors import SettingsError
+from ostaf.interop.lora_formats import FORMATS, LoraFormat
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_file import Attribute
 from ostaf.models.families import Family, family_of_attribute, sd1
 from ostaf.progress import CancelToken
 
-LoraFormat = Literal["kohya", "diffusers"]
-FORMATS: tuple[LoraFormat, ...] = ("kohya", "diffusers")
 DIFFUSERS_PREFIX = "unet."
 
 

@@ -42,6 +42,8 @@ class BaseModel:
     source: str
     architecture: str
     fingerprint: str
+    # SHA-256 of a single-file checkpoint, A1111's and Civitai's key to it; None for folders.
+    file_sha256: str | None = None
     merger: OffsetMerger = field(init=False, repr=False)
     family: Family = field(init=False)
 
@@ -137,12 +139,17 @@ def load_base_model(
     path = resolve_model_source(source)
     cancel.check()
     progress(Progress("loading", 1, 3, message=f"Loading {path.name}…"))
+    file_sha256 = None
     if path.is_dir():
         pipe = _load_folder(path, placement.dtype)
         name = _folder_display_name(path, source)
     elif path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-        from ostaf.models.single_file import load_single_file
+        from ostaf.models.file_hash import file_sha256 as sha256_of
+        from ostaf.models.single_file import detect_family, load_single_file
 
+        detect_family(path)  # a foreign or broken file is refused before it is hashed
+        file_sha256 = sha256_of(path, progress, cancel)
+        progress(Progress("loading", 1, 3, message=f"Loading {path.name}…"))
         pipe = load_single_file(path, placement.dtype)
         name = path.stem
     elif path.suffix.lower() in PICKLE_SUFFIXES:
@@ -165,6 +172,7 @@ def load_base_model(
         source=str(source),
         architecture=architecture_of(pipe.unet),
         fingerprint=fingerprint_of(pipe.unet),
+        file_sha256=file_sha256,
     )
     progress(Progress("loading", 3, 3, message=f"Model ready: {name} on {placement.label}"))
     return model
@@ -232,18 +240,55 @@ def _only_fp16_weights(unet_dir: Path) -> bool:
 
 
 def _place(pipe: Any, placement: Placement) -> Any:
+    text_encoders = [getattr(pipe, n) for n in family_of_pipeline(pipe).text_encoders]
+    modules = (pipe.unet, pipe.vae, *text_encoders)
+    from_loader = {t.data_ptr() for module in modules for t in _tensors(module)}
     pipe.to(placement.device)
     pipe.unet.to(dtype=placement.dtype)
-    text_encoders = [getattr(pipe, n) for n in family_of_pipeline(pipe).text_encoders]
     for encoder in text_encoders:
         encoder.to(dtype=placement.dtype)
     # The SD and SDXL VAEs overflow in fp16 (black or NaN images): they always run in fp32.
     pipe.vae.to(dtype=torch.float32)
-    for module in (pipe.unet, pipe.vae, *text_encoders):
+    for module in modules:
+        _own_memory(module, from_loader)
+    for module in modules:
         module.requires_grad_(False)
         module.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [*module.parameters(), *module.buffers()]
+
+
+@torch.no_grad()
+def _own_memory(module: torch.nn.Module, from_loader: set[int]) -> None:
+    """Copy every CPU tensor that no move or cast copied into memory of our own.
+
+    safetensors hands out tensors inside a private memory map of the weight file, at offsets
+    set by the file's header (4-byte aligned). Left there, an in-place rewrite of the file
+    changes the loaded model, truncating it crashes the process (SIGBUS), Windows locks the
+    file, and CPU kernels take other code paths than for the same weights in torch's 64-byte
+    aligned memory, so the same weights gave other last bits depending on the file's layout.
+    """
+    copies: dict[int, torch.Tensor] = {}  # shared tensors stay shared
+
+    def own(tensor: torch.Tensor) -> torch.Tensor | None:
+        pointer = tensor.data_ptr()
+        if tensor.device.type != "cpu" or pointer not in from_loader:
+            return None
+        if pointer not in copies:
+            copies[pointer] = tensor.detach().clone(memory_format=torch.contiguous_format)
+        return copies[pointer]
+
+    for owner in module.modules():
+        for parameter in owner._parameters.values():
+            if parameter is not None and (copy := own(parameter)) is not None:
+                parameter.data = copy
+        for name, buffer in owner._buffers.items():
+            if buffer is not None and (copy := own(buffer)) is not None:
+                owner._buffers[name] = copy
 
 
 def _first_line(exc: BaseException) -> str:

@@ -68,7 +68,14 @@ def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = N
     if prediction_type is None:
         log.info("%s: no .yaml beside it, so taken with %s's defaults", path, family.label)
     tokenizers = {name: load_tokenizer(config_dir / name) for name in family.tokenizers}
+    components: dict[str, Any] = {}
     try:
+        if family.id == "sd1":
+            from ostaf.models.legacy_text_encoder import load_legacy_text_encoder
+
+            legacy = load_legacy_text_encoder(path, config_dir, dtype)
+            if legacy is not None:  # keys without `text_model.`: built from the same tensors
+                components["text_encoder"] = legacy
         pipe = family.pipeline_class().from_single_file(
             str(path),
             # A str: diffusers only accepts a folder given as one, else it looks for a repo id.
@@ -77,6 +84,7 @@ def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = N
             torch_dtype=dtype,
             **tokenizers,
             **family.pipeline_options(),
+            **components,
         )
     except SingleFileComponentError as exc:
         # diffusers says "Failed to load <Class>. Weights for this component appear to be missing".

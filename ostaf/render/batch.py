@@ -28,7 +28,7 @@ from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, i
 from ostaf.render.batch_plan import BatchPlan, Cell
 from ostaf.render.contact_sheet import build_contact_sheet
 from ostaf.render.rendering import render
-from ostaf.requests import MAX_SIDE
+from ostaf.requests import MAX_SIDE, effective_schedule
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 SHEET_KEY = "ostaf-contact-sheet"
@@ -74,6 +74,7 @@ def expected_record(
         "steps": request.steps,
         "guidance": request.guidance,
         "sampler": request.sampler,
+        "schedule": effective_schedule(request.sampler, request.schedule),
         "width": request.width or model.resolution,
         "height": request.height or model.resolution,
         "model": model.fingerprint,
@@ -90,6 +91,7 @@ def _record_fields(record: Mapping[str, Any]) -> dict[str, Any]:
         "steps": record.get("steps"),
         "guidance": record.get("guidance"),
         "sampler": record.get("sampler"),
+        "schedule": record.get("schedule", "model"),  # older records: the model's own
         "width": record.get("width"),
         "height": record.get("height"),
         "model": model.get("fingerprint") if isinstance(model, dict) else None,

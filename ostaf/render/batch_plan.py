@@ -54,6 +54,7 @@ class BatchRequest:
     width: int | None = None
     height: int | None = None
     sampler: str = RenderSettings.sampler
+    schedule: str = RenderSettings.schedule
     template: str = DEFAULT_TEMPLATE
     project: str = ""  # the value of {project}
     contact_sheet: bool = False
@@ -97,6 +98,7 @@ class BatchRequest:
             width=self.width,
             height=self.height,
             sampler=self.sampler,
+            schedule=self.schedule,
         )
 
 

@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.errors import InputImageError, SettingsError
-from ostaf.interop.pngmeta import SAMPLER_LABELS, parse_a1111, read_png_metadata
+from ostaf.interop.pngmeta import (
+    SAMPLER_LABELS,
+    SCHEDULE_LABELS,
+    parse_a1111,
+    read_png_metadata,
+)
 from ostaf.library.projects import Project
-from ostaf.requests import AppliedAttribute, RenderSettings, parse_size
+from ostaf.requests import SCHEDULES, AppliedAttribute, RenderSettings, parse_size
 
 SAMPLER_BY_LABEL = {label: name for name, label in SAMPLER_LABELS.items()}
+SCHEDULE_BY_LABEL = {label: name for name, label in SCHEDULE_LABELS.items()}
 
 
 @dataclass
@@ -69,6 +75,8 @@ def _from_record(record: dict[str, Any], projects: Sequence[Project], source: Pa
             width=int(record["width"]),
             height=int(record["height"]),
             sampler=str(record["sampler"]),
+            # Records written before schedules could be chosen sampled with the model's own.
+            schedule=str(record.get("schedule", "model")),
         )
         wanted = [
             RecalledAttribute(
@@ -84,6 +92,9 @@ def _from_record(record: dict[str, Any], projects: Sequence[Project], source: Pa
     own = str(record.get("project", ""))
     ordered = sorted(projects, key=lambda p: p.slug != own)
     warnings = []
+    if settings.schedule not in SCHEDULES:
+        warnings.append(f"schedule {settings.schedule!r} is unknown; using Karras")
+        settings.schedule = "karras"
     for item in wanted:
         _locate(item, ordered)
         if item.path is not None:
@@ -115,6 +126,32 @@ def _locate(item: RecalledAttribute, projects: Sequence[Project]) -> None:
             item.trashed = trashed
 
 
+def _sampling_from_parameters(values: dict[str, str], settings: RenderSettings) -> list[str]:
+    """Sampler and schedule from A1111 text, read as A1111/Forge 1.9+ read it: a missing
+    "Schedule type" is "Automatic" (Karras for DPM++ 2M, Uniform for Euler), and older
+    versions wrote the schedule into the sampler's name ("DPM++ 2M Karras")."""
+    label = values.get("Sampler", "")
+    schedule_label = values.get("Schedule type", "Automatic")
+    if label.endswith(" Karras") and label.removesuffix(" Karras") in SAMPLER_BY_LABEL:
+        label, schedule_label = label.removesuffix(" Karras"), "Karras"
+    sampler = SAMPLER_BY_LABEL.get(label)
+    if sampler is None:
+        if label:
+            return [f"sampler {label!r} is not available; using the default"]
+        return []
+    settings.sampler = sampler
+    if sampler == "ddim":
+        return []
+    if schedule_label == "Automatic" and sampler == "dpmpp2m":
+        schedule_label = "Karras"
+    schedule = SCHEDULE_BY_LABEL.get(schedule_label)
+    if schedule is None:
+        shown = "Automatic (Uniform)" if schedule_label == "Automatic" else schedule_label
+        return [f"schedule {shown!r} is not available; using {settings.schedule}"]
+    settings.schedule = schedule
+    return []
+
+
 def _from_parameters(text: str) -> Recall:
     parsed = parse_a1111(text)
     values = parsed["values"]
@@ -132,11 +169,7 @@ def _from_parameters(text: str) -> Recall:
             settings.width, settings.height = parse_size(values["Size"])
     except (ValueError, SettingsError) as exc:  # keep what could be read
         warnings.append(f"some parameters could not be read ({exc})")
-    sampler = SAMPLER_BY_LABEL.get(values.get("Sampler", ""))
-    if sampler:
-        settings.sampler = sampler
-    elif "Sampler" in values:
-        warnings.append(f"sampler {values['Sampler']!r} is not available; using the default")
+    warnings += _sampling_from_parameters(values, settings)
     return Recall(
         settings=settings,
         attributes=[],

@@ -3,8 +3,8 @@
 
 Attributes are merged into the U-Net's target weights (W + Σ λᵢ·ΔWᵢ) before sampling, so a
 plain pipeline given the same weights, scheduler and `torch.Generator(device).manual_seed(seed)`
-reproduces every image. Changing λ re-merges only the target layers; the model is never
-reloaded.
+reproduces every image (to the last bits only where both run the same kernels). Changing λ
+re-merges only the target layers; the model is never reloaded.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 
 from ostaf import __version__
-from ostaf.interop.pngmeta import SAMPLER_LABELS, a1111_parameters
+from ostaf.interop.pngmeta import SAMPLER_LABELS, SCHEDULE_LABELS, a1111_parameters
 from ostaf.library.attribute_file import Attribute, check_compatible
 from ostaf.models.base_model import BaseModel
 from ostaf.models.devices import generator_for, out_of_memory_as_error, use_job_threads
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
-from ostaf.requests import RenderSettings
+from ostaf.requests import RenderSettings, effective_schedule
 
 OOM_ADVICE = (
     "render smaller images or fewer at once, or choose fp16 precision (Settings, or --precision)"
@@ -47,17 +47,34 @@ class RenderedImage:
     warnings: list[str]
 
 
-def make_scheduler(sampler: str, config: Any) -> SchedulerMixin:
-    """The diffusers scheduler for a sampler name, built from the model's scheduler config."""
+def make_scheduler(sampler: str, config: Any, schedule: str = "model") -> SchedulerMixin:
+    """The diffusers scheduler for a sampler and schedule, from the model's scheduler config
+    ("simple" also needs `schedule_timesteps` passed to the pipeline)."""
+    schedule = effective_schedule(sampler, schedule)
+    # Karras as k-diffusion (A1111, ComfyUI) builds it: from the model's whole sigma range.
+    # DPM++ 2M takes that range whatever its spacing; Euler takes it from its timesteps, which
+    # reach both ends only with "linspace".
+    karras = {"use_karras_sigmas": True} if schedule == "karras" else {}
     if sampler == "ddim":
         return DDIMScheduler.from_config(config)
     if sampler == "euler":
-        return EulerDiscreteScheduler.from_config(config)
+        spacing = {"timestep_spacing": "linspace"} if karras else {}
+        return EulerDiscreteScheduler.from_config(config, **karras, **spacing)
     if sampler == "dpmpp2m":
         return DPMSolverMultistepScheduler.from_config(
-            config, algorithm_type="dpmsolver++", solver_order=2
+            config, algorithm_type="dpmsolver++", solver_order=2, **karras
         )
     raise ValueError(f"unknown sampler {sampler}")
+
+
+def schedule_timesteps(sampler: str, schedule: str, steps: int, config: Any) -> list[int] | None:
+    """The timesteps of A1111's "Simple" schedule (every (T/steps)-th of the T training steps,
+    from the last, rounded down), or None when the scheduler places them itself."""
+    if effective_schedule(sampler, schedule) != "simple":
+        return None
+    total = int(config.num_train_timesteps)
+    stride = total / steps
+    return [total - 1 - int(x * stride) for x in range(steps)]
 
 
 def pipeline_with_scheduler(pipe: Any, scheduler: SchedulerMixin) -> Any:
@@ -71,15 +88,16 @@ def pipeline_with_scheduler(pipe: Any, scheduler: SchedulerMixin) -> Any:
     return built
 
 
-def pipeline_for(model: BaseModel, sampler: str) -> Any:
+def pipeline_for(model: BaseModel, sampler: str, schedule: str = "model") -> Any:
     """A pipeline sharing the model's components, with its own scheduler (no copies), built
-    once per model and sampler: building one costs ~7 ms, ~1 % of a small render."""
+    once per model, sampler and schedule: building one costs ~7 ms, ~1 % of a small render."""
     built = _PIPELINES.setdefault(model.pipe, {})
-    if sampler not in built:
+    key = f"{sampler}/{effective_schedule(sampler, schedule)}"
+    if key not in built:
         # Every call's set_timesteps resets the scheduler's state.
-        scheduler = make_scheduler(sampler, model.pipe.scheduler.config)
-        built[sampler] = pipeline_with_scheduler(model.pipe, scheduler)
-    return built[sampler]
+        scheduler = make_scheduler(sampler, model.pipe.scheduler.config, schedule)
+        built[key] = pipeline_with_scheduler(model.pipe, scheduler)
+    return built[key]
 
 
 @torch.no_grad()
@@ -116,7 +134,10 @@ def render(
     width = settings.width or model.resolution
     height = settings.height or model.resolution
     warnings = apply_attributes(model, applied)
-    pipe = pipeline_for(model, settings.sampler)
+    pipe = pipeline_for(model, settings.sampler, settings.schedule)
+    timesteps = schedule_timesteps(
+        settings.sampler, settings.schedule, settings.steps, pipe.scheduler.config
+    )
     total = settings.steps * len(settings.seeds)
     clock = StepClock(total)
     done = 0
@@ -136,6 +157,7 @@ def render(
                 height=height,
                 width=width,
                 num_inference_steps=settings.steps,
+                timesteps=timesteps,
                 guidance_scale=settings.guidance,
                 generator=generator_for(model.placement.device, seed),
                 output_type="latent",
@@ -162,10 +184,17 @@ def _metadata(
     pairs: list[tuple[str, object]] = [
         ("Steps", settings.steps),
         ("Sampler", SAMPLER_LABELS[settings.sampler]),
+        *(
+            [("Schedule type", SCHEDULE_LABELS[settings.effective_schedule])]
+            if settings.effective_schedule in SCHEDULE_LABELS
+            else []
+        ),
         ("CFG scale", settings.guidance),
         ("Seed", seed),
         ("Size", f"{width}x{height}"),
-        ("Model hash", model.fingerprint[:10]),
+        # A1111 looks the model up by its file's SHA-256 (and loads another one when it does
+        # not know the hash), so a diffusers folder, which has no such file, writes none.
+        *([("Model hash", model.file_sha256[:10])] if model.file_sha256 else []),
         ("Model", model.name),
     ]
     for index, (attribute, lam) in enumerate(applied, start=1):
@@ -181,9 +210,15 @@ def _metadata(
         "steps": settings.steps,
         "guidance": settings.guidance,
         "sampler": settings.sampler,
+        "schedule": settings.effective_schedule,
         "width": width,
         "height": height,
-        "model": {"name": model.name, "source": model.source, "fingerprint": model.fingerprint},
+        "model": {
+            "name": model.name,
+            "source": model.source,
+            "fingerprint": model.fingerprint,  # our U-Net fingerprint, what attributes check
+            "sha256": model.file_sha256,
+        },
         "attributes": [
             {
                 "name": a.meta.name,

@@ -20,7 +20,7 @@ from ostaf.render.batch_plan import (
     read_prompts,
 )
 from ostaf.render.naming import DEFAULT_TEMPLATE
-from ostaf.requests import parse_seeds, parse_size
+from ostaf.requests import RenderSettings, parse_seeds, parse_size
 from ostaf_desktop.backend import BatchResult
 from ostaf_desktop.jobs import Job, JobKind, JobState
 from ostaf_desktop.observable import Observable, ViewModel
@@ -51,6 +51,7 @@ _INPUTS = frozenset(
         "chosen",
         "negative_prompt",
         "sampler",
+        "schedule",
         "steps",
         "guidance",
         "size",
@@ -77,7 +78,8 @@ class BatchViewModel(ViewModel):
     combine = Observable("together")
     chosen = Observable[tuple[str, ...]](())  # ids of the ticked library attributes
     negative_prompt = Observable("")
-    sampler = Observable("dpmpp2m")
+    sampler = Observable(RenderSettings.sampler)
+    schedule = Observable(RenderSettings.schedule)
     steps = Observable(25)
     guidance = Observable(7.5)
     size = Observable(NATIVE)
@@ -136,6 +138,7 @@ class BatchViewModel(ViewModel):
         r = self._rendering
         self.size_options = r.size_options
         self.negative_prompt, self.sampler = r.negative_prompt, r.sampler
+        self.schedule = r.schedule
         self.steps, self.guidance, self.size = int(r.steps), float(r.guidance), r.size
         slug = self._projects.current_slug
         if slug != self._prepared_for:
@@ -199,6 +202,7 @@ class BatchViewModel(ViewModel):
             width=width,
             height=height,
             sampler=self.sampler,
+            schedule=self.schedule,
             template=self.template,
             project=project.slug if project is not None else "",
             contact_sheet=bool(self.contact_sheet),

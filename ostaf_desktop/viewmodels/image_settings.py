@@ -69,6 +69,7 @@ class ImageSettingsViewModel(ViewModel):
             notes.append(f"seed {seed} is larger than this app takes; using {seed % MAX_SEED}")
             seed %= MAX_SEED
         r.seed, r.steps, r.sampler = seed, settings.steps, settings.sampler
+        r.schedule = settings.schedule
         r.guidance = settings.guidance
         r.size = self._size_value(settings.width, settings.height)
         model = self._session.model

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
+from ostaf.interop.lora_formats import DEFAULT_FORMAT, FORMAT_USE
 from ostaf.render.naming import slug
 from ostaf_desktop.backend import LoraRequest, LoraWritten
 from ostaf_desktop.jobs import Job, JobKind, JobState
@@ -17,10 +18,14 @@ from ostaf_desktop.viewmodels.session import SessionViewModel
 from ostaf_desktop.worker import JobController
 
 FORMAT_CHOICES = (
-    ("kohya — A1111 / Forge, ComfyUI, InvokeAI", "kohya"),
-    ("diffusers / PEFT — load_lora_weights", "diffusers"),
+    ("kohya — A1111 / Forge, ComfyUI, InvokeAI (works everywhere)", "kohya"),
+    ("diffusers / PEFT — only for diffusers or PEFT code", "diffusers"),
 )
 SUFFIX = ".safetensors"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def default_lora_path(folder: Path, name: str, fmt: str) -> Path:
@@ -32,7 +37,8 @@ class LoraExportViewModel(ViewModel):
 
     attribute_id = Observable("")
     attribute_name = Observable("")
-    format = Observable("kohya")
+    format = Observable(DEFAULT_FORMAT)
+    format_note = Observable(_sentence(FORMAT_USE[DEFAULT_FORMAT]))
     intensity = Observable(1.0)
     out_path = Observable("")
     overwrite = Observable(False)
@@ -109,6 +115,8 @@ class LoraExportViewModel(ViewModel):
             folder = Path(self.out_path).parent
             self._suggested = str(default_lora_path(folder, self.attribute_name, str(value)))
             self.out_path = self._suggested
+        if name == "format":
+            self.format_note = _sentence(FORMAT_USE.get(str(value), ""))
         if name in ("format", "intensity", "out_path", "overwrite", "attribute_id", "written"):
             self._update()
 

@@ -37,6 +37,8 @@ PREVIEW_DEBOUNCE_MS = 300
 PREVIEW_STEPS = 10
 MAX_SEED = 2**31 - 1
 SAMPLER_CHOICES = tuple((SAMPLER_LABELS[s], s) for s in SAMPLERS)
+# Named as A1111/Forge's "Schedule type"; "model" only comes back with older images.
+SCHEDULE_CHOICES = (("Karras", "karras"), ("Simple", "simple"), ("Model's own", "model"))
 
 
 def size_choices(
@@ -58,7 +60,8 @@ class RenderViewModel(ViewModel):
     negative_prompt = Observable("")
     seed = Observable(1)
     size = Observable(NATIVE)
-    sampler = Observable("dpmpp2m")
+    sampler = Observable(RenderSettings.sampler)
+    schedule = Observable(RenderSettings.schedule)
     steps = Observable(25)
     guidance = Observable(7.5)
     count = Observable(2)
@@ -183,6 +186,7 @@ class RenderViewModel(ViewModel):
             width=width,
             height=height,
             sampler=self.sampler,
+            schedule=self.schedule,
             attributes=[AppliedAttribute(a.path, a.intensity) for a in self._library.applied],
         )
         settings.validate()

@@ -33,7 +33,7 @@ from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_pl
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.batch import COMBINE_CHOICES, MAX_SEED_COUNT, BatchViewModel
 from ostaf_desktop.viewmodels.library import LibraryViewModel
-from ostaf_desktop.widgets.layout import label, sampling_controls
+from ostaf_desktop.widgets.layout import label, sampling_controls, schedule_control
 from ostaf_desktop.widgets.library_panel import ID_ROLE, attribute_icon
 
 THUMB = 28
@@ -116,6 +116,7 @@ class BatchDialog(QDialog):
         self.negative = QLineEdit()
         self.negative.setPlaceholderText("optional, e.g. blurry, low quality")
         self.sampler, self.steps, self.guidance = sampling_controls()
+        self.schedule = schedule_control()
         self.size_combo = QComboBox()
         self.out_dir = QLineEdit()
         self.choose_out = QPushButton(icon("folder"), "Choose…")
@@ -130,7 +131,10 @@ class BatchDialog(QDialog):
             "settings. Complete images of this batch are always skipped, so a re-run resumes."
         )
         form.addRow("Negative", self.negative)
-        form.addRow("Sampler", _row(self.sampler, label("Steps"), self.steps, stretch=0))
+        form.addRow(
+            "Sampler",
+            _row(self.sampler, self.schedule, label("Steps"), self.steps, stretch=0),
+        )
         form.addRow("CFG", _row(self.guidance, label("Size"), self.size_combo, stretch=2))
         form.addRow("Folder", _row(self.out_dir, self.choose_out))
         form.addRow("File names", self.template)
@@ -195,6 +199,8 @@ class BatchDialog(QDialog):
         bind_combo(vm, "combine", self.combine)
         bind(vm, "negative_prompt", self.negative)
         bind_combo(vm, "sampler", self.sampler)
+        bind_combo(vm, "schedule", self.schedule)
+        bind_to(vm, "sampler", lambda s: self.schedule.setEnabled(s != "ddim"), self)
         bind(vm, "steps", self.steps)
         bind(vm, "guidance", self.guidance)
         bind_to(vm, "size_options", self._fill_sizes, self)

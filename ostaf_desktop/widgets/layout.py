@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from ostaf_desktop.icons import icon
-from ostaf_desktop.viewmodels.rendering import SAMPLER_CHOICES
+from ostaf_desktop.viewmodels.rendering import SAMPLER_CHOICES, SCHEDULE_CHOICES
 
 
 def label(text: str = "", role: str = "", wrap: bool = False) -> QLabel:
@@ -53,6 +53,19 @@ def sampling_controls() -> tuple[QComboBox, QSpinBox, QDoubleSpinBox]:
     guidance.setSingleStep(0.5)
     guidance.setDecimals(1)
     return sampler, steps, guidance
+
+
+def schedule_control() -> QComboBox:
+    """The noise schedule beside the sampler, named as A1111/Forge's "Schedule type"."""
+    schedule = QComboBox()
+    for text, value in SCHEDULE_CHOICES:
+        schedule.addItem(text, value)
+    schedule.setToolTip(
+        "Schedule type of Euler and DPM++ 2M, as A1111/Forge name it (DDIM has none). Karras: "
+        "what A1111 uses for DPM++ 2M by default. Simple: A1111 re-renders it step for step. "
+        "Model's own: the model's scheduler settings, as images made before this choice."
+    )
+    return schedule
 
 
 class Section(QFrame):

@@ -38,8 +38,9 @@ class LoraExportDialog(QDialog):
         layout = QVBoxLayout(self)
         self.title = label(role="title")
         self.intro = label(
-            "A LoRA file works in A1111/Forge, ComfyUI, InvokeAI and diffusers. The intensity "
-            "λ is baked in, so weight 1 there gives the attribute at this λ.",
+            "Choose the format of the tool you render with: kohya works in A1111/Forge, "
+            "ComfyUI, InvokeAI and diffusers. The intensity λ is baked in, so weight 1 there "
+            "gives the attribute at this λ.",
             "hint",
             wrap=True,
         )
@@ -57,7 +58,9 @@ class LoraExportDialog(QDialog):
         out_row.addWidget(self.out, 1)
         out_row.addWidget(self.browse)
         form = QFormLayout()
+        self.format_note = label(role="hint", wrap=True)
         form.addRow("Format", self.format)
+        form.addRow("", self.format_note)
         form.addRow("λ", self.intensity)
         form.addRow("File", out_row)
         form.addRow("", self.overwrite)
@@ -83,6 +86,7 @@ class LoraExportDialog(QDialog):
         self.show_folder.clicked.connect(self._show_folder)
         bind(vm, "attribute_name", self.title, "text", convert=lambda n: f"LoRA of '{n}'")
         bind_combo(vm, "format", self.format)
+        bind(vm, "format_note", self.format_note, "text")
         bind(vm, "intensity", self.intensity)
         bind(vm, "out_path", self.out)
         bind(vm, "overwrite", self.overwrite)

@@ -25,7 +25,13 @@ from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.library import AppliedEntry, LibraryViewModel
 from ostaf_desktop.viewmodels.rendering import MAX_SEED, RenderViewModel
 from ostaf_desktop.widgets.intensity_slider import IntensitySlider
-from ostaf_desktop.widgets.layout import Section, label, sampling_controls, tool_button
+from ostaf_desktop.widgets.layout import (
+    Section,
+    label,
+    sampling_controls,
+    schedule_control,
+    tool_button,
+)
 
 
 class PreviewImage(QLabel):
@@ -79,6 +85,7 @@ class RenderPanel(Section):
         self.dice = tool_button("dice", "Random seed (Ctrl+D)")
         self.size_combo = QComboBox()
         self.sampler, self.steps, self.guidance = sampling_controls()
+        self.schedule = schedule_control()
         self.count = QSpinBox()
         self.count.setRange(1, 16)
         self.count.setSuffix(" image(s)")
@@ -99,6 +106,7 @@ class RenderPanel(Section):
         form.addRow("Seed", seed_row)
         form.addRow("Size", self.size_combo)
         form.addRow("Sampler", sampling)
+        form.addRow("Schedule", self.schedule)
         form.addRow("CFG", extra)
 
         self.sliders_box = QVBoxLayout()
@@ -133,6 +141,8 @@ class RenderPanel(Section):
         bind_to(vm, "size_options", self._fill_sizes, self)
         bind_combo(vm, "size", self.size_combo)
         bind_combo(vm, "sampler", self.sampler)
+        bind_combo(vm, "schedule", self.schedule)
+        bind_to(vm, "sampler", lambda s: self.schedule.setEnabled(s != "ddim"), self)
         bind(vm, "steps", self.steps)
         bind(vm, "guidance", self.guidance)
         bind(vm, "count", self.count)

@@ -19,6 +19,7 @@ StateDict = dict[str, torch.Tensor]
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
 CLIP = "cond_stage_model.transformer.text_model."
+CLIP_LEGACY = "cond_stage_model.transformer."  # as older tools write SD 1.x text encoders
 OPEN_CLIP = "cond_stage_model.model."
 SDXL_CLIP = "conditioner.embedders.0.transformer.text_model."
 SDXL_OPEN_CLIP = "conditioner.embedders.1.model."
@@ -149,7 +150,7 @@ def vae_to_ldm(state: StateDict, num_blocks: int) -> StateDict:
 
 def clip_to_ldm(state: StateDict, prefix: str = CLIP) -> StateDict:
     """A CLIPTextModel state dict in SD 1.x `cond_stage_model.transformer.text_model.*` names
-    (or SDXL's first embedder's, with `prefix`)."""
+    (or SDXL's first embedder's, or the older layout without `text_model.`, with `prefix`)."""
     out = {prefix + key.removeprefix("text_model."): tensor for key, tensor in state.items()}
     # Real SD 1.x files carry this buffer (transformers no longer saves it); loaders must cope.
     max_positions = out[prefix + "embeddings.position_embedding.weight"].shape[0]

@@ -3,7 +3,10 @@
 
 The processes talk over the loopback interface only (gloo); nothing leaves the machine.
 On CPUs the thread count changes floating-point rounding, so the single-process reference
-runs with one thread, as each launched process does (torchrun sets OMP_NUM_THREADS=1).
+runs with one thread, as each launched process does (torchrun sets OMP_NUM_THREADS=1). Both
+sides are this program on this machine, loading the model the same way (into 64-byte aligned
+memory of their own, base_model._own_memory), so they run the same kernels: bit equality is
+the claim here, not an accident of one CPU.
 """
 
 from __future__ import annotations

@@ -2,78 +2,42 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from ostaf.cli.main import main, parse_applied
+from tests.cli_process import run_cli, start_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ostaf", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kw,  # type: ignore[call-overload]
-    )
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(args)
 
 
 def test_tune_render_info_round_trip(reference_png: Path, tmp_path: Path) -> None:
     out = tmp_path / "look.safetensors"
     tuned = _run(
-        "tune",
-        str(reference_png),
-        "--attribute",
-        "appearance",
-        "--out",
-        str(out),
-        "--steps",
-        "3",
-        "--name",
-        "Red circle",
-        "--device",
-        "cpu",
+        *("tune", str(reference_png), "--attribute", "appearance", "--out", str(out)),
+        *("--steps", "3", "--name", "Red circle", "--device", "cpu"),
     )
     assert tuned.returncode == 0, tuned.stderr
     assert tuned.stdout.strip() == str(out)
     rendered = _run(
-        "render",
-        "--prompt",
-        "a sks vase",
-        "--out",
-        str(tmp_path / "imgs"),
-        "--attribute",
-        f"{out}:0.5",
-        "--seeds",
-        "3,4",
-        "--steps",
-        "3",
-        "--sampler",
-        "ddim",
-        "--size",
-        "64x64",
+        *("render", "--prompt", "a sks vase", "--out", str(tmp_path / "imgs")),
+        *("--attribute", f"{out}:0.5", "--seeds", "3,4", "--steps", "3"),
+        *("--sampler", "ddim", "--size", "64x64"),
     )
     assert rendered.returncode == 0, rendered.stderr
     lines = rendered.stdout.split()
     assert [Path(p).name for p in lines] == ["00000-3.png", "00001-4.png"]
     assert all(Path(p).is_file() for p in lines)
-    info = _run("info", lines[0])
-    assert (
-        "Seed: 3" in info.stdout
-        and "OSTAF lambda: 0.5" in info.stdout
-        and "Sampler: DDIM" in info.stdout
-    )
-    info = _run("info", str(out))
-    assert "name:          Red circle" in info.stdout and "kind:          appearance" in info.stdout
+    info = _run("info", lines[0]).stdout
+    assert "Seed: 3" in info and "OSTAF lambda: 0.5" in info and "Sampler: DDIM" in info
+    info = _run("info", str(out)).stdout
+    assert "name:          Red circle" in info and "kind:          appearance" in info
 
 
 def test_bad_input_exits_2_with_one_line(
@@ -129,38 +93,20 @@ def test_bad_input_exits_2_with_one_line(
 
 def test_ctrl_c_exits_130_and_leaves_no_file(reference_png: Path, tmp_path: Path) -> None:
     out = tmp_path / "interrupted.safetensors"
-    proc = subprocess.Popen(
+    proc = start_cli(
         [
-            sys.executable,
-            "-m",
-            "ostaf",
-            "tune",
-            str(reference_png),
-            "--attribute",
-            "shape",
-            "--out",
-            str(out),
-            "--steps",
-            "5000",
-            "--device",
-            "cpu",
+            *("tune", str(reference_png), "--attribute", "shape", "--out", str(out)),
+            *("--steps", "5000", "--device", "cpu"),
         ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert proc.stderr is not None
-    buffer = ""
-    deadline = time.time() + 120
-    while "tuning" not in buffer and time.time() < deadline:
-        buffer += proc.stderr.read(1)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "cancelled; nothing was written" in err
+    try:
+        proc.wait_for_stderr("tuning", timeout=120)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, proc.stderr()
+        assert "cancelled; nothing was written" in proc.stderr()
+    finally:
+        proc.close()
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == [reference_png.name]
 

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from ostaf.library.attribute_meta import read_meta
 from ostaf.library.projects import ProjectStore
 from ostaf.models.base_model import BaseModel
+from tests.cli_process import run_cli
 from tests.core.attribute_factory import write_attribute
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OSTAF_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "ostaf", "library", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    # A process of its own (the lock is per process), forked without re-importing torch.
+    return run_cli(["library", *args], env={**os.environ, "OSTAF_HOME": str(home)}, timeout=120)
 
 
 def test_cli_writes_wait_for_the_app_and_reads_do_not(

@@ -94,54 +94,39 @@ def _check_invariants(folder: Path, spare: Path, hashes: set[str], library_hash:
     project.release()
 
 
-def test_sigkill_during_batch_export_then_resume(demo: BaseModel, tmp_path: Path) -> None:
+def test_sigkill_during_batch_export_then_resume(
+    demo: BaseModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kill a batch export mid-run: every image left is complete, and a re-run finishes the
     grid with exactly the files of an uninterrupted run."""
-    import subprocess
-    import sys
-
     from ostaf.interop.pngmeta import read_png_metadata
+    from tests.cli_process import run_cli, start_cli
     from tests.core.attribute_factory import write_attribute
 
-    root = Path(__file__).resolve().parents[2]
     look = write_attribute(demo, tmp_path / "look.safetensors", name="look")
     args = [
-        *(sys.executable, "-m", "ostaf", "batch", "--prompt", "a photo of a sks object"),
-        *("--attribute", str(look), "--count", "6", "--intensity", "0.5,1.5"),
-        *("--steps", "6", "--device", "cpu", "--model", "demo"),
+        *("batch", "--prompt", "a photo of a sks object", "--attribute", str(look)),
+        *("--count", "6", "--intensity", "0.5,1.5", "--steps", "6", "--device", "cpu"),
+        *("--model", "demo"),
     ]
-    env = {**os.environ, "OSTAF_CPU_THREADS": "1"}
+    monkeypatch.setenv("OSTAF_CPU_THREADS", "1")
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [*args, "--out", str(killed)],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli([*args, "--out", str(killed)])
     deadline = time.time() + 180
     while len(list(killed.glob("*.png"))) < 3 and time.time() < deadline:
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.close()
     survivors = sorted(killed.glob("*.png"))
     assert 3 <= len(survivors) < 12
     for png in survivors:  # complete images with their metadata, never a torn one
         parameters, record = read_png_metadata(png)
         assert parameters and record
-    rerun = subprocess.run(
-        [*args, "--out", str(killed)],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    rerun = run_cli([*args, "--out", str(killed)])
     assert rerun.returncode == 0, rerun.stderr
     clean = tmp_path / "clean"
-    straight = subprocess.run(
-        [*args, "--out", str(clean)], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
+    straight = run_cli([*args, "--out", str(clean)])
     assert straight.returncode == 0, straight.stderr
     finished = {p.name: p.read_bytes() for p in killed.glob("*.png")}
     assert finished == {p.name: p.read_bytes() for p in clean.glob("*.png")}

@@ -4,8 +4,6 @@ attribute files and on project.json, whether the writers are processes or object
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,17 +14,14 @@ from ostaf.errors import ProjectLockedError
 from ostaf.library.attribute_meta import read_meta
 from ostaf.library.projects import Project, ProjectStore
 from tests.attribute_files import write_attribute_file
+from tests.cli_process import CliProcess, start_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 WRITERS = int(os.environ.get("OSTAF_TAG_WRITERS", "4"))  # the README quotes a longer campaign
 
 
-def _library(home: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "OSTAF_HOME": str(home)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ostaf", "library", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+def _library(home: Path, *args: str) -> CliProcess:
+    # Processes of their own (the lock is per process), forked without re-importing torch.
+    return start_cli(["library", *args], env={**os.environ, "OSTAF_HOME": str(home)})
 
 
 def test_concurrent_tag_commands_keep_every_tag(home: Path, tmp_path: Path) -> None:
@@ -39,7 +34,9 @@ def test_concurrent_tag_commands_keep_every_tag(home: Path, tmp_path: Path) -> N
         _library(home, "tag", "--project", "Tags", entry.id, "--add", f"tag{i}")
         for i in range(WRITERS)
     ]
-    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+    results = [(p.wait(timeout=300), p.stderr()) for p in procs]
+    for p in procs:
+        p.close()
     assert [code for code, _ in results] == [0] * WRITERS, results
     assert sorted(read_meta(entry.path).tags) == sorted(f"tag{i}" for i in range(WRITERS))
 

@@ -40,6 +40,29 @@ def test_demo_model_loads_as_a_diffusers_folder(demo: BaseModel, tmp_path: Path)
     assert loaded.family.id == "sd1" and loaded.family.label == "Stable Diffusion 1.x"
 
 
+def test_folder_weights_are_loaded_into_memory_of_their_own(
+    model: BaseModel, tmp_path: Path
+) -> None:
+    # Left in the weight files' memory maps, a rewrite of a file in place changed the model.
+    import torch
+
+    from ostaf.models.demo_model import write_demo_model
+    from tests.core.test_checkpoints import assert_owns_its_memory
+
+    folder = write_demo_model(tmp_path / "demo")
+    loaded = load_base_model(folder, device="cpu")
+    for weights in folder.rglob("*.safetensors"):
+        header = 8 + int.from_bytes(weights.read_bytes()[:8], "little")
+        with weights.open("r+b") as handle:
+            handle.seek(header)
+            handle.write(bytes(weights.stat().st_size - header))
+
+    for name in ("unet", "vae", "text_encoder"):
+        module, original = getattr(loaded.pipe, name), getattr(model.pipe, name).state_dict()
+        assert_owns_its_memory(module)
+        assert all(torch.equal(t, original[k]) for k, t in module.state_dict().items()), name
+
+
 def test_fingerprints_tell_models_apart(demo: BaseModel) -> None:
     import copy
 

@@ -3,10 +3,7 @@ ends with exactly the file an uninterrupted run writes."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,8 +17,8 @@ from ostaf.models.base_model import BaseModel
 from ostaf.progress import CancelToken, Progress
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 from ostaf.service import OstafService
+from tests.cli_process import run_cli, start_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 STEPS = 16
 
 
@@ -157,37 +154,26 @@ def test_a_nan_keeps_the_last_good_state_to_resume_with_a_lower_rate(
 
 def test_sigkill_then_rerun_resumes_and_matches(reference_png: Path, tmp_path: Path) -> None:
     """The CLI after a real SIGKILL: the rerun resumes and writes the uninterrupted file."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     base = [
-        *(sys.executable, "-m", "ostaf", "tune", str(reference_png), "--attribute", "appearance"),
-        *("--steps", "60", "--device", "cpu", "--checkpoint-interval", "0", "--name", "k"),
+        *("tune", str(reference_png), "--attribute", "appearance", "--steps", "40"),
+        *("--device", "cpu", "--checkpoint-interval", "0", "--name", "k"),
     ]
     out = tmp_path / "killed.safetensors"
-    proc = subprocess.Popen(
-        [*base, "--out", str(out)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL
-    )
+    proc = start_cli([*base, "--out", str(out)])
     checkpoint = out.with_name(out.name + ".resume")
     deadline = time.time() + 180
     while (read_sidecar(checkpoint) or {}).get("step", 0) < 10 and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.close()
     assert not out.exists() and checkpoint.exists()
-    resumed = subprocess.run(
-        [*base, "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    resumed = run_cli([*base, "--out", str(out)])
     assert resumed.returncode == 0, resumed.stderr
     assert "an interrupted run left its state at step" in resumed.stderr
     assert "Resuming from step" in resumed.stderr
     straight = tmp_path / "straight.safetensors"
-    run = subprocess.run(
-        [*base, "--out", str(straight), "--restart"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_cli([*base, "--out", str(straight), "--restart"])
     assert run.returncode == 0, run.stderr
     assert out.read_bytes() == straight.read_bytes()
     assert not checkpoint.exists()

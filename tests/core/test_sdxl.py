@@ -237,7 +237,7 @@ def test_lambda_zero_is_bit_exact_and_a_plain_sdxl_pipeline_reproduces_renders(
     assert render(sdxl, settings)[0].image.tobytes() == base.tobytes()  # nothing stays merged
 
     plain = StableDiffusionXLPipeline.from_pretrained(sdxl_folder)
-    plain.scheduler = make_scheduler("euler", plain.scheduler.config)
+    plain.scheduler = make_scheduler("euler", plain.scheduler.config, settings.schedule)
     plain.set_progress_bar_config(disable=True)
     with torch.no_grad():
         for attribute, lam in ((look, 0.8), (shape, 1.2)):
@@ -279,13 +279,11 @@ def test_render_job_writes_the_a1111_parameters_at_an_sdxl_size(
     parsed = parse_a1111(parameters)
     assert (parsed["prompt"], parsed["negative_prompt"]) == (PROMPT, "blur")
     values = parsed["values"]
-    assert list(values)[:7] == [
-        "Steps",
-        "Sampler",
-        "CFG scale",
-        "Seed",
-        "Size",
-        "Model hash",
+    # A1111's order; "Model hash" is the checkpoint file's SHA-256, so a folder has none.
+    hashed = ["Model hash"] if sdxl.file_sha256 else []
+    assert list(values)[: 7 + len(hashed)] == [
+        *("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size"),
+        *hashed,
         "Model",
     ]
     assert values["Size"] == "72x56"  # A1111 writes width x height

@@ -46,7 +46,8 @@ def _eval_loss(model: BaseModel, batch: _Batch, factors: dict | None) -> float:
 def test_base_weights_unchanged_and_loss_falls(model: BaseModel, reference_png: Path) -> None:
     before = {k: v.clone() for k, v in model.unet.state_dict().items()}
     reference = load_reference(reference_png, model.resolution)
-    result = tune(model, reference, _settings(steps=150))
+    # 40 steps bring the loss to 0.57 of the base (150 steps: 0.49), far below the bar.
+    result = tune(model, reference, _settings(steps=40))
     after = model.unet.state_dict()
     assert list(after) == list(before)
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -54,7 +55,7 @@ def test_base_weights_unchanged_and_loss_falls(model: BaseModel, reference_png: 
     base_loss = _eval_loss(model, batch, None)
     tuned_loss = _eval_loss(model, batch, result.attribute.factors)
     assert tuned_loss < 0.95 * base_loss, (base_loss, tuned_loss)
-    assert len(result.losses) == 150
+    assert len(result.losses) == 40
 
 
 @pytest.mark.parametrize(
