@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ostaf.cli.numbers import number, whole
+from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
 from ostaf.cli.terminal import err, out
 from ostaf.errors import Cancelled, SettingsError
 from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
@@ -42,8 +43,6 @@ def _nothing() -> None:
 
 def add_batch_command(sub: argparse._SubParsersAction) -> None:
     """Register `batch`."""
-    from ostaf.cli.main import add_model_arguments, add_schedule_argument
-
     batch = sub.add_parser(
         "batch", help="render prompts × seeds × intensities × attributes into an output folder"
     )
@@ -99,7 +98,6 @@ def parse_choice(text: str, resolve: Callable[[str], Path]) -> AttributeChoice:
 
 def build_job(args: argparse.Namespace) -> BatchJob:
     """The batch job the arguments describe (attributes resolved, nothing loaded)."""
-    from ostaf.cli.main import model_choice
     from ostaf.library.projects import ProjectStore
 
     project = ProjectStore().find(args.project) if args.project else None  # read only

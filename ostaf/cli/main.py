@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.cli.numbers import number, whole
+from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
 from ostaf.cli.terminal import err, out, out_json, out_lines, printable
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.method.regions import AttributeKind
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.requests import (
     SAMPLERS,
-    SCHEDULES,
     AppliedAttribute,
-    ModelChoice,
     RenderJob,
     RenderSettings,
     TuneJob,
@@ -123,37 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_library_commands(sub)
     add_batch_command(sub)
     return parser
-
-
-def add_schedule_argument(parser: argparse.ArgumentParser) -> None:
-    """--schedule, shared by render and batch."""
-    parser.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default=RenderSettings.schedule,
-        help="noise schedule of euler and dpmpp2m, named as A1111/Forge's Schedule type: "
-        "karras (default; A1111's default for DPM++ 2M), simple (A1111 reproduces it step for "
-        "step), model (the model's own scheduler config, used before this option existed); "
-        "DDIM has none",
-    )
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --device and --precision, shared by the commands that load a model."""
-    parser.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
-    parser.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"])
-
-
-def model_choice(args: argparse.Namespace) -> ModelChoice:
-    from ostaf.settings import load_settings
-
-    settings = load_settings()
-    return ModelChoice(
-        source=args.model or settings.model_source,
-        device=args.device or settings.device,
-        precision=args.precision or settings.precision,
-    )
 
 
 def parse_applied(text: str) -> AppliedAttribute:

@@ -1,0 +1,39 @@
+"""Command-line options shared by several commands: the model to load and the noise schedule."""
+
+from __future__ import annotations
+
+import argparse
+
+from ostaf.requests import SCHEDULES, ModelChoice, RenderSettings
+
+
+def add_schedule_argument(parser: argparse.ArgumentParser) -> None:
+    """--schedule, shared by render and batch."""
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=RenderSettings.schedule,
+        help="noise schedule of euler and dpmpp2m, named as A1111/Forge's Schedule type: "
+        "karras (default; A1111's default for DPM++ 2M), simple (A1111 reproduces it step for "
+        "step), model (the model's own scheduler config, used before this option existed); "
+        "DDIM has none",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --device and --precision, shared by the commands that load a model."""
+    parser.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
+    parser.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"])
+
+
+def model_choice(args: argparse.Namespace) -> ModelChoice:
+    """The model the command loads: its options first, then Settings."""
+    from ostaf.settings import load_settings
+
+    settings = load_settings()
+    return ModelChoice(
+        source=args.model or settings.model_source,
+        device=args.device or settings.device,
+        precision=args.precision or settings.precision,
+    )
