@@ -3,6 +3,7 @@ images."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,24 @@ def reference_png(tmp_path: Path) -> Path:
     path = tmp_path / "reference.png"
     draw_reference().save(path)
     return path
+
+
+@pytest.fixture
+def diffusers_warnings() -> Iterator[list[str]]:
+    """Warnings diffusers logs while loading (its own logger does not propagate)."""
+    import diffusers.utils.logging as diffusers_logging
+
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    logger = diffusers_logging.get_logger("diffusers")
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_warning()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+    diffusers_logging.set_verbosity(level)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,27 +41,6 @@ def plain() -> StableDiffusionPipeline:
     return StableDiffusionPipeline.from_pretrained(
         demo_model_dir(), safety_checker=None, requires_safety_checker=False
     )
-
-
-@pytest.fixture
-def diffusers_warnings() -> Iterator[list[str]]:
-    """Warnings diffusers logs while loading (its own logger does not propagate)."""
-    import diffusers.utils.logging as diffusers_logging
-
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler = Collect(level=logging.WARNING)
-    logger = diffusers_logging.get_logger("diffusers")
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_warning()
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
-    diffusers_logging.set_verbosity(level)
 
 
 def _unet_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -5,8 +5,6 @@ refusals across families, and the command line."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -346,26 +344,6 @@ def everywhere(sdxl_session: BaseModel) -> Attribute:
 def plain_xl(sdxl_folder: Path) -> StableDiffusionXLPipeline:
     """The tiny SDXL model loaded by diffusers alone, as another tool would."""
     return StableDiffusionXLPipeline.from_pretrained(sdxl_folder)
-
-
-@pytest.fixture
-def diffusers_warnings() -> Iterator[list[str]]:
-    import diffusers.utils.logging as diffusers_logging
-
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler = Collect(level=logging.WARNING)
-    logger = diffusers_logging.get_logger("diffusers")
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_warning()
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
-    diffusers_logging.set_verbosity(level)
 
 
 def _unet_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
