@@ -34,6 +34,7 @@ from ostaf_desktop.worker import JobController
 log = logging.getLogger(__name__)
 NATIVE = "native"
 PREVIEW_DEBOUNCE_MS = 300
+REMEMBER_DELAY_MS = 1500
 PREVIEW_STEPS = 10
 MAX_SEED = 2**31 - 1
 SAMPLER_CHOICES = tuple((SAMPLER_LABELS[s], s) for s in SAMPLERS)
@@ -98,6 +99,13 @@ class RenderViewModel(ViewModel):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(PREVIEW_DEBOUNCE_MS)
         self._debounce.timeout.connect(self._submit_preview)
+        # The prompt and the results strip are saved a moment after they change, not only on
+        # a clean quit: a killed app keeps them too.
+        self._remember = QTimer(self)
+        self._remember.setSingleShot(True)
+        self._remember.setInterval(REMEMBER_DELAY_MS)
+        self._remember.timeout.connect(self.remember)
+        results.changed.connect(lambda name, _: name == "items" and self._remember.start())
         library.changed.connect(self._on_library_changed)
         session.changed.connect(self._on_session_changed)
         projects.changed.connect(lambda *_: self._update_can_render())
@@ -111,8 +119,10 @@ class RenderViewModel(ViewModel):
 
     # -- actions -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Drop a preview that is waiting for its debounce (the app is closing)."""
+        """Drop a preview that is waiting for its debounce (the app is closing); shutting down
+        saves the state itself (or, for a screenshot, must not)."""
         self._debounce.stop()
+        self._remember.stop()
         self.preview_pending = False
 
     def roll_seed(self) -> None:
@@ -264,11 +274,22 @@ class RenderViewModel(ViewModel):
     def _on_own_change(self, name: str, value: object) -> None:
         if name == "rendering":
             self._update_can_render()
+        elif name == "prompt":
+            self._remember.start()
 
     def _save_state(self, project: object) -> None:
         slug = getattr(project, "slug", "")
         if slug:
-            self._session.ui.project(slug).prompt = self.prompt
+            state = self._session.ui.project(slug)
+            state.prompt = self.prompt
+            state.results = self._results.file_names()
+
+    def remember(self) -> None:
+        """Save the open project's prompt and results order to the UI state file now."""
+        self._remember.stop()
+        if self._projects.current is not None:
+            self._save_state(self._projects.current)
+            self._session.save_ui_state()
 
     def restore_prompt(self) -> None:
         """The prompt last used in the open project."""
