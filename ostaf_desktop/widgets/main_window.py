@@ -42,13 +42,22 @@ from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
 DEFAULT_SIZE = QSize(1440, 900)
 
 
-def scrolled(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return area
+class ScrolledColumn(QScrollArea):
+    """A column that scrolls vertically when the window is short. It is never narrower than
+    its content plus the scroll bar: with no horizontal scrolling, less would cut text off."""
+
+    def __init__(self, widget: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        widget = self.widget()
+        content = widget.minimumSizeHint().width() if widget is not None else 0
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(content + bar, super().minimumSizeHint().height())
 
 
 class MainWindow(QMainWindow):
@@ -86,14 +95,14 @@ class MainWindow(QMainWindow):
         self.centre.setStretchFactor(0, 1)
         self.centre.setSizes([420, 220])
         self.columns = QSplitter(Qt.Orientation.Horizontal)
-        # Minimum widths keep the side columns readable; the canvas takes what is left.
-        for column, width in (
-            (self.left, 250),
-            (self.centre, 380),
-            (scrolled(self.tuning), 320),
-            (scrolled(self.render_panel), 310),
+        # Every column fits a 1280×720 screen at its minimum: the tuning and render columns
+        # scroll, the others shrink to what their content needs; the canvas takes the rest.
+        for column in (
+            self.left,
+            self.centre,
+            ScrolledColumn(self.tuning),
+            ScrolledColumn(self.render_panel),
         ):
-            column.setMinimumWidth(width)
             self.columns.addWidget(column)
         self.columns.setSizes([290, 460, 340, 330])
         self.columns.setStretchFactor(1, 1)

@@ -33,8 +33,8 @@ def test_previews_are_captioned_with_the_probe_they_render(
     probe = preview_prompt(AttributeKind.STYLE, token, demo_world=True)
     assert probe in window.tuning_progress.preview_caption.full_text()
     row = window.tuning_progress.preview_row
-    boxes = [row.itemAt(i).widget() for i in range(row.count() - 1)]  # type: ignore[union-attr]
-    assert [box.toolTip() for box in boxes]  # type: ignore[union-attr] == [f"Step {s}: “{probe}”" for s in (10, 20)]
+    tips = [row.itemAt(i).widget().toolTip() for i in range(row.count() - 1)]  # type: ignore[union-attr]
+    assert tips == [f"Step {s}: “{probe}”" for s in (10, 20)]
 
     vm.library.selected_id = ""  # another attribute's run, then this one's again
     assert window.tuning_progress.preview_caption.full_text() == ""
