@@ -7,7 +7,6 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -26,7 +25,7 @@ from ostaf.requests import MAX_STEPS, PRESETS
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.tuning import CUSTOM, KIND_EXAMPLES, TuningViewModel
-from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.widgets.layout import compact_combo, label
 
 
 class KindCard(QFrame):
@@ -90,7 +89,7 @@ class AttributePicker(QWidget):
         self.class_word.setToolTip("What the subject is; it helps the model separate it")
         self.name = QLineEdit()
         self.name.setPlaceholderText("optional, e.g. Blue crackle glaze")
-        self.preset = QComboBox()
+        self.preset = compact_combo(12)
         for key, preset in PRESETS.items():
             self.preset.addItem(f"{preset.name} — {preset.steps} steps", key)
         self.preset.addItem("Custom (see Advanced)", CUSTOM)
@@ -119,7 +118,7 @@ class AttributePicker(QWidget):
         self.learning_rate.setSingleStep(0.0001)
         self.rank = QSpinBox()
         self.rank.setRange(1, 128)
-        self.resolution = QComboBox()
+        self.resolution = compact_combo()
         self.resolution.setToolTip(
             "The size the reference is tuned at; the model's own is best, smaller is faster"
         )

@@ -136,7 +136,7 @@ class Section(QFrame):
         super().__init__(parent)
         self.setProperty("role", "panel")
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(10, 8, 10, 10)
+        outer.setContentsMargins(10, 8, 10, 8)
         outer.setSpacing(6)
         self.header = QHBoxLayout()
         self.header.setSpacing(2)

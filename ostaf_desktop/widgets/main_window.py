@@ -95,10 +95,10 @@ class MainWindow(QMainWindow):
         self.centre.setStretchFactor(0, 1)
         self.centre.setSizes([420, 220])
         self.columns = QSplitter(Qt.Orientation.Horizontal)
-        # Every column fits a 1280×720 screen at its minimum: the tuning and render columns
-        # scroll, the others shrink to what their content needs; the canvas takes the rest.
+        # Every column fits a 1280×720 screen at its minimum: the side columns scroll when the
+        # window is short, the centre shrinks its canvas; the canvas takes what is left.
         for column in (
-            self.left,
+            ScrolledColumn(self.left),
             self.centre,
             ScrolledColumn(self.tuning),
             ScrolledColumn(self.render_panel),

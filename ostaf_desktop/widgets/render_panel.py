@@ -6,7 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QResizeEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -27,6 +26,7 @@ from ostaf_desktop.viewmodels.rendering import MAX_SEED, RenderViewModel
 from ostaf_desktop.widgets.intensity_slider import IntensitySlider
 from ostaf_desktop.widgets.layout import (
     Section,
+    compact_combo,
     label,
     sampling_controls,
     schedule_control,
@@ -83,7 +83,7 @@ class RenderPanel(Section):
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
         self.dice = tool_button("dice", "Random seed (Ctrl+D)")
-        self.size_combo = QComboBox()
+        self.size_combo = compact_combo()
         self.sampler, self.steps, self.guidance = sampling_controls()
         self.schedule = schedule_control()
         self.count = QSpinBox()
@@ -95,23 +95,22 @@ class RenderPanel(Section):
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
-        sampling = QHBoxLayout()
-        sampling.addWidget(self.sampler, 1)
-        sampling.addWidget(label("Steps"))
-        sampling.addWidget(self.steps)
-        extra = QHBoxLayout()
-        extra.addWidget(self.guidance)
-        extra.addWidget(label("Count"))
-        extra.addWidget(self.count, 1)
+        steps_row = QHBoxLayout()  # short rows: the column stays narrow on a small screen
+        steps_row.addWidget(self.steps, 1)
+        steps_row.addWidget(label("CFG"))
+        steps_row.addWidget(self.guidance, 1)
         form.addRow("Seed", seed_row)
         form.addRow("Size", self.size_combo)
-        form.addRow("Sampler", sampling)
+        form.addRow("Sampler", self.sampler)
         form.addRow("Schedule", self.schedule)
-        form.addRow("CFG", extra)
+        form.addRow("Steps", steps_row)
+        form.addRow("Count", self.count)
 
         self.sliders_box = QVBoxLayout()
         self.sliders_box.setSpacing(2)
-        self.no_attributes = label("Tick attributes in the library to apply them", "hint")
+        self.no_attributes = label(
+            "Tick attributes in the library to apply them", "hint", wrap=True
+        )
         self.preview = PreviewImage()
         self.caption = label(role="hint", wrap=True)
         self.render_button = QPushButton(icon("render"), "Render")
@@ -193,6 +192,10 @@ class RenderPanel(Section):
                 if abs(slider.intensity - entry.intensity) > 1e-6:
                     slider.set_intensity(entry.intensity)
             slider.name.setText(entry.name)
+        sliders = [s for s in self.sliders() if s.objectName() in wanted]
+        width = max((s.name_width() for s in sliders), default=0)
+        for slider in sliders:  # one name column: the sliders line up
+            slider.set_name_width(width)
         self.no_attributes.setVisible(not applied)
 
     def sliders(self) -> list[IntensitySlider]:

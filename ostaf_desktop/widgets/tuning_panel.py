@@ -23,7 +23,7 @@ from ostaf_desktop.widgets.attribute_picker import AttributePicker
 from ostaf_desktop.widgets.layout import ElidedLabel, Section, label
 from ostaf_desktop.widgets.loss_curve import LossCurve
 
-PREVIEW_SIDE = 64
+PREVIEW_SIDE = 56
 
 
 def preview_thumbnail(step: int, image: QImage, prompt: str) -> QWidget:
@@ -84,9 +84,12 @@ class TuningProgress(Section):
         self.stage = ElidedLabel(role="value")
         self.time = ElidedLabel(role="hint")
         self.summary = ElidedLabel(role="hint")
+        # One row for the state, the bar and the time: the panel stays short on small screens.
+        self.progress.setMinimumWidth(90)
         status = QHBoxLayout()
         status.addWidget(self.stage)
         status.addWidget(self.summary, 1)
+        status.addWidget(self.progress, 1)
         status.addWidget(self.time)
         self.time.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.curve = LossCurve()
@@ -105,7 +108,6 @@ class TuningProgress(Section):
         row.addWidget(self.curve, 2)
         row.addWidget(scroll, 3)
         self.body.addLayout(status)
-        self.body.addWidget(self.progress)
         self.body.addLayout(row, 1)
 
         bind_to(vm, "stage_text", self.stage.setText, self)
