@@ -37,8 +37,15 @@ class ElidedLabel(QLabel):
     """A one-line label that shortens its text with "…" to the width it gets, and then shows
     the full text in its tooltip; it never asks for more width than a few characters."""
 
-    def __init__(self, text: str = "", role: str = "", parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        text: str = "",
+        role: str = "",
+        parent: QWidget | None = None,
+        mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+    ) -> None:
         super().__init__(parent)
+        self._mode = mode
         if role:
             self.setProperty("role", role)
         self._full = ""
@@ -76,7 +83,7 @@ class ElidedLabel(QLabel):
 
     def _elide(self) -> None:
         width = self.contentsRect().width()
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, width)
+        shown = self.fontMetrics().elidedText(self._full, self._mode, width)
         QLabel.setText(self, shown)
         elided = shown != self._full
         QLabel.setToolTip(self, self._full if elided and not self._tip else self._tip)

@@ -71,12 +71,14 @@ class ReferencePanel(Section):
         tools.addStretch(1)
         for button in (self.zoom_out, self.zoom_in, self.fit_button):
             tools.addWidget(button)
-        self.info = ElidedLabel(role="hint")
+        # Elided in the middle: the end of the line is the image's size, which matters most.
+        self.info = ElidedLabel(role="hint", mode=Qt.TextElideMode.ElideMiddle)
         self.mask_state = ElidedLabel(role="hint")
         self.notes = ElidedLabel(role="warning")  # one line: the canvas keeps its height
         footer = QVBoxLayout()
         footer.setSpacing(2)
         status = QHBoxLayout()
+        status.setSpacing(12)
         status.addWidget(self.info, 1)
         status.addWidget(self.mask_state)
         footer.addLayout(status)

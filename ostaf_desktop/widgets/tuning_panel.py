@@ -79,6 +79,7 @@ class TuningProgress(Section):
         self.vm = vm
         self.preview_caption = ElidedLabel(role="hint")
         self.header.insertWidget(1, self.preview_caption, 1)
+        self.header.setStretch(2, 0)  # the caption, not the spacer, takes the free width
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m steps")
         self.stage = ElidedLabel(role="value")
@@ -123,7 +124,7 @@ class TuningProgress(Section):
         bind_to(vm, "preview_prompt", self._show_preview_prompt, self)
 
     def _show_preview_prompt(self, prompt: str) -> None:
-        self.preview_caption.setText(f"previews render “{prompt}”" if prompt else "")
+        self.preview_caption.setText(f"previews: “{prompt}”" if prompt else "")
         self._show_previews(self.vm.previews)
 
     def _show_previews(self, previews: tuple[tuple[int, QImage], ...]) -> None:
@@ -131,6 +132,7 @@ class TuningProgress(Section):
             item = self.preview_row.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
+                widget.hide()
                 widget.deleteLater()
         prompt = self.vm.preview_prompt
         for step, image in previews:
