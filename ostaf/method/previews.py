@@ -9,6 +9,8 @@ prompts. The token is the run's own placeholder (`TuningSettings.token`), never 
 
 from __future__ import annotations
 
+import re
+
 from ostaf.method.regions import AttributeKind
 
 # {token} stands where the attribute's words would be, as in the attribute benchmark's prompts:
@@ -23,6 +25,15 @@ NATURAL_PROBES = {
     AttributeKind.SHAPE: "a photo of a {token} object made of glass",
     AttributeKind.STYLE: "a painting of a lighthouse in {token} style",
 }
+
+
+def outside_world(prompt: str, token: str) -> list[str]:
+    """The words of `prompt` the demo model cannot draw (not in its world's captions and not
+    the attribute's `token`); empty when the demo model can draw the prompt."""
+    from ostaf.world.scenes import WORLD_WORDS
+
+    known = {*WORLD_WORDS, token.lower()}
+    return [word for word in re.findall(r"[^\s,.;:!?]+", prompt.lower()) if word not in known]
 
 
 def preview_prompt(kind: AttributeKind | str, token: str, demo_world: bool) -> str:

@@ -12,6 +12,7 @@ from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
 from ostaf.interop.pngmeta import SAMPLER_LABELS
+from ostaf.method.previews import outside_world, preview_prompt
 from ostaf.models.families import sd1
 from ostaf.requests import (
     SAMPLERS,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 NATIVE = "native"
 PREVIEW_DEBOUNCE_MS = 300
 REMEMBER_DELAY_MS = 1500
+DEMO_DEFAULT_PROMPT = "an orange striped star, flat style, on a white background"
 PREVIEW_STEPS = 10
 MAX_SEED = 2**31 - 1
 SAMPLER_CHOICES = tuple((SAMPLER_LABELS[s], s) for s in SAMPLERS)
@@ -174,14 +176,19 @@ class RenderViewModel(ViewModel):
 
     # -- building requests ------------------------------------------------------------------
     def effective_prompt(self) -> str:
-        """The prompt, or the first ticked attribute's tuning prompt when it is empty."""
+        """The prompt, or the first ticked attribute's tuning prompt when it is empty (on the
+        demo model, its kind's probe when the demo model cannot draw that prompt)."""
         if self.prompt.strip():
             return self.prompt.strip()
+        demo = self._session.uses_demo_model
         for applied in self._library.applied:
             row = self._library.row(applied.id)
-            if row is not None:
-                return row.tuning_prompt
-        return DEFAULT_PROMPT
+            if row is None:
+                continue
+            if demo and outside_world(row.tuning_prompt, row.token):
+                return preview_prompt(row.kind, row.token, demo_world=True)
+            return row.tuning_prompt
+        return DEMO_DEFAULT_PROMPT if demo else DEFAULT_PROMPT
 
     def _settings(self, steps: int, seeds: list[int], native: bool = False) -> RenderSettings:
         width = height = None

@@ -41,11 +41,6 @@ from ostaf_desktop.worker import JobController
 log = logging.getLogger(__name__)
 CUSTOM = "custom"
 PREVIEW_STEPS = 8
-KIND_EXAMPLES = {
-    AttributeKind.APPEARANCE: "e.g. the blue crackle glaze of a vase → a teapot with that glaze",
-    AttributeKind.SHAPE: "e.g. a cat's curled-up pose → a fox sleeping in that pose",
-    AttributeKind.STYLE: "e.g. a loose watercolour sketch → any subject painted that way",
-}
 
 
 NATIVE_SIZE = "native"

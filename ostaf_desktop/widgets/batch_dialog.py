@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from ostaf.render.naming import FIELDS
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
+from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.viewmodels.batch import COMBINE_CHOICES, MAX_SEED_COUNT, BatchViewModel
 from ostaf_desktop.viewmodels.library import LibraryViewModel
 from ostaf_desktop.widgets.layout import label, sampling_controls, schedule_control
@@ -70,12 +71,16 @@ class BatchDialog(QDialog):
         layout.addLayout(self._run_area())
         self._bind()
 
+    def show_examples(self, examples: PromptExamples) -> None:
+        """Example prompts the model in use can draw."""
+        self.prompts.setPlaceholderText("One prompt per line, e.g.\n" + "\n".join(examples.batch))
+        self.negative.setPlaceholderText(f"optional, e.g. {examples.negative}")
+
     # -- layout ----------------------------------------------------------------------------
     def _what_box(self) -> QGroupBox:
         box = QGroupBox("What to render")
         form = QFormLayout(box)
         self.prompts = QPlainTextEdit()
-        self.prompts.setPlaceholderText("One prompt per line, e.g.\na photo of a sks teapot")
         self.load_prompts = QPushButton(icon("open-image"), "Load from file…")
         prompts = QVBoxLayout()
         prompts.addWidget(self.prompts, 1)
@@ -114,7 +119,6 @@ class BatchDialog(QDialog):
         box = QGroupBox("How and where")
         form = QFormLayout(box)
         self.negative = QLineEdit()
-        self.negative.setPlaceholderText("optional, e.g. blurry, low quality")
         self.sampler, self.steps, self.guidance = sampling_controls()
         self.schedule = schedule_control()
         self.size_combo = QComboBox()

@@ -23,6 +23,7 @@ from ostaf import __version__, paths
 from ostaf_desktop.binding import bind, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.jobs import Job
+from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.viewmodels.settings import SettingsViewModel
 from ostaf_desktop.widgets.batch_dialog import BatchDialog
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         self.hint.open_settings.connect(self.open_settings)
         self.results.reuse_settings.connect(vm.image_settings.open)
         vm.session.notice.connect(self._show_notice)
+        bind_to(vm.session, "examples", self._show_examples, self)
         bind_to(vm.projects, "current", lambda _: self._update_title(), self)
         bind_to(vm.library, "selected_id", lambda _: self._update_actions(), self)
         bind_to(vm.projects, "current", lambda _: self._update_actions(), self)
@@ -179,6 +181,7 @@ class MainWindow(QMainWindow):
             return
         if self.batch_dialog is None:
             self.batch_dialog = BatchDialog(self.vm.batch, self.vm.library, self)
+            self.batch_dialog.show_examples(self.vm.session.examples)
         self.vm.batch.prepare()
         self.batch_dialog.show()
         self.batch_dialog.raise_()
@@ -192,6 +195,13 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.vm.image_settings.open(Path(path))
+
+    def _show_examples(self, examples: PromptExamples) -> None:
+        """Examples the base model chosen in Settings can draw (the demo model: its world)."""
+        self.render_panel.show_examples(examples)
+        self.tuning.picker.show_examples(examples)
+        if self.batch_dialog is not None:
+            self.batch_dialog.show_examples(examples)
 
     def _show_notice(self, title: str, text: str) -> None:
         QMessageBox.information(self, title, text)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from ostaf_desktop.binding import bind, bind_combo, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
+from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.library import AppliedEntry, LibraryViewModel
 from ostaf_desktop.viewmodels.rendering import MAX_SEED, RenderViewModel
@@ -72,13 +73,8 @@ class RenderPanel(Section):
         self.vm = vm
         self.library = library
         self.prompt = QPlainTextEdit()
-        self.prompt.setPlaceholderText(
-            "e.g. a photo of a sks teapot on a table — 'sks' names the attribute; "
-            "empty: the attribute's own prompt"
-        )
         self.prompt.setFixedHeight(58)
         self.negative = QPlainTextEdit()
-        self.negative.setPlaceholderText("negative prompt (optional), e.g. blurry, low quality")
         self.negative.setFixedHeight(36)
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
@@ -154,6 +150,14 @@ class RenderPanel(Section):
         bind(vm, "render_step", self.render_progress, "value")
         bind_to(vm, "preview_pending", self._show_pending, self)
         bind_to(library, "applied", self._show_sliders, self)
+
+    def show_examples(self, examples: PromptExamples) -> None:
+        """Example prompts the model in use can draw."""
+        self.prompt.setPlaceholderText(
+            f"e.g. {examples.prompt} — '{examples.token}' names the attribute; "
+            "empty: the attribute's own prompt"
+        )
+        self.negative.setPlaceholderText(f"negative prompt (optional), e.g. {examples.negative}")
 
     def _fill_sizes(self, options: tuple[tuple[str, str], ...]) -> None:
         current = self.vm.size
