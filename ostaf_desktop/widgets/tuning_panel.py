@@ -40,6 +40,7 @@ def preview_thumbnail(step: int, image: QImage, prompt: str) -> QWidget:
     caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
     column.addWidget(picture)
     column.addWidget(caption)
+    column.addStretch(1)  # the step right under its picture, however tall the row is
     box.setToolTip(f"Step {step}: “{prompt}”" if prompt else f"Step {step}")
     return box
 
