@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -42,6 +42,9 @@ from ostaf_desktop.widgets.shortcuts import SHORTCUT_HELP, Shortcuts
 from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
 
 DEFAULT_SIZE = QSize(1440, 900)
+# Shares of the window's width for the columns (library, canvas, tuning, render) until the
+# user moves them; the columns' minimums win on small screens.
+COLUMN_SHARES = (0.2, 0.32, 0.24, 0.24)
 
 
 class ScrolledColumn(QScrollArea):
@@ -107,7 +110,7 @@ class MainWindow(QMainWindow):
             ScrolledColumn(self.render_panel),
         ):
             self.columns.addWidget(column)
-        self.columns.setSizes([290, 460, 340, 330])
+        self._columns_placed = False  # set from COLUMN_SHARES when first shown
         self.columns.setStretchFactor(1, 1)
         self.rows = QSplitter(Qt.Orientation.Vertical)
         self.rows.addWidget(self.columns)
@@ -247,7 +250,8 @@ class MainWindow(QMainWindow):
         for name, splitter in self._splitters().items():
             state = ui.splitters.get(name)
             if isinstance(state, str) and state:
-                splitter.restoreState(QByteArray.fromBase64(state.encode()))
+                placed = splitter.restoreState(QByteArray.fromBase64(state.encode()))
+                self._columns_placed |= placed and splitter is self.columns
 
     def save_layout(self) -> None:
         ui = self.vm.session.ui
@@ -267,6 +271,15 @@ class MainWindow(QMainWindow):
         }
 
     # -- events --------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._columns_placed:
+            self._columns_placed = True
+            layout = self.layout()
+            if layout is not None:
+                layout.activate()  # the splitter gets its real width first
+            self.columns.setSizes([round(share * self.width()) for share in COLUMN_SHARES])
+
     def event(self, event: QEvent) -> bool:
         handled = super().event(event)
         if event.type() == QEvent.Type.UpdateRequest and not self._painted:

@@ -114,7 +114,7 @@ class RenderPanel(Section):
         self.render_button.setToolTip("Render full-quality images into the results strip (Ctrl+R)")
         self.render_progress = QProgressBar()
         self.render_progress.setFormat("%v / %m")
-        self.render_hint = label(role="hint")
+        self.render_hint = label(role="hint", wrap=True)
 
         self.body.addWidget(self.prompt)
         self.body.addWidget(self.negative)
