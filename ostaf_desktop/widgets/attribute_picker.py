@@ -26,7 +26,7 @@ from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.viewmodels.tuning import CUSTOM, TuningViewModel
-from ostaf_desktop.widgets.layout import compact_combo, label
+from ostaf_desktop.widgets.layout import compact_combo, label, show_start
 
 
 class KindCard(QFrame):
@@ -132,6 +132,7 @@ class AttributePicker(QWidget):
         bind_to(vm, "kind", self._show_kind, self)
         bind(vm, "class_word", self.class_word)
         bind(vm, "name", self.name)
+        bind_to(vm, "name", lambda _: show_start(self.name), self)
         bind_combo(vm, "preset", self.preset)
         bind(vm, "advanced_open", self.advanced_toggle, "checked")
         bind_to(vm, "advanced_open", self._show_advanced, self)

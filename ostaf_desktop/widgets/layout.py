@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QSizePolicy,
     QSpinBox,
     QToolButton,
@@ -89,6 +90,13 @@ class ElidedLabel(QLabel):
         QLabel.setToolTip(self, self._full if elided and not self._tip else self._tip)
         if elided and self._tip and self._full not in self._tip:
             QLabel.setToolTip(self, f"{self._full}\n\n{self._tip}")
+
+
+def show_start(field: QLineEdit) -> None:
+    """Show the beginning of a long text set from outside (Qt shows its end); not while the
+    user is typing in the field."""
+    if not field.hasFocus():
+        field.setCursorPosition(0)
 
 
 def compact_combo(min_chars: int = 8) -> QComboBox:

@@ -91,6 +91,8 @@ def test_no_text_is_cut_off(
     qtbot.wait(50)
     assert window.render_panel.sliders()[0].name.full_text() == LONG_NAME
     assert cut_off_labels(window) == []
+    details = window.library.details.name  # a long name shows from its start
+    assert details.text() == LONG_NAME and details.cursorPosition() == 0
 
 
 def test_result_captions_stay_visible_when_the_strip_scrolls(
