@@ -31,10 +31,10 @@ from ostaf.library.attribute_meta import (
     check_attribute_name,
     default_attribute_name,
 )
+from ostaf.method import previews
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
-from ostaf.method.previews import preview_prompt
 from ostaf.method.regions import FLIP_ALLOWED, Region, tuning_prompt
 from ostaf.method.tuning_checkpoint import (
     Checkpointing,
@@ -189,7 +189,7 @@ def tune(
         save(checkpointing, 0)  # a run that dies before its first periodic save resumes too
 
     # Previews show the attribute on a subject of their own (what is being learned).
-    probe = preview_prompt(settings.kind, settings.token, demo_world=model.source == DEMO)
+    probe = previews.preview_prompt(settings.kind, settings.token, model.source == DEMO)
     wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
     recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
     if recompute:

@@ -190,8 +190,8 @@ class TuningViewModel(ViewModel):
             settings.class_word,
             request.name,
         )
+        self.preset = CUSTOM  # the run's own steps, whatever the presets are now
         self.steps, self.seed, self.rank = settings.steps, settings.seed, settings.rank
-        self.preset = next((k for k, p in PRESETS.items() if p.steps == settings.steps), CUSTOM)
         size = NATIVE_SIZE if settings.size == 0 else str(settings.size)
         if size not in {value for _, value in self.resolution_options}:
             self.resolution_options = (*self.resolution_options, (f"{size} px", size))
