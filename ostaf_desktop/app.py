@@ -9,7 +9,7 @@ import logging
 import sys
 import time
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSize, QTimer
 from PySide6.QtWidgets import QApplication
 
 from ostaf_desktop import APP_ID
@@ -54,7 +54,8 @@ def build_window(options: LaunchOptions, relay: ErrorRelay) -> tuple[MainWindow,
     relay.reported.connect(vm.session.report)
     window = MainWindow(vm)
     if options.screenshot is not None:
-        window.resize(DEFAULT_SIZE)  # the same picture on every machine
+        size = options.screenshot_size
+        window.resize(QSize(*size) if size else DEFAULT_SIZE)  # the same picture everywhere
         window.remember_layout = False
         shooter = ScreenshotWhenIdle(window, vm, options.screenshot, options.screenshot_timeout_s)
         window.first_painted.connect(shooter.start)

@@ -15,6 +15,18 @@ class LaunchOptions:
     project: str | None = None
     screenshot_timeout_s: float = 180.0
     self_test: bool = False
+    screenshot_size: tuple[int, int] | None = None  # None: the default window size
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """`WIDTHxHEIGHT` (e.g. 1280x720) as two numbers; argparse names the flag on failure."""
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 1280x720")
+    width, height = int(parts[0]), int(parts[1])
+    if not (320 <= width <= 16384 and 240 <= height <= 16384):
+        raise argparse.ArgumentTypeError(f"{text!r}: use 320x240 to 16384x16384")
+    return width, height
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up waiting for the window to become idle after this long (default 180)",
     )
     parser.add_argument(
+        "--screenshot-size",
+        type=window_size,
+        metavar="WIDTHxHEIGHT",
+        help="with --screenshot: the window's size, e.g. 1280x720 (default 1440x900)",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help="check the installation without a window (load the demo model, tune a few steps, "
@@ -53,5 +71,6 @@ def parse_launch_options(argv: Sequence[str]) -> tuple[LaunchOptions, list[str]]
         project=args.project,
         screenshot_timeout_s=args.screenshot_timeout,
         self_test=args.self_test,
+        screenshot_size=args.screenshot_size,
     )
     return options, rest

@@ -25,6 +25,7 @@ class RunRecord:
     previews: list[str] = field(default_factory=list)  # data:image/png;base64,…
     preview_steps: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    preview_prompt: str = ""  # what the previews rendered
 
 
 def downsample(values: list[float], limit: int = MAX_POINTS) -> list[float]:
@@ -48,6 +49,7 @@ def save_run(
     losses: list[float],
     previews: list[tuple[int, Any]],
     seconds: float,
+    preview_prompt: str = "",
 ) -> None:
     """Keep a finished run's curve and previews (PIL images) for the attribute's id."""
     record = RunRecord(
@@ -55,6 +57,7 @@ def save_run(
         previews=[thumbnail_data_url(img, PREVIEW_SIDE) for _, img in previews],
         preview_steps=[step for step, _ in previews],
         seconds=round(seconds, 2),
+        preview_prompt=preview_prompt,
     )
     try:
         atomic_write_text(_file(attribute_id), json.dumps(asdict(record)) + "\n")
@@ -73,6 +76,7 @@ def load_run(attribute_id: str) -> RunRecord | None:
             previews=[str(p) for p in data["previews"]],
             preview_steps=[int(s) for s in data.get("preview_steps", [])],
             seconds=float(data.get("seconds", 0.0)),
+            preview_prompt=str(data.get("preview_prompt", "")),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring the damaged run history %s: %s", path, exc)

@@ -25,6 +25,7 @@ class ProjectUiState:
     crop: list[int] | None = None
     applied: dict[str, float] = field(default_factory=dict)  # attribute id → λ
     prompt: str = ""
+    results: list[str] = field(default_factory=list)  # file names in the results strip, in order
 
 
 @dataclass

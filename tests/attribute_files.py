@@ -26,6 +26,7 @@ def write_attribute_file(
     seed: int = 0,
     created_at: str = "2026-01-01T00:00:00Z",
     default_lambda: float = 1.0,
+    base_model: str = "test model",
 ) -> Path:
     """A tiny attribute file (one target layer, rank 2) with a coloured thumbnail."""
     rng = np.random.default_rng(seed)
@@ -37,7 +38,7 @@ def write_attribute_file(
         region=REGION_BY_KIND[kind],
         targets=[target],
         rank=2,
-        base_model=BaseModelInfo("test model", "arch0", "fp0"),
+        base_model=BaseModelInfo(base_model, "arch0", "fp0"),
         reference=ReferenceInfo(
             sha256="0" * 64,
             width=64,

@@ -31,6 +31,7 @@ from ostaf.library.attribute_meta import (
     check_attribute_name,
     default_attribute_name,
 )
+from ostaf.method import previews
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
@@ -44,7 +45,7 @@ from ostaf.method.tuning_checkpoint import (
     save_state,
     set_aside,
 )
-from ostaf.models.base_model import BaseModel
+from ostaf.models.base_model import DEMO, BaseModel
 from ostaf.models.devices import (
     Placement,
     device_memory_budget,
@@ -187,6 +188,8 @@ def tune(
     if checkpointing is not None and first_step == 1:
         save(checkpointing, 0)  # a run that dies before its first periodic save resumes too
 
+    # Previews show the attribute on a subject of their own (what is being learned).
+    probe = previews.preview_prompt(settings.kind, settings.token, model.source == DEMO)
     wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
     recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
     if recompute:
@@ -231,7 +234,7 @@ def tune(
                 if settings.preview_every and (
                     step % settings.preview_every == 0 or step == settings.steps
                 ):
-                    preview = _preview(model, hyper, wrappers, prompt, settings, size, cancel)
+                    preview = _preview(model, hyper, wrappers, probe, settings, size, cancel)
                 progress(clock.report("tuning", step, loss=value, preview=preview))
     finally:
         if recompute:
@@ -471,7 +474,7 @@ def _preview(
     size: int,
     cancel: CancelToken,
 ) -> Image.Image:
-    """A low-step render of the tuning prompt with the current offsets (fixed seed)."""
+    """A low-step render of `prompt` (the kind's probe) with the current offsets (fixed seed)."""
     set_terms(wrappers, [(hyper(), 1.0)], model.placement.dtype)
     pipe = pipeline_with_scheduler(
         model.pipe, DDIMScheduler.from_config(model.pipe.scheduler.config)

@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError
 from ostaf.library.projects import AttributeEntry, Project, filter_attributes
+from ostaf.method.regions import DEFAULT_TOKEN
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
@@ -35,6 +36,7 @@ class AttributeRow:
     steps: int
     final_loss: float | None
     tags: tuple[str, ...] = ()
+    token: str = DEFAULT_TOKEN  # the word that names the attribute in its prompts
 
 
 def attribute_row(entry: AttributeEntry) -> AttributeRow:
@@ -55,6 +57,7 @@ def attribute_row(entry: AttributeEntry) -> AttributeRow:
         steps=int(meta.tuning.get("steps", 0) or 0),
         final_loss=_float_or_none(meta.tuning.get("final_loss")),
         tags=tuple(meta.tags),
+        token=str(meta.tuning.get("token") or DEFAULT_TOKEN),
     )
 
 

@@ -99,7 +99,8 @@ class LoraExportViewModel(ViewModel):
             self.written = done.path
             self.result_text = (
                 f"Wrote {done.path}: a {done.format} LoRA for {done.target}, "
-                f"{done.layers} layers. Weight 1 in other tools = λ {done.intensity:g}."
+                f"{done.layers} layer{'s' * (done.layers != 1)}. "
+                f"Weight 1 in other tools = λ {done.intensity:g}."
             )
             self._session.notify(f"Exported '{self.attribute_name}' as a LoRA: {done.path}")
         elif job.state is JobState.FAILED and job.error is not None:
@@ -117,6 +118,9 @@ class LoraExportViewModel(ViewModel):
             self.out_path = self._suggested
         if name == "format":
             self.format_note = _sentence(FORMAT_USE.get(str(value), ""))
+        if name in ("format", "intensity", "out_path", "overwrite") and not self.running:
+            # The last outcome was about other choices: it would read as this one's.
+            self.result_text, self.written = "", None
         if name in ("format", "intensity", "out_path", "overwrite", "attribute_id", "written"):
             self._update()
 
@@ -132,7 +136,7 @@ class LoraExportViewModel(ViewModel):
             hint, ok = f"The LoRA file name must end in {SUFFIX}", False
         elif not 0 < lam <= 2:
             hint, ok = "λ must be above 0 and at most 2 (a LoRA at λ 0 changes nothing)", False
-        elif out.exists() and not self.overwrite and out == self.written:
+        elif out.exists() and not self.overwrite and self.written is not None:
             # Just written: not a problem to report next to the success.
             hint, ok = f"To write {out.name} again, tick Replace or choose another name", False
         elif out.exists() and not self.overwrite:

@@ -148,5 +148,6 @@ class MainViewModel(ViewModel):
         slug = self.projects.current_slug
         if name == "current" and slug != self._slug:
             self._slug = slug
-            self.results.load_folder(self.rendering.output_dir())
+            order = self.session.ui.project(slug).results if slug else []
+            self.results.load_folder(self.rendering.output_dir(), order=order)
             self.rendering.restore_prompt()

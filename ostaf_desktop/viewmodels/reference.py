@@ -136,6 +136,18 @@ class ReferenceViewModel(ViewModel):
         self.has_mask = False
         self.mask_revision += 1
 
+    def load_mask(self, path: Path) -> bool:
+        """Show a mask written by `write_mask` (e.g. an interrupted run's) over the image."""
+        if self.image is None:
+            return False
+        mask = QImage(str(path))
+        if mask.isNull():
+            return False
+        mask = mask.convertToFormat(QImage.Format.Format_Grayscale8).scaled(self.image.size())
+        self.mask = mask
+        self.mask_painted()
+        return True
+
     def write_mask(self, path: Path) -> Path | None:
         """Save the mask as a PNG for tuning (None when nothing is painted)."""
         if self.mask is None or not self.has_mask:

@@ -12,6 +12,7 @@ from PySide6.QtGui import QImage
 
 from ostaf.errors import OstafError
 from ostaf.interop.pngmeta import SAMPLER_LABELS
+from ostaf.method.previews import outside_world, preview_prompt
 from ostaf.models.families import sd1
 from ostaf.requests import (
     SAMPLERS,
@@ -34,6 +35,8 @@ from ostaf_desktop.worker import JobController
 log = logging.getLogger(__name__)
 NATIVE = "native"
 PREVIEW_DEBOUNCE_MS = 300
+REMEMBER_DELAY_MS = 1500
+DEMO_DEFAULT_PROMPT = "an orange striped star, flat style, on a white background"
 PREVIEW_STEPS = 10
 MAX_SEED = 2**31 - 1
 SAMPLER_CHOICES = tuple((SAMPLER_LABELS[s], s) for s in SAMPLERS)
@@ -98,6 +101,13 @@ class RenderViewModel(ViewModel):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(PREVIEW_DEBOUNCE_MS)
         self._debounce.timeout.connect(self._submit_preview)
+        # The prompt and the results strip are saved a moment after they change, not only on
+        # a clean quit: a killed app keeps them too.
+        self._remember = QTimer(self)
+        self._remember.setSingleShot(True)
+        self._remember.setInterval(REMEMBER_DELAY_MS)
+        self._remember.timeout.connect(self.remember)
+        results.changed.connect(lambda name, _: name == "items" and self._remember.start())
         library.changed.connect(self._on_library_changed)
         session.changed.connect(self._on_session_changed)
         projects.changed.connect(lambda *_: self._update_can_render())
@@ -111,8 +121,10 @@ class RenderViewModel(ViewModel):
 
     # -- actions -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Drop a preview that is waiting for its debounce (the app is closing)."""
+        """Drop a preview that is waiting for its debounce (the app is closing); shutting down
+        saves the state itself (or, for a screenshot, must not)."""
         self._debounce.stop()
+        self._remember.stop()
         self.preview_pending = False
 
     def roll_seed(self) -> None:
@@ -164,14 +176,19 @@ class RenderViewModel(ViewModel):
 
     # -- building requests ------------------------------------------------------------------
     def effective_prompt(self) -> str:
-        """The prompt, or the first ticked attribute's tuning prompt when it is empty."""
+        """The prompt, or the first ticked attribute's tuning prompt when it is empty (on the
+        demo model, its kind's probe when the demo model cannot draw that prompt)."""
         if self.prompt.strip():
             return self.prompt.strip()
+        demo = self._session.uses_demo_model
         for applied in self._library.applied:
             row = self._library.row(applied.id)
-            if row is not None:
-                return row.tuning_prompt
-        return DEFAULT_PROMPT
+            if row is None:
+                continue
+            if demo and outside_world(row.tuning_prompt, row.token):
+                return preview_prompt(row.kind, row.token, demo_world=True)
+            return row.tuning_prompt
+        return DEMO_DEFAULT_PROMPT if demo else DEFAULT_PROMPT
 
     def _settings(self, steps: int, seeds: list[int], native: bool = False) -> RenderSettings:
         width = height = None
@@ -264,11 +281,22 @@ class RenderViewModel(ViewModel):
     def _on_own_change(self, name: str, value: object) -> None:
         if name == "rendering":
             self._update_can_render()
+        elif name == "prompt":
+            self._remember.start()
 
     def _save_state(self, project: object) -> None:
         slug = getattr(project, "slug", "")
         if slug:
-            self._session.ui.project(slug).prompt = self.prompt
+            state = self._session.ui.project(slug)
+            state.prompt = self.prompt
+            state.results = self._results.file_names()
+
+    def remember(self) -> None:
+        """Save the open project's prompt and results order to the UI state file now."""
+        self._remember.stop()
+        if self._projects.current is not None:
+            self._save_state(self._projects.current)
+            self._session.save_ui_state()
 
     def restore_prompt(self) -> None:
         """The prompt last used in the open project."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +60,21 @@ class ResultsViewModel(ViewModel):
         self.items = (*new, *self.items)[:MAX_ITEMS]
         self.selected = 0
 
-    def load_folder(self, folder: Path | None, limit: int = 12) -> None:
-        """Show the newest PNGs of `folder` (the project's earlier renders)."""
+    def file_names(self) -> list[str]:
+        """The shown files' names, in the strip's order (what `load_folder` takes as order)."""
+        return [item.path.name for item in self.items if item.path is not None]
+
+    def load_folder(self, folder: Path | None, limit: int = 12, order: Sequence[str] = ()) -> None:
+        """Show the newest PNGs of `folder` (the project's earlier renders). `order`: the file
+        names the strip last showed, in its order; they come back in it, after any newer file."""
         self.selected = -1
         if folder is None or not folder.is_dir():
             self.items = ()
             return
-        files = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+        position = {name: index for index, name in enumerate(order)}
+        newest = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
+        files = [p for p in newest if p.name not in position]
+        files += sorted((p for p in newest if p.name in position), key=lambda p: position[p.name])
         items = []
         for path in files[:limit]:
             image = read_thumbnail(path, THUMB_SIDE)

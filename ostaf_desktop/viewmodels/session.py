@@ -18,6 +18,7 @@ from ostaf.settings import Settings, load_settings, save_settings
 from ostaf_desktop.backend import ModelInfo
 from ostaf_desktop.error_report import ErrorReport
 from ostaf_desktop.observable import Observable, ViewModel
+from ostaf_desktop.prompt_examples import prompt_examples
 from ostaf_desktop.ui_state import UiState, load_ui_state, save_ui_state
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SessionViewModel(ViewModel):
     show_demo_hint = Observable(False)
     error = Observable[ErrorReport | None](None)
     status_message = Observable("")
+    examples = Observable(prompt_examples(demo=True))  # for the model chosen in Settings
 
     # (title, text): something the user should read now (the window shows it in a dialog).
     notice = Signal(str, str)
@@ -70,6 +72,11 @@ class SessionViewModel(ViewModel):
         self.notice.emit(title, text)
 
     # -- settings ------------------------------------------------------------------------
+    @property
+    def uses_demo_model(self) -> bool:
+        """The base model chosen in Settings is the built-in demo model."""
+        return self.settings.model_source == "demo"
+
     def model_choice(self) -> ModelChoice:
         s = self.settings
         return ModelChoice(s.model_source, s.device, s.precision)
@@ -96,6 +103,7 @@ class SessionViewModel(ViewModel):
         self._update_hint()
 
     def _update_hint(self) -> None:
+        self.examples = prompt_examples(demo=self.uses_demo_model)
         self.show_demo_hint = (
             self.settings.model_source == "demo" and not self.ui.demo_hint_dismissed
         )

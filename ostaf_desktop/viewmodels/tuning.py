@@ -12,6 +12,7 @@ from ostaf.errors import OstafError
 from ostaf.library.attribute_meta import clip_name
 from ostaf.library.projects import Project
 from ostaf.library.staging import staging_path
+from ostaf.method.previews import preview_prompt
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import discard, read_sidecar
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
@@ -34,16 +35,12 @@ from ostaf_desktop.viewmodels.library import LibraryViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.reference import ReferenceViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
+from ostaf_desktop.viewmodels.settings import DEMO
 from ostaf_desktop.worker import JobController
 
 log = logging.getLogger(__name__)
 CUSTOM = "custom"
 PREVIEW_STEPS = 8
-KIND_EXAMPLES = {
-    AttributeKind.APPEARANCE: "e.g. the blue crackle glaze of a vase → a teapot with that glaze",
-    AttributeKind.SHAPE: "e.g. a cat's curled-up pose → a fox sleeping in that pose",
-    AttributeKind.STYLE: "e.g. a loose watercolour sketch → any subject painted that way",
-}
 
 
 NATIVE_SIZE = "native"
@@ -93,6 +90,7 @@ class TuningViewModel(ViewModel):
     stage_text = Observable("")
     losses = Observable[tuple[float, ...]](())
     previews = Observable[tuple[tuple[int, QImage], ...]](())
+    preview_prompt = Observable("")  # what the previews render
     can_tune = Observable(False)
     tune_hint = Observable("")
     summary = Observable("")
@@ -181,7 +179,28 @@ class TuningViewModel(ViewModel):
         except OstafError as exc:
             self._session.report(exc)
             return None
+        self._show_request(request)
         return self._start(project, request, run.step, run.losses)
+
+    def _show_request(self, request: TuneJob) -> None:
+        """Show a resumed run's choices (kind, name, values) and its reference, crop and mask."""
+        settings = request.settings
+        self.kind, self.class_word, self.name = (
+            str(settings.kind),
+            settings.class_word,
+            request.name,
+        )
+        self.preset = CUSTOM  # the run's own steps, whatever the presets are now
+        self.steps, self.seed, self.rank = settings.steps, settings.seed, settings.rank
+        size = NATIVE_SIZE if settings.size == 0 else str(settings.size)
+        if size not in {value for _, value in self.resolution_options}:
+            self.resolution_options = (*self.resolution_options, (f"{size} px", size))
+        self.resolution = size
+        reference = self._reference
+        if reference.path == request.image or reference.open_image(request.image):
+            reference.set_crop(settings.crop)
+            if settings.mask is None or not reference.load_mask(settings.mask):
+                reference.clear_mask()
 
     def _start(
         self, project: Project, request: TuneJob, done: int = 0, losses: tuple[float, ...] = ()
@@ -191,6 +210,9 @@ class TuningViewModel(ViewModel):
         self.running, self.cancelling = True, False
         self.total, self.step = request.settings.steps, done
         self.losses, self.previews, self._pil_previews = losses, (), []
+        settings = request.settings
+        demo = request.model.source == DEMO  # as the core decides it
+        self.preview_prompt = preview_prompt(settings.kind, settings.token, demo)
         self.time_text, self.summary, self._elapsed_s = "", "", 0.0
         if self._session.model is None:
             self.stage_text = "Waiting for the model…"
@@ -224,6 +246,7 @@ class TuningViewModel(ViewModel):
             if record
             else ()
         )
+        self.preview_prompt = record.preview_prompt if record else ""
         self.total = row.steps if row else 0
         self.step = self.total
         self.time_text = ""
@@ -305,7 +328,7 @@ class TuningViewModel(ViewModel):
             result.path.unlink(missing_ok=True)
             if reopened:
                 project.release()
-        save_run(path.stem, result.losses, self._pil_previews, result.seconds)
+        save_run(path.stem, result.losses, self._pil_previews, result.seconds, self.preview_prompt)
         self._pil_previews = []
         self._projects.refresh()
         if not reopened:
@@ -314,6 +337,7 @@ class TuningViewModel(ViewModel):
             self._library.apply_only(path.stem)
             self._session.notify(f"Saved '{request.name}' to the library")
         self.stage_text = f"Saved to the library in {format_duration(result.seconds)}"
+        self.name = ""  # the next run names its own attribute
         for note in result.notes:
             self._session.notify(f"Note: {note}")
         if not reopened:

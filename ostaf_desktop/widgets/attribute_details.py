@@ -20,7 +20,7 @@ from ostaf_desktop.binding import bind, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.attribute_editor import AttributeEditorViewModel
 from ostaf_desktop.viewmodels.library import AttributeRow, LibraryViewModel
-from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.widgets.layout import label, show_start
 
 
 def describe(row: AttributeRow) -> str:
@@ -96,6 +96,7 @@ class AttributeDetails(QWidget):
         self.revert.clicked.connect(editor.revert)
         self.keep_lambda.clicked.connect(self._keep_lambda)
         bind(editor, "name", self.name)
+        bind_to(editor, "name", lambda _: show_start(self.name), self)
         bind(editor, "tags", self.tags)
         bind(editor, "default_lambda", self.default_lambda)
         bind_plain_text(editor, "notes", self.notes)

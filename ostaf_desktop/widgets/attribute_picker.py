@@ -7,7 +7,6 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -25,8 +24,9 @@ from ostaf.method.regions import AttributeKind
 from ostaf.requests import MAX_STEPS, PRESETS
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
-from ostaf_desktop.viewmodels.tuning import CUSTOM, KIND_EXAMPLES, TuningViewModel
-from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.prompt_examples import PromptExamples
+from ostaf_desktop.viewmodels.tuning import CUSTOM, TuningViewModel
+from ostaf_desktop.widgets.layout import compact_combo, label, show_start
 
 
 class KindCard(QFrame):
@@ -45,11 +45,11 @@ class KindCard(QFrame):
         self.radio = QRadioButton(kind.value.title())
         self.radio.setStyleSheet("font-weight: 600;")
         summary = label(kind.summary[:1].upper() + kind.summary[1:], wrap=True)
-        example = label(KIND_EXAMPLES[kind], "hint", wrap=True)
+        self.example = label(role="hint", wrap=True)
         grid.addWidget(badge, 0, 0, 2, 1, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.radio, 0, 1)
         grid.addWidget(summary, 1, 1)
-        grid.addWidget(example, 2, 1)
+        grid.addWidget(self.example, 2, 1)
         grid.setColumnStretch(1, 1)
         self.radio.toggled.connect(self._restyle)
         self._restyle(False)
@@ -86,11 +86,10 @@ class AttributePicker(QWidget):
         form.setContentsMargins(0, 4, 0, 0)
         form.setVerticalSpacing(5)
         self.class_word = QLineEdit()
-        self.class_word.setPlaceholderText("optional, e.g. vase, cat, portrait")
         self.class_word.setToolTip("What the subject is; it helps the model separate it")
         self.name = QLineEdit()
         self.name.setPlaceholderText("optional, e.g. Blue crackle glaze")
-        self.preset = QComboBox()
+        self.preset = compact_combo(12)
         for key, preset in PRESETS.items():
             self.preset.addItem(f"{preset.name} — {preset.steps} steps", key)
         self.preset.addItem("Custom (see Advanced)", CUSTOM)
@@ -119,7 +118,7 @@ class AttributePicker(QWidget):
         self.learning_rate.setSingleStep(0.0001)
         self.rank = QSpinBox()
         self.rank.setRange(1, 128)
-        self.resolution = QComboBox()
+        self.resolution = compact_combo()
         self.resolution.setToolTip(
             "The size the reference is tuned at; the model's own is best, smaller is faster"
         )
@@ -133,6 +132,7 @@ class AttributePicker(QWidget):
         bind_to(vm, "kind", self._show_kind, self)
         bind(vm, "class_word", self.class_word)
         bind(vm, "name", self.name)
+        bind_to(vm, "name", lambda _: show_start(self.name), self)
         bind_combo(vm, "preset", self.preset)
         bind(vm, "advanced_open", self.advanced_toggle, "checked")
         bind_to(vm, "advanced_open", self._show_advanced, self)
@@ -143,6 +143,12 @@ class AttributePicker(QWidget):
         bind_to(vm, "resolution_options", self._fill_resolutions, self)
         bind_combo(vm, "resolution", self.resolution)
         bind_to(vm, "running", lambda running: self.setEnabled(not running), self)
+
+    def show_examples(self, examples: PromptExamples) -> None:
+        """Examples of each kind and of class words that fit the model in use."""
+        self.class_word.setPlaceholderText(f"optional, e.g. {examples.class_words}")
+        for kind, card in self.cards.items():
+            card.example.setText(examples.kinds[kind])
 
     def _show_kind(self, kind: str) -> None:
         card = self.cards.get(AttributeKind(kind))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -31,7 +32,13 @@ from PySide6.QtWidgets import (
 from ostaf.render.naming import FIELDS
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
-from ostaf_desktop.viewmodels.batch import COMBINE_CHOICES, MAX_SEED_COUNT, BatchViewModel
+from ostaf_desktop.prompt_examples import PromptExamples
+from ostaf_desktop.viewmodels.batch import (
+    COMBINE_CHOICES,
+    MAX_SEED_COUNT,
+    PREVIEW_NAMES,
+    BatchViewModel,
+)
 from ostaf_desktop.viewmodels.library import LibraryViewModel
 from ostaf_desktop.widgets.layout import label, sampling_controls, schedule_control
 from ostaf_desktop.widgets.library_panel import ID_ROLE, attribute_icon
@@ -57,7 +64,7 @@ class BatchDialog(QDialog):
         self.vm = vm
         self.library = library
         self.setWindowTitle("Batch export")
-        self.setMinimumSize(QSize(900, 640))
+        self.setMinimumSize(QSize(860, 560))  # fits a 1280×720 screen
         columns = QHBoxLayout()
         columns.setSpacing(10)
         self.what = self._what_box()
@@ -70,12 +77,16 @@ class BatchDialog(QDialog):
         layout.addLayout(self._run_area())
         self._bind()
 
+    def show_examples(self, examples: PromptExamples) -> None:
+        """Example prompts the model in use can draw."""
+        self.prompts.setPlaceholderText("One prompt per line, e.g.\n" + "\n".join(examples.batch))
+        self.negative.setPlaceholderText(f"optional, e.g. {examples.negative}")
+
     # -- layout ----------------------------------------------------------------------------
     def _what_box(self) -> QGroupBox:
         box = QGroupBox("What to render")
         form = QFormLayout(box)
         self.prompts = QPlainTextEdit()
-        self.prompts.setPlaceholderText("One prompt per line, e.g.\na photo of a sks teapot")
         self.load_prompts = QPushButton(icon("open-image"), "Load from file…")
         prompts = QVBoxLayout()
         prompts.addWidget(self.prompts, 1)
@@ -114,7 +125,6 @@ class BatchDialog(QDialog):
         box = QGroupBox("How and where")
         form = QFormLayout(box)
         self.negative = QLineEdit()
-        self.negative.setPlaceholderText("optional, e.g. blurry, low quality")
         self.sampler, self.steps, self.guidance = sampling_controls()
         self.schedule = schedule_control()
         self.size_combo = QComboBox()
@@ -148,14 +158,21 @@ class BatchDialog(QDialog):
         box = QGroupBox("Preview")
         layout = QVBoxLayout(box)
         layout.setSpacing(3)
+        # Every part has a fixed height (long names are elided, the full list is in the
+        # tooltip), so the dialog does not jump while the plan is typed.
         self.plan = label(role="value", wrap=True)
-        self.names = label(wrap=True)
+        self.names = label()
         self.names.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.names.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.names.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.names.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.error = label(role="error", wrap=True)
-        layout.addWidget(self.plan)
-        layout.addWidget(self.names)
-        layout.addWidget(self.error)
+        for part, lines in ((self.plan, 2), (self.names, PREVIEW_NAMES + 1), (self.error, 2)):
+            part.setFixedHeight(part.fontMetrics().lineSpacing() * lines + 4)
+            policy = part.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)  # hidden, it keeps its room
+            part.setSizePolicy(policy)
+            layout.addWidget(part)
         return box
 
     def _run_area(self) -> QVBoxLayout:
@@ -237,8 +254,10 @@ class BatchDialog(QDialog):
         self.close_button.clicked.connect(self.close)
 
     def _show_names(self, names: tuple[str, ...]) -> None:
-        self.names.setText("\n".join(names))
-        self.names.setVisible(bool(names))
+        metrics, width = self.names.fontMetrics(), max(200, self.names.width())
+        shown = [metrics.elidedText(n, Qt.TextElideMode.ElideMiddle, width) for n in names]
+        self.names.setText("\n".join(shown))
+        self.names.setToolTip("\n".join(names) if shown != list(names) else "")
 
     def _show_seeds_mode(self, mode: str) -> None:
         radio = self.seed_count_choice if mode == "count" else self.seed_list

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QSlider, QWidget
 
-from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.widgets.layout import ElidedLabel, label
 
 SCALE = 100  # slider units per 1.0 of λ
+NAME_WIDTH = (60, 130)  # the name column's narrowest and widest width in px
 
 
 class IntensitySlider(QWidget):
@@ -19,10 +20,8 @@ class IntensitySlider(QWidget):
         super().__init__(parent)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        self.name = QLabel(name)
-        self.name.setMinimumWidth(60)
-        self.name.setMaximumWidth(130)
-        self.name.setToolTip(name)
+        self.name = ElidedLabel(name)
+        self.set_name_width(self.name_width())
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 2 * SCALE)
         self.slider.setPageStep(10)
@@ -36,6 +35,16 @@ class IntensitySlider(QWidget):
         row.addWidget(self.value)
         self.set_intensity(intensity)
         self.slider.valueChanged.connect(self._on_moved)
+
+    def name_width(self) -> int:
+        """The width its name needs, within NAME_WIDTH (longer names are elided)."""
+        needed = self.name.fontMetrics().horizontalAdvance(self.name.full_text()) + 4
+        return max(NAME_WIDTH[0], min(NAME_WIDTH[1], needed))
+
+    def set_name_width(self, width: int) -> None:
+        """Give the name column `width` px: the panel gives every slider the same one, so that
+        the sliders of several attributes line up."""
+        self.name.setFixedWidth(width)
 
     @property
     def intensity(self) -> float:

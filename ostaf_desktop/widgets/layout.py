@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QBoxLayout,
     QComboBox,
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QSizePolicy,
     QSpinBox,
     QToolButton,
@@ -32,6 +34,80 @@ def label(text: str = "", role: str = "", wrap: bool = False) -> QLabel:
     return widget
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text with "…" to the width it gets, and then shows
+    the full text in its tooltip; it never asks for more width than a few characters."""
+
+    def __init__(
+        self,
+        text: str = "",
+        role: str = "",
+        parent: QWidget | None = None,
+        mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+    ) -> None:
+        super().__init__(parent)
+        self._mode = mode
+        if role:
+            self.setProperty("role", role)
+        self._full = ""
+        self._tip = ""  # a tooltip set by the caller, shown when nothing is elided
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self._elide()
+        self.updateGeometry()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def setToolTip(self, tip: str) -> None:
+        self._tip = tip
+        self._elide()
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(
+            min(hint.width(), self.fontMetrics().horizontalAdvance("M…") + 4), hint.height()
+        )
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._full) + margins.left() + margins.right()
+        return QSize(width + 2, hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = self.contentsRect().width()
+        shown = self.fontMetrics().elidedText(self._full, self._mode, width)
+        QLabel.setText(self, shown)
+        elided = shown != self._full
+        QLabel.setToolTip(self, self._full if elided and not self._tip else self._tip)
+        if elided and self._tip and self._full not in self._tip:
+            QLabel.setToolTip(self, f"{self._full}\n\n{self._tip}")
+
+
+def show_start(field: QLineEdit) -> None:
+    """Show the beginning of a long text set from outside (Qt shows its end); not while the
+    user is typing in the field."""
+    if not field.hasFocus():
+        field.setCursorPosition(0)
+
+
+def compact_combo(min_chars: int = 8) -> QComboBox:
+    """A combo box that can shrink to `min_chars` characters (its current text is then elided;
+    the list still shows every item in full), so a narrow column does not cut off its row."""
+    combo = QComboBox()
+    combo.setMinimumContentsLength(min_chars)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    return combo
+
+
 def tool_button(icon_name: str, tip: str, checkable: bool = False) -> QToolButton:
     button = QToolButton()
     button.setIcon(icon(icon_name))
@@ -43,7 +119,7 @@ def tool_button(icon_name: str, tip: str, checkable: bool = False) -> QToolButto
 
 def sampling_controls() -> tuple[QComboBox, QSpinBox, QDoubleSpinBox]:
     """The sampler, steps and guidance (CFG) inputs of the Render panel and the Batch dialog."""
-    sampler = QComboBox()
+    sampler = compact_combo()
     for text, value in SAMPLER_CHOICES:
         sampler.addItem(text, value)
     steps = QSpinBox()
@@ -57,7 +133,7 @@ def sampling_controls() -> tuple[QComboBox, QSpinBox, QDoubleSpinBox]:
 
 def schedule_control() -> QComboBox:
     """The noise schedule beside the sampler, named as A1111/Forge's "Schedule type"."""
-    schedule = QComboBox()
+    schedule = compact_combo()
     for text, value in SCHEDULE_CHOICES:
         schedule.addItem(text, value)
     schedule.setToolTip(
@@ -75,7 +151,7 @@ class Section(QFrame):
         super().__init__(parent)
         self.setProperty("role", "panel")
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(10, 8, 10, 10)
+        outer.setContentsMargins(10, 8, 10, 8)
         outer.setSpacing(6)
         self.header = QHBoxLayout()
         self.header.setSpacing(2)

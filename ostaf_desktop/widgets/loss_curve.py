@@ -27,7 +27,7 @@ class LossCurve(QWidget):
         super().__init__(parent)
         self._losses: tuple[float, ...] = ()
         self._total = 0
-        self.setMinimumHeight(80)
+        self.setMinimumHeight(56)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_losses(self, losses: tuple[float, ...]) -> None:

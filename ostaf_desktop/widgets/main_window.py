@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -23,6 +23,7 @@ from ostaf import __version__, paths
 from ostaf_desktop.binding import bind, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.jobs import Job
+from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.viewmodels.settings import SettingsViewModel
 from ostaf_desktop.widgets.batch_dialog import BatchDialog
@@ -35,20 +36,33 @@ from ostaf_desktop.widgets.reference_panel import ReferencePanel
 from ostaf_desktop.widgets.render_panel import RenderPanel
 from ostaf_desktop.widgets.results_strip import ResultsStrip
 from ostaf_desktop.widgets.resume_bar import ResumeBar
+from ostaf_desktop.widgets.screen_fit import install_screen_fit
 from ostaf_desktop.widgets.settings_dialog import SettingsDialog
 from ostaf_desktop.widgets.shortcuts import SHORTCUT_HELP, Shortcuts
 from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
 
 DEFAULT_SIZE = QSize(1440, 900)
+# Shares of the window's width for the columns (library, canvas, tuning, render) until the
+# user moves them; the columns' minimums win on small screens.
+COLUMN_SHARES = (0.2, 0.32, 0.24, 0.24)
 
 
-def scrolled(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return area
+class ScrolledColumn(QScrollArea):
+    """A column that scrolls vertically when the window is short. It is never narrower than
+    its content plus the scroll bar: with no horizontal scrolling, less would cut text off."""
+
+    def __init__(self, widget: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:
+        widget = self.widget()
+        content = widget.minimumSizeHint().width() if widget is not None else 0
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(content + bar, super().minimumSizeHint().height())
 
 
 class MainWindow(QMainWindow):
@@ -65,6 +79,7 @@ class MainWindow(QMainWindow):
         )
         self.setWindowTitle("OSTAF")
         self.setWindowIcon(icon("app"))
+        install_screen_fit()  # every dialog opens (and stays) inside the screen
         self.projects = ProjectBrowser(vm.projects)
         self.library = LibraryPanel(vm.library, vm.editor)
         self.reference = ReferencePanel(vm.reference)
@@ -86,16 +101,16 @@ class MainWindow(QMainWindow):
         self.centre.setStretchFactor(0, 1)
         self.centre.setSizes([420, 220])
         self.columns = QSplitter(Qt.Orientation.Horizontal)
-        # Minimum widths keep the side columns readable; the canvas takes what is left.
-        for column, width in (
-            (self.left, 250),
-            (self.centre, 380),
-            (scrolled(self.tuning), 320),
-            (scrolled(self.render_panel), 310),
+        # Every column fits a 1280×720 screen at its minimum: the side columns scroll when the
+        # window is short, the centre shrinks its canvas; the canvas takes what is left.
+        for column in (
+            ScrolledColumn(self.left),
+            self.centre,
+            ScrolledColumn(self.tuning),
+            ScrolledColumn(self.render_panel),
         ):
-            column.setMinimumWidth(width)
             self.columns.addWidget(column)
-        self.columns.setSizes([290, 460, 340, 330])
+        self._columns_placed = False  # set from COLUMN_SHARES when first shown
         self.columns.setStretchFactor(1, 1)
         self.rows = QSplitter(Qt.Orientation.Vertical)
         self.rows.addWidget(self.columns)
@@ -123,6 +138,7 @@ class MainWindow(QMainWindow):
         self.hint.open_settings.connect(self.open_settings)
         self.results.reuse_settings.connect(vm.image_settings.open)
         vm.session.notice.connect(self._show_notice)
+        bind_to(vm.session, "examples", self._show_examples, self)
         bind_to(vm.projects, "current", lambda _: self._update_title(), self)
         bind_to(vm.library, "selected_id", lambda _: self._update_actions(), self)
         bind_to(vm.projects, "current", lambda _: self._update_actions(), self)
@@ -170,6 +186,7 @@ class MainWindow(QMainWindow):
             return
         if self.batch_dialog is None:
             self.batch_dialog = BatchDialog(self.vm.batch, self.vm.library, self)
+            self.batch_dialog.show_examples(self.vm.session.examples)
         self.vm.batch.prepare()
         self.batch_dialog.show()
         self.batch_dialog.raise_()
@@ -183,6 +200,13 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.vm.image_settings.open(Path(path))
+
+    def _show_examples(self, examples: PromptExamples) -> None:
+        """Examples the base model chosen in Settings can draw (the demo model: its world)."""
+        self.render_panel.show_examples(examples)
+        self.tuning.picker.show_examples(examples)
+        if self.batch_dialog is not None:
+            self.batch_dialog.show_examples(examples)
 
     def _show_notice(self, title: str, text: str) -> None:
         QMessageBox.information(self, title, text)
@@ -226,7 +250,8 @@ class MainWindow(QMainWindow):
         for name, splitter in self._splitters().items():
             state = ui.splitters.get(name)
             if isinstance(state, str) and state:
-                splitter.restoreState(QByteArray.fromBase64(state.encode()))
+                placed = splitter.restoreState(QByteArray.fromBase64(state.encode()))
+                self._columns_placed |= placed and splitter is self.columns
 
     def save_layout(self) -> None:
         ui = self.vm.session.ui
@@ -246,6 +271,15 @@ class MainWindow(QMainWindow):
         }
 
     # -- events --------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._columns_placed:
+            self._columns_placed = True
+            layout = self.layout()
+            if layout is not None:
+                layout.activate()  # the splitter gets its real width first
+            self.columns.setSizes([round(share * self.width()) for share in COLUMN_SHARES])
+
     def event(self, event: QEvent) -> bool:
         handled = super().event(event)
         if event.type() == QEvent.Type.UpdateRequest and not self._painted:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from ostaf_desktop.binding import assign_when_checked, bind, bind_to
 from ostaf_desktop.viewmodels.reference import IMAGE_FILTER, TOOLS, ReferenceViewModel
-from ostaf_desktop.widgets.layout import Section, label, tool_button
+from ostaf_desktop.widgets.layout import ElidedLabel, Section, label, tool_button
 from ostaf_desktop.widgets.reference_canvas import ReferenceCanvas
 
 TOOL_BUTTONS = {
@@ -55,7 +55,8 @@ class ReferencePanel(Section):
             button.toggled.connect(assign_when_checked(vm, "tool", name))
         self.brush_size = QSlider(Qt.Orientation.Horizontal)
         self.brush_size.setRange(4, 400)
-        self.brush_size.setFixedWidth(110)
+        self.brush_size.setMinimumWidth(40)
+        self.brush_size.setMaximumWidth(110)
         self.brush_size.setToolTip("Brush size ([ and ])")
         self.clear_mask = tool_button("clear-mask", "Clear the mask")
         self.clear_crop = tool_button("close", "Remove the crop")
@@ -70,14 +71,15 @@ class ReferencePanel(Section):
         tools.addStretch(1)
         for button in (self.zoom_out, self.zoom_in, self.fit_button):
             tools.addWidget(button)
-        self.info = label(role="hint")
-        self.mask_state = label(role="hint")
-        self.notes = label(role="warning", wrap=True)
+        # Elided in the middle: the end of the line is the image's size, which matters most.
+        self.info = ElidedLabel(role="hint", mode=Qt.TextElideMode.ElideMiddle)
+        self.mask_state = ElidedLabel(role="hint")
+        self.notes = ElidedLabel(role="warning")  # one line: the canvas keeps its height
         footer = QVBoxLayout()
         footer.setSpacing(2)
         status = QHBoxLayout()
-        status.addWidget(self.info)
-        status.addStretch(1)
+        status.setSpacing(12)
+        status.addWidget(self.info, 1)
         status.addWidget(self.mask_state)
         footer.addLayout(status)
         footer.addWidget(self.notes)
@@ -93,7 +95,7 @@ class ReferencePanel(Section):
         self.zoom_in.clicked.connect(lambda: self.canvas.zoom_by(1.25))
         self.zoom_out.clicked.connect(lambda: self.canvas.zoom_by(0.8))
         bind(vm, "brush_size", self.brush_size)
-        bind(vm, "info", self.info, "text")
+        bind_to(vm, "info", self.info.setText, self)
         bind_to(vm, "tool", self._show_tool, self)
         bind_to(vm, "notes", self._show_notes, self)
         bind_to(vm, "has_mask", self._show_mask_state, self)
@@ -112,7 +114,7 @@ class ReferencePanel(Section):
         self.brush_size.setEnabled(tool in ("brush", "eraser"))
 
     def _show_notes(self, notes: tuple[str, ...]) -> None:
-        self.notes.setText("\n".join(f"⚠ {n}" for n in notes))
+        self.notes.setText("   ".join(f"⚠ {n}" for n in notes))
         self.notes.setVisible(bool(notes))
 
     def _show_mask_state(self, has_mask: bool) -> None:
@@ -120,8 +122,13 @@ class ReferencePanel(Section):
         if self.vm.crop is not None:
             left, top, right, bottom = self.vm.crop
             parts.append(f"crop {right - left}×{bottom - top}")
-        parts.append("masked: only the painted region drives tuning" if has_mask else "no mask")
+        parts.append("masked" if has_mask else "no mask")
         self.mask_state.setText(" · ".join(parts))
+        self.mask_state.setToolTip(
+            "Only the painted region drives tuning"
+            if has_mask
+            else "Paint with the mask brush (B) so that only that region drives tuning"
+        )
         self.clear_mask.setEnabled(has_mask)
         self.clear_crop.setEnabled(self.vm.crop is not None)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QResizeEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -21,12 +20,14 @@ from PySide6.QtWidgets import (
 
 from ostaf_desktop.binding import bind, bind_combo, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
+from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.library import AppliedEntry, LibraryViewModel
 from ostaf_desktop.viewmodels.rendering import MAX_SEED, RenderViewModel
 from ostaf_desktop.widgets.intensity_slider import IntensitySlider
 from ostaf_desktop.widgets.layout import (
     Section,
+    compact_combo,
     label,
     sampling_controls,
     schedule_control,
@@ -72,18 +73,13 @@ class RenderPanel(Section):
         self.vm = vm
         self.library = library
         self.prompt = QPlainTextEdit()
-        self.prompt.setPlaceholderText(
-            "e.g. a photo of a sks teapot on a table — 'sks' names the attribute; "
-            "empty: the attribute's own prompt"
-        )
         self.prompt.setFixedHeight(58)
         self.negative = QPlainTextEdit()
-        self.negative.setPlaceholderText("negative prompt (optional), e.g. blurry, low quality")
         self.negative.setFixedHeight(36)
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_SEED)
         self.dice = tool_button("dice", "Random seed (Ctrl+D)")
-        self.size_combo = QComboBox()
+        self.size_combo = compact_combo()
         self.sampler, self.steps, self.guidance = sampling_controls()
         self.schedule = schedule_control()
         self.count = QSpinBox()
@@ -95,23 +91,22 @@ class RenderPanel(Section):
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
-        sampling = QHBoxLayout()
-        sampling.addWidget(self.sampler, 1)
-        sampling.addWidget(label("Steps"))
-        sampling.addWidget(self.steps)
-        extra = QHBoxLayout()
-        extra.addWidget(self.guidance)
-        extra.addWidget(label("Count"))
-        extra.addWidget(self.count, 1)
+        steps_row = QHBoxLayout()  # short rows: the column stays narrow on a small screen
+        steps_row.addWidget(self.steps, 1)
+        steps_row.addWidget(label("CFG"))
+        steps_row.addWidget(self.guidance, 1)
         form.addRow("Seed", seed_row)
         form.addRow("Size", self.size_combo)
-        form.addRow("Sampler", sampling)
+        form.addRow("Sampler", self.sampler)
         form.addRow("Schedule", self.schedule)
-        form.addRow("CFG", extra)
+        form.addRow("Steps", steps_row)
+        form.addRow("Count", self.count)
 
         self.sliders_box = QVBoxLayout()
         self.sliders_box.setSpacing(2)
-        self.no_attributes = label("Tick attributes in the library to apply them", "hint")
+        self.no_attributes = label(
+            "Tick attributes in the library to apply them", "hint", wrap=True
+        )
         self.preview = PreviewImage()
         self.caption = label(role="hint", wrap=True)
         self.render_button = QPushButton(icon("render"), "Render")
@@ -119,7 +114,7 @@ class RenderPanel(Section):
         self.render_button.setToolTip("Render full-quality images into the results strip (Ctrl+R)")
         self.render_progress = QProgressBar()
         self.render_progress.setFormat("%v / %m")
-        self.render_hint = label(role="hint")
+        self.render_hint = label(role="hint", wrap=True)
 
         self.body.addWidget(self.prompt)
         self.body.addWidget(self.negative)
@@ -155,6 +150,14 @@ class RenderPanel(Section):
         bind(vm, "render_step", self.render_progress, "value")
         bind_to(vm, "preview_pending", self._show_pending, self)
         bind_to(library, "applied", self._show_sliders, self)
+
+    def show_examples(self, examples: PromptExamples) -> None:
+        """Example prompts the model in use can draw."""
+        self.prompt.setPlaceholderText(
+            f"e.g. {examples.prompt} — '{examples.token}' names the attribute; "
+            "empty: the attribute's own prompt"
+        )
+        self.negative.setPlaceholderText(f"negative prompt (optional), e.g. {examples.negative}")
 
     def _fill_sizes(self, options: tuple[tuple[str, str], ...]) -> None:
         current = self.vm.size
@@ -193,6 +196,10 @@ class RenderPanel(Section):
                 if abs(slider.intensity - entry.intensity) > 1e-6:
                     slider.set_intensity(entry.intensity)
             slider.name.setText(entry.name)
+        sliders = [s for s in self.sliders() if s.objectName() in wanted]
+        width = max((s.name_width() for s in sliders), default=0)
+        for slider in sliders:  # one name column: the sliders line up
+            slider.set_name_width(width)
         self.no_attributes.setVisible(not applied)
 
     def sliders(self) -> list[IntensitySlider]:

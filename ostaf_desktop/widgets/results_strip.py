@@ -22,7 +22,7 @@ from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.results import ResultItem, ResultsViewModel
 from ostaf_desktop.widgets.layout import Section, label, tool_button
 
-THUMB = 96
+THUMB = 84
 
 
 class ResultsStrip(Section):
@@ -51,7 +51,11 @@ class ResultsStrip(Section):
         self.list.setGridSize(QSize(THUMB + 44, THUMB + 28))  # long file names cannot widen a cell
         self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.list.setFixedHeight(THUMB + 36)
+        # Room for a cell and the scroll bar that appears once the strip overflows: without
+        # it the bar covers the captions.
+        frame = 2 * self.list.frameWidth()
+        bar = self.list.horizontalScrollBar().sizeHint().height()
+        self.list.setFixedHeight(self.list.gridSize().height() + bar + frame + 2)
         self.list.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.empty = label("Rendered images appear here: press Render (Ctrl+R)", "hint")

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -19,10 +20,29 @@ from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.tuning import TuningViewModel
 from ostaf_desktop.widgets.attribute_picker import AttributePicker
-from ostaf_desktop.widgets.layout import Section, label
+from ostaf_desktop.widgets.layout import ElidedLabel, Section, label
 from ostaf_desktop.widgets.loss_curve import LossCurve
 
-PREVIEW_SIDE = 76
+PREVIEW_SIDE = 56
+
+
+def preview_thumbnail(step: int, image: QImage, prompt: str) -> QWidget:
+    """One tuning preview with its step under it; the tooltip says what it renders."""
+    box = QWidget()
+    column = QVBoxLayout(box)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(0)
+    picture = QLabel()
+    picture.setPixmap(display_pixmap(image, PREVIEW_SIDE, PREVIEW_SIDE))
+    picture.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
+    picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    caption = label(f"step {step}", "hint")
+    caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    column.addWidget(picture)
+    column.addWidget(caption)
+    column.addStretch(1)  # the step right under its picture, however tall the row is
+    box.setToolTip(f"Step {step}: “{prompt}”" if prompt else f"Step {step}")
+    return box
 
 
 class TuningControls(Section):
@@ -57,15 +77,23 @@ class TuningProgress(Section):
 
     def __init__(self, vm: TuningViewModel, parent: QWidget | None = None) -> None:
         super().__init__("Tuning run", parent)
+        self.vm = vm
+        self.preview_caption = ElidedLabel(role="hint")
+        self.header.insertWidget(1, self.preview_caption, 1)
+        self.header.setStretch(2, 0)  # the caption, not the spacer, takes the free width
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m steps")
-        self.stage = label(role="value")
-        self.time = label(role="hint")
-        self.summary = label(role="hint")
+        self.stage = ElidedLabel(role="value")
+        self.time = ElidedLabel(role="hint")
+        self.summary = ElidedLabel(role="hint")
+        # One row for the state, the bar and the time: the panel stays short on small screens.
+        self.progress.setMinimumWidth(90)
         status = QHBoxLayout()
         status.addWidget(self.stage)
         status.addWidget(self.summary, 1)
+        status.addWidget(self.progress, 1)
         status.addWidget(self.time)
+        self.time.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.curve = LossCurve()
         self.previews = QWidget()
         self.preview_row = QHBoxLayout(self.previews)
@@ -75,40 +103,43 @@ class TuningProgress(Section):
         scroll = QScrollArea()
         scroll.setWidget(self.previews)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumHeight(PREVIEW_SIDE + 22)
+        scroll.setMinimumHeight(PREVIEW_SIDE + 34)  # a step label under, a scroll bar below
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         row = QHBoxLayout()
         row.addWidget(self.curve, 2)
         row.addWidget(scroll, 3)
         self.body.addLayout(status)
-        self.body.addWidget(self.progress)
         self.body.addLayout(row, 1)
 
-        bind(vm, "stage_text", self.stage, "text")
+        bind_to(vm, "stage_text", self.stage.setText, self)
         bind(vm, "stage_text", self.stage, "visible", convert=bool)
-        bind(vm, "time_text", self.time, "text")
-        bind(vm, "summary", self.summary, "text")
+        bind_to(vm, "time_text", self.time.setText, self)
+        bind_to(vm, "summary", self.summary.setText, self)
         bind(vm, "total", self.progress, "maximum", convert=lambda total: max(1, total))
         bind(vm, "step", self.progress, "value")
         bind(vm, "total", self.progress, "visible", convert=bool)
         bind_to(vm, "losses", self.curve.set_losses, self)
         bind_to(vm, "total", self.curve.set_total, self)
         bind_to(vm, "previews", self._show_previews, self)
+        bind_to(vm, "preview_prompt", self._show_preview_prompt, self)
+
+    def _show_preview_prompt(self, prompt: str) -> None:
+        self.preview_caption.setText(f"previews: “{prompt}”" if prompt else "")
+        self._show_previews(self.vm.previews)
 
     def _show_previews(self, previews: tuple[tuple[int, QImage], ...]) -> None:
         while self.preview_row.count() > 1:
             item = self.preview_row.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
+                widget.hide()
                 widget.deleteLater()
+        prompt = self.vm.preview_prompt
         for step, image in previews:
-            thumb = QLabel()
-            thumb.setPixmap(display_pixmap(image, PREVIEW_SIDE, PREVIEW_SIDE))
-            thumb.setToolTip(f"preview at step {step}")
-            thumb.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
-            thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.preview_row.insertWidget(self.preview_row.count() - 1, thumb)
+            self.preview_row.insertWidget(
+                self.preview_row.count() - 1, preview_thumbnail(step, image, prompt)
+            )
         if not previews:
             empty = label("Previews appear here while tuning", "hint")
             self.preview_row.insertWidget(0, empty)

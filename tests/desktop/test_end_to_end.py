@@ -142,3 +142,14 @@ def test_batch_reopen_and_lora_on_the_demo_model(
     vm.lora.export()
     qtbot.waitUntil(lambda: not vm.lora.running, timeout=TIMEOUT_MS)
     assert vm.lora.written == tmp_path / "bowl.safetensors" and vm.lora.written.is_file()
+
+
+def test_minimum_size_fits_a_1280x720_screen_with_the_demo_model(
+    real_window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    vm = real_window.vm
+    assert vm.session.model is not None and vm.session.model.is_demo
+    vm.reference.open_image(reference_image(tmp_path))
+    qtbot.wait(50)
+    hint = real_window.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 720 - 70  # room for title and task bars

@@ -20,8 +20,8 @@ def test_open_and_feedback(
     dialogs.files.append(str(reference_image(tmp_path, size=48)))
     window.shortcuts.open_image.trigger()
     assert vm.reference.image is not None and vm.reference.original_size == (48, 48)
-    assert "reference.png · 48×48" in window.reference.info.text()
-    assert "upscaled" in window.reference.notes.text()  # the fake model works at 64 px
+    assert "reference.png · 48×48" in window.reference.info.full_text()
+    assert "upscaled" in window.reference.notes.full_text()  # the fake model works at 64 px
 
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (16, 16)).save(tiny)
@@ -82,7 +82,7 @@ def test_crop_and_mask_drive_the_tuning_request(
     qtbot.mouseMove(canvas, at(140, 100))
     qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=at(140, 100))
     assert vm.reference.has_mask
-    assert "masked" in window.reference.mask_state.text()
+    assert "masked" in window.reference.mask_state.full_text()
 
     fake.step_delay_s = 0.01
     vm.tuning.steps = 10
