@@ -132,10 +132,12 @@ def run_ldd(path: Path) -> str | None:
 
 def missing_platform_libraries(
     qt_args: Sequence[str] = (),
-    environ: Mapping[str, str] = os.environ,
-    platform: str = sys.platform,
+    environ: Mapping[str, str] | None = None,
+    platform: str | None = None,
 ) -> str | None:
     """The message to show when the xcb plugin cannot load, or None (elsewhere, or all there)."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
     if not platform.startswith("linux") or chosen_platform(qt_args, environ) != "xcb":
         return None
     plugin = xcb_plugin()
