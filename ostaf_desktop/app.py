@@ -58,11 +58,13 @@ def run_app(options: LaunchOptions, qt_args: list[str]) -> int:
         heartbeat.start(HEARTBEAT_MS)
     window.show()
     try:
-        return run_event_loop(app, relay)
+        code = run_event_loop(app, relay)
     finally:
         heartbeat.stop()
         if record is not None:
             record.stop()
+    log.info("the window has closed; exit code %d", code)
+    return code
 
 
 def report_dead_runs(session: SessionViewModel, dead: list[DeadRun]) -> None:
