@@ -97,4 +97,5 @@ def test_the_launcher_refuses_before_any_window(
 
 def test_the_current_install_passes_the_start_check() -> None:
     assert refusal(QtRuntime.current()) is None
-    assert pyside_check.probe_drift() == 0
+    if not none_is_immortal():
+        assert pyside_check.probe_drift() == 0
