@@ -15,8 +15,11 @@ from PySide6.QtWidgets import QApplication
 from ostaf_desktop import APP_ID
 from ostaf_desktop.backend import CoreBackend
 from ostaf_desktop.crash_handling import (
+    DeadRun,
     ErrorRelay,
+    RunRecord,
     asyncio_exception_handler,
+    collect_dead_runs,
     install_exception_hooks,
     setup_logging,
 )
@@ -25,10 +28,12 @@ from ostaf_desktop.launch_options import LaunchOptions
 from ostaf_desktop.screenshot import ScreenshotWhenIdle
 from ostaf_desktop.theme import apply_theme
 from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.viewmodels.session import SessionViewModel
 from ostaf_desktop.widgets.main_window import DEFAULT_SIZE, MainWindow
 
 log = logging.getLogger("ostaf_desktop")
 _START = time.perf_counter()
+HEARTBEAT_MS = 30_000  # how precisely the next start can say when a killed run died
 
 
 def run_app(options: LaunchOptions, qt_args: list[str]) -> int:
@@ -43,9 +48,30 @@ def run_app(options: LaunchOptions, qt_args: list[str]) -> int:
     setup_logging()
     relay = ErrorRelay()
     install_exception_hooks(relay)
-    window, _vm = build_window(options, relay)
+    dead = collect_dead_runs()
+    record = RunRecord.start()
+    window, vm = build_window(options, relay)
+    report_dead_runs(vm.session, dead)
+    heartbeat = QTimer(app)
+    if record is not None:
+        heartbeat.timeout.connect(record.heartbeat)
+        heartbeat.start(HEARTBEAT_MS)
     window.show()
-    return run_event_loop(app, relay)
+    try:
+        code = run_event_loop(app, relay)
+    finally:
+        heartbeat.stop()
+        if record is not None:
+            record.stop()
+    log.info("the window has closed; exit code %d", code)
+    return code
+
+
+def report_dead_runs(session: SessionViewModel, dead: list[DeadRun]) -> None:
+    """Say in the banner (it does not block) that the last run died, when and where its log is."""
+    if dead:
+        log.warning("previous run(s) ended without a clean exit: %s", dead)
+        session.report(dead[0].report(others=len(dead) - 1))
 
 
 def build_window(options: LaunchOptions, relay: ErrorRelay) -> tuple[MainWindow, MainViewModel]:

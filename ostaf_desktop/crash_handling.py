@@ -1,17 +1,27 @@
 """Logging to a file in the user log dir, and hooks that turn every uncaught exception (GUI
 thread, worker thread, asyncio) into a logged traceback and an error banner, never a silent
-exit."""
+exit. A process that dies anyway (segfault, fatal error, kill) leaves a run record behind, and
+the next start says so."""
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import json
 import logging
+import os
+import signal
 import sys
 import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
+from filelock import FileLock, Timeout
 from PySide6.QtCore import QObject, Signal
 
 from ostaf import paths
@@ -81,3 +91,155 @@ def asyncio_exception_handler(relay: ErrorRelay) -> Any:
             log.error("asyncio: %s", context.get("message", context))
 
     return handle
+
+
+# -- runs that died --------------------------------------------------------------------------
+RUNS_FOLDER = "runs"  # in the data folder: a record per running app, and crash logs
+KEEP_CRASH_LOGS = 10
+
+
+def runs_dir() -> Path:
+    return paths.data_dir() / RUNS_FOLDER
+
+
+@dataclass(frozen=True)
+class DeadRun:
+    """An earlier run that ended without a clean exit."""
+
+    started: float  # epoch seconds
+    last_seen: float  # the last sign of life: the crash log's time, else the last heartbeat
+    crash_log: Path
+    crash_text: str  # what faulthandler wrote at the end ("" after SIGKILL or power loss)
+
+    def report(self, others: int = 0) -> ErrorReport:
+        """A banner message naming when it died and where its log is."""
+        when = _clock(self.last_seen)
+        if self.crash_text:
+            first = next((ln for ln in self.crash_text.splitlines() if ln.strip()), "")
+            how = f"at {when} ({first.strip()})"
+        else:
+            how = f"after {when} (it was killed or the computer stopped; no crash report)"
+        more = f" {others} earlier run(s) ended the same way." if others else ""
+        message = (
+            f"OSTAF stopped unexpectedly last time, {how}; it had started at "
+            f"{_clock(self.started)}. Crash log: {self.crash_log}.{more}"
+        )
+        details = self.crash_text or "No crash report was written."
+        return ErrorReport(message, details, "PreviousRunDied")
+
+
+def _clock(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch)
+    same_day = moment.date() == datetime.now().date()
+    return moment.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
+
+
+class RunRecord:
+    """`<data>/runs/<id>.running` exists while this process runs, held by a lock the OS lets go
+    when the process dies, and faulthandler writes a fatal error's tracebacks to
+    `<id>.crash.log`. A clean exit removes both (the log only when empty)."""
+
+    def __init__(self, folder: Path) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.marker = folder / f"{stamp}-{os.getpid()}.running"
+        self.crash_log = folder / f"{stamp}-{os.getpid()}.crash.log"
+        self._lock = FileLock(f"{self.marker}.lock")
+        self._log: IO[str] | None = None
+
+    @classmethod
+    def start(cls, folder: Path | None = None) -> RunRecord | None:
+        """Begin recording this run; None (logged) when the data folder is not writable."""
+        record = cls(runs_dir() if folder is None else folder)
+        try:
+            record.marker.parent.mkdir(parents=True, exist_ok=True)
+            record._lock.acquire(timeout=0)
+            record._log = open(record.crash_log, "w", encoding="utf-8")  # noqa: SIM115 (kept open)
+            record.marker.write_text(
+                json.dumps({"pid": os.getpid(), "started": time.time()}), encoding="utf-8"
+            )
+        except (OSError, Timeout) as exc:
+            log.warning("cannot record this run in %s: %s", record.marker.parent, exc)
+            record.stop()
+            return None
+        faulthandler.enable(record._log, all_threads=True)
+        if hasattr(signal, "SIGTERM") and sys.platform != "win32":
+            faulthandler.register(signal.SIGTERM, record._log, all_threads=True, chain=True)
+        return record
+
+    def heartbeat(self) -> None:
+        """Touch the record, so that a later start knows when this run was last alive."""
+        with contextlib.suppress(OSError):  # the next heartbeat tries again
+            self.marker.touch()
+
+    def stop(self) -> None:
+        """A clean exit: nothing to report next time."""
+        if self._log is not None:
+            if sys.platform != "win32" and hasattr(signal, "SIGTERM"):
+                faulthandler.unregister(signal.SIGTERM)
+            faulthandler.disable()
+            self._log.close()
+            self._log = None
+            _remove_if_empty(self.crash_log)
+        for path in (self.marker,):
+            path.unlink(missing_ok=True)
+        if self._lock.is_locked:
+            self._lock.release()
+        Path(f"{self.marker}.lock").unlink(missing_ok=True)
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def collect_dead_runs(folder: Path | None = None) -> list[DeadRun]:
+    """Runs whose record is still there but whose process is gone, newest first. Each is
+    reported once: its record is removed (its crash log is kept, the last few of them)."""
+    folder = runs_dir() if folder is None else folder
+    dead: list[DeadRun] = []
+    for marker in sorted(folder.glob("*.running")):
+        lock = FileLock(f"{marker}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # another OSTAF is running: its record is alive
+        except OSError as exc:
+            log.warning("cannot check %s: %s", marker, exc)
+            continue
+        try:
+            dead.append(_read_dead_run(marker))
+            marker.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", marker, exc)
+        finally:
+            lock.release()
+            Path(f"{marker}.lock").unlink(missing_ok=True)
+    _prune_crash_logs(folder)
+    return sorted(dead, key=lambda run: run.last_seen, reverse=True)
+
+
+def _read_dead_run(marker: Path) -> DeadRun:
+    crash_log = marker.with_name(marker.name.removesuffix(".running") + ".crash.log")
+    heartbeat = marker.stat().st_mtime
+    try:
+        started = float(json.loads(marker.read_text(encoding="utf-8"))["started"])
+    except (ValueError, KeyError, TypeError):
+        started = heartbeat
+    try:
+        text = crash_log.read_text(encoding="utf-8", errors="replace").strip()
+        written = crash_log.stat().st_mtime if text else heartbeat
+    except OSError:
+        text, written = "", heartbeat
+    if not text:
+        crash_log.unlink(missing_ok=True)
+        crash_log = log_file()  # nothing of its own: the app's log has what happened before
+    return DeadRun(started, max(heartbeat, written), crash_log, text[-20_000:])
+
+
+def _prune_crash_logs(folder: Path) -> None:
+    logs = sorted(folder.glob("*.crash.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in logs[KEEP_CRASH_LOGS:]:
+        old.unlink(missing_ok=True)

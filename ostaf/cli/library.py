@@ -86,6 +86,17 @@ def add_library_commands(sub: argparse._SubParsersAction) -> None:
     restore.add_argument("attributes", nargs="+", help="ids, id prefixes or names in the trash")
     restore.set_defaults(handler=run_restore)
 
+    purge = actions.add_parser(
+        "purge", parents=[common], help="delete attributes from the trash for good"
+    )
+    purge.add_argument("attributes", nargs="+", help="ids, id prefixes or names in the trash")
+    purge.set_defaults(handler=run_purge)
+
+    empty = actions.add_parser(
+        "empty-trash", parents=[common], help="delete everything in the trash for good"
+    )
+    empty.set_defaults(handler=run_empty_trash)
+
     lora = sub.add_parser("export-lora", help="write an attribute as a LoRA for other tools")
     lora.add_argument("file", help="an attribute file (or, with --project, an id or name)")
     lora.add_argument(
@@ -259,6 +270,21 @@ def run_restore(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken)
                 out(f"already in the library (the trashed copy stays): {_line(outcome.entry)}")
             else:
                 out(f"restored: {_line(outcome.entry)}")
+    return 0
+
+
+def run_purge(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project, project.locked():
+        for ref in args.attributes:
+            entry = project.purge_attribute(ref)
+            out(f"deleted for good: {_line(entry)}")
+    return 0
+
+
+def run_empty_trash(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
+    with open_project(args.project) as project:
+        removed = project.empty_trash()
+    out(f"deleted {len(removed)} attribute file(s) from the trash of '{project.name}' for good")
     return 0
 
 

@@ -8,7 +8,7 @@ project's write lock (an OS lock, released even when the process dies).
 The attribute library: a file is named by the hash of its factors, so importing the same
 attribute twice is detected by content; editing the name, tags, notes or default λ rewrites
 only the metadata (atomically), so the name stays; deleting moves the file to
-`attributes/.trash/`, from where it can be restored.
+`attributes/.trash/`, from where it can be restored or deleted for good.
 """
 
 from __future__ import annotations
@@ -432,6 +432,21 @@ class Project:
             _move(entry.path, live)
             return RestoreOutcome(AttributeEntry(live, entry.meta), False)
 
+    def purge_attribute(self, ref: str) -> AttributeEntry:
+        """Delete one attribute from the trash for good (the library's copy is not touched)."""
+        with self.locked():
+            entry = self.find_attribute(ref, trash=True)
+            _remove(entry.path)
+            return entry
+
+    def empty_trash(self) -> list[Path]:
+        """Delete every attribute file in the trash for good, damaged ones too."""
+        with self.locked():
+            files = sorted(self.trash_dir.glob(f"*{SUFFIX}")) if self.trash_dir.is_dir() else []
+            for path in files:
+                _remove(path)
+            return files
+
 
 def validate_attribute_file(source: Path | str) -> Attribute:
     """Read an attribute file completely, or raise AttributeFileError saying what it is
@@ -487,6 +502,13 @@ def _move(source: Path, target: Path) -> None:
         os.replace(source, target)
     except OSError as exc:
         raise StorageError(f"cannot move {source} to {target}: {exc.strerror or exc}") from exc
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from exc
 
 
 class ProjectStore:

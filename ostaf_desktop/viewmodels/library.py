@@ -241,6 +241,35 @@ class LibraryViewModel(ViewModel):
             self._session.notify(f"Restored '{row.name}' from the trash")
         return True
 
+    def purge(self, attribute_id: str) -> bool:
+        """Delete a trashed attribute for good."""
+        project = self.project
+        row = next((r for r in self.trashed if r.id == attribute_id), None)
+        if row is None or project is None:
+            return False
+        try:
+            project.purge_attribute(row.id)
+        except OstafError as exc:
+            self._session.report(exc)
+            return False
+        self.refresh()
+        self._session.notify(f"Deleted '{row.name}' for good")
+        return True
+
+    def empty_trash(self) -> bool:
+        """Delete everything in the trash for good."""
+        project = self.project
+        if project is None:
+            return False
+        try:
+            removed = project.empty_trash()
+        except OstafError as exc:
+            self._session.report(exc)
+            return False
+        self.refresh()
+        self._session.notify(f"Emptied the trash ({len(removed)} attribute file(s) deleted)")
+        return True
+
     def _edit(self, attribute_id: str, **changes: object) -> bool:
         row, project = self.row(attribute_id), self.project
         if row is None or project is None:

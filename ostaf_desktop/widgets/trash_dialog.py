@@ -1,4 +1,5 @@
-"""The project's trash: deleted attributes, newest first, each restorable."""
+"""The project's trash: deleted attributes, newest first, each restorable or deleted for good
+(after a confirmation)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -30,7 +32,7 @@ class TrashDialog(QDialog):
         self.setMinimumSize(420, 360)
         layout = QVBoxLayout(self)
         self.intro = label(
-            "Deleted attributes stay in the project's trash until you remove them by hand.",
+            "Deleted attributes stay in the project's trash until you delete them for good.",
             "hint",
             wrap=True,
         )
@@ -42,6 +44,12 @@ class TrashDialog(QDialog):
         self.restore = QPushButton(icon("restore"), "Restore")
         self.restore.setToolTip("Put the selected attribute back into the library")
         self.buttons.addButton(self.restore, QDialogButtonBox.ButtonRole.ActionRole)
+        self.purge = QPushButton(icon("delete"), "Delete permanently")
+        self.purge.setToolTip("Delete the selected attribute's file for good (asks first)")
+        self.buttons.addButton(self.purge, QDialogButtonBox.ButtonRole.ActionRole)
+        self.empty_all = QPushButton("Empty trash")
+        self.empty_all.setToolTip("Delete every attribute in the trash for good (asks first)")
+        self.buttons.addButton(self.empty_all, QDialogButtonBox.ButtonRole.ActionRole)
         layout.addWidget(self.intro)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.empty, 1)
@@ -49,6 +57,8 @@ class TrashDialog(QDialog):
 
         self.buttons.rejected.connect(self.reject)
         self.restore.clicked.connect(self.restore_selected)
+        self.purge.clicked.connect(self.purge_selected)
+        self.empty_all.clicked.connect(self.empty_trash)
         self.list.itemDoubleClicked.connect(lambda _: self.restore_selected())
         self.list.currentItemChanged.connect(lambda *_: self._update_button())
         bind_to(library, "trashed", self._fill, self)
@@ -69,9 +79,38 @@ class TrashDialog(QDialog):
         self._update_button()
 
     def _update_button(self) -> None:
-        self.restore.setEnabled(self.list.currentItem() is not None)
+        selected = self.list.currentItem() is not None
+        self.restore.setEnabled(selected)
+        self.purge.setEnabled(selected)
+        self.empty_all.setEnabled(self.list.count() > 0)
 
     def restore_selected(self) -> None:
         item = self.list.currentItem()
         if item is not None:
             self.library.restore(str(item.data(ID_ROLE)))
+
+    def purge_selected(self) -> None:
+        item = self.list.currentItem()
+        if item is None:
+            return
+        name = item.text().splitlines()[0]
+        if self._confirm("Delete permanently", f"Delete '{name}' for good? This cannot be undone."):
+            self.library.purge(str(item.data(ID_ROLE)))
+
+    def empty_trash(self) -> None:
+        count = self.list.count()
+        if count and self._confirm(
+            "Empty trash",
+            f"Delete all {count} attribute(s) in the trash for good? This cannot be undone.",
+        ):
+            self.library.empty_trash()
+
+    def _confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes

@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ostaf.cli.main import main
-from ostaf.errors import AttributeFileError, ProjectError
+from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError
 from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
 from ostaf.library.attribute_meta import read_meta
 from ostaf.library.projects import (
@@ -284,3 +284,74 @@ def test_library_command(
     code, _, err = run("library", "rename", "--project", "Other", "Leaping cat", "x")
     assert code == 2 and "open in another OSTAF window or command" in err
     holder.release()
+
+
+def test_purge_and_empty_trash_delete_for_good_under_the_lock(
+    home: Path, files: dict[str, Path]
+) -> None:
+    project = ProjectStore().create("Purge")
+    look = project.import_attribute(files["look"]).entry
+    pose = project.import_attribute(files["pose"]).entry
+    project.delete_attribute(look.id)
+    project.delete_attribute(pose.id)
+    damaged = project.trash_dir / "0123456789abcdef.safetensors"
+    damaged.write_bytes(b"not a safetensors file")  # not listed, but it is in the trash
+    project.release()
+
+    other = Project(project.folder)  # another writer: the edits wait for the lock
+    other.acquire()
+    with pytest.raises(ProjectLockedError):
+        project.purge_attribute(look.id)
+    with pytest.raises(ProjectLockedError):
+        project.empty_trash()
+    assert len(list(project.trash_dir.iterdir())) == 3
+    other.release()
+
+    purged = project.purge_attribute("Blue glaze")
+    assert purged.id == look.id and not purged.path.exists()
+    assert [e.id for e in project.trashed_attributes()] == [pose.id]
+    with pytest.raises(ProjectError, match="no attribute 'Blue glaze' in the trash"):
+        project.purge_attribute("Blue glaze")
+    assert project.attributes() == []  # the library itself is not touched
+
+    removed = project.empty_trash()
+    assert sorted(p.name for p in removed) == sorted([pose.path.name, damaged.name])
+    assert list(project.trash_dir.iterdir()) == [] and project.trashed_attributes() == []
+    assert project.empty_trash() == []
+    assert not project.is_locked  # an edit lets go of a lock it did not hold
+
+
+def test_purge_leaves_the_library_copy_alone(home: Path, files: dict[str, Path]) -> None:
+    project = ProjectStore().create("Both")
+    entry = project.import_attribute(files["look"]).entry
+    project.delete_attribute(entry.id)
+    project.import_attribute(files["look"])  # the same attribute, back in the library
+    project.purge_attribute(entry.id)
+    assert [e.id for e in project.attributes()] == [entry.id] and entry.path.is_file()
+    project.release()
+
+
+def test_purge_and_empty_trash_commands(
+    home: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    assert (
+        run("library", "import", "--project", "Bin", "--create", *map(str, files.values()))[0] == 0
+    )
+    ids = {e.meta.name: e.id for e in ProjectStore().find("Bin").attributes()}
+    assert run("library", "delete", "--project", "Bin", *ids.values())[0] == 0
+    code, out, err = run("library", "purge", "--project", "Bin", "Blue glaze")
+    assert code == 0 and out.startswith("deleted for good: ") and "Blue glaze" in out
+    code, out, err = run("library", "purge", "--project", "Bin", "Blue glaze")
+    assert code == 2 and out == "" and "no attribute 'Blue glaze' in the trash" in err
+    assert "Traceback" not in err
+    code, out, _ = run("library", "list", "--project", "Bin", "--trash")
+    assert code == 0 and len(out.splitlines()) == len(ids) - 1
+    code, out, _ = run("library", "empty-trash", "--project", "Bin")
+    assert code == 0 and f"deleted {len(ids) - 1} attribute file(s)" in out
+    code, out, _ = run("library", "list", "--project", "Bin", "--trash")
+    assert code == 0 and out.strip() == ""

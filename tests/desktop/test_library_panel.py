@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 from ostaf.library.attribute_meta import read_meta
 from ostaf.method.regions import AttributeKind
 from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.widgets.library_panel import ID_ROLE
 from ostaf_desktop.widgets.main_window import MainWindow
 from ostaf_desktop.widgets.trash_dialog import TrashDialog
 from tests.attribute_files import write_attribute_file
@@ -188,3 +189,43 @@ def window_project_file(vm: MainViewModel, stem: str) -> Path:
     project = vm.projects.current
     assert project is not None
     return project.attributes_dir / f"{stem}.safetensors"
+
+
+def test_trash_deletes_permanently_after_confirming(
+    window: MainWindow, vm: MainViewModel, dialogs: Dialogs, qtbot: QtBot
+) -> None:
+    first, second, third = (
+        add_attribute(vm, name, seed) for seed, name in enumerate(("Blue glaze", "Ink", "Rust"))
+    )
+    paths = {a: vm.library.row(a).path for a in (first, second, third)}  # type: ignore[union-attr]
+    for attribute in (first, second, third):
+        vm.library.delete(attribute)
+    trashed = {row.id: row.path for row in vm.library.trashed}
+    assert len(trashed) == 3 and set(trashed) == {first, second, third}
+
+    window.shortcuts.trash.trigger()
+    dialog = window.library_actions.dialog
+    assert isinstance(dialog, TrashDialog) and dialog.list.count() == 3
+    assert dialog.purge.isEnabled() and dialog.empty_all.isEnabled()
+    target = str(dialog.list.currentItem().data(ID_ROLE))
+
+    dialogs.confirm = False
+    dialog.purge.click()
+    assert "Delete permanently" in dialogs.asked and trashed[target].exists()
+    assert dialog.list.count() == 3  # declined: nothing deleted
+    dialogs.confirm = True
+    dialog.purge.click()
+    assert not trashed[target].exists() and dialog.list.count() == 2
+    assert {row.id for row in vm.library.trashed} == {first, second, third} - {target}
+
+    dialogs.confirm = False
+    dialog.empty_all.click()
+    assert "Empty trash" in dialogs.asked and dialog.list.count() == 2
+    dialogs.confirm = True
+    dialog.empty_all.click()
+    assert vm.library.trashed == () and not any(p.exists() for p in trashed.values())
+    assert not any(p.exists() for p in paths.values())
+    assert dialog.list.isHidden() and not dialog.empty.isHidden()
+    assert not dialog.purge.isEnabled() and not dialog.empty_all.isEnabled()
+    dialog.close()
+    qtbot.waitUntil(lambda: window.library_actions.dialog is None, timeout=2000)
