@@ -13,6 +13,7 @@ from ostaf import paths
 from ostaf.errors import StorageError
 from ostaf.images import thumbnail_data_url
 from ostaf.library.atomic import atomic_write_text
+from ostaf.records import RecordError, parse_record
 
 log = logging.getLogger(__name__)
 MAX_POINTS = 400
@@ -70,14 +71,7 @@ def load_run(attribute_id: str) -> RunRecord | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return RunRecord(
-            losses=[float(v) for v in data["losses"]],
-            previews=[str(p) for p in data["previews"]],
-            preview_steps=[int(s) for s in data.get("preview_steps", [])],
-            seconds=float(data.get("seconds", 0.0)),
-            preview_prompt=str(data.get("preview_prompt", "")),
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return parse_record(RunRecord, path.read_bytes())
+    except (OSError, RecordError) as exc:
         log.warning("ignoring the damaged run history %s: %s", path, exc)
         return None

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ostaf import paths
 from ostaf.errors import StorageError
 from ostaf.library.atomic import atomic_write_text
+from ostaf.records import RecordError, parse_record
 
 log = logging.getLogger(__name__)
 FILE_NAME = "desktop.json"
@@ -19,7 +20,8 @@ FILE_NAME = "desktop.json"
 
 @dataclass
 class ProjectUiState:
-    """What a project looked like when it was last open."""
+    """What a project looked like when it was last open (read through `parse_record`: every
+    field is type-checked, unknown keys are ignored)."""
 
     reference: str = ""  # the reference image shown on the canvas
     crop: list[int] | None = None
@@ -50,16 +52,8 @@ def load_ui_state(path: Path | None = None) -> UiState:
     if not path.exists():
         return UiState()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        known = {f.name for f in fields(UiState)}
-        state = UiState(**{k: v for k, v in data.items() if k in known and k != "projects"})
-        project_fields = {f.name for f in fields(ProjectUiState)}
-        for slug, raw in dict(data.get("projects", {})).items():
-            state.projects[str(slug)] = ProjectUiState(
-                **{k: v for k, v in dict(raw).items() if k in project_fields}
-            )
-        return state
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return parse_record(UiState, path.read_bytes())
+    except (OSError, RecordError) as exc:
         log.warning("ignoring the damaged UI state file %s: %s", path, exc)
         return UiState()
 
