@@ -7,11 +7,14 @@ with only the A1111 `parameters` text still gives prompt, seed and sampling sett
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from ostaf.errors import InputImageError, SettingsError
 from ostaf.interop.pngmeta import (
@@ -21,6 +24,7 @@ from ostaf.interop.pngmeta import (
     read_png_metadata,
 )
 from ostaf.library.projects import Project
+from ostaf.records import RecordError, parse_record
 from ostaf.requests import SCHEDULES, AppliedAttribute, RenderSettings, parse_size
 
 SAMPLER_BY_LABEL = {label: name for name, label in SAMPLER_LABELS.items()}
@@ -64,33 +68,74 @@ def recall_image(path: Path | str, projects: Sequence[Project] = ()) -> Recall:
     raise InputImageError(f"{path} carries no generation parameters to re-open")
 
 
-def _from_record(record: dict[str, Any], projects: Sequence[Project], source: Path) -> Recall:
+HexHash = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
+Count = Annotated[int, Field(ge=1, le=100_000)]
+
+
+@dataclass
+class ImageAttribute:
+    """One attribute an image was rendered with, as its PNG record names it."""
+
+    intensity: Annotated[float, Field(allow_inf_nan=False)]
+    content_hash: HexHash  # a file name in a library: hex only, so it stays inside it
+    name: str = ""
+    kind: str = ""
+
+
+@dataclass
+class ImageModel:
+    name: str = ""
+    source: str = ""
+    fingerprint: str = ""
+    sha256: str | None = None  # None for a diffusers folder (no single file to hash)
+
+
+@dataclass
+class ImageRecord:
+    """The project's own JSON chunk of a rendered PNG (see `rendering._metadata`), read with
+    every field's type checked; unknown keys are ignored."""
+
+    prompt: str
+    seed: Annotated[int, Field(ge=0, lt=2**64)]
+    steps: Count
+    guidance: Annotated[float, Field(allow_inf_nan=False)]
+    width: Count
+    height: Count
+    sampler: str
+    negative_prompt: str = ""
+    # Records written before schedules could be chosen sampled with the model's own.
+    schedule: str = "model"
+    project: str = ""
+    model: ImageModel = field(default_factory=ImageModel)
+    attributes: list[ImageAttribute] = field(default_factory=list)
+
+
+def _from_record(raw: dict[str, Any], projects: Sequence[Project], source: Path) -> Recall:
     try:
-        settings = RenderSettings(
-            prompt=str(record["prompt"]),
-            negative_prompt=str(record.get("negative_prompt", "")),
-            seeds=[int(record["seed"])],
-            steps=int(record["steps"]),
-            guidance=float(record["guidance"]),
-            width=int(record["width"]),
-            height=int(record["height"]),
-            sampler=str(record["sampler"]),
-            # Records written before schedules could be chosen sampled with the model's own.
-            schedule=str(record.get("schedule", "model")),
-        )
-        wanted = [
-            RecalledAttribute(
-                name=str(item.get("name", "")),
-                kind=str(item.get("kind", "")),
-                intensity=float(item["intensity"]),
-                content_hash=str(item["content_hash"]),
-            )
-            for item in record.get("attributes", [])
-        ]
-    except (KeyError, TypeError, ValueError) as exc:
+        record = parse_record(ImageRecord, json.dumps(raw))
+    except RecordError as exc:
         raise InputImageError(f"{source}: the OSTAF record is damaged ({exc})") from exc
-    own = str(record.get("project", ""))
-    ordered = sorted(projects, key=lambda p: p.slug != own)
+    settings = RenderSettings(
+        prompt=record.prompt,
+        negative_prompt=record.negative_prompt,
+        seeds=[record.seed],
+        steps=record.steps,
+        guidance=record.guidance,
+        width=record.width,
+        height=record.height,
+        sampler=record.sampler,
+        schedule=record.schedule,
+    )
+    wanted = [
+        RecalledAttribute(
+            name=item.name,
+            kind=item.kind,
+            intensity=item.intensity,
+            content_hash=item.content_hash,
+        )
+        for item in record.attributes
+    ]
+    ordered = sorted(projects, key=lambda p: p.slug != record.project)
     warnings = []
     if settings.schedule not in SCHEDULES:
         warnings.append(f"schedule {settings.schedule!r} is unknown; using Karras")
@@ -103,14 +148,12 @@ def _from_record(record: dict[str, Any], projects: Sequence[Project], source: Pa
             warnings.append(f"'{item.name}' is in the trash ({item.trashed}); restore it first")
         else:
             warnings.append(f"'{item.name}' is not in any project library; import its file")
-    found = record.get("model")
-    model: dict[str, Any] = found if isinstance(found, dict) else {}
     return Recall(
         settings=settings,
         attributes=wanted,
-        model_name=str(model.get("name", "")),
-        model_source=str(model.get("source", "")),
-        model_fingerprint=str(model.get("fingerprint", "")),
+        model_name=record.model.name,
+        model_source=record.model.source,
+        model_fingerprint=record.model.fingerprint,
         warnings=warnings,
     )
 

@@ -3,6 +3,7 @@ its attributes found by content in the project library."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,51 @@ def test_recall_of_a1111_text_and_of_plain_pngs(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(plain)
     with pytest.raises(InputImageError, match="carries no generation parameters"):
         recall_image(plain)
+
+
+def _png_with_record(path: Path, record: object) -> Path:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("ostaf", json.dumps(record))
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    return path
+
+
+GOOD = {
+    "prompt": "a star",
+    "seed": 3,
+    "steps": 20,
+    "guidance": 5.0,
+    "width": 64,
+    "height": 64,
+    "sampler": "ddim",
+    "attributes": [{"name": "x", "kind": "shape", "intensity": 1.0, "content_hash": "ab" * 8}],
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"prompt": 5},
+        {"seed": "12"},
+        {"seed": 1.5},
+        {"steps": 0},
+        {"width": True},
+        {"attributes": [1]},
+        {"attributes": [{"intensity": "high", "content_hash": "ab" * 8}]},
+        # a content hash is a file name in a library: anything but hex could leave it
+        {"attributes": [{"intensity": 1.0, "content_hash": "../../../../etc/x"}]},
+        {"attributes": [{"intensity": 1.0, "content_hash": "/tmp/aaaaaaaaaaaaaaa"}]},
+        {"model": "sd15"},
+    ],
+)
+def test_a_damaged_record_is_refused_in_one_line(tmp_path: Path, change: dict) -> None:
+    png = _png_with_record(tmp_path / "bad.png", {**GOOD, **change})
+    with pytest.raises(InputImageError, match=r"bad\.png: the OSTAF record is damaged \(\w+"):
+        recall_image(png)
+
+
+def test_a_good_record_from_another_version_is_read(tmp_path: Path) -> None:
+    png = _png_with_record(tmp_path / "ok.png", {**GOOD, "format_version": 9, "future": [1]})
+    recalled = recall_image(png)
+    assert recalled.settings.prompt == "a star" and recalled.settings.seeds == [3]
+    assert recalled.settings.schedule == "model"  # records without one used the model's own
