@@ -93,7 +93,7 @@ def headline_table(records: Sequence[Record], plan: Plan) -> list[str]:
     variant = plan.variants[0]
     for kind in (str(k) for k in plan.kinds):
         metric = _metric_getter(records, variant.key, kind, "1")
-        untuned = per_reference(records, untuned_key(variant), kind, "0", "joint")
+        untuned = _on(per_reference(records, untuned_key(variant), kind, "0", "joint"), metric)
         rows.append(
             [
                 kind,
@@ -119,6 +119,12 @@ def headline_table(records: Sequence[Record], plan: Plan) -> list[str]:
         ),
         rows,
     )
+
+
+def _on(values: PerReference, tuned: Callable[[str], PerReference]) -> PerReference:
+    """`values` of the references that have tuned results."""
+    have = tuned("joint")
+    return {ref: value for ref, value in values.items() if ref in have}
 
 
 def _metric_getter(
@@ -181,12 +187,14 @@ def lambda_table(records: Sequence[Record], plan: Plan) -> list[str]:
     rows = []
     variant = plan.variants[0]
     for kind in (str(k) for k in plan.kinds):
+        tuned = _metric_getter(records, variant.key, kind, "1")
         for lam in LAMBDAS:
             name, key = (untuned_key(variant), "0") if lam == 0 else (variant.key, f"{lam:g}")
             metric = _metric_getter(records, name, kind, key)
             if not metric("joint"):
                 continue
-            rows.append([kind, f"{lam:g}", *(_pct(metric(m)) for m in METRICS)])
+            # Only the references the tuned rows have, so that every row is paired.
+            rows.append([kind, f"{lam:g}", *(_pct(_on(metric(m), tuned)) for m in METRICS)])
     return _table(("kind", "λ", *METRICS), rows)
 
 
