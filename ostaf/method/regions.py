@@ -41,8 +41,10 @@ TEMPLATES = {
     AttributeKind.SHAPE: "a photo of a {token} {cls}",
     AttributeKind.STYLE: "a painting of a {cls} in {token} style",
 }
-# A placeholder the demo model has no word for (it draws "sks" as a heart: BENCHMARKS.md).
-DEFAULT_TOKEN = "zqx"
+# One token of the vocabulary with no trained meaning. The demo model draws "sks" in the shape
+# slot as a heart, but a placeholder it has never seen ("zqx", three byte tokens) costs the
+# untuned model most of its prompt fidelity (BENCHMARKS.md): lift is measured per reference.
+DEFAULT_TOKEN = "sks"
 DEFAULT_CLASS_WORD = {
     AttributeKind.APPEARANCE: "object",
     AttributeKind.SHAPE: "object",

@@ -85,7 +85,7 @@ class Variant:
         return not self.kinds or str(kind) in self.kinds
 
     def placeholder(self) -> str:
-        return self.token or ("sks" if self.before else DEFAULT_TOKEN)
+        return self.token or DEFAULT_TOKEN
 
 
 DEFAULT = Variant()
@@ -96,7 +96,7 @@ CATALOGUE: dict[str, Variant] = {
         DEFAULT,
         Variant(before=True),
         Variant(caption="template"),
-        Variant(token="sks"),
+        Variant(token="zqx"),
         Variant(region="encoder", kinds=("shape",)),
         Variant(region="whole", kinds=("shape",)),
         Variant(timesteps="all", kinds=("shape",)),
