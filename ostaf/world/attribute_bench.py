@@ -98,7 +98,7 @@ CATALOGUE: dict[str, Variant] = {
         Variant(caption="template"),
         Variant(token="zqx"),
         Variant(region="encoder", kinds=("shape",)),
-        Variant(region="whole", kinds=("shape",)),
+        Variant(region="whole", kinds=("style",)),
         Variant(timesteps="all", kinds=("shape",)),
         Variant(timesteps="high", kinds=("appearance", "style")),
         Variant(learning_rate=1e-3),
