@@ -11,7 +11,7 @@ from typing import Any
 from ostaf.errors import SettingsError
 from ostaf.images import Box
 from ostaf.library.attribute_meta import check_attribute_name
-from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
+from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region, caption_names_token
 
 SAMPLERS = ("ddim", "euler", "dpmpp2m")
 # Noise schedules of Euler and DPM++ 2M, as A1111/Forge's "Schedule type" names them (Karras:
@@ -39,6 +39,30 @@ PRESETS = {
 DEFAULT_PRESET = "balanced"
 
 
+@dataclass(frozen=True)
+class KindTuning:
+    """The learning rate and the Balanced step count a kind of attribute tunes with."""
+
+    learning_rate: float
+    steps: int
+
+
+# One table for the CLI and the Learn panel, from the attribute benchmark (BENCHMARKS.md,
+# "Demo model and attribute benchmark"). The Fast and Best presets scale `steps` by the
+# same factors as for every kind (150/300, 600/300).
+KIND_TUNING: dict[AttributeKind, KindTuning] = {
+    AttributeKind.APPEARANCE: KindTuning(3e-4, 300),
+    AttributeKind.SHAPE: KindTuning(3e-4, 300),
+    AttributeKind.STYLE: KindTuning(3e-4, 300),
+}
+
+
+def preset_steps(kind: AttributeKind, preset: str) -> int:
+    """The step count of `preset` ("fast", "balanced", "best") for `kind`."""
+    base = PRESETS[DEFAULT_PRESET].steps
+    return max(1, round(KIND_TUNING[AttributeKind(kind)].steps * PRESETS[preset].steps / base))
+
+
 @dataclass
 class TuningSettings:
     """How to tune one attribute from one reference image."""
@@ -53,6 +77,10 @@ class TuningSettings:
     timesteps_per_step: int = 4
     class_word: str = ""
     token: str = DEFAULT_TOKEN
+    # The reference described with the attribute's words replaced by the token ("{token}"
+    # or the token itself); "" = the kind's template prompt, as before this field existed.
+    caption: str = ""
+    timesteps: tuple[float, float] | None = None  # share of the timesteps; None: the kind's
     crop: Box | None = None
     mask: Path | None = None
     flip: bool | None = None  # None: the kind's default (never for shape)
@@ -84,8 +112,36 @@ class TuningSettings:
             )
         if len(self.class_word) > 64:
             raise SettingsError("class word is too long; use one or two words like 'cat'")
+        if len(self.caption) > 300:
+            raise SettingsError("the reference description is too long; keep it to one line")
+        if self.caption.strip() and not caption_names_token(self.caption, self.token):
+            raise SettingsError(
+                f"the reference description must name the placeholder {{token}} (or "
+                f"{self.token!r}) where the {self.kind}'s words would be, e.g. "
+                f"'a red {{token}} on a white background'"
+            )
+        if self.timesteps is not None:
+            low, high = self.timesteps
+            if not (0 <= low < high <= 1):
+                raise SettingsError(
+                    f"timestep range {self.timesteps} must satisfy 0 <= low < high <= 1"
+                )
         if self.flip and self.kind is AttributeKind.SHAPE:
             raise SettingsError("horizontal flips would mirror the shape; they are off for shape")
+
+    @classmethod
+    def for_kind(
+        cls, kind: AttributeKind, preset: str = DEFAULT_PRESET, **changes: Any
+    ) -> TuningSettings:
+        """The defaults for `kind` (its learning rate and the preset's step count, from
+        `KIND_TUNING`), with `changes` on top."""
+        kind = AttributeKind(kind)
+        values: dict[str, Any] = {
+            "learning_rate": KIND_TUNING[kind].learning_rate,
+            "steps": preset_steps(kind, preset),
+        }
+        values.update(changes)
+        return cls(kind=kind, **values)
 
     def to_record(self) -> dict[str, Any]:
         """These settings as JSON-able data (read back by `from_record`)."""
@@ -93,6 +149,7 @@ class TuningSettings:
         record["kind"] = str(self.kind)
         record["crop"] = list(self.crop) if self.crop is not None else None
         record["mask"] = str(self.mask) if self.mask is not None else None
+        record["timesteps"] = list(self.timesteps) if self.timesteps is not None else None
         del record["region"]
         if self.region is not None:
             record["region"] = self.region.to_dict()
@@ -112,8 +169,13 @@ class TuningSettings:
                 values["crop"] = tuple(crop)
             values["mask"] = None if mask is None else Path(mask)
             values["region"] = None if region is None else Region.from_dict(region)
+            timesteps = values.get("timesteps")
+            if timesteps is not None:
+                if not isinstance(timesteps, list) or len(timesteps) != 2:
+                    raise ValueError(f"timesteps {timesteps!r} is not two numbers")
+                values["timesteps"] = (float(timesteps[0]), float(timesteps[1]))
             settings = cls(**values)
-            texts = (settings.class_word, settings.token)
+            texts = (settings.class_word, settings.token, settings.caption)
             flags = (
                 type(settings.flip) in (bool, type(None)),
                 type(settings.memory_saving) is bool,

@@ -19,7 +19,7 @@ from ostaf.cli.numbers import number, whole
 from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
 from ostaf.cli.terminal import err, out, out_json, out_lines, printable
 from ostaf.errors import Cancelled, OstafError, SettingsError
-from ostaf.method.regions import AttributeKind
+from ostaf.method.regions import AttributeKind, suggested_caption
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.requests import (
     SAMPLERS,
@@ -46,10 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--attribute", required=True, choices=[k.value for k in AttributeKind])
     tune.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
     tune.add_argument("--class-word", default="", help="what the subject is, e.g. 'cat'")
+    tune.add_argument(
+        "--caption",
+        default="",
+        metavar="TEXT",
+        help="the reference described with {token} where the attribute's words would be, "
+        "e.g. for shape 'a red striped {token}, flat style, on a white background' "
+        "(default: the kind's template, e.g. '"
+        + suggested_caption(AttributeKind.SHAPE)
+        + "'): tuning then learns only the attribute, not the rest of the picture",
+    )
     tune.add_argument("--mask", type=Path, help="white = the region that drives tuning")
-    tune.add_argument("--steps", type=whole, default=TuningSettings.steps)
+    tune.add_argument(
+        "--steps", type=whole, help="default: the kind's Balanced steps (KIND_TUNING)"
+    )
     tune.add_argument("--seed", type=whole, default=0)
-    tune.add_argument("--learning-rate", type=number, default=TuningSettings.learning_rate)
+    tune.add_argument(
+        "--learning-rate", type=number, help="default: the kind's own rate (KIND_TUNING)"
+    )
     tune.add_argument("--rank", type=whole, default=TuningSettings.rank)
     tune.add_argument("--name", default="", help="a name for the attribute")
     tune.add_argument(
@@ -190,11 +204,16 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
     from ostaf.service import OstafService
     from ostaf.settings import load_settings
 
-    settings = TuningSettings(
-        kind=AttributeKind(args.attribute),
-        steps=args.steps,
-        learning_rate=args.learning_rate,
+    chosen = {
+        name: value
+        for name, value in (("steps", args.steps), ("learning_rate", args.learning_rate))
+        if value is not None
+    }
+    settings = TuningSettings.for_kind(
+        AttributeKind(args.attribute),
+        **chosen,
         rank=args.rank,
+        caption=args.caption,
         seed=args.seed,
         class_word=args.class_word,
         mask=args.mask,
@@ -334,7 +353,7 @@ def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
     tuned = service.tune(
         TuneJob(
             reference,
-            TuningSettings(kind=AttributeKind.APPEARANCE, steps=args.steps),
+            TuningSettings.for_kind(AttributeKind.APPEARANCE, steps=args.steps),
             folder / "appearance.safetensors",
             "demo appearance",
         ),

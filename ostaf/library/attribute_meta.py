@@ -107,6 +107,9 @@ class TuningRecord(TypedDict, total=False):
     prompt: str
     token: str
     class_word: str
+    caption: str  # the reference's description tuned on ("" or absent: the template prompt)
+    timestep_low: Annotated[float, Field(ge=0, le=1)]  # share of the timesteps sampled
+    timestep_high: Annotated[float, Field(ge=0, le=1)]
     resolution: Annotated[int, Field(ge=8, le=MAX_SIDE)]
     family: str  # "sd1", "sd2", "sdxl" (recorded since SDXL support)
     prediction_type: str

@@ -1,8 +1,9 @@
-"""Attribute kinds and the U-Net regions they tune, as data (DESIGN §2).
+"""Attribute kinds, the U-Net regions and timesteps they tune, as data (DESIGN §2).
 
-Shape lives in the encoder (down path); appearance and style in the decoder (up path).
-A region is a filter over module paths, so benchmarks and advanced users can change it
-without new code paths.
+Shape lives in the encoder (down path) and the mid block; appearance and style in the
+decoder (up path). A region is a filter over module paths, so benchmarks and advanced users
+can change it without new code paths. Shape samples only the noisier half of the timesteps,
+where a picture's layout is decided.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ TEMPLATES = {
     AttributeKind.SHAPE: "a photo of a {token} {cls}",
     AttributeKind.STYLE: "a painting of a {cls} in {token} style",
 }
+# One token of the vocabulary with no trained meaning. The demo model draws "sks" in the shape
+# slot as a heart, but a placeholder it has never seen ("zqx", three byte tokens) costs the
+# untuned model most of its prompt fidelity (BENCHMARKS.md): lift is measured per reference.
 DEFAULT_TOKEN = "sks"
 DEFAULT_CLASS_WORD = {
     AttributeKind.APPEARANCE: "object",
@@ -48,10 +52,27 @@ DEFAULT_CLASS_WORD = {
 }
 
 
-def tuning_prompt(kind: AttributeKind, token: str, class_word: str = "") -> str:
-    """The prompt the reference image is tuned against."""
+def tuning_prompt(kind: AttributeKind, token: str, class_word: str = "", caption: str = "") -> str:
+    """The prompt the reference image is tuned against: the user's description of the
+    reference (`caption`, with `{token}` or the token itself where the attribute's words
+    would be) when given, else the kind's template."""
+    if caption.strip():
+        return " ".join(caption.replace("{token}", token).split())
     cls = class_word.strip() or DEFAULT_CLASS_WORD[kind]
     return " ".join(TEMPLATES[kind].format(token=token, cls=cls).split())
+
+
+def suggested_caption(kind: AttributeKind, class_word: str = "") -> str:
+    """A description to start from, with `{token}` where the attribute goes: the user adds
+    what the reference shows apart from the attribute (colour, background, style…), so the
+    tuning does not learn those into the attribute."""
+    return tuning_prompt(kind, "{token}", class_word)
+
+
+def caption_names_token(caption: str, token: str) -> bool:
+    """Whether `caption` holds the placeholder (as `{token}` or as the word itself)."""
+    text = caption.replace("{token}", token)
+    return re.search(rf"(?<![\w-]){re.escape(token)}(?![\w-])", text) is not None
 
 
 @dataclass(frozen=True)
@@ -102,8 +123,10 @@ def _check_subset(what: str, values: tuple[str, ...], allowed: tuple[str, ...]) 
         raise ValueError(f"region {what} must be a non-empty subset of {allowed}, got {values}")
 
 
+# The attribute benchmark (BENCHMARKS.md) decides these: shape with the encoder alone barely
+# changed the picture; with the mid block it transfers.
 REGION_BY_KIND = {
-    AttributeKind.SHAPE: Region(blocks=("down_blocks",)),
+    AttributeKind.SHAPE: Region(blocks=("down_blocks", "mid_block")),
     AttributeKind.APPEARANCE: Region(blocks=("up_blocks",)),
     AttributeKind.STYLE: Region(blocks=("up_blocks",)),
 }
@@ -115,3 +138,18 @@ FLIP_ALLOWED = {
     AttributeKind.APPEARANCE: True,
     AttributeKind.STYLE: True,
 }
+
+# Which share [low, high) of the training timesteps each kind samples while tuning (0.5 to
+# 1 of 1000 steps: t in [500, 1000)). Shape is decided in the noisy half; appearance and
+# style need the detail end too.
+TIMESTEPS_BY_KIND: dict[AttributeKind, tuple[float, float]] = {
+    AttributeKind.SHAPE: (0.5, 1.0),
+    AttributeKind.APPEARANCE: (0.0, 1.0),
+    AttributeKind.STYLE: (0.0, 1.0),
+}
+
+
+def timestep_window(share: tuple[float, float], total: int) -> tuple[int, int]:
+    """The integer timesteps [low, high) of `share` among `total` (at least one)."""
+    low = min(round(share[0] * total), total - 1)
+    return low, max(round(share[1] * total), low + 1)

@@ -35,7 +35,13 @@ from ostaf.method import previews
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
-from ostaf.method.regions import FLIP_ALLOWED, Region, tuning_prompt
+from ostaf.method.regions import (
+    FLIP_ALLOWED,
+    TIMESTEPS_BY_KIND,
+    Region,
+    timestep_window,
+    tuning_prompt,
+)
 from ostaf.method.tuning_checkpoint import (
     Checkpointing,
     DamagedStateError,
@@ -116,7 +122,7 @@ def tune(
         raise TuningDivergedError(
             f"the model has no attention layers in the {settings.kind} region"
         )
-    prompt = tuning_prompt(settings.kind, settings.token, settings.class_word)
+    prompt = tuning_prompt(settings.kind, settings.token, settings.class_word, settings.caption)
     progress(clock.report("preparing", 0, message="Encoding the reference…"))
     with out_of_memory_as_error("preparing the reference", OOM_ADVICE):
         batch = _prepare(model, reference, prompt, _flip(settings))
@@ -138,6 +144,7 @@ def tune(
 
     hyper, optimizer, sampler = fresh()
     noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
+    window = timestep_window(timestep_share(settings), noise_scheduler.config.num_train_timesteps)
     per_pass = plan.timesteps_per_pass if plan else settings.timesteps_per_pass
     per_pass = min(per_pass or settings.timesteps_per_step, settings.timesteps_per_step)
     losses: list[float] = []
@@ -212,6 +219,7 @@ def tune(
                     sampler,
                     settings.timesteps_per_step,
                     per_pass,
+                    window,
                 )
                 value = float(loss)
                 if not math.isfinite(value):
@@ -270,6 +278,9 @@ def tune(
             "prompt": prompt,
             "token": settings.token,
             "class_word": settings.class_word,
+            "caption": settings.caption,
+            "timestep_low": timestep_share(settings)[0],
+            "timestep_high": timestep_share(settings)[1],
             "resolution": size,
             "family": model.family.id,
             "prediction_type": str(model.pipe.scheduler.config.prediction_type),
@@ -327,6 +338,11 @@ def _memory_plan(
     return plan, f"Memory: {plan.describe()}"
 
 
+def timestep_share(settings: TuningSettings) -> tuple[float, float]:
+    """The share of the timesteps tuning samples: the settings' own, else the kind's."""
+    return settings.timesteps or TIMESTEPS_BY_KIND[settings.kind]
+
+
 def _flip(settings: TuningSettings) -> bool:
     return FLIP_ALLOWED[settings.kind] if settings.flip is None else settings.flip
 
@@ -372,13 +388,16 @@ def _step(
     sampler: torch.Generator,
     timesteps: int,
     per_pass: int,
+    window: tuple[int, int] = (0, 1000),
 ) -> torch.Tensor:
     """Loss of one step over `timesteps` samples, back-propagated into the hypernetwork.
 
     The samples go through the U-Net `per_pass` at a time; each pass's loss is weighted by
     its share of the step, so the accumulated gradient equals one pass over all of them."""
     device, dtype = placement.device, placement.dtype
-    noisy, t, target, weights = _noisy_samples(batch, noise_scheduler, sampler, timesteps, device)
+    noisy, t, target, weights = _noisy_samples(
+        batch, noise_scheduler, sampler, timesteps, device, window
+    )
     set_terms(wrappers, [(hyper(), 1.0)], dtype)
     total = torch.zeros((), device=device)
     for start in range(0, timesteps, per_pass):
@@ -436,12 +455,13 @@ def _noisy_samples(
     sampler: torch.Generator,
     n: int,
     device: torch.device,
+    window: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """n random (view, timestep, noise) draws: noisy latents, timesteps, targets, weights."""
+    """n random (view, timestep, noise) draws: noisy latents, timesteps, targets, weights.
+    Timesteps are drawn from `window` [low, high), by default all of them."""
     views = torch.randint(0, batch.latents.shape[0], (n,), generator=sampler).to(device)
-    timesteps = torch.randint(
-        0, noise_scheduler.config.num_train_timesteps, (n,), generator=sampler
-    )
+    low, high = window or (0, noise_scheduler.config.num_train_timesteps)
+    timesteps = torch.randint(low, high, (n,), generator=sampler)
     x0 = batch.latents[views]  # (n, C, h, w)
     noise = torch.randn(x0.shape, generator=sampler).to(device)
     timesteps = timesteps.to(device)

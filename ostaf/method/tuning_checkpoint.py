@@ -120,6 +120,8 @@ def run_key(
         settings.class_word,
         settings.token,
         str(settings.flip),
+        settings.caption,
+        str(settings.timesteps),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 

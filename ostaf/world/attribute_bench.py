@@ -1,11 +1,17 @@
 """The attribute benchmark on the demo model: `python -m ostaf.world.attribute_bench`.
 
-For each attribute kind, OSTAF is tuned on held-out references (combinations the demo
-model never saw) and renders prompts that ask for other subjects; the oracle measures
-transfer, fidelity and leakage (see `attribute_cases`). Variants compare U-Net regions,
-the hypernetwork with a plain LoRA of the same rank, learning rates, steps and ranks, and
-λ is swept. Every tuned attribute and every scored render is cached, so an interrupted run
-resumes where it stopped; `--quick` runs a small slice.
+For each attribute kind, OSTAF is tuned on held-out references (combinations the demo model
+never saw, balanced over the values of the kind's attribute) and renders prompts that ask for
+other subjects; the oracle measures transfer, fidelity, their conjunction ("joint") and
+leakage (see `attribute_cases`). Every variant is paired: the same references, prompts,
+render seeds and tuning seeds. The untuned model's renders are made once per placeholder
+token and shared by every variant, and each reference's lift is its tuned joint minus its
+untuned joint (the untuned model already draws some values for some placeholders, e.g. a
+heart for "sks"). The report gives bootstrap 95 % intervals over references.
+
+Every tuned attribute and every scored render is cached, so an interrupted run resumes
+where it stopped; `--part I/N` splits the work over N processes; `--quick` runs a small
+slice.
 """
 
 from __future__ import annotations
@@ -15,92 +21,94 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ostaf.method.regions import REGION_BY_KIND, AttributeKind, Region
-from ostaf.world.attribute_cases import PROMPT_FORMS, Case, PromptForm, cases, references
+from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
+from ostaf.world.attribute_cases import Case, cases, reference_caption, references
 
-LAMBDAS = (0.0, 0.5, 1.0, 1.5, 2.0)
+LAMBDAS = (0.0, 0.5, 1.0, 1.5)
 REGIONS = {
     "encoder": Region(blocks=("down_blocks",)),
+    "encoder+mid": Region(blocks=("down_blocks", "mid_block")),
     "decoder": Region(blocks=("up_blocks",)),
     "whole": Region(blocks=("down_blocks", "mid_block", "up_blocks")),
 }
-KINDS = (AttributeKind.SHAPE, AttributeKind.APPEARANCE, AttributeKind.STYLE)
+KINDS = (AttributeKind.APPEARANCE, AttributeKind.SHAPE, AttributeKind.STYLE)
 RENDER_STEPS = 25
 RENDER_GUIDANCE = 5.0
+# The settings before the benchmark was enlarged: the template prompt, "sks", shape on the
+# encoder alone, every timestep, lr 3e-4 for every kind.
+BEFORE_REGION = {
+    AttributeKind.SHAPE: "encoder",
+    AttributeKind.APPEARANCE: "decoder",
+    AttributeKind.STYLE: "decoder",
+}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of tuning: method, region, and the settings that differ from the defaults."""
+    """One way of tuning: what differs from the app's defaults (empty / None: the default)."""
 
     method: str = "hypernetwork"  # or "lora"
-    region: str = ""  # "" = the kind's own region; else a key of REGIONS
+    region: str = ""  # a key of REGIONS
+    caption: str = ""  # "template": the kind's template prompt instead of the description
+    token: str = ""  # the placeholder
+    timesteps: str = ""  # "all" or "high" (t in [500, 1000))
     steps: int | None = None
     learning_rate: float | None = None
     rank: int | None = None
-    timesteps_per_step: int | None = None
+    before: bool = False  # the defaults before this benchmark, as a whole
+    kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
     @property
     def key(self) -> str:
         """A file-name-safe name, e.g. 'hypernetwork', 'lora-lr0.003', 'hypernetwork-whole'."""
         parts = [self.method]
-        if self.region:
-            parts.append(self.region)
+        if self.before:
+            parts.append("before")
+        for text in (self.region, self.caption, self.token, self.timesteps):
+            if text:
+                parts.append(text.replace("+", "-"))
         for label, value in (
             ("steps", self.steps),
             ("lr", self.learning_rate),
             ("rank", self.rank),
-            ("t", self.timesteps_per_step),
         ):
             if value is not None:
                 parts.append(f"{label}{value:g}")
         return "-".join(parts)
 
-    def for_kind(self, kind: AttributeKind) -> Variant:
-        """The same variant with settings that equal the kind's defaults dropped, so that
-        e.g. the encoder variant of a shape attribute is the default run, tuned once."""
-        defaults = TuningDefaults()
-        return replace(
-            self,
-            region="" if self.region == Variant().region_name(kind) else self.region,
-            steps=None if self.steps == defaults.steps else self.steps,
-            learning_rate=None
-            if self.learning_rate == defaults.learning_rate
-            else self.learning_rate,
-            rank=None if self.rank == defaults.rank else self.rank,
-            timesteps_per_step=(
-                None
-                if self.timesteps_per_step == defaults.timesteps_per_step
-                else self.timesteps_per_step
-            ),
-        )
+    def applies_to(self, kind: AttributeKind) -> bool:
+        return not self.kinds or str(kind) in self.kinds
 
-    def region_name(self, kind: AttributeKind) -> str:
-        """'encoder', 'decoder' or 'whole'."""
-        if self.region:
-            return self.region
-        return "encoder" if REGION_BY_KIND[kind].blocks == ("down_blocks",) else "decoder"
+    def placeholder(self) -> str:
+        return self.token or DEFAULT_TOKEN
 
 
-@dataclass(frozen=True)
-class TuningDefaults:
-    """The app's tuning defaults, read from `TuningSettings`."""
-
-    steps: int = field(default_factory=lambda: _default("steps"))
-    learning_rate: float = field(default_factory=lambda: _default("learning_rate"))
-    rank: int = field(default_factory=lambda: _default("rank"))
-    timesteps_per_step: int = field(default_factory=lambda: _default("timesteps_per_step"))
-
-
-def _default(name: str) -> Any:
-    from ostaf.requests import TuningSettings
-
-    return getattr(TuningSettings(kind=AttributeKind.SHAPE), name)
+DEFAULT = Variant()
+# Every comparison the report knows, by key: pass keys to --variants.
+CATALOGUE: dict[str, Variant] = {
+    v.key: v
+    for v in (
+        DEFAULT,
+        Variant(before=True),
+        Variant(caption="template"),
+        Variant(token="zqx"),
+        Variant(region="encoder", kinds=("shape",)),
+        Variant(region="whole", kinds=("style",)),
+        Variant(timesteps="all", kinds=("shape",)),
+        Variant(timesteps="high", kinds=("appearance", "style")),
+        Variant(learning_rate=1e-3),
+        Variant(learning_rate=1e-4),
+        Variant(method="lora", learning_rate=1e-3),
+        Variant(method="lora", learning_rate=3e-3),
+        Variant(method="lora", learning_rate=3e-4),
+        Variant(steps=600),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -109,44 +117,39 @@ class Plan:
 
     references: int
     prompts: int
-    sweep_variants: tuple[Variant, ...]  # rendered at every λ and prompt form
-    variants: tuple[Variant, ...]  # rendered at λ = 1 with the token form
+    seeds: int
+    variants: tuple[Variant, ...]  # the first is swept over LAMBDAS, the rest at λ = 1
     kinds: tuple[AttributeKind, ...] = KINDS
 
 
-def full_plan() -> Plan:
-    """The published benchmark."""
-    comparisons = [Variant(region=r) for r in REGIONS]
-    # A plain LoRA of the same rank at our learning rate and above it (plain factors
-    # usually want a larger rate); our hypernetwork at other rates (1e-3 was the default
-    # before this benchmark), the Fast and Best step counts, and twice the rank.
-    comparisons += [Variant(method="lora", learning_rate=lr) for lr in (3e-4, 1e-3, 3e-3, 1e-2)]
-    comparisons += [Variant(learning_rate=lr) for lr in (1e-3, 3e-3)]
-    comparisons += [Variant(steps=s) for s in (150, 600)]
-    comparisons += [Variant(rank=8)]
-    return Plan(
-        references=3,
-        prompts=8,
-        sweep_variants=(Variant(),),
-        variants=tuple(v for v in comparisons if v.key != Variant().key),
-    )
+def full_plan(
+    references: int = 24, prompts: int = 16, seeds: int = 2, variants: Sequence[str] = ()
+) -> Plan:
+    """The published benchmark (sizes as the issue asks unless told otherwise)."""
+    chosen = [CATALOGUE[k] for k in variants] if variants else list(CATALOGUE.values())
+    if DEFAULT not in chosen:
+        chosen.insert(0, DEFAULT)
+    chosen.sort(key=lambda v: v != DEFAULT)
+    return Plan(references, prompts, seeds, tuple(chosen))
 
 
 def quick_plan() -> Plan:
-    """A few minutes: one reference per kind, the defaults swept over λ."""
-    return Plan(references=1, prompts=4, sweep_variants=(Variant(),), variants=())
+    """A few minutes: three references per kind, four prompts, the defaults."""
+    return Plan(references=3, prompts=4, seeds=1, variants=(DEFAULT,))
 
 
 @dataclass
 class Record:
-    """The scores of one (variant, kind, reference): per λ and prompt form, per prompt."""
+    """Scores of one (variant, kind, reference, tuning seed): per λ, a list per prompt.
+    The untuned renders are records of variant 'untuned-<token>' with seed -1."""
 
     variant: str
     kind: str
     reference: int
+    seed: int
     tuning_seconds: float
     final_loss: float
-    scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # "λ/form" -> …
+    scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # "λ" -> …
 
 
 class Bench:
@@ -158,31 +161,47 @@ class Bench:
         self.log = log
         cache.mkdir(parents=True, exist_ok=True)
 
-    def run(self, plan: Plan, part: int = 0, parts: int = 1) -> list[Record]:
-        """Every record of `plan`: the swept variants first, so a partial run is useful.
-        With `parts` > 1 only every `parts`-th job from `part` on is done, so that several
-        processes can share the work (their caches are disjoint files)."""
-        records = []
-        number = 0
-        for variant, lambdas, forms, keep in self._jobs(plan):
+    def jobs(self, plan: Plan) -> list[tuple[Variant | str, AttributeKind, int, int]]:
+        """Every (variant or untuned token, kind, reference, seed), untuned renders first."""
+        found: list[tuple[Variant | str, AttributeKind, int, int]] = []
+        tokens = dict.fromkeys(v.placeholder() for v in plan.variants)
+        for token in tokens:
             for kind in plan.kinds:
-                for index, scene in enumerate(references(kind, plan.references)):
-                    if number % parts == part:
-                        records.append(
-                            self.record(
-                                variant, kind, index, scene, plan.prompts, lambdas, forms, keep
-                            )
-                        )
-                    number += 1
+                found += [(token, kind, index, -1) for index in range(plan.references)]
+        # References outermost: a run cut short has every variant on the same references.
+        for seed in range(plan.seeds):
+            for index in range(plan.references):
+                for variant in plan.variants:
+                    for kind in plan.kinds:
+                        if variant.applies_to(kind):
+                            found.append((variant, kind, index, seed))
+        return found
+
+    def run(self, plan: Plan, part: int = 0, parts: int = 1) -> list[Record]:
+        """Every record of `plan`. With `parts` > 1 only every `parts`-th job from `part` on
+        is done, so that several processes can share the work (their files are disjoint);
+        the last process to finish, or a run without --part, collects everything."""
+        records = []
+        scenes = {kind: references(kind, plan.references) for kind in plan.kinds}
+        for number, (what, kind, index, seed) in enumerate(self.jobs(plan)):
+            if number % parts != part:
+                continue
+            scene = scenes[kind][index]
+            if isinstance(what, str):
+                records.append(self.untuned(what, kind, index, scene, plan.prompts))
+            else:
+                lambdas = LAMBDAS[1:] if what == plan.variants[0] else (1.0,)
+                records.append(self.record(what, kind, index, scene, plan.prompts, lambdas, seed))
         return records
 
-    def _jobs(
-        self, plan: Plan
-    ) -> Iterator[tuple[Variant, Sequence[float], Sequence[PromptForm], bool]]:
-        for variant in plan.sweep_variants:
-            yield variant, LAMBDAS, PROMPT_FORMS, True
-        for variant in plan.variants:
-            yield variant, (0.0, 1.0), ("token",), False
+    def untuned(
+        self, token: str, kind: AttributeKind, index: int, scene: Any, prompts: int
+    ) -> Record:
+        """The untuned model's scores on the reference's prompts written with `token`."""
+        path = self.cache / f"untuned-{token}" / f"{kind}-{index}.json"
+        record = _load_record(path) or Record(f"untuned-{token}", str(kind), index, -1, 0.0, 0.0)
+        self._score(record, path, None, kind, index, scene, prompts, (0.0,), token)
+        return record
 
     def record(
         self,
@@ -191,37 +210,53 @@ class Bench:
         index: int,
         scene: Any,
         prompts: int,
-        lambdas: Sequence[float],
-        forms: Sequence[PromptForm],
-        keep_images: bool = False,
+        lambdas: Sequence[float] = (1.0,),
+        seed: int = 0,
     ) -> Record:
         """Tune (or load) the attribute and score every render not yet in the cache."""
+        stem = f"{kind}-{index}-s{seed}"
+        path = self.cache / variant.key / f"{stem}.json"
+        record = _load_record(path) or self._tune(variant, kind, index, scene, seed)
+        self._score(
+            record, path, variant, kind, index, scene, prompts, lambdas, variant.placeholder()
+        )
+        return record
+
+    def _score(
+        self,
+        record: Record,
+        path: Path,
+        variant: Variant | None,
+        kind: AttributeKind,
+        index: int,
+        scene: Any,
+        prompts: int,
+        lambdas: Sequence[float],
+        token: str,
+    ) -> None:
         from ostaf.world.oracle import analyse
 
-        variant = variant.for_kind(kind)
-        path = self.cache / variant.key / f"{kind}-{index}.json"
-        record = _load_record(path) or self._tune(variant, kind, index, scene)
         reference = analyse(scene.render(64))
         attribute = None
         for lam in lambdas:
-            for form in forms:
-                key = f"{lam:g}/{form}"
-                if key in record.scores and len(record.scores[key]) >= prompts:
-                    continue
-                if attribute is None:
-                    attribute = self._attribute(variant, kind, index)
-                chosen = cases(scene, kind, prompts, seed=case_seed(index))
-                images = self.render(chosen, form, attribute, lam)
-                record.scores[key] = [
-                    _score_dict(case, image, reference)
-                    for case, image in zip(chosen, images, strict=True)
-                ]
-                if keep_images:
-                    self._keep_images(variant, kind, index, key, images)
-                _save_record(path, record)
-        return record
+            key = f"{lam:g}"
+            if key in record.scores and len(record.scores[key]) >= prompts:
+                continue
+            if attribute is None and variant is not None:
+                attribute = self._attribute(variant, kind, index, record.seed)
+            chosen = cases(scene, kind, prompts, seed=case_seed(index))
+            images = self.render(chosen, token, attribute, lam)
+            record.scores[key] = [
+                _score_dict(case, image, reference)
+                for case, image in zip(chosen, images, strict=True)
+            ]
+            if index == 0 and record.seed <= 0:
+                self._keep_images(record.variant, kind, key, images)
+            _save_record(path, record)
 
-    def _tune(self, variant: Variant, kind: AttributeKind, index: int, scene: Any) -> Record:
+    def _tune(
+        self, variant: Variant, kind: AttributeKind, index: int, scene: Any, seed: int
+    ) -> Record:
         from ostaf.images import load_reference
         from ostaf.library.attribute_file import save_attribute
         from ostaf.method.tuning import tune
@@ -232,8 +267,8 @@ class Bench:
         if not image_path.is_file():
             scene.render(64).save(image_path)
         reference = load_reference(image_path, self.model.resolution)
-        settings = tuning_settings(variant, kind)
-        self.log(f"tuning {variant.key} {kind} #{index}")
+        settings = tuning_settings(variant, kind, scene, seed)
+        self.log(f"tuning {variant.key} {kind} #{index} seed {seed}")
         started = time.perf_counter()
         if variant.method == "lora":
             with plain_lora_tuning():
@@ -243,26 +278,26 @@ class Bench:
         seconds = time.perf_counter() - started
         folder = self.cache / variant.key
         folder.mkdir(parents=True, exist_ok=True)
-        save_attribute(folder / f"{kind}-{index}.safetensors", result.attribute)
+        save_attribute(folder / f"{kind}-{index}-s{seed}.safetensors", result.attribute)
         final = float(result.attribute.meta.tuning["final_loss"])
-        return Record(variant.key, str(kind), index, round(seconds, 2), final)
+        return Record(variant.key, str(kind), index, seed, round(seconds, 2), final)
 
-    def _attribute(self, variant: Variant, kind: AttributeKind, index: int) -> Any:
+    def _attribute(self, variant: Variant, kind: AttributeKind, index: int, seed: int) -> Any:
         from ostaf.library.attribute_file import load_attribute
 
-        return load_attribute(self.cache / variant.key / f"{kind}-{index}.safetensors")
+        return load_attribute(self.cache / variant.key / f"{kind}-{index}-s{seed}.safetensors")
 
-    def render(self, chosen: Sequence[Case], form: PromptForm, attribute: Any, lam: float) -> list:
+    def render(self, chosen: Sequence[Case], token: str, attribute: Any, lam: float) -> list:
         """The case prompts rendered with `attribute` merged at `lam` (DDIM, fixed seeds)."""
         from ostaf.render.rendering import apply_attributes, pipeline_for
         from ostaf.world.prompt_following import render_prompts
 
-        apply_attributes(self.model, [(attribute, lam)] if lam else [])
+        apply_attributes(self.model, [(attribute, lam)] if lam and attribute else [])
         try:
             pipe = pipeline_for(self.model, "ddim")
             return render_prompts(
                 pipe,
-                [case.prompt(form) for case in chosen],
+                [case.prompt("token", token) for case in chosen],
                 [case.seed for case in chosen],
                 RENDER_STEPS,
                 RENDER_GUIDANCE,
@@ -270,13 +305,11 @@ class Bench:
         finally:
             self.model.merger.restore()
 
-    def _keep_images(
-        self, variant: Variant, kind: AttributeKind, index: int, key: str, images: list
-    ) -> None:
-        """Renders of a swept variant, for the picture grid."""
-        folder = self.cache / "images" / variant.key / f"{kind}-{index}" / key.replace("/", "-")
+    def _keep_images(self, variant: str, kind: AttributeKind, key: str, images: list) -> None:
+        """The first reference's renders, for the picture grid."""
+        folder = self.cache / "images" / variant / f"{kind}-0" / key
         folder.mkdir(parents=True, exist_ok=True)
-        for number, image in enumerate(images):
+        for number, image in enumerate(images[:4]):
             image.save(folder / f"{number}.png")
 
 
@@ -285,24 +318,44 @@ def case_seed(reference_index: int) -> int:
     return 1000 * reference_index + 7
 
 
-def tuning_settings(variant: Variant, kind: AttributeKind) -> Any:
-    """The tuning settings of `variant`: the app's defaults where it says nothing."""
+def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, seed: int = 0) -> Any:
+    """The tuning settings of `variant` for the reference `scene`: the app's defaults for
+    the kind (`TuningSettings.for_kind`) where the variant says nothing."""
+    from ostaf.method.regions import REGION_BY_KIND
     from ostaf.requests import TuningSettings
 
-    settings = TuningSettings(kind=kind, seed=0)
+    token = variant.placeholder()
+    if variant.before:
+        settings = TuningSettings(
+            kind=kind,
+            seed=seed,
+            token=token,
+            learning_rate=3e-4,
+            steps=300,
+            region=REGIONS[BEFORE_REGION[kind]],
+            timesteps=(0.0, 1.0),
+        )
+    else:
+        settings = TuningSettings.for_kind(kind, seed=seed, token=token)
+        if variant.caption != "template" and scene is not None:
+            settings = replace(settings, caption=reference_caption(scene, kind, "{token}"))
     changes: dict[str, Any] = {
         name: value
         for name, value in (
             ("steps", variant.steps),
             ("learning_rate", variant.learning_rate),
             ("rank", variant.rank),
-            ("timesteps_per_step", variant.timesteps_per_step),
         )
         if value is not None
     }
     if variant.region:
         changes["region"] = REGIONS[variant.region]
-    return replace(settings, **changes)
+    if variant.timesteps:
+        changes["timesteps"] = (0.5, 1.0) if variant.timesteps == "high" else (0.0, 1.0)
+    settings = replace(settings, **changes)
+    if settings.region is None:
+        settings = replace(settings, region=REGION_BY_KIND[kind])
+    return settings
 
 
 def _score_dict(case: Case, image: Any, reference: Any) -> dict[str, float]:
@@ -330,13 +383,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m ostaf.world.attribute_bench",
         description="Measure attribute transfer, fidelity and leakage on the demo model.",
     )
-    parser.add_argument("--quick", action="store_true", help="one reference per kind, λ sweep")
+    parser.add_argument("--quick", action="store_true", help="3 references per kind, 4 prompts")
+    parser.add_argument("--references", type=int, default=24, help="per kind")
+    parser.add_argument("--prompts", type=int, default=16, help="per reference")
+    parser.add_argument("--seeds", type=int, default=2, help="tuning seeds per reference")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated variant keys (default: all of them): " + ", ".join(CATALOGUE),
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("docs"), help="where the table and picture grid go"
     )
     parser.add_argument("--cache", type=Path, help="resumable results (default: user cache)")
     parser.add_argument("--model", default="demo", help="'demo' or a model folder")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--part",
         metavar="I/N",
@@ -345,6 +406,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     part, parts = _parse_part(parser, args.part)
+    keys = [k for k in args.variants.split(",") if k]
+    unknown = [k for k in keys if k not in CATALOGUE]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(CATALOGUE)}")
+    for name in ("references", "prompts", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
 
     from ostaf.models.offline import quiet_libraries
 
@@ -357,7 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     model = load_base_model(args.model, device="cpu")
-    plan = quick_plan() if args.quick else full_plan()
+    plan = (
+        quick_plan() if args.quick else full_plan(args.references, args.prompts, args.seeds, keys)
+    )
     name = "quick" if args.quick else "full"
     cache = args.cache or paths.cache_dir() / f"attribute-bench-{model.fingerprint}-{name}"
 

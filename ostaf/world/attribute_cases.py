@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from ostaf.errors import SettingsError
 from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind
 from ostaf.world.oracle import Analysis, silhouette_iou
 from ostaf.world.scenes import (
@@ -43,17 +44,32 @@ _SEEDS = {AttributeKind.SHAPE: 101, AttributeKind.APPEARANCE: 202, AttributeKind
 
 
 def references(kind: AttributeKind, count: int) -> list[Scene]:
-    """`count` held-out reference scenes for `kind`, cycling through the values of its
-    attribute so that they differ where it matters (e.g. five shapes for shape)."""
+    """`count` held-out reference scenes for `kind`, balanced over the values of its
+    attribute (five shapes for shape, eight colours and four patterns for appearance, three
+    styles for style). The first `n` of a longer list are the `n` references."""
     rng = random.Random(_SEEDS[kind])
-    key = TRANSFERRED[kind][0]
-    values = list(_VALUES[key])
-    rng.shuffle(values)
+    keys = TRANSFERRED[kind]
+    orders = []
+    for key in keys:
+        values = list(_VALUES[key])
+        rng.shuffle(values)
+        orders.append(values)
     found = []
     for index in range(count):
-        wanted = values[index % len(values)]
-        found.append(sample_scene(rng, split="holdout", **{key: wanted}))
+        wanted = {key: order[index % len(order)] for key, order in zip(keys, orders, strict=True)}
+        try:
+            scene = sample_scene(rng, split="holdout", **wanted)
+        except SettingsError:  # no held-out combination has both values: keep the first
+            first = keys[0]
+            scene = sample_scene(rng, split="holdout", **{first: wanted[first]})
+        found.append(scene)
     return found
+
+
+def reference_caption(reference: Scene, kind: AttributeKind, token: str = DEFAULT_TOKEN) -> str:
+    """The reference's own description with the attribute's words replaced by `token`:
+    what a user types in the Learn panel's description field, known exactly here."""
+    return Case(reference, kind, reference, 0).prompt("token", token)
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,7 @@ class Score:
     transfer: float  # 1 when every transferred attribute shows the reference's value
     shape_iou: float  # silhouette IoU with the reference (shape/pose kept), for every kind
     fidelity: float  # 1 when every other asked attribute (and the background) shows
+    joint: float  # 1 when both transfer and fidelity are 1: the picture the prompt wanted
     leakage: float  # share of the other subject attributes that show the reference's value
 
 
@@ -126,5 +143,6 @@ def score(case: Case, output: Analysis, reference: Analysis) -> Score:
         transfer=float(transfer),
         shape_iou=silhouette_iou(output, reference),
         fidelity=float(fidelity),
+        joint=float(transfer and fidelity),
         leakage=sum(leaked) / len(leaked),
     )

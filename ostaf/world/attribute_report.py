@@ -1,51 +1,84 @@
-"""Tables and the picture grid of the attribute benchmark."""
+"""Tables and the picture grid of the attribute benchmark.
+
+Per reference, every metric is the mean over its prompts and tuning seeds; a kind's figure is
+the mean over references, and its 95 % interval a percentile bootstrap over references (the
+unit that varies most). Lift is the tuned joint minus the same reference's untuned joint;
+a paired difference between two variants is taken per reference before the bootstrap.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from statistics import mean
-from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from ostaf.method.regions import AttributeKind
-from ostaf.world.attribute_bench import LAMBDAS, Plan, Record, Variant
-from ostaf.world.attribute_cases import references
+from ostaf.world.attribute_bench import DEFAULT, LAMBDAS, Plan, Record, Variant
+from ostaf.world.attribute_cases import TRANSFERRED, references
 
-METRICS = ("transfer", "shape_iou", "fidelity", "leakage")
+METRICS = ("transfer", "fidelity", "joint", "leakage")
+BOOTSTRAP = 2000
 GRID_PROMPTS = 2
 GRID_ZOOM = 2
 
-
-def aggregate(
-    records: Iterable[Record], variant: str, kind: str, key: str
-) -> dict[str, float] | None:
-    """Mean of each metric over every reference and prompt of (variant, kind) at `key`
-    ("λ/form"), plus the count of images; None when nothing was measured."""
-    rows = [
-        row
-        for record in records
-        if record.variant == variant and record.kind == kind
-        for row in record.scores.get(key, [])
-    ]
-    if not rows:
-        return None
-    summary = {name: mean(row[name] for row in rows) for name in METRICS}
-    summary["images"] = float(len(rows))
-    return summary
+PerReference = dict[int, float]
 
 
-def _cells(summary: dict[str, float] | None, kind: str) -> list[str]:
-    if summary is None:
-        return ["–"] * 4
-    return [
-        f"{summary['transfer']:.0%}",
-        f"{summary['shape_iou']:.2f}" if kind == "shape" else "",
-        f"{summary['fidelity']:.0%}",
-        f"{summary['leakage']:.0%}",
-    ]
+def per_reference(
+    records: Sequence[Record], variant: str, kind: str, key: str, metric: str
+) -> PerReference:
+    """Each reference's mean of `metric` at λ `key` over its prompts and tuning seeds."""
+    rows: dict[int, list[float]] = {}
+    for record in records:
+        if record.variant == variant and record.kind == kind and key in record.scores:
+            rows.setdefault(record.reference, []).extend(r[metric] for r in record.scores[key])
+    return {ref: mean(values) for ref, values in rows.items() if values}
+
+
+def untuned_key(variant: Variant) -> str:
+    return f"untuned-{variant.placeholder()}"
+
+
+def lift(records: Sequence[Record], variant: Variant, kind: str, lam: str = "1") -> PerReference:
+    """Per reference: tuned joint at λ minus the untuned joint (same prompts, same token)."""
+    tuned = per_reference(records, variant.key, kind, lam, "joint")
+    untuned = per_reference(records, untuned_key(variant), kind, "0", "joint")
+    return {ref: tuned[ref] - untuned[ref] for ref in tuned if ref in untuned}
+
+
+def difference(first: PerReference, second: PerReference) -> PerReference:
+    """Per reference `first` − `second`, over the references both have."""
+    return {ref: first[ref] - second[ref] for ref in first if ref in second}
+
+
+def interval(values: PerReference, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap 95 % interval over references."""
+    data = list(values.values())
+    if not data:
+        return float("nan"), float("nan"), float("nan")
+    rng = random.Random(seed)
+    means = sorted(mean(rng.choices(data, k=len(data))) for _ in range(BOOTSTRAP))
+    return mean(data), means[int(0.025 * BOOTSTRAP)], means[int(0.975 * BOOTSTRAP) - 1]
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.0f}"
+
+
+def _ci(values: PerReference) -> str:
+    centre, low, high = interval(values)
+    if centre != centre:  # nan: nothing measured
+        return "–"
+    return f"{_points(centre)} [{_points(low)}, {_points(high)}]"
+
+
+def _pct(values: PerReference) -> str:
+    return f"{100 * mean(values.values()):.0f} %" if values else "–"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -54,69 +87,172 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-METRIC_HEADER = ("transfer", "IoU", "fidelity", "leakage")
-
-
-def lambda_table(records: Sequence[Record], variant: Variant, form: str) -> list[str]:
-    """Transfer, fidelity and leakage against λ, per kind."""
+def headline_table(records: Sequence[Record], plan: Plan) -> list[str]:
+    """One row per kind: the default variant at λ = 1 against the untuned model."""
     rows = []
-    for kind in AttributeKind:
-        for lam in LAMBDAS:
-            summary = aggregate(records, variant.key, str(kind), f"{lam:g}/{form}")
-            if summary is not None:
-                rows.append([str(kind), f"{lam:g}", *_cells(summary, str(kind))])
-    return _table(("kind", "λ", *METRIC_HEADER), rows)
+    variant = plan.variants[0]
+    for kind in (str(k) for k in plan.kinds):
+        metric = _metric_getter(records, variant.key, kind, "1")
+        untuned = _on(per_reference(records, untuned_key(variant), kind, "0", "joint"), metric)
+        rows.append(
+            [
+                kind,
+                str(len(metric("joint"))),
+                _pct(untuned),
+                _pct(metric("transfer")),
+                _pct(metric("fidelity")),
+                _pct(metric("leakage")),
+                _pct(metric("joint")),
+                _ci(lift(records, variant, kind)),
+            ]
+        )
+    return _table(
+        (
+            "kind",
+            "refs",
+            "untuned joint",
+            "transfer",
+            "fidelity",
+            "leakage",
+            "joint",
+            "joint lift, points [95 % CI]",
+        ),
+        rows,
+    )
 
 
-def form_table(records: Sequence[Record], variant: Variant) -> list[str]:
-    """The two prompt forms at λ = 1."""
-    rows = []
-    for kind in AttributeKind:
-        for form in ("token", "omitted"):
-            summary = aggregate(records, variant.key, str(kind), f"1/{form}")
-            if summary is not None:
-                rows.append([str(kind), form, *_cells(summary, str(kind))])
-    return _table(("kind", "prompt form", *METRIC_HEADER), rows)
+def _on(values: PerReference, tuned: Callable[[str], PerReference]) -> PerReference:
+    """`values` of the references that have tuned results."""
+    have = tuned("joint")
+    return {ref: value for ref, value in values.items() if ref in have}
+
+
+def _metric_getter(
+    records: Sequence[Record], variant: str, kind: str, key: str
+) -> Callable[[str], PerReference]:
+    return lambda metric: per_reference(records, variant, kind, key, metric)
 
 
 def variant_table(records: Sequence[Record], plan: Plan) -> list[str]:
-    """Every variant at λ = 1 (token form) next to the untuned model and the defaults."""
+    """Every variant at λ = 1, with its lift and its paired joint difference to the default."""
     rows = []
-    variants = [*plan.sweep_variants, *plan.variants]
-    for kind in AttributeKind:
-        base = aggregate(records, plan.sweep_variants[0].key, str(kind), "0/token")
-        if base is not None:
-            rows.append([str(kind), "untuned (λ = 0)", "", "", *_cells(base, str(kind))])
-        seen = set()
-        for variant in (v.for_kind(kind) for v in variants):
-            summary = aggregate(records, variant.key, str(kind), "1/token")
-            if summary is None or variant in seen:
+    default = plan.variants[0]
+    for kind in (str(k) for k in plan.kinds):
+        base_joint = per_reference(records, default.key, kind, "1", "joint")
+        for variant in plan.variants:
+            if not variant.applies_to(AttributeKind(kind)):
                 continue
-            seen.add(variant)
-            seconds = mean(
-                r.tuning_seconds for r in records if r.variant == variant.key and r.kind == kind
+            metric = _metric_getter(records, variant.key, kind, "1")
+            joint = metric("joint")
+            if not joint:
+                continue
+            seconds = [
+                r.tuning_seconds
+                for r in records
+                if r.variant == variant.key and r.kind == kind and r.seed >= 0
+            ]
+            rows.append(
+                [
+                    kind,
+                    describe(variant),
+                    str(len(joint)),
+                    f"{mean(seconds):.0f} s",
+                    _pct(metric("transfer")),
+                    _pct(metric("fidelity")),
+                    _pct(metric("leakage")),
+                    _pct(joint),
+                    _ci(lift(records, variant, kind)),
+                    "" if variant == default else _ci(difference(joint, base_joint)),
+                ]
             )
+    return _table(
+        (
+            "kind",
+            "variant",
+            "refs",
+            "tuning",
+            "transfer",
+            "fidelity",
+            "leakage",
+            "joint",
+            "joint lift [95 % CI]",
+            "joint vs default [95 % CI]",
+        ),
+        rows,
+    )
+
+
+def lambda_table(records: Sequence[Record], plan: Plan) -> list[str]:
+    """Transfer, fidelity, joint and leakage against λ for the default variant."""
+    rows = []
+    variant = plan.variants[0]
+    for kind in (str(k) for k in plan.kinds):
+        tuned = _metric_getter(records, variant.key, kind, "1")
+        for lam in LAMBDAS:
+            name, key = (untuned_key(variant), "0") if lam == 0 else (variant.key, f"{lam:g}")
+            metric = _metric_getter(records, name, kind, key)
+            if not metric("joint"):
+                continue
+            # Only the references the tuned rows have, so that every row is paired.
+            rows.append([kind, f"{lam:g}", *(_pct(_on(metric(m), tuned)) for m in METRICS)])
+    return _table(("kind", "λ", *METRICS), rows)
+
+
+def value_table(records: Sequence[Record], plan: Plan) -> list[str]:
+    """Untuned and tuned joint per value of the kind's attribute (default variant)."""
+    rows = []
+    variant = plan.variants[0]
+    for kind in plan.kinds:
+        attribute = TRANSFERRED[kind][0]
+        scenes = references(kind, plan.references)
+        tuned = per_reference(records, variant.key, str(kind), "1", "joint")
+        untuned = per_reference(records, untuned_key(variant), str(kind), "0", "joint")
+        transfer = per_reference(records, variant.key, str(kind), "1", "transfer")
+        untuned_transfer = per_reference(records, untuned_key(variant), str(kind), "0", "transfer")
+        by_value: dict[str, list[int]] = {}
+        for index in tuned:
+            by_value.setdefault(getattr(scenes[index], attribute), []).append(index)
+        for value in sorted(by_value):
+            refs = by_value[value]
             rows.append(
                 [
                     str(kind),
-                    _describe(variant, kind),
-                    variant.region_name(kind),
-                    f"{seconds:.0f} s",
-                    *_cells(summary, str(kind)),
+                    value,
+                    str(len(refs)),
+                    _pct({r: untuned_transfer[r] for r in refs if r in untuned_transfer}),
+                    _pct({r: transfer[r] for r in refs}),
+                    _pct({r: untuned[r] for r in refs if r in untuned}),
+                    _pct({r: tuned[r] for r in refs}),
                 ]
             )
-    return _table(("kind", "variant", "region", "tuning", *METRIC_HEADER), rows)
-
-
-def _describe(variant: Variant, kind: AttributeKind) -> str:
-    from ostaf.world.attribute_bench import tuning_settings
-
-    settings = tuning_settings(variant, kind)
-    name = "plain LoRA" if variant.method == "lora" else "hypernetwork"
-    return (
-        f"{name}, {settings.steps} steps, lr {settings.learning_rate:g}, rank {settings.rank}"
-        + ("" if variant != Variant() else " (default)")
+    return _table(
+        ("kind", "value", "refs", "untuned transfer", "transfer", "untuned joint", "joint"), rows
     )
+
+
+def describe(variant: Variant) -> str:
+    """A short description of what the variant changes."""
+    if variant == DEFAULT:
+        return "default"
+    if variant.before:
+        return "before (template prompt, sks, encoder for shape, all t, lr 3e-4)"
+    parts = ["plain LoRA" if variant.method == "lora" else "hypernetwork"]
+    if variant.caption:
+        parts.append("template prompt")
+    if variant.token:
+        parts.append(f"token {variant.token}")
+    if variant.region:
+        parts.append(f"region {variant.region}")
+    if variant.timesteps:
+        parts.append("t in [500, 1000)" if variant.timesteps == "high" else "all t")
+    for label, value in (
+        ("steps", variant.steps),
+        ("lr", variant.learning_rate),
+        ("rank", variant.rank),
+    ):
+        if value is not None:
+            parts.append(f"{label} {value:g}")
+    return ", ".join(parts)
 
 
 def picture_grid(cache: Path, plan: Plan) -> Image.Image:
@@ -124,7 +260,7 @@ def picture_grid(cache: Path, plan: Plan) -> Image.Image:
     from ostaf.world.attribute_bench import case_seed
     from ostaf.world.attribute_cases import cases
 
-    swept = plan.sweep_variants[0].key
+    variant = plan.variants[0]
     tile = 64 * GRID_ZOOM
     label = 14
     rows = []
@@ -134,9 +270,10 @@ def picture_grid(cache: Path, plan: Plan) -> Image.Image:
         for number, case in enumerate(prompts[:GRID_PROMPTS]):
             row = [scene.render(64) if number == 0 else None]
             for lam in LAMBDAS:
-                path = cache / "images" / swept / f"{kind}-0" / f"{lam:g}-token" / f"{number}.png"
+                name = untuned_key(variant) if lam == 0 else variant.key
+                path = cache / "images" / name / f"{kind}-0" / f"{lam:g}" / f"{number}.png"
                 row.append(Image.open(path).convert("RGB") if path.is_file() else None)
-            rows.append((f"{kind}: {case.prompt('token')}", row))
+            rows.append((f"{kind}: {case.prompt('token', variant.placeholder())}", row))
     width = tile * (1 + len(LAMBDAS))
     sheet = Image.new("RGB", (width, label + len(rows) * (tile + label)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -160,38 +297,36 @@ def write_report(
     """Write the markdown tables, the raw records (JSON) and the picture grid to `out`."""
     out.mkdir(parents=True, exist_ok=True)
     stem = "attribute_bench_quick" if quick else "attribute_bench"
-    default = plan.sweep_variants[0]
     lines = [
         f"# Attribute benchmark{' (quick slice)' if quick else ''}",
         "",
-        f"{plan.references} held-out reference(s) per kind × {plan.prompts} prompts; "
-        "DDIM 25 steps, CFG 5. Transfer: the output shows the reference's attribute; IoU: "
-        "silhouette IoU with the reference (shape); fidelity: everything else the prompt asked; "
-        "leakage: the reference's other attributes showing up.",
+        f"Up to {plan.references} held-out reference(s) per kind × {plan.prompts} prompts × "
+        f"{plan.seeds} tuning seed(s); DDIM 25 steps, CFG 5. Transfer: the output shows the "
+        "reference's attribute; fidelity: everything else the prompt asked; joint: both; "
+        "leakage: the reference's other attributes showing up. Lift: tuned joint minus the "
+        "same reference's untuned joint. Intervals: 95 % bootstrap over references.",
         "",
-        "## λ sweep (token prompts, default settings)",
+        "## Headline (default settings, λ = 1)",
         "",
-        *lambda_table(records, default, "token"),
+        *headline_table(records, plan),
         "",
-        "## Prompt forms at λ = 1",
-        "",
-        *form_table(records, default),
-        "",
-        "## Variants at λ = 1 (token prompts)",
+        "## Variants at λ = 1",
         "",
         *variant_table(records, plan),
+        "",
+        "## λ sweep (default settings)",
+        "",
+        *lambda_table(records, plan),
+        "",
+        "## By value of the attribute (default settings, λ = 1)",
+        "",
+        *value_table(records, plan),
         "",
     ]
     table = out / f"{stem}.md"
     table.write_text("\n".join(lines))
     raw = out / f"{stem}.json"
-    raw.write_text(json.dumps([_as_dict(r) for r in records], indent=1) + "\n")
+    raw.write_text(json.dumps([asdict(r) for r in records], indent=1) + "\n")
     grid = out / f"{stem}.png"
     picture_grid(cache, plan).save(grid, optimize=True)
     return [table, raw, grid]
-
-
-def _as_dict(record: Record) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(record)

@@ -13,9 +13,16 @@ from ostaf.library.attribute_meta import clip_name
 from ostaf.library.projects import Project
 from ostaf.library.staging import staging_path
 from ostaf.method.previews import preview_prompt
-from ostaf.method.regions import AttributeKind
+from ostaf.method.regions import AttributeKind, suggested_caption
 from ostaf.method.tuning_checkpoint import discard, read_sidecar
-from ostaf.requests import DEFAULT_PRESET, PRESETS, TuneJob, TuningSettings
+from ostaf.requests import (
+    DEFAULT_PRESET,
+    KIND_TUNING,
+    PRESETS,
+    TuneJob,
+    TuningSettings,
+    preset_steps,
+)
 from ostaf_desktop.backend import ModelInfo, TunedAttribute
 from ostaf_desktop.interrupted_run import (
     CHECKPOINT_INTERVAL_S,
@@ -68,15 +75,19 @@ def format_duration(seconds: float) -> str:
 
 
 class TuningViewModel(ViewModel):
-    """What to learn (kind, class word, preset, advanced values) and the running job."""
+    """What to learn (kind, class word, description, preset, advanced values) and the
+    running job. Choosing a kind sets its learning rate and step count (`KIND_TUNING`) and,
+    unless the user edited it, its suggested description."""
 
     kind = Observable(str(AttributeKind.APPEARANCE))
     class_word = Observable("")
+    # The reference described with {token} where the attribute's words would be.
+    caption = Observable(suggested_caption(AttributeKind.APPEARANCE))
     name = Observable("")
     preset = Observable(DEFAULT_PRESET)
-    steps = Observable(PRESETS[DEFAULT_PRESET].steps)
+    steps = Observable(preset_steps(AttributeKind.APPEARANCE, DEFAULT_PRESET))
     seed = Observable(0)
-    learning_rate = Observable(TuningSettings.learning_rate)
+    learning_rate = Observable(KIND_TUNING[AttributeKind.APPEARANCE].learning_rate)
     rank = Observable(TuningSettings.rank)
     resolution = Observable(NATIVE_SIZE)  # NATIVE_SIZE or a number of px, as text
     resolution_options = Observable(tuning_size_choices(None))
@@ -117,6 +128,7 @@ class TuningViewModel(ViewModel):
         self._project: Project | None = None
         self._pil_previews: list[tuple[int, Any]] = []
         self._elapsed_s = 0.0
+        self._suggestion = str(self.caption)  # the caption as suggested, until edited
         self.changed.connect(self._on_own_change)
         for vm in (reference, projects):
             vm.changed.connect(lambda *_: self._update_can_tune())
@@ -144,6 +156,7 @@ class TuningViewModel(ViewModel):
                 rank=int(self.rank),
                 seed=int(self.seed),
                 class_word=self.class_word.strip(),
+                caption=" ".join(self.caption.split()),
                 crop=self._reference.crop,
                 mask=mask,
                 preview_every=preview_interval(int(self.steps)),
@@ -190,6 +203,8 @@ class TuningViewModel(ViewModel):
             settings.class_word,
             request.name,
         )
+        if settings.caption:  # runs from before the description keep the kind's suggestion
+            self.caption = settings.caption
         self.preset = CUSTOM  # the run's own steps, whatever the presets are now
         self.steps, self.seed, self.rank = settings.steps, settings.seed, settings.rank
         size = NATIVE_SIZE if settings.size == 0 else str(settings.size)
@@ -345,9 +360,19 @@ class TuningViewModel(ViewModel):
 
     # -- derived state ---------------------------------------------------------------------
     def _on_own_change(self, name: str, value: object) -> None:
+        kind = AttributeKind(self.kind)
+        if name == "kind":
+            self.learning_rate = KIND_TUNING[kind].learning_rate
+            if self.preset in PRESETS:
+                self.steps = preset_steps(kind, self.preset)
+        if name in ("kind", "class_word") and self.caption == self._suggestion:
+            self._suggestion = suggested_caption(kind, self.class_word)
+            self.caption = self._suggestion
         if name == "preset" and value in PRESETS:
-            self.steps = PRESETS[str(value)].steps
-        elif name == "steps" and self.preset in PRESETS and PRESETS[self.preset].steps != value:
+            self.steps = preset_steps(kind, str(value))
+        elif (
+            name == "steps" and self.preset in PRESETS and preset_steps(kind, self.preset) != value
+        ):
             self.preset = CUSTOM
 
     def _on_session_changed(self, name: str, value: object) -> None:

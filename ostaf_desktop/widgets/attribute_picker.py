@@ -67,7 +67,8 @@ class KindCard(QFrame):
 
 
 class AttributePicker(QWidget):
-    """Kind cards, class word, name, preset and a collapsible advanced section."""
+    """Kind cards, class word, reference description, name, preset and a collapsible
+    advanced section."""
 
     def __init__(self, vm: TuningViewModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +88,13 @@ class AttributePicker(QWidget):
         form.setVerticalSpacing(5)
         self.class_word = QLineEdit()
         self.class_word.setToolTip("What the subject is; it helps the model separate it")
+        self.caption = QLineEdit()
+        self.caption.setPlaceholderText("e.g. a red {token} on a white background")
+        self.caption.setToolTip(
+            "Describe the reference, writing {token} where the chosen attribute's words would "
+            "be (shape: 'a red striped {token}, on a white background'; style: 'a cat on a "
+            "sofa, in {token} style'). What you name here is not learnt into the attribute."
+        )
         self.name = QLineEdit()
         self.name.setPlaceholderText("optional, e.g. Blue crackle glaze")
         self.preset = compact_combo(12)
@@ -94,6 +102,7 @@ class AttributePicker(QWidget):
             self.preset.addItem(f"{preset.name} — {preset.steps} steps", key)
         self.preset.addItem("Custom (see Advanced)", CUSTOM)
         form.addRow("Class word", self.class_word)
+        form.addRow("Description", self.caption)
         form.addRow("Name", self.name)
         form.addRow("Quality", self.preset)
         layout.addLayout(form)
@@ -131,6 +140,7 @@ class AttributePicker(QWidget):
 
         bind_to(vm, "kind", self._show_kind, self)
         bind(vm, "class_word", self.class_word)
+        bind(vm, "caption", self.caption)
         bind(vm, "name", self.name)
         bind_to(vm, "name", lambda _: show_start(self.name), self)
         bind_combo(vm, "preset", self.preset)

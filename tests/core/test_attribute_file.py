@@ -14,7 +14,7 @@ from ostaf.errors import AttributeFileError, IncompatibleModelError
 from ostaf.images import image_from_data_url, load_reference
 from ostaf.library.attribute_file import Attribute, check_compatible, load_attribute, save_attribute
 from ostaf.library.attribute_meta import read_meta
-from ostaf.method.regions import AttributeKind
+from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind
 from ostaf.method.tuning import tune
 from ostaf.models.base_model import BaseModel
 from ostaf.render.rendering import render
@@ -61,8 +61,11 @@ def test_metadata_describes_the_attribute(
     assert meta.base_model.fingerprint == model.fingerprint
     assert len(meta.reference.sha256) == 64
     assert image_from_data_url(meta.reference.thumbnail).size[0] <= 96
-    assert meta.tuning["steps"] == 8 and meta.tuning["seed"] == 1 and meta.tuning["token"] == "sks"
-    assert meta.tuning["prompt"] == "a photo of a sks object"
+    assert meta.tuning["steps"] == 8 and meta.tuning["seed"] == 1
+    assert meta.tuning["token"] == DEFAULT_TOKEN
+    assert meta.tuning["prompt"] == f"a photo of a {DEFAULT_TOKEN} object"
+    assert meta.tuning["caption"] == ""  # no description given: the template prompt
+    assert (meta.tuning["timestep_low"], meta.tuning["timestep_high"]) == (0.0, 1.0)
     assert meta.created_at == "2026-01-01T00:00:00Z"  # SOURCE_DATE_EPOCH
 
 

@@ -121,3 +121,24 @@ def test_demo_model_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_attribute_argument_parsing(tmp_path: Path) -> None:
     assert parse_applied("a/b.safetensors:1.5").intensity == 1.5
     assert parse_applied("C:/x/b.safetensors:0").path == Path("C:/x/b.safetensors")
+
+
+def test_tune_takes_the_reference_description(
+    reference_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ostaf.library.attribute_file import read_meta
+    from ostaf.method.regions import AttributeKind
+    from ostaf.requests import KIND_TUNING
+
+    out = tmp_path / "shape.safetensors"
+    common = ("tune", str(reference_png), "--attribute", "shape", "--out", str(out))
+    code = main([*common, "--caption", "a red circle", "--device", "cpu"])
+    assert code == 2 and "must name the placeholder {token}" in capsys.readouterr().err
+    assert not out.exists()
+    caption = "a red {token} on a white background"
+    code = main([*common, "--caption", caption, "--steps", "2", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    tuning = read_meta(out).tuning
+    assert tuning["caption"] == caption and "{token}" not in str(tuning["prompt"])
+    # the kind's own learning rate
+    assert tuning["learning_rate"] == KIND_TUNING[AttributeKind.SHAPE].learning_rate

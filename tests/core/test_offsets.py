@@ -114,7 +114,7 @@ def test_region_is_data() -> None:
         "up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_out.0",
         "up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_out.1",
     ]
-    assert REGION_BY_KIND[AttributeKind.SHAPE].select(names) == [names[0]]
+    assert REGION_BY_KIND[AttributeKind.SHAPE].select(names) == [names[0], names[2]]
     assert REGION_BY_KIND[AttributeKind.STYLE].select(names) == [names[3]]
     custom = Region(blocks=("mid_block", "up_blocks"), attentions=("attn2",), projections=("to_k",))
     assert custom.select(names) == [names[2]]

@@ -61,13 +61,13 @@ def test_base_weights_unchanged_and_loss_falls(model: BaseModel, reference_png: 
 @pytest.mark.parametrize(
     ("kind", "prefix"),
     [
-        (AttributeKind.SHAPE, "down_blocks."),
-        (AttributeKind.APPEARANCE, "up_blocks."),
-        (AttributeKind.STYLE, "up_blocks."),
+        (AttributeKind.SHAPE, ("down_blocks.", "mid_block.")),
+        (AttributeKind.APPEARANCE, ("up_blocks.",)),
+        (AttributeKind.STYLE, ("up_blocks.",)),
     ],
 )
 def test_kind_tunes_only_its_region(
-    model: BaseModel, reference_png: Path, kind: AttributeKind, prefix: str
+    model: BaseModel, reference_png: Path, kind: AttributeKind, prefix: tuple[str, ...]
 ) -> None:
     reference = load_reference(reference_png, model.resolution)
     attribute = tune(model, reference, _settings(kind, steps=4)).attribute

@@ -7,7 +7,7 @@ import pytest
 from ostaf.method.regions import AttributeKind
 from ostaf.models.demo_model import DEMO_WORDS, demo_tokenizer_files
 from ostaf.world import analyse, is_holdout, sample_scene
-from ostaf.world.attribute_cases import TRANSFERRED, cases, references, score
+from ostaf.world.attribute_cases import TRANSFERRED, cases, reference_caption, references, score
 from ostaf.world.oracle import silhouette_iou
 
 
@@ -34,7 +34,7 @@ def test_prompts_ask_for_other_subjects_in_known_words(kind: AttributeKind) -> N
         for name in ("shape", "colour", "pattern", "style"):
             same = getattr(case.expected, name) == getattr(reference, name)
             assert same == (name in TRANSFERRED[kind]), (name, case)
-        token_prompt, omitted = case.prompt("token"), case.prompt("omitted")
+        token_prompt, omitted = case.prompt("token", "sks"), case.prompt("omitted")
         assert token_prompt.split().count("sks") + token_prompt.count("sks,") == 1
         assert "sks" not in omitted
         for word in TRANSFERRED[kind]:
@@ -66,3 +66,36 @@ def test_silhouette_iou_sees_shape_and_pose_not_place_or_size() -> None:
     assert silhouette_iou(first, analyse(moved.render(64))) > 0.85
     assert silhouette_iou(first, analyse(turned.render(64))) < 0.8
     assert silhouette_iou(first, analyse(circle.render(64))) < 0.75
+
+
+@pytest.mark.parametrize("kind", list(AttributeKind))
+def test_references_are_balanced_over_the_attribute_and_extend_as_a_prefix(
+    kind: AttributeKind,
+) -> None:
+    key = TRANSFERRED[kind][0]
+    values = {"shape": 5, "colour": 8, "style": 3}[key]
+    found = references(kind, 2 * values)
+    assert references(kind, values) == found[:values]
+    counts = {getattr(scene, key): 0 for scene in found}
+    for scene in found:
+        counts[getattr(scene, key)] += 1
+    assert sorted(counts.values()) == [2] * values
+
+
+@pytest.mark.parametrize("kind", list(AttributeKind))
+def test_reference_caption_names_everything_but_the_attribute(kind: AttributeKind) -> None:
+    reference = references(kind, 1)[0]
+    text = reference_caption(reference, kind, "{token}")
+    words = text.replace(",", "").split()
+    assert words.count("{token}") == 1
+    for name in ("shape", "colour", "pattern", "style"):
+        assert (getattr(reference, name) in words) == (name not in TRANSFERRED[kind]), name
+    assert reference.background in words
+
+
+def test_joint_needs_both_transfer_and_fidelity() -> None:
+    reference = references(AttributeKind.SHAPE, 1)[0]
+    seen_reference = analyse(reference.render(64))
+    case = cases(reference, AttributeKind.SHAPE, 1, seed=2)[0]
+    assert score(case, analyse(case.expected.render(64)), seen_reference).joint == 1.0
+    assert score(case, seen_reference, seen_reference).joint == 0.0  # transfer, no fidelity

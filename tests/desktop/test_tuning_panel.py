@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from ostaf.method.regions import AttributeKind
+from ostaf.method.regions import AttributeKind, suggested_caption
+from ostaf.requests import KIND_TUNING
 from ostaf_desktop.run_history import load_run
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
@@ -66,3 +67,27 @@ def test_successful_run_lands_in_the_library(
     record = load_run(row.id)
     assert record is not None and len(record.previews) == 4
     assert window.library.list.count() == 1
+
+
+def test_description_is_suggested_per_kind_and_kept_once_edited(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    picker = window.tuning.picker
+    picker.cards[AttributeKind.STYLE].radio.click()
+    assert picker.caption.text() == suggested_caption(AttributeKind.STYLE)
+    assert vm.tuning.learning_rate == KIND_TUNING[AttributeKind.STYLE].learning_rate
+    picker.class_word.setText("cat")
+    assert picker.caption.text() == suggested_caption(AttributeKind.STYLE, "cat")
+    picker.cards[AttributeKind.SHAPE].radio.click()
+    assert picker.caption.text() == suggested_caption(AttributeKind.SHAPE, "cat")
+    assert vm.tuning.steps == KIND_TUNING[AttributeKind.SHAPE].steps
+    picker.caption.setText("a black {token} cat on a white background")
+    picker.cards[AttributeKind.APPEARANCE].radio.click()  # an edited description stays
+    picker.cards[AttributeKind.SHAPE].radio.click()
+    assert vm.tuning.caption == "a black {token} cat on a white background"
+    vm.reference.open_image(reference_image(tmp_path))
+    vm.tuning.steps = 10
+    window.shortcuts.tune.trigger()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    (call,) = fake.of_kind("tune")
+    assert call.request.settings.caption == "a black {token} cat on a white background"

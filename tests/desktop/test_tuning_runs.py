@@ -65,6 +65,7 @@ def test_a_resumed_run_shows_its_kind_reference_name_and_values(
     settings = TuningSettings(
         kind=AttributeKind.STYLE, steps=40, seed=9, rank=8, class_word="jug",
         crop=(10, 10, 110, 110), mask=mask_path(project),
+        caption="a red jug in {token} style on a gray background",
     )  # fmt: skip
     job = TuneJob(
         keep_reference(project, image), settings, project.folder / "gone.safetensors",
@@ -79,6 +80,7 @@ def test_a_resumed_run_shows_its_kind_reference_name_and_values(
     picker = window.tuning.picker
     assert picker.cards[AttributeKind.STYLE].radio.isChecked()
     assert picker.name.text() == "Loose ink" and picker.class_word.text() == "jug"
+    assert picker.caption.text() == "a red jug in {token} style on a gray background"
     assert (picker.steps.value(), picker.seed.value(), picker.rank.value()) == (40, 9, 8)
     assert vm.reference.path == job.image and vm.reference.crop == (10, 10, 110, 110)
     assert vm.reference.has_mask

@@ -1,0 +1,100 @@
+"""The attribute benchmark's plan and report, on made-up records (nothing is tuned here):
+pairing, the variants' settings, lift over untuned and the bootstrap intervals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ostaf.method.regions import DEFAULT_TOKEN, REGION_BY_KIND, AttributeKind
+from ostaf.world.attribute_bench import (
+    CATALOGUE,
+    DEFAULT,
+    REGIONS,
+    Bench,
+    Record,
+    Variant,
+    full_plan,
+    tuning_settings,
+)
+from ostaf.world.attribute_cases import references
+from ostaf.world.attribute_report import difference, interval, lift, variant_table, write_report
+
+
+def test_every_variant_of_the_catalogue_has_its_own_key() -> None:
+    assert len({v.key for v in CATALOGUE.values()}) == len(CATALOGUE)
+    assert DEFAULT.key == "hypernetwork" and CATALOGUE["lora-lr0.003"].method == "lora"
+
+
+def test_jobs_pair_every_variant_on_the_same_references_and_seeds(tmp_path: Path) -> None:
+    plan = full_plan(references=3, prompts=2, seeds=2, variants=["hypernetwork-zqx"])
+    assert plan.variants[0] == DEFAULT  # the default always runs, first (it is swept)
+    jobs = Bench(tmp_path, model=None).jobs(plan)
+    untuned = [job for job in jobs if isinstance(job[0], str)]
+    assert {job[0] for job in untuned} == {DEFAULT_TOKEN, "zqx"}
+    assert jobs[: len(untuned)] == untuned  # untuned renders first, shared by the variants
+    tuned = [job for job in jobs if not isinstance(job[0], str)]
+    for variant in plan.variants:
+        assert sorted(j[1:] for j in tuned if j[0] == variant) == sorted(
+            (kind, i, s) for kind in plan.kinds for i in range(3) for s in range(2)
+        )
+    # References outermost: a run cut short has every variant on the same first references.
+    order = [(j[3], j[2]) for j in tuned]
+    assert order == sorted(order)
+
+
+def test_default_settings_tune_on_the_reference_description() -> None:
+    scene = references(AttributeKind.SHAPE, 1)[0]
+    settings = tuning_settings(DEFAULT, AttributeKind.SHAPE, scene)
+    assert "{token}" in settings.caption and scene.shape not in settings.caption
+    assert scene.colour in settings.caption
+    assert settings.region == REGION_BY_KIND[AttributeKind.SHAPE] == REGIONS["encoder+mid"]
+    assert settings.token == DEFAULT_TOKEN
+    before = tuning_settings(Variant(before=True), AttributeKind.SHAPE, scene)
+    assert (before.caption, before.token, before.region) == ("", "sks", REGIONS["encoder"])
+    assert before.timesteps == (0.0, 1.0) and before.learning_rate == 3e-4
+    template = tuning_settings(Variant(caption="template"), AttributeKind.STYLE, scene)
+    assert template.caption == ""
+
+
+def _record(variant: str, kind: str, reference: int, key: str, joints: list[float]) -> Record:
+    rows = [
+        {"transfer": j, "fidelity": 1.0, "joint": j, "leakage": 0.0, "shape_iou": 0.5}
+        for j in joints
+    ]
+    return Record(variant, kind, reference, -1 if key == "0" else 0, 1.0, 0.1, {key: rows})
+
+
+def test_lift_is_per_reference_against_the_untuned_renders_of_the_same_token() -> None:
+    untuned = f"untuned-{DEFAULT_TOKEN}"
+    records = [
+        _record(untuned, "shape", 0, "0", [0, 0, 0, 0]),
+        _record(untuned, "shape", 1, "0", [1, 1, 0, 0]),
+        _record("hypernetwork", "shape", 0, "1", [1, 1, 1, 0]),
+        _record("hypernetwork", "shape", 1, "1", [1, 1, 0, 0]),
+    ]
+    assert lift(records, DEFAULT, "shape") == {0: 0.75, 1: 0.0}
+    assert difference({0: 0.5, 1: 0.2}, {1: 0.1, 2: 0.3}) == pytest.approx({1: 0.1})
+
+
+def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_agreement() -> None:
+    centre, low, high = interval({i: float(i % 2) for i in range(20)})
+    assert centre == 0.5 and low < 0.5 < high and high - low < 0.6
+    same = interval({i: 0.3 for i in range(20)})
+    assert same == pytest.approx((0.3, 0.3, 0.3))
+
+
+def test_report_lists_every_variant_with_its_paired_difference(tmp_path: Path) -> None:
+    plan = full_plan(references=2, prompts=4, seeds=1, variants=["lora-lr0.001"])
+    records = []
+    for ref in range(2):
+        records.append(_record(f"untuned-{DEFAULT_TOKEN}", "style", ref, "0", [0, 0, 0, 0]))
+        records.append(_record("hypernetwork", "style", ref, "1", [1, 1, 0, 0]))
+        records.append(_record("lora-lr0.001", "style", ref, "1", [1, 1, 1, 1]))
+    table = "\n".join(variant_table(records, plan))
+    assert "| style | default | 2 |" in table
+    assert "plain LoRA, lr 0.001" in table and "+50 [+50, +50]" in table
+    paths = write_report(records, plan, tmp_path / "cache", tmp_path / "out")
+    assert [p.suffix for p in paths] == [".md", ".json", ".png"]
+    assert "Headline" in paths[0].read_text()
