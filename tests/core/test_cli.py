@@ -140,5 +140,5 @@ def test_tune_takes_the_reference_description(
     assert code == 0, capsys.readouterr().err
     tuning = read_meta(out).tuning
     assert tuning["caption"] == caption and "{token}" not in str(tuning["prompt"])
-    # the kind's own learning rate
-    assert tuning["learning_rate"] == KIND_TUNING[AttributeKind.SHAPE].learning_rate
+    kind_rate = KIND_TUNING[AttributeKind.SHAPE].learning_rate
+    assert tuning["learning_rate"] == kind_rate  # the kind's own rate is the default

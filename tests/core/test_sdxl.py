@@ -179,9 +179,9 @@ def test_regions_follow_the_kind(
         n for n, _ in sdxl.unet.named_modules() if n.endswith(("to_q", "to_k", "to_v", "to_out.0"))
     ]
     up = sorted(p for p in projections if p.startswith("up_blocks."))
-    down = sorted(p for p in projections if p.startswith("down_blocks."))
+    down = sorted(p for p in projections if p.startswith(("down_blocks.", "mid_block.")))
     assert tuned[0].attribute.meta.targets == up
-    assert shape.meta.targets == down
+    assert shape.meta.targets == down  # shape: the encoder and the mid block
     # The deepest level has two transformer layers per block: both are tuned.
     assert any(".transformer_blocks.1." in p for p in shape.meta.targets)
 
