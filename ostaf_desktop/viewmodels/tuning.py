@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -132,6 +133,7 @@ class TuningViewModel(ViewModel):
         self.changed.connect(self._on_own_change)
         for vm in (reference, projects):
             vm.changed.connect(lambda *_: self._update_can_tune())
+        reference.changed.connect(self._on_reference_changed)
         library.changed.connect(self._on_library_changed)
         session.changed.connect(self._on_session_changed)
         self._update_can_tune()
@@ -365,9 +367,8 @@ class TuningViewModel(ViewModel):
             self.learning_rate = KIND_TUNING[kind].learning_rate
             if self.preset in PRESETS:
                 self.steps = preset_steps(kind, self.preset)
-        if name in ("kind", "class_word") and self.caption == self._suggestion:
-            self._suggestion = suggested_caption(kind, self.class_word)
-            self.caption = self._suggestion
+        if name in ("kind", "class_word"):
+            self._suggest()
         if name == "preset" and value in PRESETS:
             self.steps = preset_steps(kind, str(value))
         elif (
@@ -375,8 +376,27 @@ class TuningViewModel(ViewModel):
         ):
             self.preset = CUSTOM
 
+    def _on_reference_changed(self, name: str, value: object) -> None:
+        if name in ("image", "crop"):
+            self._suggest()
+
+    def _suggest(self) -> None:
+        """Refresh the suggested description, as long as the user has not edited it: on the
+        demo model, what the world's oracle reads in the reference (its exact description);
+        elsewhere the kind's template, which the user completes."""
+        if self.caption != self._suggestion:
+            return
+        kind = AttributeKind(self.kind)
+        model, path = self._session.model, self._reference.path
+        described = ""
+        if model is not None and model.is_demo and path is not None:
+            described = _world_description(path, self._reference.crop, model.resolution, kind)
+        self._suggestion = described or suggested_caption(kind, self.class_word)
+        self.caption = self._suggestion
+
     def _on_session_changed(self, name: str, value: object) -> None:
         if name == "model" and value is not None:
+            self._suggest()
             self.resolution_options = tuning_size_choices(self._session.model)
             if self.resolution not in {v for _, v in self.resolution_options}:
                 self.resolution = NATIVE_SIZE
@@ -397,3 +417,18 @@ class TuningViewModel(ViewModel):
             what = f"{preset.name} · {preset.summary}" if preset else "Custom"
             hint, ok = f"{what} ({self.steps} steps)", True
         self.can_tune, self.tune_hint = ok, hint
+
+
+def _world_description(
+    path: Path, crop: tuple[int, int, int, int] | None, size: int, kind: AttributeKind
+) -> str:
+    """The demo world's description of the reference as the demo model sees it (`size`
+    pixels); "" when it is no picture of that world, or cannot be read."""
+    from ostaf.images import load_reference
+    from ostaf.world.description import describe_reference
+
+    try:
+        image = load_reference(path, size, crop).image
+    except OstafError:
+        return ""
+    return describe_reference(image, kind)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from pytestqt.qtbot import QtBot
 
 from ostaf.method.regions import AttributeKind, suggested_caption
@@ -91,3 +93,27 @@ def test_description_is_suggested_per_kind_and_kept_once_edited(
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
     (call,) = fake.of_kind("tune")
     assert call.request.settings.caption == "a black {token} cat on a white background"
+
+
+def test_on_the_demo_model_a_world_reference_is_described_exactly(
+    window: MainWindow, vm: MainViewModel
+) -> None:
+    assert vm.session.model is not None and vm.session.model.is_demo
+    picker = window.tuning.picker
+    assert vm.reference.open_sample()  # an orange striped star, flat style, on white
+    assert picker.caption.text() == "a {token} star, flat style, on a white background"
+    picker.cards[AttributeKind.SHAPE].radio.click()
+    assert picker.caption.text() == "an orange striped {token}, flat style, on a white background"
+    picker.cards[AttributeKind.STYLE].radio.click()
+    assert picker.caption.text() == "an orange striped star, {token} style, on a white background"
+    vm.reference.close_image()  # no reference: the kind's template again
+    assert picker.caption.text() == suggested_caption(AttributeKind.STYLE)
+
+
+def test_a_picture_from_outside_the_world_keeps_the_template(
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
+) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    assert vm.reference.open_image(tmp_path / "noise.png")
+    assert window.tuning.picker.caption.text() == suggested_caption(AttributeKind.APPEARANCE)

@@ -1,0 +1,26 @@
+"""The demo world's description of a reference: the oracle's reading written as the
+benchmark's tuning caption, with the attribute's words replaced by the placeholder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ostaf.method.regions import AttributeKind
+from ostaf.world.attribute_cases import reference_caption, references
+from ostaf.world.description import describe_reference
+
+
+@pytest.mark.parametrize("kind", list(AttributeKind))
+def test_held_out_references_are_described_as_the_benchmark_tunes_them(
+    kind: AttributeKind,
+) -> None:
+    for scene in references(kind, 4):
+        image = scene.render(64)
+        assert describe_reference(image, kind) == reference_caption(scene, kind, "{token}")
+
+
+def test_noise_is_not_described() -> None:
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert describe_reference(Image.fromarray(noise), AttributeKind.STYLE) == ""
