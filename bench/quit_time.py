@@ -26,14 +26,15 @@ def child(tune: bool) -> None:
     from PySide6.QtCore import QTimer
 
     import ostaf_desktop.app as app_module
+    import ostaf_desktop.widgets.main_window as main_window
     from ostaf_desktop.launcher import main
 
     build = app_module.build_window
+    main_window.confirm = lambda parent, title, text: True  # quit mid-run without asking
     reference = Path(tempfile.mkdtemp()) / "reference.png"
 
     def build_and_close(options: Any, relay: Any) -> Any:
         window, vm = build(options, relay)
-        window._confirm = lambda title, text: True  # type: ignore[method-assign]
         state = {"tuning": False, "idle_since": 0.0}
 
         def poll() -> None:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QSizePolicy,
     QSpinBox,
     QToolButton,
@@ -166,3 +167,15 @@ class Section(QFrame):
     def add_header_button(self, button: QToolButton) -> QToolButton:
         self.header.addWidget(button, 0, Qt.AlignmentFlag.AlignRight)
         return button
+
+
+def confirm(parent: QWidget, title: str, text: str) -> bool:
+    """Ask Yes / Cancel (Cancel is the default); True when the user chose Yes."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Yes

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QWidget
 
 from ostaf_desktop.viewmodels.attribute_transfer import ATTRIBUTE_FILTER, ProjectImportViewModel
 from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.widgets.layout import confirm
 from ostaf_desktop.widgets.lora_dialog import LoraExportDialog
 from ostaf_desktop.widgets.project_import_dialog import ProjectImportDialog
 from ostaf_desktop.widgets.trash_dialog import TrashDialog
@@ -65,15 +66,12 @@ class LibraryActions:
         row = self.vm.library.selected
         if row is None:
             return
-        answer = QMessageBox.question(
+        if confirm(
             self.window,
             "Delete attribute",
             f"Move '{row.name}' to the project's trash?\n\n"
             "You can restore it from Attribute → Trash….",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        ):
             self.vm.library.delete(row.id)
 
     def _open(self, dialog: QDialog) -> None:

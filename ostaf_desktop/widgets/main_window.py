@@ -29,6 +29,7 @@ from ostaf_desktop.viewmodels.settings import SettingsViewModel
 from ostaf_desktop.widgets.batch_dialog import BatchDialog
 from ostaf_desktop.widgets.error_banner import ErrorBanner
 from ostaf_desktop.widgets.hint_bar import DemoModelHint
+from ostaf_desktop.widgets.layout import confirm
 from ostaf_desktop.widgets.library_actions import LibraryActions
 from ostaf_desktop.widgets.library_panel import LibraryPanel
 from ostaf_desktop.widgets.project_browser import ProjectBrowser
@@ -301,7 +302,7 @@ class MainWindow(QMainWindow):
                 "again resumes.",
             ),
         ):
-            if running and not self._confirm(title, text):
+            if running and not confirm(self, title, text):
                 event.ignore()
                 return
         if self.batch_dialog is not None:
@@ -310,13 +311,3 @@ class MainWindow(QMainWindow):
             self.save_layout()
         self.vm.shutdown(save_state=self.remember_layout)
         event.accept()
-
-    def _confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(
-            self,
-            title,
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes

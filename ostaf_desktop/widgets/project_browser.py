@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QWidget,
 )
 
@@ -18,7 +17,7 @@ from ostaf_desktop.binding import bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import qimage_from_data_url, read_thumbnail
 from ostaf_desktop.viewmodels.projects import ProjectRow, ProjectsViewModel
-from ostaf_desktop.widgets.layout import Section, label, tool_button
+from ostaf_desktop.widgets.layout import Section, confirm, label, tool_button
 from ostaf_desktop.widgets.thumbnails import square_icon
 
 THUMB = 40
@@ -124,13 +123,10 @@ class ProjectBrowser(Section):
         row = next((r for r in self.vm.rows if r.slug == slug), None)
         if row is None:
             return
-        answer = QMessageBox.question(
+        if confirm(
             self,
             "Delete project",
             f"Move '{row.name}' and its {row.attribute_count} attribute(s) to the trash folder?"
             "\n\nIt can be restored by hand from the projects/.trash folder.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        ):
             self.vm.delete(slug)

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -18,7 +17,7 @@ from PySide6.QtWidgets import (
 from ostaf_desktop.binding import bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.library import AttributeRow, LibraryViewModel
-from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.widgets.layout import confirm, label
 from ostaf_desktop.widgets.library_panel import ID_ROLE, THUMB, attribute_icon
 
 
@@ -94,23 +93,14 @@ class TrashDialog(QDialog):
         if item is None:
             return
         name = item.text().splitlines()[0]
-        if self._confirm("Delete permanently", f"Delete '{name}' for good? This cannot be undone."):
+        if confirm(self, "Delete permanently", f"Delete '{name}' for good? This cannot be undone."):
             self.library.purge(str(item.data(ID_ROLE)))
 
     def empty_trash(self) -> None:
         count = self.list.count()
-        if count and self._confirm(
+        if count and confirm(
+            self,
             "Empty trash",
             f"Delete all {count} attribute(s) in the trash for good? This cannot be undone.",
         ):
             self.library.empty_trash()
-
-    def _confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(
-            self,
-            title,
-            text,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
