@@ -141,6 +141,7 @@ class AttributePicker(QWidget):
         bind_to(vm, "kind", self._show_kind, self)
         bind(vm, "class_word", self.class_word)
         bind(vm, "caption", self.caption)
+        bind_to(vm, "caption", lambda _: show_start(self.caption), self)
         bind(vm, "name", self.name)
         bind_to(vm, "name", lambda _: show_start(self.name), self)
         bind_combo(vm, "preset", self.preset)

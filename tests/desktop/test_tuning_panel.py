@@ -117,3 +117,10 @@ def test_a_picture_from_outside_the_world_keeps_the_template(
     Image.fromarray(noise).save(tmp_path / "noise.png")
     assert vm.reference.open_image(tmp_path / "noise.png")
     assert window.tuning.picker.caption.text() == suggested_caption(AttributeKind.APPEARANCE)
+
+
+def test_a_suggested_description_shows_from_its_start(
+    window: MainWindow, vm: MainViewModel
+) -> None:
+    assert vm.reference.open_sample()
+    assert window.tuning.picker.caption.cursorPosition() == 0
