@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--learning-rate", type=number, help="default: the kind's own rate (KIND_TUNING)"
     )
     tune.add_argument("--rank", type=whole, default=TuningSettings.rank)
+    tune.add_argument(
+        "--prior",
+        type=number,
+        metavar="W",
+        help="weight of prior preservation: keep what the model draws for the description "
+        "without the placeholder, so that the attribute leaves the prompt's other words alone "
+        "(0: off; default: the kind's own, KIND_TUNING)",
+    )
     tune.add_argument("--name", default="", help="a name for the attribute")
     tune.add_argument(
         "--size",
@@ -206,7 +214,11 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
 
     chosen = {
         name: value
-        for name, value in (("steps", args.steps), ("learning_rate", args.learning_rate))
+        for name, value in (
+            ("steps", args.steps),
+            ("learning_rate", args.learning_rate),
+            ("prior", args.prior),
+        )
         if value is not None
     }
     settings = TuningSettings.for_kind(

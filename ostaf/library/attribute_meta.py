@@ -118,6 +118,8 @@ class TuningRecord(TypedDict, total=False):
     flip: bool
     final_loss: Finite
     device: str
+    prior: Annotated[float, Field(ge=0)]  # prior-preservation weight (0 or absent: none)
+    strength: Annotated[float, Field(gt=0)]  # the stored offsets' multiple of the tuned ones
 
 
 _TUNING_KEYS = frozenset(TuningRecord.__annotations__)

@@ -62,6 +62,21 @@ def tuning_prompt(kind: AttributeKind, token: str, class_word: str = "", caption
     return " ".join(TEMPLATES[kind].format(token=token, cls=cls).split())
 
 
+def prior_prompt(kind: AttributeKind, prompt: str, token: str, class_word: str = "") -> str:
+    """The tuning prompt without the attribute: what prior preservation keeps as the base
+    model draws it. For shape the placeholder becomes the class word (or "shape"); for
+    appearance it goes; for style "{token} style" goes as a whole, e.g.
+    "a red star, sks style, on a white background" -> "a red star, on a white background"."""
+    word = re.escape(token)
+    if kind is AttributeKind.STYLE:
+        prompt = re.sub(rf"(?:\bin\s+)?(?<![\w-]){word}\s+style(?![\w-])", "", prompt)
+    stand_in = (class_word.strip() or "shape") if kind is AttributeKind.SHAPE else ""
+    prompt = re.sub(rf"(?<![\w-]){word}(?![\w-])", stand_in, prompt)
+    prompt = re.sub(r"\s*,\s*(?:,\s*)+", ", ", prompt)  # ", ," left by a removed phrase
+    prompt = re.sub(r"\s+,", ",", " ".join(prompt.split()))
+    return prompt.strip(" ,")
+
+
 def suggested_caption(kind: AttributeKind, class_word: str = "") -> str:
     """A description to start from, with `{token}` where the attribute goes: the user adds
     what the reference shows apart from the attribute (colour, background, style…), so the

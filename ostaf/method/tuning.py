@@ -39,6 +39,7 @@ from ostaf.method.regions import (
     FLIP_ALLOWED,
     TIMESTEPS_BY_KIND,
     Region,
+    prior_prompt,
     timestep_window,
     tuning_prompt,
 )
@@ -89,6 +90,10 @@ class _Batch:
     text: torch.Tensor  # (1, T, D) prompt embedding
     # The U-Net's extra inputs, each (1, …): SDXL's pooled embedding and size/crop ids.
     added: dict[str, torch.Tensor] | None = None
+    # Prior preservation: the description without the attribute (text and extra inputs) and
+    # the weight of its loss; None when off.
+    prior: _Batch | None = None
+    prior_weight: float = 0.0
 
 
 def tune(
@@ -126,6 +131,10 @@ def tune(
     progress(clock.report("preparing", 0, message="Encoding the reference…"))
     with out_of_memory_as_error("preparing the reference", OOM_ADVICE):
         batch = _prepare(model, reference, prompt, _flip(settings))
+        if settings.prior:
+            kept = prior_prompt(settings.kind, prompt, settings.token, settings.class_word)
+            batch.prior = _prepare_text(model, reference, kept)
+            batch.prior_weight = float(settings.prior)
     cancel.check()
 
     plan, note = _memory_plan(model, region, settings, size)
@@ -145,7 +154,9 @@ def tune(
     hyper, optimizer, sampler = fresh()
     noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
     window = timestep_window(timestep_share(settings), noise_scheduler.config.num_train_timesteps)
-    per_pass = plan.timesteps_per_pass if plan else settings.timesteps_per_pass
+    # With prior preservation every sample runs twice in its pass (planned as such).
+    per_pass = plan.timesteps_per_pass // _copies(settings) if plan else settings.timesteps_per_pass
+    per_pass = max(per_pass, 1) if plan else per_pass
     per_pass = min(per_pass or settings.timesteps_per_step, settings.timesteps_per_step)
     losses: list[float] = []
     notes: list[str] = []
@@ -248,8 +259,10 @@ def tune(
         if recompute:
             unet.disable_gradient_checkpointing()
     with torch.no_grad():
+        # The up factor carries the strength: ΔW = strength · A·B / r.
+        strength = float(settings.strength)
         factors = {
-            p: (a.detach().float().cpu().clone(), b.detach().float().cpu().clone())
+            p: ((a.detach().float() * strength).cpu().clone(), b.detach().float().cpu().clone())
             for p, (a, b) in hyper().items()
         }
     meta = AttributeMeta(
@@ -281,6 +294,8 @@ def tune(
             "caption": settings.caption,
             "timestep_low": timestep_share(settings)[0],
             "timestep_high": timestep_share(settings)[1],
+            "prior": float(settings.prior),
+            "strength": strength,
             "resolution": size,
             "family": model.family.id,
             "prediction_type": str(model.pipe.scheduler.config.prediction_type),
@@ -323,11 +338,11 @@ def _memory_plan(
             size,
             model.placement.dtype,
             region,
-            settings.timesteps_per_step,
+            settings.timesteps_per_step * _copies(settings),
             resident_bytes_of([model.unet, *model.text_encoders, model.pipe.vae], device),
             budget,
             rank=settings.rank,
-            timesteps_per_pass=settings.timesteps_per_pass,
+            timesteps_per_pass=settings.timesteps_per_pass * _copies(settings),
             checkpointing=settings.memory_saving,
             vae_scale_factor=model.vae_scale_factor,
             added_inputs=model.family.added_inputs(model.unet.config),
@@ -336,6 +351,11 @@ def _memory_plan(
         # The estimate is advice: an architecture it cannot trace still tunes as asked.
         return None, f"Memory preflight unavailable ({type(exc).__name__}: {exc})"
     return plan, f"Memory: {plan.describe()}"
+
+
+def _copies(settings: TuningSettings) -> int:
+    """How many U-Net samples each sampled timestep costs: two with prior preservation."""
+    return 2 if settings.prior else 1
 
 
 def timestep_share(settings: TuningSettings) -> tuple[float, float]:
@@ -366,8 +386,18 @@ def _prepare(model: BaseModel, reference: Reference, prompt: str, flip: bool) ->
             device
         )  # (V, 1, H, W)
         weights = F.adaptive_avg_pool2d(mask, latents.shape[-2:])  # (V, 1, h, w) in [0, 1]
-    cond = model.family.encode_prompt(pipe, prompt, device, reference.image.size[::-1])
-    return _Batch(latents.float(), weights, cond.hidden, cond.added or None)
+    text = _prepare_text(model, reference, prompt)
+    return _Batch(latents.float(), weights, text.text, text.added)
+
+
+@torch.no_grad()
+def _prepare_text(model: BaseModel, reference: Reference, prompt: str) -> _Batch:
+    """The conditioning of `prompt` alone (no latents) as a batch."""
+    cond = model.family.encode_prompt(
+        model.pipe, prompt, model.placement.device, reference.image.size[::-1]
+    )
+    empty = torch.empty(0)
+    return _Batch(empty, None, cond.hidden, cond.added or None)
 
 
 def _to_tensor(img: Image.Image, gray: bool = False) -> torch.Tensor:
@@ -398,6 +428,12 @@ def _step(
     noisy, t, target, weights = _noisy_samples(
         batch, noise_scheduler, sampler, timesteps, device, window
     )
+    prior_target = None
+    if batch.prior is not None:
+        # What the base model predicts for the description without the attribute, on the
+        # same noisy latents: the tuned U-Net is pulled towards it (prior preservation).
+        set_terms(wrappers, [], dtype)
+        prior_target = _frozen_prediction(unet, dtype, batch.prior, noisy, t, per_pass)
     set_terms(wrappers, [(hyper(), 1.0)], dtype)
     total = torch.zeros((), device=device)
     for start in range(0, timesteps, per_pass):
@@ -409,10 +445,44 @@ def _step(
                 share = float(weights[part].sum() / weights.sum())
         part_weights = None if weights is None else weights[part]
         last = part.stop == timesteps
+        prior_part = None if prior_target is None else prior_target[part]
         total += _pass(
-            unet, dtype, batch, noisy[part], t[part], target[part], part_weights, share, last
+            unet,
+            dtype,
+            batch,
+            noisy[part],
+            t[part],
+            target[part],
+            part_weights,
+            share,
+            last,
+            prior_part,
         )
     return total
+
+
+@torch.no_grad()
+def _frozen_prediction(
+    unet: UNet2DConditionModel,
+    dtype: torch.dtype,
+    cond: _Batch,
+    noisy: torch.Tensor,
+    timesteps: torch.Tensor,
+    per_pass: int,
+) -> torch.Tensor:
+    """The U-Net's prediction for `cond` on `noisy`, in passes of `per_pass` (fp32)."""
+    parts = []
+    for start in range(0, noisy.shape[0], per_pass):
+        part = slice(start, start + per_pass)
+        text, added = unet_inputs(cond, noisy[part].shape[0], dtype)
+        out = unet(
+            noisy[part].to(dtype),
+            timesteps[part],
+            encoder_hidden_states=text,
+            added_cond_kwargs=added,
+        )
+        parts.append(out.sample.float())
+    return torch.cat(parts)
 
 
 def _pass(
@@ -425,13 +495,24 @@ def _pass(
     weights: torch.Tensor | None,
     share: float,
     last: bool,
+    prior_target: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Forward and backward of one pass; its graph is gone when this returns, so passes
-    never hold two sets of activations at once."""
-    text, added = unet_inputs(batch, noisy.shape[0], dtype)
+    never hold two sets of activations at once. With `prior_target` the pass also runs the
+    samples with the prior's conditioning (one U-Net call for both halves)."""
+    n = noisy.shape[0]
+    text, added = unet_inputs(batch, n, dtype)
+    if batch.prior is not None and prior_target is not None:
+        prior_text, prior_added = unet_inputs(batch.prior, n, dtype)
+        text = torch.cat([text, prior_text])
+        if added is not None and prior_added is not None:
+            added = {k: torch.cat([v, prior_added[k]]) for k, v in added.items()}
+        noisy, timesteps = torch.cat([noisy, noisy]), torch.cat([timesteps, timesteps])
     pred = unet(noisy.to(dtype), timesteps, encoder_hidden_states=text, added_cond_kwargs=added)
     pred = pred.sample
-    loss = masked_mse(pred.float(), target, weights)
+    loss = masked_mse(pred[:n].float(), target, weights)
+    if prior_target is not None:
+        loss = loss + batch.prior_weight * F.mse_loss(pred[n:].float(), prior_target)
     if share != 1.0:
         loss = loss * share
     # The hypernetwork's part of the graph is shared by the passes: keep it for the next one.
@@ -494,8 +575,9 @@ def _preview(
     size: int,
     cancel: CancelToken,
 ) -> Image.Image:
-    """A low-step render of `prompt` (the kind's probe) with the current offsets (fixed seed)."""
-    set_terms(wrappers, [(hyper(), 1.0)], model.placement.dtype)
+    """A low-step render of `prompt` (the kind's probe) with the current offsets at the
+    strength they will be saved with (fixed seed)."""
+    set_terms(wrappers, [(hyper(), float(settings.strength))], model.placement.dtype)
     pipe = pipeline_with_scheduler(
         model.pipe, DDIMScheduler.from_config(model.pipe.scheduler.config)
     )

@@ -123,6 +123,8 @@ def run_key(
         settings.caption,
         str(settings.timesteps),
     ]
+    if settings.prior:  # (absent when off: states saved before the prior keep their key)
+        parts.append(f"prior {settings.prior:g}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
 from ostaf.world.attribute_cases import Case, cases, reference_caption, references
+from ostaf.world.scenes import caption
 
 LAMBDAS = (0.0, 0.5, 1.0, 1.5)
 REGIONS = {
@@ -37,6 +38,9 @@ REGIONS = {
     "whole": Region(blocks=("down_blocks", "mid_block", "up_blocks")),
 }
 KINDS = (AttributeKind.APPEARANCE, AttributeKind.SHAPE, AttributeKind.STYLE)
+# The untuned model asked for the attribute in words ("a red star, outline style"): the
+# most a perfect attribute could reach with this model and oracle.
+NAMED = "named"
 RENDER_STEPS = 25
 RENDER_GUIDANCE = 5.0
 # The settings before the benchmark was enlarged: the template prompt, "sks", shape on the
@@ -60,6 +64,8 @@ class Variant:
     steps: int | None = None
     learning_rate: float | None = None
     rank: int | None = None
+    prior: float | None = None  # prior-preservation weight
+    strength: float | None = None  # what λ = 1 stands for
     before: bool = False  # the defaults before this benchmark, as a whole
     kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
@@ -76,6 +82,8 @@ class Variant:
             ("steps", self.steps),
             ("lr", self.learning_rate),
             ("rank", self.rank),
+            ("prior", self.prior),
+            ("strength", self.strength),
         ):
             if value is not None:
                 parts.append(f"{label}{value:g}")
@@ -107,6 +115,12 @@ CATALOGUE: dict[str, Variant] = {
         Variant(method="lora", learning_rate=3e-3),
         Variant(method="lora", learning_rate=3e-4),
         Variant(steps=600),
+        Variant(prior=0.0),
+        Variant(prior=1.0),
+        Variant(prior=1.0, learning_rate=1e-3),
+        Variant(prior=3.0),
+        Variant(method="lora", learning_rate=3e-3, prior=1.0),
+        Variant(learning_rate=1e-4, kinds=("shape",)),
     )
 }
 
@@ -120,17 +134,27 @@ class Plan:
     seeds: int
     variants: tuple[Variant, ...]  # the first is swept over LAMBDAS, the rest at λ = 1
     kinds: tuple[AttributeKind, ...] = KINDS
+    # The λ sweep runs on the first this-many references (0: all of them), tuning seed 0.
+    sweep_references: int = 0
+
+    def sweeps(self, index: int, seed: int) -> bool:
+        """Whether the default's λ sweep covers reference `index` with tuning seed `seed`."""
+        return seed == 0 and (not self.sweep_references or index < self.sweep_references)
 
 
 def full_plan(
-    references: int = 24, prompts: int = 16, seeds: int = 2, variants: Sequence[str] = ()
+    references: int = 24,
+    prompts: int = 16,
+    seeds: int = 2,
+    variants: Sequence[str] = (),
+    sweep_references: int = 0,
 ) -> Plan:
     """The published benchmark (sizes as the issue asks unless told otherwise)."""
     chosen = [CATALOGUE[k] for k in variants] if variants else list(CATALOGUE.values())
     if DEFAULT not in chosen:
         chosen.insert(0, DEFAULT)
     chosen.sort(key=lambda v: v != DEFAULT)
-    return Plan(references, prompts, seeds, tuple(chosen))
+    return Plan(references, prompts, seeds, tuple(chosen), sweep_references=sweep_references)
 
 
 def quick_plan() -> Plan:
@@ -164,7 +188,7 @@ class Bench:
     def jobs(self, plan: Plan) -> list[tuple[Variant | str, AttributeKind, int, int]]:
         """Every (variant or untuned token, kind, reference, seed), untuned renders first."""
         found: list[tuple[Variant | str, AttributeKind, int, int]] = []
-        tokens = dict.fromkeys(v.placeholder() for v in plan.variants)
+        tokens = dict.fromkeys([*(v.placeholder() for v in plan.variants), NAMED])
         for token in tokens:
             for kind in plan.kinds:
                 found += [(token, kind, index, -1) for index in range(plan.references)]
@@ -190,16 +214,19 @@ class Bench:
             if isinstance(what, str):
                 records.append(self.untuned(what, kind, index, scene, plan.prompts))
             else:
-                lambdas = LAMBDAS[1:] if what == plan.variants[0] else (1.0,)
+                sweep = what == plan.variants[0] and plan.sweeps(index, seed)
+                lambdas = LAMBDAS[1:] if sweep else (1.0,)
                 records.append(self.record(what, kind, index, scene, plan.prompts, lambdas, seed))
         return records
 
     def untuned(
         self, token: str, kind: AttributeKind, index: int, scene: Any, prompts: int
     ) -> Record:
-        """The untuned model's scores on the reference's prompts written with `token`."""
-        path = self.cache / f"untuned-{token}" / f"{kind}-{index}.json"
-        record = _load_record(path) or Record(f"untuned-{token}", str(kind), index, -1, 0.0, 0.0)
+        """The untuned model's scores on the reference's prompts written with `token`, or
+        with the attribute named in words (`NAMED`): what a perfect attribute would reach."""
+        name = NAMED if token == NAMED else f"untuned-{token}"
+        path = self.cache / name / f"{kind}-{index}.json"
+        record = _load_record(path) or Record(name, str(kind), index, -1, 0.0, 0.0)
         self._score(record, path, None, kind, index, scene, prompts, (0.0,), token)
         return record
 
@@ -245,7 +272,10 @@ class Bench:
             if attribute is None and variant is not None:
                 attribute = self._attribute(variant, kind, index, record.seed)
             chosen = cases(scene, kind, prompts, seed=case_seed(index))
-            images = self.render(chosen, token, attribute, lam)
+            if token == NAMED:
+                images = self.render_prompts([caption(case.expected) for case in chosen], chosen)
+            else:
+                images = self.render(chosen, token, attribute, lam)
             record.scores[key] = [
                 _score_dict(case, image, reference)
                 for case, image in zip(chosen, images, strict=True)
@@ -289,21 +319,22 @@ class Bench:
 
     def render(self, chosen: Sequence[Case], token: str, attribute: Any, lam: float) -> list:
         """The case prompts rendered with `attribute` merged at `lam` (DDIM, fixed seeds)."""
-        from ostaf.render.rendering import apply_attributes, pipeline_for
-        from ostaf.world.prompt_following import render_prompts
+        from ostaf.render.rendering import apply_attributes
 
         apply_attributes(self.model, [(attribute, lam)] if lam and attribute else [])
         try:
-            pipe = pipeline_for(self.model, "ddim")
-            return render_prompts(
-                pipe,
-                [case.prompt("token", token) for case in chosen],
-                [case.seed for case in chosen],
-                RENDER_STEPS,
-                RENDER_GUIDANCE,
-            )
+            return self.render_prompts([case.prompt("token", token) for case in chosen], chosen)
         finally:
             self.model.merger.restore()
+
+    def render_prompts(self, prompts: list[str], chosen: Sequence[Case]) -> list:
+        """`prompts` rendered with the cases' seeds as the model now is (DDIM, fixed seeds)."""
+        from ostaf.render.rendering import pipeline_for
+        from ostaf.world.prompt_following import render_prompts
+
+        pipe = pipeline_for(self.model, "ddim")
+        seeds = [case.seed for case in chosen]
+        return render_prompts(pipe, prompts, seeds, RENDER_STEPS, RENDER_GUIDANCE)
 
     def _keep_images(self, variant: str, kind: AttributeKind, key: str, images: list) -> None:
         """The first reference's renders, for the picture grid."""
@@ -345,6 +376,8 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
             ("steps", variant.steps),
             ("learning_rate", variant.learning_rate),
             ("rank", variant.rank),
+            ("prior", variant.prior),
+            ("strength", variant.strength),
         )
         if value is not None
     }
@@ -388,6 +421,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=16, help="per reference")
     parser.add_argument("--seeds", type=int, default=2, help="tuning seeds per reference")
     parser.add_argument(
+        "--sweep-references",
+        type=int,
+        default=8,
+        metavar="N",
+        help="the default's λ sweep on the first N references, seed 0 (0: all; default 8)",
+    )
+    parser.add_argument("--kinds", default="", help="comma-separated kinds (default: all three)")
+    parser.add_argument(
         "--variants",
         default="",
         help="comma-separated variant keys (default: all of them): " + ", ".join(CATALOGUE),
@@ -426,8 +467,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     model = load_base_model(args.model, device="cpu")
     plan = (
-        quick_plan() if args.quick else full_plan(args.references, args.prompts, args.seeds, keys)
+        quick_plan()
+        if args.quick
+        else full_plan(args.references, args.prompts, args.seeds, keys, args.sweep_references)
     )
+    if args.kinds:
+        try:
+            plan = replace(plan, kinds=tuple(AttributeKind(k) for k in args.kinds.split(",")))
+        except ValueError:
+            parser.error(f"--kinds {args.kinds}: choose from {', '.join(KINDS)}")
     name = "quick" if args.quick else "full"
     cache = args.cache or paths.cache_dir() / f"attribute-bench-{model.fingerprint}-{name}"
 

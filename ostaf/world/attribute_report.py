@@ -18,7 +18,7 @@ from statistics import mean
 from PIL import Image, ImageDraw, ImageFont
 
 from ostaf.method.regions import AttributeKind
-from ostaf.world.attribute_bench import DEFAULT, LAMBDAS, Plan, Record, Variant
+from ostaf.world.attribute_bench import DEFAULT, LAMBDAS, NAMED, Plan, Record, Variant
 from ostaf.world.attribute_cases import TRANSFERRED, references
 
 METRICS = ("transfer", "fidelity", "joint", "leakage")
@@ -88,16 +88,20 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def headline_table(records: Sequence[Record], plan: Plan) -> list[str]:
-    """One row per kind: the default variant at λ = 1 against the untuned model."""
+    """One row per kind: the default variant at λ = 1 against the untuned model, and what
+    the untuned model reaches when the attribute is named in words ("named": the ceiling)."""
     rows = []
     variant = plan.variants[0]
     for kind in (str(k) for k in plan.kinds):
         metric = _metric_getter(records, variant.key, kind, "1")
         untuned = _on(per_reference(records, untuned_key(variant), kind, "0", "joint"), metric)
+        named = _metric_getter(records, NAMED, kind, "0")
         rows.append(
             [
                 kind,
                 str(len(metric("joint"))),
+                _pct(_on(named("fidelity"), metric)),
+                _pct(_on(named("joint"), metric)),
                 _pct(untuned),
                 _pct(metric("transfer")),
                 _pct(metric("fidelity")),
@@ -110,6 +114,8 @@ def headline_table(records: Sequence[Record], plan: Plan) -> list[str]:
         (
             "kind",
             "refs",
+            "named: fidelity",
+            "named: joint",
             "untuned joint",
             "transfer",
             "fidelity",
@@ -249,6 +255,8 @@ def describe(variant: Variant) -> str:
         ("steps", variant.steps),
         ("lr", variant.learning_rate),
         ("rank", variant.rank),
+        ("prior", variant.prior),
+        ("strength", variant.strength),
     ):
         if value is not None:
             parts.append(f"{label} {value:g}")

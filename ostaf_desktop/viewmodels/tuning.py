@@ -89,6 +89,7 @@ class TuningViewModel(ViewModel):
     steps = Observable(preset_steps(AttributeKind.APPEARANCE, DEFAULT_PRESET))
     seed = Observable(0)
     learning_rate = Observable(KIND_TUNING[AttributeKind.APPEARANCE].learning_rate)
+    prior = Observable(KIND_TUNING[AttributeKind.APPEARANCE].prior)  # prior preservation
     rank = Observable(TuningSettings.rank)
     resolution = Observable(NATIVE_SIZE)  # NATIVE_SIZE or a number of px, as text
     resolution_options = Observable(tuning_size_choices(None))
@@ -155,6 +156,8 @@ class TuningViewModel(ViewModel):
                 kind=kind,
                 steps=int(self.steps),
                 learning_rate=float(self.learning_rate),
+                prior=float(self.prior),
+                strength=KIND_TUNING[kind].strength,
                 rank=int(self.rank),
                 seed=int(self.seed),
                 class_word=self.class_word.strip(),
@@ -209,6 +212,7 @@ class TuningViewModel(ViewModel):
             self.caption = settings.caption
         self.preset = CUSTOM  # the run's own steps, whatever the presets are now
         self.steps, self.seed, self.rank = settings.steps, settings.seed, settings.rank
+        self.prior = settings.prior
         size = NATIVE_SIZE if settings.size == 0 else str(settings.size)
         if size not in {value for _, value in self.resolution_options}:
             self.resolution_options = (*self.resolution_options, (f"{size} px", size))
@@ -365,6 +369,7 @@ class TuningViewModel(ViewModel):
         kind = AttributeKind(self.kind)
         if name == "kind":
             self.learning_rate = KIND_TUNING[kind].learning_rate
+            self.prior = KIND_TUNING[kind].prior
             if self.preset in PRESETS:
                 self.steps = preset_steps(kind, self.preset)
         if name in ("kind", "class_word"):

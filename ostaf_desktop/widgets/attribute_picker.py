@@ -127,6 +127,15 @@ class AttributePicker(QWidget):
         self.learning_rate.setSingleStep(0.0001)
         self.rank = QSpinBox()
         self.rank.setRange(1, 128)
+        self.prior = QDoubleSpinBox()
+        self.prior.setDecimals(2)
+        self.prior.setRange(0.0, 10.0)
+        self.prior.setSingleStep(0.25)
+        self.prior.setToolTip(
+            "Prior preservation: how strongly tuning keeps what the model draws for the "
+            "description without the placeholder, so the attribute leaves the rest of the "
+            "prompt alone (0: off; slower when on)"
+        )
         self.resolution = compact_combo()
         self.resolution.setToolTip(
             "The size the reference is tuned at; the model's own is best, smaller is faster"
@@ -135,6 +144,7 @@ class AttributePicker(QWidget):
         advanced.addRow("Seed", self.seed)
         advanced.addRow("Learning rate", self.learning_rate)
         advanced.addRow("Rank", self.rank)
+        advanced.addRow("Keep prompt", self.prior)
         advanced.addRow("Resolution", self.resolution)
         layout.addWidget(self.advanced)
 
@@ -151,6 +161,7 @@ class AttributePicker(QWidget):
         bind(vm, "seed", self.seed)
         bind(vm, "learning_rate", self.learning_rate)
         bind(vm, "rank", self.rank)
+        bind(vm, "prior", self.prior)
         bind_to(vm, "resolution_options", self._fill_resolutions, self)
         bind_combo(vm, "resolution", self.resolution)
         bind_to(vm, "running", lambda running: self.setEnabled(not running), self)

@@ -11,6 +11,7 @@ from ostaf.method.regions import DEFAULT_TOKEN, REGION_BY_KIND, AttributeKind
 from ostaf.world.attribute_bench import (
     CATALOGUE,
     DEFAULT,
+    NAMED,
     REGIONS,
     Bench,
     Record,
@@ -32,7 +33,7 @@ def test_jobs_pair_every_variant_on_the_same_references_and_seeds(tmp_path: Path
     assert plan.variants[0] == DEFAULT  # the default always runs, first (it is swept)
     jobs = Bench(tmp_path, model=None).jobs(plan)
     untuned = [job for job in jobs if isinstance(job[0], str)]
-    assert {job[0] for job in untuned} == {DEFAULT_TOKEN, "zqx"}
+    assert {job[0] for job in untuned} == {DEFAULT_TOKEN, "zqx", NAMED}
     assert jobs[: len(untuned)] == untuned  # untuned renders first, shared by the variants
     tuned = [job for job in jobs if not isinstance(job[0], str)]
     for variant in plan.variants:
@@ -42,6 +43,13 @@ def test_jobs_pair_every_variant_on_the_same_references_and_seeds(tmp_path: Path
     # References outermost: a run cut short has every variant on the same first references.
     order = [(j[3], j[2]) for j in tuned]
     assert order == sorted(order)
+
+
+def test_the_lambda_sweep_covers_the_first_references_of_seed_zero() -> None:
+    plan = full_plan(references=24, seeds=2, sweep_references=8)
+    assert [plan.sweeps(i, 0) for i in (0, 7, 8, 23)] == [True, True, False, False]
+    assert not plan.sweeps(0, 1)
+    assert all(full_plan(references=24).sweeps(i, 0) for i in range(24))
 
 
 def test_default_settings_tune_on_the_reference_description() -> None:

@@ -142,3 +142,20 @@ def test_tune_takes_the_reference_description(
     assert tuning["caption"] == caption and "{token}" not in str(tuning["prompt"])
     kind_rate = KIND_TUNING[AttributeKind.SHAPE].learning_rate
     assert tuning["learning_rate"] == kind_rate  # the kind's own rate is the default
+    assert tuning["strength"] == KIND_TUNING[AttributeKind.SHAPE].strength
+    assert tuning["prior"] == KIND_TUNING[AttributeKind.SHAPE].prior
+
+
+def test_tune_takes_a_prior_weight(
+    reference_png: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ostaf.library.attribute_file import read_meta
+
+    out = tmp_path / "style.safetensors"
+    common = ("tune", str(reference_png), "--attribute", "style", "--out", str(out))
+    code = main([*common, "--prior", "12", "--steps", "2", "--device", "cpu"])
+    assert code == 2 and "prior-preservation weight 12" in capsys.readouterr().err
+    assert not out.exists()
+    code = main([*common, "--prior", "0.5", "--steps", "2", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert read_meta(out).tuning["prior"] == 0.5

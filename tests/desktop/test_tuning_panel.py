@@ -83,16 +83,20 @@ def test_description_is_suggested_per_kind_and_kept_once_edited(
     picker.cards[AttributeKind.SHAPE].radio.click()
     assert picker.caption.text() == suggested_caption(AttributeKind.SHAPE, "cat")
     assert vm.tuning.steps == KIND_TUNING[AttributeKind.SHAPE].steps
+    assert picker.prior.value() == KIND_TUNING[AttributeKind.SHAPE].prior
     picker.caption.setText("a black {token} cat on a white background")
     picker.cards[AttributeKind.APPEARANCE].radio.click()  # an edited description stays
     picker.cards[AttributeKind.SHAPE].radio.click()
     assert vm.tuning.caption == "a black {token} cat on a white background"
+    picker.prior.setValue(2.5)  # Advanced → Keep prompt reaches the run
     vm.reference.open_image(reference_image(tmp_path))
     vm.tuning.steps = 10
     window.shortcuts.tune.trigger()
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
     (call,) = fake.of_kind("tune")
     assert call.request.settings.caption == "a black {token} cat on a white background"
+    assert call.request.settings.prior == 2.5
+    assert call.request.settings.strength == KIND_TUNING[AttributeKind.SHAPE].strength
 
 
 def test_on_the_demo_model_a_world_reference_is_described_exactly(
