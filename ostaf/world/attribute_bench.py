@@ -120,7 +120,7 @@ CATALOGUE: dict[str, Variant] = {
         Variant(prior=1.0, learning_rate=1e-3),
         Variant(prior=3.0),
         Variant(method="lora", learning_rate=3e-3, prior=1.0),
-        Variant(learning_rate=1e-4, kinds=("shape",)),
+        Variant(method="lora", learning_rate=3e-3, strength=1.0, kinds=("shape",)),
     )
 }
 

@@ -194,7 +194,14 @@ def lambda_table(records: Sequence[Record], plan: Plan) -> list[str]:
     variant = plan.variants[0]
     for kind in (str(k) for k in plan.kinds):
         tuned = _metric_getter(records, variant.key, kind, "1")
-        for lam in LAMBDAS:
+        # The sweep's λ and any other λ rendered into the same records (a finer grid).
+        rendered = {
+            float(key)
+            for r in records
+            if r.variant == variant.key and r.kind == kind
+            for key in r.scores
+        }
+        for lam in sorted({*LAMBDAS, *rendered}):
             name, key = (untuned_key(variant), "0") if lam == 0 else (variant.key, f"{lam:g}")
             metric = _metric_getter(records, name, kind, key)
             if not metric("joint"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ostaf.method.regions import DEFAULT_TOKEN, REGION_BY_KIND, AttributeKind
+from ostaf.requests import KIND_TUNING
 from ostaf.world.attribute_bench import (
     CATALOGUE,
     DEFAULT,
@@ -64,6 +65,17 @@ def test_default_settings_tune_on_the_reference_description() -> None:
     assert before.timesteps == (0.0, 1.0) and before.learning_rate == 3e-4
     template = tuning_settings(Variant(caption="template"), AttributeKind.STYLE, scene)
     assert template.caption == ""
+    # The kind's prior and strength are the default's; a variant may set its own.
+    for kind in AttributeKind:
+        default = tuning_settings(DEFAULT, kind, references(kind, 1)[0])
+        assert (default.prior, default.strength) == (
+            KIND_TUNING[kind].prior,
+            KIND_TUNING[kind].strength,
+        )
+    lora = tuning_settings(CATALOGUE["lora-lr0.003-strength1"], AttributeKind.SHAPE, scene)
+    assert (lora.strength, lora.learning_rate) == (1.0, 3e-3)
+    assert not CATALOGUE["lora-lr0.003-strength1"].applies_to(AttributeKind.STYLE)
+    assert (before.prior, before.strength) == (0.0, 1.0)  # "before" is the old defaults
 
 
 def _record(variant: str, kind: str, reference: int, key: str, joints: list[float]) -> Record:
