@@ -189,26 +189,38 @@ def variant_table(records: Sequence[Record], plan: Plan) -> list[str]:
 
 
 def lambda_table(records: Sequence[Record], plan: Plan) -> list[str]:
-    """Transfer, fidelity, joint and leakage against λ for the default variant."""
+    """Transfer, fidelity, joint and leakage against λ for the default variant, every row on
+    the same tunings: those the sweep rendered at every λ of `LAMBDAS` (and any finer λ
+    rendered into all of them)."""
     rows = []
     variant = plan.variants[0]
+    swept_keys = {f"{lam:g}" for lam in LAMBDAS if lam}
     for kind in (str(k) for k in plan.kinds):
-        tuned = _metric_getter(records, variant.key, kind, "1")
-        # The sweep's λ and any other λ rendered into the same records (a finer grid).
-        rendered = {
-            float(key)
+        swept = [
+            r
             for r in records
-            if r.variant == variant.key and r.kind == kind
-            for key in r.scores
-        }
-        for lam in sorted({*LAMBDAS, *rendered}):
+            if r.variant == variant.key and r.kind == kind and swept_keys <= set(r.scores)
+        ]
+        if not swept:
+            continue
+        refs = {r.reference for r in swept}
+        untuned = [r for r in records if r.variant == untuned_key(variant) and r.kind == kind]
+        shown = [r for r in untuned if r.reference in refs] + swept
+        keys = set.intersection(*(set(r.scores) for r in swept))
+        for lam in sorted({0.0, *(float(key) for key in keys)}):
             name, key = (untuned_key(variant), "0") if lam == 0 else (variant.key, f"{lam:g}")
-            metric = _metric_getter(records, name, kind, key)
-            if not metric("joint"):
-                continue
-            # Only the references the tuned rows have, so that every row is paired.
-            rows.append([kind, f"{lam:g}", *(_pct(_on(metric(m), tuned)) for m in METRICS)])
-    return _table(("kind", "λ", *METRICS), rows)
+            cells = [_pct(per_reference(shown, name, kind, key, m)) for m in METRICS]
+            rows.append([kind, f"{lam:g}", f"{len(refs)} × {_seeds(swept)}", *cells])
+    return _table(("kind", "λ", "refs × seeds", *METRICS), rows)
+
+
+def _seeds(records: Sequence[Record]) -> str:
+    """How many tuning seeds each reference has, e.g. '2' or '1–2'."""
+    counts: dict[int, int] = {}
+    for record in records:
+        counts[record.reference] = counts.get(record.reference, 0) + 1
+    low, high = min(counts.values()), max(counts.values())
+    return f"{low}" if low == high else f"{low}–{high}"
 
 
 def value_table(records: Sequence[Record], plan: Plan) -> list[str]:
@@ -341,7 +353,9 @@ def write_report(
     table = out / f"{stem}.md"
     table.write_text("\n".join(lines))
     raw = out / f"{stem}.json"
-    raw.write_text(json.dumps([asdict(r) for r in records], indent=1) + "\n")
+    # One record per line: readable, diffable, and two thirds of the indented size.
+    compact = (json.dumps(asdict(r), separators=(",", ":")) for r in records)
+    raw.write_text("[\n" + ",\n".join(compact) + "\n]\n")
     grid = out / f"{stem}.png"
     picture_grid(cache, plan).save(grid, optimize=True)
     return [table, raw, grid]

@@ -9,6 +9,7 @@ import pytest
 
 from ostaf.method.regions import DEFAULT_TOKEN, REGION_BY_KIND, AttributeKind
 from ostaf.requests import KIND_TUNING
+from ostaf.world import attribute_bench
 from ostaf.world.attribute_bench import (
     CATALOGUE,
     DEFAULT,
@@ -21,7 +22,14 @@ from ostaf.world.attribute_bench import (
     tuning_settings,
 )
 from ostaf.world.attribute_cases import references
-from ostaf.world.attribute_report import difference, interval, lift, variant_table, write_report
+from ostaf.world.attribute_report import (
+    difference,
+    interval,
+    lambda_table,
+    lift,
+    variant_table,
+    write_report,
+)
 
 
 def test_every_variant_of_the_catalogue_has_its_own_key() -> None:
@@ -50,7 +58,20 @@ def test_the_lambda_sweep_covers_the_first_references_of_seed_zero() -> None:
     plan = full_plan(references=24, seeds=2, sweep_references=8)
     assert [plan.sweeps(i, 0) for i in (0, 7, 8, 23)] == [True, True, False, False]
     assert not plan.sweeps(0, 1)
-    assert all(full_plan(references=24).sweeps(i, 0) for i in range(24))
+    everywhere = full_plan(references=24, seeds=2)
+    assert all(everywhere.sweeps(i, s) for i in range(24) for s in (0, 1))
+    assert everywhere.lambdas == (0.5, 1.0, 1.5)
+    assert full_plan(lambdas=[1.2, 0.8, 1.0]).lambdas == (0.5, 0.8, 1.0, 1.2, 1.5)
+
+
+@pytest.mark.parametrize("given", ["0.8,x", "0,1", "5"])
+def test_impossible_extra_lambdas_are_refused_before_anything_loads(
+    given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        attribute_bench.main(["--lambdas", given])
+    assert stopped.value.code == 2
+    assert f"--lambdas {given}" in capsys.readouterr().err
 
 
 def test_default_settings_tune_on_the_reference_description() -> None:
@@ -118,3 +139,26 @@ def test_report_lists_every_variant_with_its_paired_difference(tmp_path: Path) -
     paths = write_report(records, plan, tmp_path / "cache", tmp_path / "out")
     assert [p.suffix for p in paths] == [".md", ".json", ".png"]
     assert "Headline" in paths[0].read_text()
+
+
+def test_lambda_rows_are_all_on_the_tunings_the_sweep_rendered() -> None:
+    """λ = 1 was rendered for every reference, 0.5 and 1.5 for the first only: every row of
+    the sweep table is on that first reference, so the rows compare the same pictures."""
+    plan = full_plan(references=2, prompts=4, seeds=1)
+    untuned = f"untuned-{DEFAULT_TOKEN}"
+    swept = _record("hypernetwork", "shape", 0, "1", [1, 1, 0, 0])
+    swept.scores["0.5"] = list(swept.scores["1"])  # joint 50 %
+    swept.scores["1.5"] = [dict(row, joint=1.0) for row in swept.scores["1"]]
+    records = [
+        _record(untuned, "shape", 0, "0", [0, 0, 0, 0]),
+        _record(untuned, "shape", 1, "0", [1, 1, 1, 1]),
+        swept,
+        _record("hypernetwork", "shape", 1, "1", [1, 1, 1, 1]),  # not swept: left out
+    ]
+    rows = [line.split(" | ") for line in lambda_table(records, plan)[2:]]
+    assert [(row[1], row[2], row[5]) for row in rows] == [
+        ("0", "1 × 1", "0 %"),
+        ("0.5", "1 × 1", "50 %"),
+        ("1", "1 × 1", "50 %"),
+        ("1.5", "1 × 1", "100 %"),
+    ]
