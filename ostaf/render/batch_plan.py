@@ -243,8 +243,9 @@ def _variants(request: BatchRequest, metas: Mapping[Path, AttributeMeta]) -> lis
     return variants
 
 
-def parse_intensities(text: str) -> tuple[float, ...]:
-    """'0.5,1,1.5' → (0.5, 1.0, 1.5); each must lie in 0..2."""
+def parse_intensities(text: str, option: str = "--intensity") -> tuple[float, ...]:
+    """'0.5,1,1.5' → (0.5, 1.0, 1.5); each must lie in 0..2. `option` is the flag the
+    messages' example names."""
     values: list[float] = []
     for part in text.split(","):
         part = part.strip()
@@ -253,12 +254,12 @@ def parse_intensities(text: str) -> tuple[float, ...]:
         try:
             value = parse_number(part, "intensity")
         except SettingsError as exc:
-            raise SettingsError(f"{exc}; use e.g. --intensity 0.5,1,1.5") from exc
+            raise SettingsError(f"{exc}; use e.g. {option} 0.5,1,1.5") from exc
         if not 0 <= value <= 2:
             raise SettingsError(f"intensity {part} must be in 0..2")
         values.append(value)
     if not values:
-        raise SettingsError("no intensities given; use e.g. --intensity 0.5,1,1.5")
+        raise SettingsError(f"no intensities given; use e.g. {option} 0.5,1,1.5")
     return tuple(values)
 
 

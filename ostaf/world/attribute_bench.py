@@ -468,12 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("references", "prompts", "seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    try:
-        lambdas = [float(x) for x in args.lambdas.split(",") if x.strip()]
-    except ValueError:
-        parser.error(f"--lambdas {args.lambdas}: give numbers separated by commas, e.g. 0.8,1.2")
-    if any(not 0 < lam <= 4 for lam in lambdas):
-        parser.error(f"--lambdas {args.lambdas}: each λ must be above 0 and at most 4")
+    lambdas = _parse_lambdas(parser, args.lambdas)
 
     from ostaf.models.offline import quiet_libraries
 
@@ -512,6 +507,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in write_report(records, plan, cache, args.out, quick=args.quick):
         print(path)
     return 0
+
+
+def _parse_lambdas(parser: argparse.ArgumentParser, text: str) -> tuple[float, ...]:
+    """The extra λ of the sweep, as the app's intensities (0..2); 0 is the untuned model's."""
+    from ostaf.errors import SettingsError
+    from ostaf.render.batch_plan import parse_intensities
+
+    if not text:
+        return ()
+    try:
+        lambdas = parse_intensities(text, "--lambdas")
+    except SettingsError as exc:
+        parser.error(f"--lambdas {text}: {exc}")
+    if 0 in lambdas:
+        parser.error(f"--lambdas {text}: λ 0 is the untuned model, always rendered; leave it out")
+    return lambdas
 
 
 def _parse_part(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -216,10 +217,8 @@ def lambda_table(records: Sequence[Record], plan: Plan) -> list[str]:
 
 def _seeds(records: Sequence[Record]) -> str:
     """How many tuning seeds each reference has, e.g. '2' or '1–2'."""
-    counts: dict[int, int] = {}
-    for record in records:
-        counts[record.reference] = counts.get(record.reference, 0) + 1
-    low, high = min(counts.values()), max(counts.values())
+    counts = Counter(record.reference for record in records).values()
+    low, high = min(counts), max(counts)
     return f"{low}" if low == high else f"{low}–{high}"
 
 
