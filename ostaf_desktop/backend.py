@@ -81,6 +81,7 @@ class LoraWritten:
     intensity: float
     target: str  # which models it applies to, e.g. "Stable Diffusion XL models"
     layers: int
+    advice: str = ""  # how to use the learned word written beside it, if any
 
 
 class Backend(Protocol):
@@ -112,7 +113,7 @@ def write_lora(
 ) -> LoraWritten:
     """Write the LoRA file of `request` (imports torch: call it on the worker thread);
     `attribute` is the already loaded attribute, if the caller has it."""
-    from ostaf.interop.lora_export import export_lora
+    from ostaf.interop.lora_export import export_lora, word_advice
     from ostaf.library.attribute_file import load_attribute
 
     if attribute is None:
@@ -125,7 +126,11 @@ def write_lora(
         overwrite=request.overwrite,
         cancel=cancel,
     )
-    return LoraWritten(done.path, done.format, done.intensity, done.target, len(attribute.factors))
+    advice = ""
+    if done.word is not None:
+        advice = word_advice(done.word, str(attribute.meta.tuning.get("token", "")))
+    layers = len(attribute.factors)
+    return LoraWritten(done.path, done.format, done.intensity, done.target, layers, advice)
 
 
 def compute_threads() -> int:

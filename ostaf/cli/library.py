@@ -289,7 +289,7 @@ def run_empty_trash(args: argparse.Namespace, _p: ProgressCallback, _c: CancelTo
 
 
 def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: CancelToken) -> int:
-    from ostaf.interop.lora_export import export_lora
+    from ostaf.interop.lora_export import export_lora, word_advice
     from ostaf.library.attribute_file import load_attribute
 
     path = Path(args.file)
@@ -306,4 +306,7 @@ def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: Canc
         f"weight 1 in other tools = λ {done.intensity:g}"
     )
     out(done.path)
+    if done.word is not None:
+        err(word_advice(done.word, str(attribute.meta.tuning.get("token", ""))))
+        out(done.word)
     return 0

@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         "without the placeholder, so that the attribute leaves the prompt's other words alone "
         "(0: off; default: the kind's own, KIND_TUNING)",
     )
+    tune.add_argument(
+        "--embedding-rate",
+        type=number,
+        metavar="R",
+        help="learning rate of the placeholder word's embedding, learned with the offsets so "
+        "that the word stops meaning what the model knew (0: off; default: the kind's own, "
+        "KIND_TUNING)",
+    )
     tune.add_argument("--name", default="", help="a name for the attribute")
     tune.add_argument(
         "--size",
@@ -218,6 +226,7 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
             ("steps", args.steps),
             ("learning_rate", args.learning_rate),
             ("prior", args.prior),
+            ("embedding_rate", args.embedding_rate),
         )
         if value is not None
     }

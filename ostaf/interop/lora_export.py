@@ -13,6 +13,13 @@ attribute at λ, and m = 0.5 gives it at λ/2:
   `unet.<module path>.lora_A.weight` = B (r, in), with no alpha: PEFT then scales by 1
   (lora_alpha = r), and B·A = λ·A·B/r.
 
+An attribute that also learned its placeholder word (ostaf.method.placeholder) exports that
+word beside the LoRA as a textual-inversion embedding, `<name>-word.safetensors`: the model's
+embedding of each of the placeholder's tokens plus λ·shift, as `emb_params` (n, D) for SD
+1.x/2.x and `clip_l` / `clip_g` for SDXL, the keys A1111/Forge, ComfyUI and InvokeAI read
+embeddings by. Other tools trigger an embedding by its name, so prompts there write
+`<name>-word` where OSTAF's prompts write the placeholder.
+
 Pick kohya for every tool but diffusers/PEFT code (see lora_formats.FORMAT_USE). Both carry
 the `ss_*` and `modelspec.*` metadata by which A1111/Forge, ComfyUI and LoRA browsers tell
 which models a LoRA is for (the family's), plus `ostaf.*` keys.
@@ -48,6 +55,46 @@ class LoraExport:
     tensors: dict[str, torch.Tensor]
     metadata: dict[str, str]
     target: str  # which models it applies to, for people: "Stable Diffusion XL models"
+    word: Path | None = None  # the learned placeholder as an embedding file, if any
+
+
+WORD_SUFFIX = "-word"
+# The embedding key each text encoder's vectors go under, per family (SDXL: two encoders).
+WORD_KEYS = {
+    ("text_encoder",): ("emb_params",),
+    ("text_encoder", "text_encoder_2"): ("clip_l", "clip_g"),
+}
+
+
+def word_path(out: Path) -> Path:
+    """Where the learned word of a LoRA written at `out` goes."""
+    return out.with_name(out.stem + WORD_SUFFIX + out.suffix)
+
+
+def word_advice(word: Path, placeholder: str) -> str:
+    """How to use an exported word in other tools, in one sentence."""
+    return (
+        f"The attribute's learned word is in {word.name}: put it in the tool's embeddings "
+        f"folder and write {word.stem} in prompts where OSTAF's write "
+        f"{placeholder or 'the placeholder'}"
+    )
+
+
+def word_tensors(attribute: Attribute, intensity: float) -> dict[str, torch.Tensor]:
+    """The learned placeholder as a textual-inversion embedding at `intensity`: per text
+    encoder, one row per token of the placeholder (in its token order)."""
+    rows: dict[str, list[torch.Tensor]] = {}
+    for key in attribute.meta.shifts:
+        encoder = key.rpartition(".")[0]
+        base, shift = attribute.shift_bases[key], attribute.shifts[key]
+        rows.setdefault(encoder, []).append(base.float() + float(intensity) * shift.float())
+    names = WORD_KEYS.get(tuple(rows))
+    if names is None or len({len(r) for r in rows.values()}) != 1:
+        raise SettingsError(
+            f"'{attribute.meta.name}' learned its word in text encoders {sorted(rows)}, which "
+            "no embedding format holds; tune it again with Word rate 0 to export it as a LoRA"
+        )
+    return {name: torch.stack(r).contiguous() for name, r in zip(names, rows.values(), strict=True)}
 
 
 def attribute_family(attribute: Attribute) -> Family:
@@ -141,8 +188,12 @@ def export_lora(
         raise SettingsError(f"LoRA format {fmt!r} is unknown; use kohya or diffusers")
     if out.suffix != ".safetensors":
         raise SettingsError(f"LoRA file {out} must end in .safetensors")
-    if out.exists() and not overwrite:
-        raise SettingsError(f"{out} already exists; choose another name (or --force to replace)")
+    word = word_path(out) if attribute.shifts else None
+    for path in (out, word):
+        if path is not None and path.exists() and not overwrite:
+            raise SettingsError(
+                f"{path} already exists; choose another name (or --force to replace)"
+            )
     lam = attribute.meta.default_lambda if intensity is None else float(intensity)
     if not 0 < lam <= 2:
         raise SettingsError(
@@ -151,8 +202,19 @@ def export_lora(
     tensors = lora_tensors(attribute, fmt, lam)
     metadata = lora_metadata(attribute, fmt, lam, out.stem)
     data = save(tensors, metadata=metadata)
+    word_data = None
+    if word is not None:
+        metadata["ostaf.word"] = word.stem
+        data = save(tensors, metadata=metadata)
+        word_data = save(
+            word_tensors(attribute, lam),
+            metadata={"ostaf.placeholder": str(attribute.meta.tuning.get("token", ""))},
+        )
     if cancel is not None:
         cancel.check()
+    if word is not None and word_data is not None:
+        atomic_write_bytes(word, word_data)
     atomic_write_bytes(out, data)
     family = attribute_family(attribute)
-    return LoraExport(out, fmt, lam, family, tensors, metadata, target_label(attribute, family))
+    label = target_label(attribute, family)
+    return LoraExport(out, fmt, lam, family, tensors, metadata, label, word)

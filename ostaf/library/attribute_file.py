@@ -1,6 +1,9 @@
 """One attribute = one `.safetensors` file: low-rank factors per target layer + metadata.
 
-Tensors: `<module path>.A` (out, r) and `<module path>.B` (r, in), fp32, ΔW = A·B / r.
+Tensors: `<module path>.A` (out, r) and `<module path>.B` (r, in), fp32, ΔW = A·B / r; when
+the placeholder word was learned (format version 2), `placeholder.<encoder>.<token id>` (D,),
+its shift, and `placeholder_base.<encoder>.<token id>` (D,), the tuning model's own
+embedding of that token (for exports).
 Metadata: one `ostaf` key (see attribute_meta). Writes are atomic; reads validate the header,
 every shape and every value before anything is applied.
 """
@@ -8,7 +11,7 @@ every shape and every value before anything is applied.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,6 +22,7 @@ from ostaf.errors import AttributeFileError, IncompatibleModelError
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_meta import METADATA_KEY, AttributeMeta, read_meta
 from ostaf.method.offsets import Factors
+from ostaf.method.shift_keys import split_shift_key
 from ostaf.models.base_model import BaseModel
 from ostaf.models.families import family_of_attribute
 
@@ -29,15 +33,24 @@ class Attribute:
 
     meta: AttributeMeta
     factors: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    # The placeholder's learned embedding shifts, "<encoder>.<token id>" -> (D,); listed in
+    # meta.shifts (none in files tuned without them).
+    shifts: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The tuning model's own embedding of each shifted token (same keys): with the shift,
+    # the learned word as other tools take it (a textual-inversion embedding).
+    shift_bases: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def content_hash(self) -> str:
-        """Hash of the factors alone: two files with equal hashes hold the same attribute."""
+        """Hash of the factors (and shifts): equal hashes, the same attribute."""
         digest = hashlib.sha256()
         for path in sorted(self.factors):
             a, b = self.factors[path]
             digest.update(path.encode())
             digest.update(a.detach().cpu().contiguous().numpy().tobytes())
             digest.update(b.detach().cpu().contiguous().numpy().tobytes())
+        for key in sorted(self.shifts):
+            digest.update(key.encode())
+            digest.update(self.shifts[key].detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
     def to_bytes(self) -> bytes:
@@ -45,13 +58,22 @@ class Attribute:
         for path, (a, b) in self.factors.items():
             tensors[f"{path}.A"] = a.detach().to("cpu", torch.float32).contiguous()
             tensors[f"{path}.B"] = b.detach().to("cpu", torch.float32).contiguous()
+        for key, vector in self.shifts.items():
+            tensors[SHIFT_PREFIX + key] = vector.detach().to("cpu", torch.float32).contiguous()
+        for key, vector in self.shift_bases.items():
+            tensors[BASE_PREFIX + key] = vector.detach().to("cpu", torch.float32).contiguous()
         return save(tensors, metadata={METADATA_KEY: self.meta.to_json()})
+
+
+SHIFT_PREFIX = "placeholder."  # tensor name of a shift: "placeholder.text_encoder.644"
+BASE_PREFIX = "placeholder_base."  # and of the model's own embedding of that token
 
 
 def save_attribute(path: Path | str, attribute: Attribute) -> Path:
     """Write `attribute` to `path` atomically (old file or new file, never a torn one)."""
     path = Path(path)
     _validate_factors(attribute.meta, attribute.factors, path)
+    _validate_shifts(attribute, path)
     atomic_write_bytes(path, attribute.to_bytes())
     return path
 
@@ -75,13 +97,25 @@ def load_attribute(path: Path | str) -> Attribute:
                 f"{path}: factors for {target} are missing; the file is damaged"
             )
         factors[target] = (tensors[f"{target}.A"], tensors[f"{target}.B"])
+    shifts: dict[str, torch.Tensor] = {}
+    bases: dict[str, torch.Tensor] = {}
+    for key in meta.shifts:
+        for prefix, found in ((SHIFT_PREFIX, shifts), (BASE_PREFIX, bases)):
+            expected.add(prefix + key)
+            if prefix + key not in tensors:
+                raise AttributeFileError(
+                    f"{path}: the placeholder embedding {key} is missing; the file is damaged"
+                )
+            found[key] = tensors[prefix + key]
     extra = sorted(set(tensors) - expected)
     if extra:
         raise AttributeFileError(
             f"{path}: unexpected tensor {extra[0]}; not an OSTAF attribute file"
         )
     _validate_factors(meta, factors, path)
-    return Attribute(meta, factors)
+    attribute = Attribute(meta, factors, shifts, bases)
+    _validate_shifts(attribute, path)
+    return attribute
 
 
 def _validate_factors(meta: AttributeMeta, factors: Factors, source: Path) -> None:
@@ -97,6 +131,28 @@ def _validate_factors(meta: AttributeMeta, factors: Factors, source: Path) -> No
             raise AttributeFileError(f"{source}: factors of {target} are not floating point")
         if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
             raise AttributeFileError(f"{source}: factors of {target} hold NaN or infinite values")
+
+
+def _validate_shifts(attribute: Attribute, source: Path) -> None:
+    listed = sorted(attribute.meta.shifts)
+    if sorted(attribute.shifts) != listed or sorted(attribute.shift_bases) != listed:
+        raise AttributeFileError(
+            f"{source}: the placeholder embeddings do not match the listed ones"
+        )
+    for key, vector in [*attribute.shifts.items(), *attribute.shift_bases.items()]:
+        if vector.ndim != 1 or not vector.is_floating_point():
+            raise AttributeFileError(
+                f"{source}: the placeholder embedding {key} is not a vector of floats; "
+                "the file is damaged"
+            )
+        if not torch.isfinite(vector).all():
+            raise AttributeFileError(
+                f"{source}: the placeholder embedding {key} holds NaN or infinite values"
+            )
+        if vector.shape != attribute.shifts[key].shape:
+            raise AttributeFileError(
+                f"{source}: the placeholder embedding {key} has two sizes; the file is damaged"
+            )
 
 
 def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
@@ -126,6 +182,14 @@ def check_compatible(attribute: Attribute, model: BaseModel) -> list[str]:
         if weight is None or tuple(weight.shape) != (a.shape[0], b.shape[1]):
             raise IncompatibleModelError(
                 f"'{name}': layer {target} has another shape in {model.name}"
+            )
+    for key, vector in attribute.shifts.items():
+        encoder, token_id = split_shift_key(key)
+        layer = model.merger.embeddings.get(encoder)
+        if layer is None or token_id >= layer.num_embeddings or layer.embedding_dim != len(vector):
+            raise IncompatibleModelError(
+                f"'{name}': its placeholder embedding {key} does not fit {model.name}'s text "
+                "encoders; load the model it was tuned on or tune again on this one"
             )
     if meta.base_model.fingerprint != model.fingerprint:
         return [base_model_warning(name, meta.base_model.name, model.name)]

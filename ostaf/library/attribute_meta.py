@@ -22,9 +22,13 @@ from typing_extensions import TypedDict
 
 from ostaf.errors import AttributeFileError, ProjectError, SettingsError
 from ostaf.method.regions import AttributeKind, Region
+from ostaf.method.shift_keys import split_shift_key
 from ostaf.records import RecordError, parse_record, scalar_extras
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this version reads
+# Version 2 adds the placeholder's embedding shifts; a file without them is still written
+# as version 1, which every earlier version of the app reads.
+SHIFTS_VERSION = 2
 METADATA_KEY = "ostaf"
 SUFFIX = ".safetensors"
 MAX_NAME = 120  # one limit for attribute names, wherever a name is given or made
@@ -120,6 +124,7 @@ class TuningRecord(TypedDict, total=False):
     device: str
     prior: Annotated[float, Field(ge=0)]  # prior-preservation weight (0 or absent: none)
     strength: Annotated[float, Field(gt=0)]  # the stored offsets' multiple of the tuned ones
+    embedding_rate: Annotated[float, Field(ge=0)]  # the placeholder's (0 or absent: not learned)
 
 
 _TUNING_KEYS = frozenset(TuningRecord.__annotations__)
@@ -146,10 +151,13 @@ class AttributeMeta:
         default_factory=lambda: TuningRecord()
     )
     default_lambda: Annotated[float, Field(allow_inf_nan=False, ge=0, le=2)] = 1.0
+    # The placeholder's learned embedding shifts held in the file, "<encoder>.<token id>"
+    # (ostaf.method.placeholder); empty in files tuned without them.
+    shifts: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     notes: str = ""
     created_at: str = field(default_factory=now_iso)
-    format_version: int = FORMAT_VERSION
+    format_version: int = 1
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -187,6 +195,13 @@ class AttributeMeta:
         for target in self.targets:
             if not self.region.matches(target):
                 raise ValueError(f"target {target} lies outside the attribute's region")
+        for key in self.shifts:
+            split_shift_key(key)
+        if self.shifts and self.format_version < SHIFTS_VERSION:
+            raise ValueError(
+                f"placeholder embeddings need format version {SHIFTS_VERSION}, "
+                f"not {self.format_version}"
+            )
 
 
 @with_config(ConfigDict(extra="ignore"))

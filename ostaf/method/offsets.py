@@ -21,6 +21,8 @@ from torch import nn
 
 from ostaf.errors import AttributeFileError
 from ostaf.method.hypernetwork import TargetLayer, delta_weight
+from ostaf.method.placeholder import Shifts
+from ostaf.method.shift_keys import split_shift_key
 
 Factors = Mapping[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -110,18 +112,28 @@ class OffsetMerger:
     Factors are treated as read-only once applied: applying the very same factor tensors at
     the same intensities again is free (nothing to re-merge between renders)."""
 
-    def __init__(self, unet: nn.Module) -> None:
+    def __init__(self, unet: nn.Module, embeddings: Mapping[str, nn.Embedding] | None = None):
         self.unet = unet
+        # Text encoders' token embeddings, by encoder name, for placeholder shifts.
+        self.embeddings = dict(embeddings or {})
         self._base: dict[str, torch.Tensor] = {}
         self._applied: list[tuple[list[tuple[str, torch.Tensor, torch.Tensor]], float]] = []
+        self._base_rows: dict[str, torch.Tensor] = {}  # "<encoder>.<token id>" -> (D,)
+        self._applied_shifts: list[tuple[list[tuple[str, torch.Tensor]], float]] = []
 
     @property
     def merged_paths(self) -> list[str]:
         return sorted(self._base)
 
     @torch.no_grad()
-    def apply(self, applied: Sequence[tuple[Factors, float]]) -> None:
-        """Make the U-Net compute with W + Σ λᵢ·ΔWᵢ; an empty list restores the base."""
+    def apply(
+        self,
+        applied: Sequence[tuple[Factors, float]],
+        shifts: Sequence[tuple[Shifts, float]] = (),
+    ) -> None:
+        """Make the U-Net compute with W + Σ λᵢ·ΔWᵢ and the text encoders with their
+        placeholder rows shifted by Σ λᵢ·shiftᵢ; empty lists restore the base."""
+        self._apply_shifts(shifts)
         key = [(list((p, a, b) for p, (a, b) in f.items()), float(lam)) for f, lam in applied]
         if self._base and _same_terms(key, self._applied):
             return
@@ -161,12 +173,59 @@ class OffsetMerger:
             self._weight(path).copy_(base)
         self._base.clear()
         self._applied = []
+        for name, base in self._base_rows.items():
+            self._row(name).copy_(base)
+        self._base_rows.clear()
+        self._applied_shifts = []
+
+    def _apply_shifts(self, shifts: Sequence[tuple[Shifts, float]]) -> None:
+        key = [(list(s.items()), float(lam)) for s, lam in shifts if lam != 0.0]
+        if _same_shifts(key, self._applied_shifts):
+            return
+        totals: dict[str, torch.Tensor] = {}
+        for items, lam in key:
+            for name, vector in items:
+                scaled = vector.float() * lam
+                totals[name] = totals[name] + scaled if name in totals else scaled
+        for name in [n for n in self._base_rows if n not in totals]:
+            self._row(name).copy_(self._base_rows.pop(name))
+        for name, total in totals.items():
+            row = self._row(name)
+            base = self._base_rows.setdefault(name, row.detach().clone())
+            merged = base.float() + total.to(row.device)
+            if not bool(torch.isfinite(merged).all()):
+                self.restore()
+                raise AttributeFileError(
+                    f"applying the attributes gives a non-finite embedding for {name}; "
+                    "lower the intensity or re-tune the attribute"
+                )
+            row.copy_(merged.to(row.dtype))
+        self._applied_shifts = key
+
+    def _row(self, name: str) -> torch.Tensor:
+        encoder, token_id = split_shift_key(name)
+        if encoder not in self.embeddings:
+            raise KeyError(f"the model has no text encoder {encoder}")
+        return self.embeddings[encoder].weight[token_id]
 
     def _weight(self, path: str) -> torch.Tensor:
         module = self.unet.get_submodule(path)
         if not isinstance(module, nn.Linear):
             raise TypeError(f"{path} is not a Linear layer")
         return module.weight
+
+
+def _same_shifts(
+    new: list[tuple[list[tuple[str, torch.Tensor]], float]],
+    old: list[tuple[list[tuple[str, torch.Tensor]], float]],
+) -> bool:
+    """The same shift tensors (by identity) at the same intensities."""
+    return len(new) == len(old) and all(
+        lam == old_lam
+        and len(items) == len(old_items)
+        and all(n == o and v is w for (n, v), (o, w) in zip(items, old_items, strict=True))
+        for (items, lam), (old_items, old_lam) in zip(new, old, strict=True)
+    )
 
 
 def _same_terms(

@@ -10,8 +10,10 @@ reports progress.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,7 @@ from ostaf.errors import SettingsError, TuningDivergedError
 from ostaf.images import Reference, thumbnail_data_url
 from ostaf.library.attribute_file import Attribute
 from ostaf.library.attribute_meta import (
+    SHIFTS_VERSION,
     AttributeMeta,
     BaseModelInfo,
     ReferenceInfo,
@@ -35,6 +38,7 @@ from ostaf.method import previews
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
+from ostaf.method.placeholder import PlaceholderShift, placeholder_ids, shifted_embeddings
 from ostaf.method.regions import (
     FLIP_ALLOWED,
     TIMESTEPS_BY_KIND,
@@ -43,6 +47,7 @@ from ostaf.method.regions import (
     timestep_window,
     tuning_prompt,
 )
+from ostaf.method.shift_keys import split_shift_key
 from ostaf.method.tuning_checkpoint import (
     Checkpointing,
     DamagedStateError,
@@ -94,6 +99,9 @@ class _Batch:
     # the weight of its loss; None when off.
     prior: _Batch | None = None
     prior_weight: float = 0.0
+    # When the placeholder's embedding is learned: encodes the prompt again (with gradients)
+    # every step, giving the text and extra inputs.
+    encode: Callable[[], _Batch] | None = None
 
 
 def tune(
@@ -143,15 +151,30 @@ def tune(
 
     device = model.placement.device
 
-    def fresh() -> tuple[Hypernetwork, torch.optim.Optimizer, torch.Generator]:
+    embeddings = model.merger.embeddings
+    ids = placeholder_ids(
+        model.pipe, model.family.text_encoders, model.family.tokenizers, settings.token
+    )
+    widths = {name: layer.embedding_dim for name, layer in embeddings.items()}
+    if settings.embedding_rate:
+        batch.encode = lambda: _prepare_text(model, reference, prompt, grad=True)
+
+    def fresh() -> tuple[Tuned, torch.optim.Optimizer, torch.Generator]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             layers = target_layers(unet, paths)
             net = Hypernetwork(layers, HypernetworkConfig(rank=settings.rank)).to(device)
-        optim = make_optimizer(list(net.parameters()), settings.learning_rate)
-        return net, optim, torch.Generator("cpu").manual_seed(settings.seed)
+        groups: list[dict[str, Any]] = [{"params": list(net.parameters())}]
+        shift = None
+        if settings.embedding_rate:
+            shift = PlaceholderShift(ids, widths).to(device)
+            rate = settings.embedding_rate
+            groups.append({"params": list(shift.parameters()), "lr": rate, "weight_decay": 0})
+        optim = make_optimizer(groups, settings.learning_rate)
+        return Tuned(net, shift), optim, torch.Generator("cpu").manual_seed(settings.seed)
 
-    hyper, optimizer, sampler = fresh()
+    tuned, optimizer, sampler = fresh()
+    hyper = tuned.hyper
     noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
     window = timestep_window(timestep_share(settings), noise_scheduler.config.num_train_timesteps)
     # With prior preservation every sample runs twice in its pass (planned as such).
@@ -167,10 +190,12 @@ def tune(
         try:
             state = load_state(checkpointing.path)
             if state is not None and state.key == key and state.step <= settings.steps:
-                hyper.load_state_dict(state.hypernetwork)
+                tuned.load_state(state.hypernetwork)
                 optimizer.load_state_dict(state.optimizer)
-                for group in optimizer.param_groups:  # a resumed run may lower the rate
-                    group["lr"] = settings.learning_rate
+                # A resumed run may lower the rates.
+                optimizer.param_groups[0]["lr"] = settings.learning_rate
+                for group in optimizer.param_groups[1:]:
+                    group["lr"] = settings.embedding_rate
                 sampler.set_state(state.sampler)
                 losses = list(state.losses)
                 first_step = state.step + 1
@@ -185,7 +210,8 @@ def tune(
                 )
         except (DamagedStateError, RuntimeError, ValueError, KeyError, TypeError) as exc:
             # Whatever was half-loaded is dropped: the run starts over exactly as a new one.
-            hyper, optimizer, sampler = fresh()
+            tuned, optimizer, sampler = fresh()
+            hyper = tuned.hyper
             losses, first_step, clock.done_before = [], 1, 0
             moved = set_aside(checkpointing.path)
             note = (
@@ -194,12 +220,12 @@ def tune(
             )
             notes.append(note)
             progress(clock.report("preparing", 0, message=note, note=note))
-    parameters = list(hyper.parameters())
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
     last_save = time.perf_counter()
 
     def save(to: Checkpointing, step: int) -> None:
         state = TuningState(
-            key, step, losses, hyper.state_dict(), optimizer.state_dict(), sampler.get_state()
+            key, step, losses, tuned.state(), optimizer.state_dict(), sampler.get_state()
         )
         save_state(to.path, state, to.job)
 
@@ -212,8 +238,13 @@ def tune(
     recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
     if recompute:
         unet.enable_gradient_checkpointing()
+    shifts = tuned.shift() if tuned.shift is not None else {}
     try:
-        with offset_layers(unet, paths) as wrappers, out_of_memory_as_error("tuning", OOM_ADVICE):
+        with (
+            offset_layers(unet, paths) as wrappers,
+            shifted_embeddings(embeddings, shifts),
+            out_of_memory_as_error("tuning", OOM_ADVICE),
+        ):
             for step in range(first_step, settings.steps + 1):
                 # Quitting (not the user's Stop) keeps the steps done since the last save.
                 if checkpointing is not None and cancel.keeps_progress and step > first_step:
@@ -265,6 +296,8 @@ def tune(
             p: ((a.detach().float() * strength).cpu().clone(), b.detach().float().cpu().clone())
             for p, (a, b) in hyper().items()
         }
+        learned = {k: v.detach().float().cpu().clone() for k, v in shifts.items()}
+        bases = {k: _row(embeddings, k).detach().float().cpu().clone() for k in learned}
     meta = AttributeMeta(
         name=check_attribute_name(name)
         if name
@@ -296,6 +329,7 @@ def tune(
             "timestep_high": timestep_share(settings)[1],
             "prior": float(settings.prior),
             "strength": strength,
+            "embedding_rate": float(settings.embedding_rate),
             "resolution": size,
             "family": model.family.id,
             "prediction_type": str(model.pipe.scheduler.config.prediction_type),
@@ -305,14 +339,48 @@ def tune(
             "final_loss": round(float(np.mean(losses[-20:])), 6),
             "device": model.placement.label,
         },
+        shifts=list(learned),  # in the placeholder's token order (for exports)
+        format_version=SHIFTS_VERSION if learned else 1,
     )
     seconds = clock.report("done", settings.steps).elapsed_s
-    return TuningResult(Attribute(meta, factors), losses, seconds, plan, notes)
+    return TuningResult(Attribute(meta, factors, learned, bases), losses, seconds, plan, notes)
 
 
-def make_optimizer(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """AdamW for the hypernetwork, as one fused kernel where the device has one: the
-    hypernetwork has ~10× a LoRA's parameters, and fused is 3× faster on a CPU."""
+def _row(embeddings: dict[str, torch.nn.Embedding], key: str) -> torch.Tensor:
+    encoder, token_id = split_shift_key(key)
+    return embeddings[encoder].weight[token_id]
+
+
+class Tuned:
+    """What a run learns: the hypernetwork and, when asked, the placeholder's shifts."""
+
+    def __init__(self, hyper: Hypernetwork, shift: PlaceholderShift | None) -> None:
+        self.hyper, self.shift = hyper, shift
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """One state dict (the shifts' keys prefixed; a run without them saves as before)."""
+        state = dict(self.hyper.state_dict())
+        if self.shift is not None:
+            state |= {SHIFT_STATE + k: v for k, v in self.shift.state_dict().items()}
+        return state
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = {k: v for k, v in state.items() if not k.startswith(SHIFT_STATE)}
+        self.hyper.load_state_dict(own)
+        shift = {k[len(SHIFT_STATE) :]: v for k, v in state.items() if k.startswith(SHIFT_STATE)}
+        if self.shift is not None:
+            self.shift.load_state_dict(shift)
+        elif shift:
+            raise KeyError("the saved state holds placeholder shifts this run does not learn")
+
+
+SHIFT_STATE = "placeholder:"
+
+
+def make_optimizer(parameters: list[Any], lr: float) -> torch.optim.Optimizer:
+    """AdamW for the hypernetwork (parameters, or parameter groups), as one fused kernel
+    where the device has one: the hypernetwork has ~10× a LoRA's parameters, and fused is
+    3× faster on a CPU."""
     try:
         return torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4, fused=True)
     except RuntimeError:  # a device without the fused kernel
@@ -390,12 +458,15 @@ def _prepare(model: BaseModel, reference: Reference, prompt: str, flip: bool) ->
     return _Batch(latents.float(), weights, text.text, text.added)
 
 
-@torch.no_grad()
-def _prepare_text(model: BaseModel, reference: Reference, prompt: str) -> _Batch:
-    """The conditioning of `prompt` alone (no latents) as a batch."""
-    cond = model.family.encode_prompt(
-        model.pipe, prompt, model.placement.device, reference.image.size[::-1]
-    )
+def _prepare_text(
+    model: BaseModel, reference: Reference, prompt: str, grad: bool = False
+) -> _Batch:
+    """The conditioning of `prompt` alone (no latents) as a batch; with `grad`, gradients
+    reach the text encoders' inputs (the placeholder's shifts)."""
+    with torch.set_grad_enabled(grad):
+        cond = model.family.encode_prompt(
+            model.pipe, prompt, model.placement.device, reference.image.size[::-1]
+        )
     empty = torch.empty(0)
     return _Batch(empty, None, cond.hidden, cond.added or None)
 
@@ -425,6 +496,9 @@ def _step(
     The samples go through the U-Net `per_pass` at a time; each pass's loss is weighted by
     its share of the step, so the accumulated gradient equals one pass over all of them."""
     device, dtype = placement.device, placement.dtype
+    if batch.encode is not None:
+        encoded = batch.encode()
+        batch = dataclasses.replace(batch, text=encoded.text, added=encoded.added)
     noisy, t, target, weights = _noisy_samples(
         batch, noise_scheduler, sampler, timesteps, device, window
     )

@@ -125,6 +125,8 @@ def run_key(
     ]
     if settings.prior:  # (absent when off: states saved before the prior keep their key)
         parts.append(f"prior {settings.prior:g}")
+    if settings.embedding_rate:  # (likewise)
+        parts.append("embedding")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

@@ -19,6 +19,7 @@ from diffusers import UNet2DConditionModel
 
 from ostaf.errors import ModelLoadError, SettingsError
 from ostaf.method.offsets import OffsetMerger
+from ostaf.method.placeholder import embedding_layers
 from ostaf.models import offline
 from ostaf.models.devices import Placement, choose_placement
 from ostaf.models.families import Family, family_of_folder, family_of_pipeline, supported_label
@@ -49,8 +50,10 @@ class BaseModel:
 
     def __post_init__(self) -> None:
         # Rendering merges attributes into the U-Net in place; the merger keeps the base values.
-        self.merger = OffsetMerger(self.pipe.unet)
         self.family = family_of_pipeline(self.pipe)
+        self.merger = OffsetMerger(
+            self.pipe.unet, embedding_layers(self.pipe, self.family.text_encoders)
+        )
 
     @property
     def unet(self) -> UNet2DConditionModel:

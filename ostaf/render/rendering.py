@@ -116,7 +116,8 @@ def apply_attributes(model: BaseModel, applied: Sequence[tuple[Attribute, float]
     warnings: list[str] = []
     for attribute, _ in applied:
         warnings += check_compatible(attribute, model)
-    model.merger.apply([(a.factors, lam) for a, lam in applied])
+    shifts = [(a.shifts, lam) for a, lam in applied if a.shifts]
+    model.merger.apply([(a.factors, lam) for a, lam in applied], shifts)
     return warnings
 
 

@@ -66,6 +66,7 @@ class Variant:
     rank: int | None = None
     prior: float | None = None  # prior-preservation weight
     strength: float | None = None  # what λ = 1 stands for
+    embedding_rate: float | None = None  # the placeholder embedding's learning rate (0: off)
     before: bool = False  # the defaults before this benchmark, as a whole
     kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
@@ -84,6 +85,7 @@ class Variant:
             ("rank", self.rank),
             ("prior", self.prior),
             ("strength", self.strength),
+            ("emb", self.embedding_rate),
         ):
             if value is not None:
                 parts.append(f"{label}{value:g}")
@@ -121,6 +123,20 @@ CATALOGUE: dict[str, Variant] = {
         Variant(prior=3.0),
         Variant(method="lora", learning_rate=3e-3, prior=1.0),
         Variant(method="lora", learning_rate=3e-3, strength=1.0, kinds=("shape",)),
+        # Style before its placeholder word was learned (the default until then: strength
+        # 0.7), and the variants that were measured against it.
+        *(
+            replace(variant, strength=0.7, embedding_rate=0.0, kinds=("style",))
+            for variant in (
+                Variant(),
+                Variant(prior=3.0),
+                Variant(steps=600),
+                Variant(method="lora", learning_rate=3e-3),
+            )
+        ),
+        Variant(embedding_rate=1e-3, kinds=("appearance", "shape")),
+        Variant(embedding_rate=3e-4, kinds=("appearance",)),
+        Variant(embedding_rate=3e-3),
     )
 }
 
@@ -385,6 +401,7 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
             ("rank", variant.rank),
             ("prior", variant.prior),
             ("strength", variant.strength),
+            ("embedding_rate", variant.embedding_rate),
         )
         if value is not None
     }

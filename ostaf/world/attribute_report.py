@@ -278,6 +278,10 @@ def describe(variant: Variant) -> str:
     ):
         if value is not None:
             parts.append(f"{label} {value:g}")
+    if variant.embedding_rate == 0:
+        parts.append("placeholder word not learned")
+    elif variant.embedding_rate is not None:
+        parts.append(f"word lr {variant.embedding_rate:g}")
     return ", ".join(parts)
 
 

@@ -101,6 +101,7 @@ class LoraExportViewModel(ViewModel):
                 f"Wrote {done.path}: a {done.format} LoRA for {done.target}, "
                 f"{done.layers} layer{'s' * (done.layers != 1)}. "
                 f"Weight 1 in other tools = λ {done.intensity:g}."
+                + (f" {done.advice}." if done.advice else "")
             )
             self._session.notify(f"Exported '{self.attribute_name}' as a LoRA: {done.path}")
         elif job.state is JobState.FAILED and job.error is not None:

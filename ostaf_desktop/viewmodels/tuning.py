@@ -90,6 +90,8 @@ class TuningViewModel(ViewModel):
     seed = Observable(0)
     learning_rate = Observable(KIND_TUNING[AttributeKind.APPEARANCE].learning_rate)
     prior = Observable(KIND_TUNING[AttributeKind.APPEARANCE].prior)  # prior preservation
+    # The placeholder word's learning rate (0: the word keeps its meaning).
+    embedding_rate = Observable(KIND_TUNING[AttributeKind.APPEARANCE].embedding_rate)
     rank = Observable(TuningSettings.rank)
     resolution = Observable(NATIVE_SIZE)  # NATIVE_SIZE or a number of px, as text
     resolution_options = Observable(tuning_size_choices(None))
@@ -157,6 +159,7 @@ class TuningViewModel(ViewModel):
                 steps=int(self.steps),
                 learning_rate=float(self.learning_rate),
                 prior=float(self.prior),
+                embedding_rate=float(self.embedding_rate),
                 strength=KIND_TUNING[kind].strength,
                 rank=int(self.rank),
                 seed=int(self.seed),
@@ -213,6 +216,7 @@ class TuningViewModel(ViewModel):
         self.preset = CUSTOM  # the run's own steps, whatever the presets are now
         self.steps, self.seed, self.rank = settings.steps, settings.seed, settings.rank
         self.prior = settings.prior
+        self.embedding_rate = settings.embedding_rate
         size = NATIVE_SIZE if settings.size == 0 else str(settings.size)
         if size not in {value for _, value in self.resolution_options}:
             self.resolution_options = (*self.resolution_options, (f"{size} px", size))
@@ -370,6 +374,7 @@ class TuningViewModel(ViewModel):
         if name == "kind":
             self.learning_rate = KIND_TUNING[kind].learning_rate
             self.prior = KIND_TUNING[kind].prior
+            self.embedding_rate = KIND_TUNING[kind].embedding_rate
             if self.preset in PRESETS:
                 self.steps = preset_steps(kind, self.preset)
         if name in ("kind", "class_word"):

@@ -136,6 +136,14 @@ class AttributePicker(QWidget):
             "description without the placeholder, so the attribute leaves the rest of the "
             "prompt alone (0: off; slower when on)"
         )
+        self.embedding_rate = QDoubleSpinBox()
+        self.embedding_rate.setDecimals(4)
+        self.embedding_rate.setRange(0.0, 0.1)
+        self.embedding_rate.setSingleStep(0.0005)
+        self.embedding_rate.setToolTip(
+            "Learning rate of the placeholder word itself, learned with the offsets so that "
+            "the word stops meaning what the model knew it as (0: off)"
+        )
         self.resolution = compact_combo()
         self.resolution.setToolTip(
             "The size the reference is tuned at; the model's own is best, smaller is faster"
@@ -145,6 +153,7 @@ class AttributePicker(QWidget):
         advanced.addRow("Learning rate", self.learning_rate)
         advanced.addRow("Rank", self.rank)
         advanced.addRow("Keep prompt", self.prior)
+        advanced.addRow("Word rate", self.embedding_rate)
         advanced.addRow("Resolution", self.resolution)
         layout.addWidget(self.advanced)
 
@@ -162,6 +171,7 @@ class AttributePicker(QWidget):
         bind(vm, "learning_rate", self.learning_rate)
         bind(vm, "rank", self.rank)
         bind(vm, "prior", self.prior)
+        bind(vm, "embedding_rate", self.embedding_rate)
         bind_to(vm, "resolution_options", self._fill_resolutions, self)
         bind_combo(vm, "resolution", self.resolution)
         bind_to(vm, "running", lambda running: self.setEnabled(not running), self)

@@ -59,7 +59,9 @@ class TuningControls(Section):
         buttons = QHBoxLayout()
         buttons.addWidget(self.tune_button, 1)
         buttons.addWidget(self.cancel_button)
-        self.hint = label(role="hint", wrap=True)
+        # One line (the full text in its tooltip when cut): a wrapped line under the buttons
+        # was clipped by the scrolling column at 900 px.
+        self.hint = ElidedLabel(role="hint")
         self.body.addWidget(self.picker)
         self.body.addStretch(1)
         self.body.addLayout(buttons)
@@ -69,7 +71,7 @@ class TuningControls(Section):
         self.cancel_button.clicked.connect(vm.cancel)
         bind(vm, "can_tune", self.tune_button, "enabled")
         bind(vm, "running", self.cancel_button, "enabled")
-        bind(vm, "tune_hint", self.hint, "text")
+        bind_to(vm, "tune_hint", self.hint.setText, self)
 
 
 class TuningProgress(Section):
