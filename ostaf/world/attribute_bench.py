@@ -35,6 +35,7 @@ REGIONS = {
     "encoder": Region(blocks=("down_blocks",)),
     "encoder+mid": Region(blocks=("down_blocks", "mid_block")),
     "decoder": Region(blocks=("up_blocks",)),
+    "mid+decoder": Region(blocks=("mid_block", "up_blocks")),
     "whole": Region(blocks=("down_blocks", "mid_block", "up_blocks")),
 }
 KINDS = (AttributeKind.APPEARANCE, AttributeKind.SHAPE, AttributeKind.STYLE)
@@ -109,6 +110,7 @@ CATALOGUE: dict[str, Variant] = {
         Variant(token="zqx"),
         Variant(region="encoder", kinds=("shape",)),
         Variant(region="whole", kinds=("style",)),
+        Variant(region="mid+decoder", kinds=("appearance",)),
         Variant(timesteps="all", kinds=("shape",)),
         Variant(timesteps="high", kinds=("appearance", "style")),
         Variant(learning_rate=1e-3),
