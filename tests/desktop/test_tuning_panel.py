@@ -78,17 +78,20 @@ def test_description_is_suggested_per_kind_and_kept_once_edited(
     picker.cards[AttributeKind.STYLE].radio.click()
     assert picker.caption.text() == suggested_caption(AttributeKind.STYLE)
     assert vm.tuning.learning_rate == KIND_TUNING[AttributeKind.STYLE].learning_rate
+    assert picker.embedding_rate.value() == KIND_TUNING[AttributeKind.STYLE].embedding_rate > 0
     picker.class_word.setText("cat")
     assert picker.caption.text() == suggested_caption(AttributeKind.STYLE, "cat")
     picker.cards[AttributeKind.SHAPE].radio.click()
     assert picker.caption.text() == suggested_caption(AttributeKind.SHAPE, "cat")
     assert vm.tuning.steps == KIND_TUNING[AttributeKind.SHAPE].steps
     assert picker.prior.value() == KIND_TUNING[AttributeKind.SHAPE].prior
+    assert picker.embedding_rate.value() == KIND_TUNING[AttributeKind.SHAPE].embedding_rate
     picker.caption.setText("a black {token} cat on a white background")
     picker.cards[AttributeKind.APPEARANCE].radio.click()  # an edited description stays
     picker.cards[AttributeKind.SHAPE].radio.click()
     assert vm.tuning.caption == "a black {token} cat on a white background"
     picker.prior.setValue(2.5)  # Advanced → Keep prompt reaches the run
+    picker.embedding_rate.setValue(0.002)  # and Word rate
     vm.reference.open_image(reference_image(tmp_path))
     vm.tuning.steps = 10
     window.shortcuts.tune.trigger()
@@ -96,6 +99,7 @@ def test_description_is_suggested_per_kind_and_kept_once_edited(
     (call,) = fake.of_kind("tune")
     assert call.request.settings.caption == "a black {token} cat on a white background"
     assert call.request.settings.prior == 2.5
+    assert call.request.settings.embedding_rate == 0.002
     assert call.request.settings.strength == KIND_TUNING[AttributeKind.SHAPE].strength
 
 
