@@ -309,3 +309,59 @@ def test_the_export_command_names_the_word_and_how_to_use_it(
     word = tmp_path / "glaze-word.safetensors"
     assert captured.out.split() == [str(out), str(word)] and word.is_file()
     assert "write glaze-word in prompts where OSTAF's write sks" in captured.err
+
+
+def test_diffusers_reads_the_exported_word_as_the_embedding_ostaf_renders_with(
+    model: BaseModel, learned: Attribute, tmp_path: Path
+) -> None:
+    """The word file, loaded by diffusers' textual-inversion loader under its own name,
+    conditions the model exactly as OSTAF's merged placeholder does at the exported λ."""
+    from ostaf.models.base_model import load_base_model
+
+    done = export_lora(learned, tmp_path / "glaze.safetensors", "kohya", intensity=0.7)
+    assert done.word is not None
+    other = load_base_model("demo", device="cpu")  # the loader adds a token: not the shared one
+    other.pipe.load_textual_inversion(str(done.word), token=done.word.stem)
+    cpu = torch.device("cpu")
+    apply_attributes(model, [(learned, 0.7)])
+    try:
+        ours = model.family.encode_prompt(model.pipe, "a sks star", cpu, (64, 64)).hidden
+    finally:
+        model.merger.restore()
+    prompt = f"a {done.word.stem} star"
+    theirs = other.family.encode_prompt(other.pipe, prompt, cpu, (64, 64)).hidden
+    torch.testing.assert_close(theirs, ours)
+    plain = model.family.encode_prompt(model.pipe, "a sks star", cpu, (64, 64)).hidden
+    assert not torch.allclose(plain, ours)  # the word does change the conditioning
+
+
+def test_diffusers_reads_an_sdxl_word_into_both_encoders(
+    sdxl: BaseModel, sdxl_folder: Path, reference_png: Path, tmp_path: Path
+) -> None:
+    """`clip_l` goes to the first text encoder and `clip_g` to the second, as diffusers
+    loads SDXL embeddings: the conditioning then equals OSTAF's at the exported λ."""
+    from ostaf.models.base_model import load_base_model
+
+    reference = load_reference(reference_png, sdxl.resolution)
+    attribute = tune(sdxl, reference, _settings(steps=3, learning_rate=3e-3)).attribute
+    done = export_lora(attribute, tmp_path / "xl.safetensors", "kohya", intensity=0.8)
+    assert done.word is not None
+    word = load_file(str(done.word))
+    other = load_base_model(sdxl_folder, device="cpu")
+    pipe, name = other.pipe, done.word.stem
+    pipe.load_textual_inversion(
+        word["clip_l"], token=name, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer
+    )
+    pipe.load_textual_inversion(
+        word["clip_g"], token=name, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+    )
+    cpu = torch.device("cpu")
+    apply_attributes(sdxl, [(attribute, 0.8)])
+    try:
+        ours = sdxl.family.encode_prompt(sdxl.pipe, "a sks star", cpu, (64, 64))
+    finally:
+        sdxl.merger.restore()
+    theirs = other.family.encode_prompt(pipe, f"a {name} star", cpu, (64, 64))
+    torch.testing.assert_close(theirs.hidden, ours.hidden)
+    assert ours.added is not None and theirs.added is not None
+    torch.testing.assert_close(theirs.added["text_embeds"], ours.added["text_embeds"])
