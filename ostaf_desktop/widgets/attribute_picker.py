@@ -66,6 +66,19 @@ class KindCard(QFrame):
         )
 
 
+def number_box(
+    decimals: int, bounds: tuple[float, float], step: float, tip: str = ""
+) -> QDoubleSpinBox:
+    """A decimal field of the Advanced section."""
+    box = QDoubleSpinBox()
+    box.setDecimals(decimals)
+    box.setRange(*bounds)
+    box.setSingleStep(step)
+    if tip:
+        box.setToolTip(tip)
+    return box
+
+
 class AttributePicker(QWidget):
     """Kind cards, class word, reference description, name, preset and a collapsible
     advanced section."""
@@ -121,28 +134,23 @@ class AttributePicker(QWidget):
         self.steps.setSingleStep(50)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.learning_rate = QDoubleSpinBox()
-        self.learning_rate.setDecimals(5)
-        self.learning_rate.setRange(0.00001, 0.1)
-        self.learning_rate.setSingleStep(0.0001)
+        self.learning_rate = number_box(5, (0.00001, 0.1), 0.0001)
         self.rank = QSpinBox()
         self.rank.setRange(1, 128)
-        self.prior = QDoubleSpinBox()
-        self.prior.setDecimals(2)
-        self.prior.setRange(0.0, 10.0)
-        self.prior.setSingleStep(0.25)
-        self.prior.setToolTip(
+        self.prior = number_box(
+            2,
+            (0.0, 10.0),
+            0.25,
             "Prior preservation: how strongly tuning keeps what the model draws for the "
             "description without the placeholder, so the attribute leaves the rest of the "
-            "prompt alone (0: off; slower when on)"
+            "prompt alone (0: off; slower when on)",
         )
-        self.embedding_rate = QDoubleSpinBox()
-        self.embedding_rate.setDecimals(4)
-        self.embedding_rate.setRange(0.0, 0.1)
-        self.embedding_rate.setSingleStep(0.0005)
-        self.embedding_rate.setToolTip(
+        self.embedding_rate = number_box(
+            4,
+            (0.0, 0.1),
+            0.0005,
             "Learning rate of the placeholder word itself, learned with the offsets so that "
-            "the word stops meaning what the model knew it as (0: off)"
+            "the word stops meaning what the model knew it as (0: off)",
         )
         self.resolution = compact_combo()
         self.resolution.setToolTip(
