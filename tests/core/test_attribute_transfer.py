@@ -26,9 +26,9 @@ STEPS = PRESETS["fast"].steps
 # reference (BENCHMARKS.md): its slice watches one where the default works (the fourth, an
 # outline), so that a regression shows; it does not claim that style works in general.
 # Measured 2026-12-03 with the defaults of KIND_TUNING (shape at strength 0.75, style with
-# prior preservation at 0.7 and its placeholder word learned), 150 steps, joint untuned ->
-# tuned: appearance #0 0 -> 4/6, shape #0 0 -> 5/6 (transfer 6/6), style #3 0 -> 3/6
-# (transfer 6/6; 2/6 and 5/6 before the word was learned).
+# prior preservation, its placeholder word learned, at 0.56), 150 steps, joint untuned ->
+# tuned, read by the oracle with its local stripe test: appearance #0 0 -> 3/6, shape #0
+# 0 -> 6/6, style #3 0 -> 5/6 (transfer 6/6). With the old stripe test: 4/6, 5/6, 3/6.
 REFERENCE = {AttributeKind.APPEARANCE: 0, AttributeKind.SHAPE: 0, AttributeKind.STYLE: 3}
 # How many more of the six pictures must be right than untuned: below it, the lift collapsed.
 MIN_LIFT = {AttributeKind.APPEARANCE: 2, AttributeKind.SHAPE: 2, AttributeKind.STYLE: 1}
