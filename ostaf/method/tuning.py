@@ -152,10 +152,6 @@ def tune(
     device = model.placement.device
 
     embeddings = model.merger.embeddings
-    ids = placeholder_ids(
-        model.pipe, model.family.text_encoders, model.family.tokenizers, settings.token
-    )
-    widths = {name: layer.embedding_dim for name, layer in embeddings.items()}
     if settings.embedding_rate:
         batch.encode = lambda: _prepare_text(model, reference, prompt, grad=True)
 
@@ -167,6 +163,10 @@ def tune(
         groups: list[dict[str, Any]] = [{"params": list(net.parameters())}]
         shift = None
         if settings.embedding_rate:
+            ids = placeholder_ids(
+                model.pipe, model.family.text_encoders, model.family.tokenizers, settings.token
+            )
+            widths = {name: layer.embedding_dim for name, layer in embeddings.items()}
             shift = PlaceholderShift(ids, widths).to(device)
             rate = settings.embedding_rate
             groups.append({"params": list(shift.parameters()), "lr": rate, "weight_decay": 0})
