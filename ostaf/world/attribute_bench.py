@@ -68,6 +68,7 @@ class Variant:
     prior: float | None = None  # prior-preservation weight
     strength: float | None = None  # what λ = 1 stands for
     embedding_rate: float | None = None  # the placeholder embedding's learning rate (0: off)
+    samples: int | None = None  # timesteps sampled per step
     before: bool = False  # the defaults before this benchmark, as a whole
     kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
@@ -87,6 +88,7 @@ class Variant:
             ("prior", self.prior),
             ("strength", self.strength),
             ("emb", self.embedding_rate),
+            ("tps", self.samples),
         ):
             if value is not None:
                 parts.append(f"{label}{value:g}")
@@ -139,6 +141,7 @@ CATALOGUE: dict[str, Variant] = {
         Variant(embedding_rate=1e-3, kinds=("appearance", "shape")),
         Variant(embedding_rate=3e-4, kinds=("appearance",)),
         Variant(embedding_rate=3e-3),
+        Variant(samples=8, kinds=("appearance",)),
     )
 }
 
@@ -404,6 +407,7 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
             ("prior", variant.prior),
             ("strength", variant.strength),
             ("embedding_rate", variant.embedding_rate),
+            ("timesteps_per_step", variant.samples),
         )
         if value is not None
     }
