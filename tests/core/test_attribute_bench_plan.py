@@ -23,6 +23,7 @@ from ostaf.world.attribute_bench import (
 )
 from ostaf.world.attribute_cases import references
 from ostaf.world.attribute_report import (
+    describe,
     difference,
     interval,
     lambda_table,
@@ -35,6 +36,17 @@ from ostaf.world.attribute_report import (
 def test_every_variant_of_the_catalogue_has_its_own_key() -> None:
     assert len({v.key for v in CATALOGUE.values()}) == len(CATALOGUE)
     assert DEFAULT.key == "hypernetwork" and CATALOGUE["lora-lr0.003"].method == "lora"
+
+
+def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> None:
+    for kind in AttributeKind:
+        described = [describe(v) for v in CATALOGUE.values() if v.applies_to(kind)]
+        assert len(set(described)) == len(described), described
+    assert describe(CATALOGUE["hypernetwork-tps8"]) == "hypernetwork, timesteps per step 8"
+    assert (
+        tuning_settings(CATALOGUE["hypernetwork-tps8"], AttributeKind.APPEARANCE).timesteps_per_step
+        == 8
+    )
 
 
 def test_jobs_pair_every_variant_on_the_same_references_and_seeds(tmp_path: Path) -> None:
