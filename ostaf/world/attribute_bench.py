@@ -68,7 +68,7 @@ class Variant:
     prior: float | None = None  # prior-preservation weight
     strength: float | None = None  # what λ = 1 stands for
     embedding_rate: float | None = None  # the placeholder embedding's learning rate (0: off)
-    samples: int | None = None  # timesteps sampled per step
+    timesteps_per_step: int | None = None  # timesteps sampled per tuning step
     before: bool = False  # the defaults before this benchmark, as a whole
     kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
@@ -88,7 +88,7 @@ class Variant:
             ("prior", self.prior),
             ("strength", self.strength),
             ("emb", self.embedding_rate),
-            ("tps", self.samples),
+            ("tps", self.timesteps_per_step),
         ):
             if value is not None:
                 parts.append(f"{label}{value:g}")
@@ -141,7 +141,7 @@ CATALOGUE: dict[str, Variant] = {
         Variant(embedding_rate=1e-3, kinds=("appearance", "shape")),
         Variant(embedding_rate=3e-4, kinds=("appearance",)),
         Variant(embedding_rate=3e-3),
-        Variant(samples=8, kinds=("appearance",)),
+        Variant(timesteps_per_step=8, kinds=("appearance",)),
     )
 }
 
@@ -407,7 +407,7 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
             ("prior", variant.prior),
             ("strength", variant.strength),
             ("embedding_rate", variant.embedding_rate),
-            ("timesteps_per_step", variant.samples),
+            ("timesteps_per_step", variant.timesteps_per_step),
         )
         if value is not None
     }

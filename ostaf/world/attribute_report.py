@@ -275,7 +275,7 @@ def describe(variant: Variant) -> str:
         ("rank", variant.rank),
         ("prior", variant.prior),
         ("strength", variant.strength),
-        ("timesteps per step", variant.samples),
+        ("timesteps per step", variant.timesteps_per_step),
     ):
         if value is not None:
             parts.append(f"{label} {value:g}")

@@ -7,11 +7,10 @@ The benchmark's style figures carry that caveat (BENCHMARKS.md).
 
 Pattern: 96 pictures the untuned model drew when asked by name (24 per pattern), labelled by
 eye; the 15 too unclear to label are left out (tests/data/generated_patterns; each with its
-prompt and render seed, DDIM 25 steps, guidance 5). The first 48
-were used to choose the stripe test, the other 48 held out. Measured 2026-12-03: before the
-local coherence the oracle agreed on 60 of 81 and read 13 of 18 striped pictures as
-something else (the model draws wavy stripes); with it, 72 of 81 (held out: 35 of 40) and
-17 of 18 striped."""
+prompt and render seed, DDIM 25 steps, guidance 5). The first 48 were used to choose the
+stripe test, the other 48 held out. Measured 2026-12-03: before the local coherence the
+oracle agreed on 60 of 81 and read 13 of 18 striped pictures as something else (the model
+draws wavy stripes); with it, 72 of 81 (held out: 35 of 40) and 17 of 18 striped."""
 
 from __future__ import annotations
 
