@@ -11,7 +11,14 @@ from typing import Any
 from ostaf.errors import SettingsError
 from ostaf.images import Box
 from ostaf.library.attribute_meta import check_attribute_name
-from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region, caption_names_token
+from ostaf.method.regions import (
+    DEFAULT_TOKEN,
+    FLIP_ALLOWED,
+    ROTATE_BY_KIND,
+    AttributeKind,
+    Region,
+    caption_names_token,
+)
 
 SAMPLERS = ("ddim", "euler", "dpmpp2m")
 # Noise schedules of Euler and DPM++ 2M, as A1111/Forge's "Schedule type" names them (Karras:
@@ -60,11 +67,13 @@ class KindTuning:
 # word itself (lr 1e-3), which "sks style" otherwise ties to soft flat pictures; with the
 # word learned, its offsets are stored at 0.56 of their tuned size (0.7 before the word).
 # For appearance the learned word won as often as it lost (it carried the colour and dropped
-# the pattern), and for shape it changed nothing: both keep the model's word.
+# the pattern), and for shape it changed nothing: both keep the model's word. Style's
+# hypernetwork learns at 1e-3: on 24 references x 2 seeds its fidelity is 4 points higher
+# than at 3e-4 (joint +2, within noise), level with the best plain LoRA's.
 KIND_TUNING: dict[AttributeKind, KindTuning] = {
     AttributeKind.APPEARANCE: KindTuning(3e-4, 300),
     AttributeKind.SHAPE: KindTuning(3e-4, 300, strength=0.75),
-    AttributeKind.STYLE: KindTuning(3e-4, 300, prior=1.0, strength=0.56, embedding_rate=1e-3),
+    AttributeKind.STYLE: KindTuning(1e-3, 300, prior=1.0, strength=0.56, embedding_rate=1e-3),
 }
 
 
@@ -95,6 +104,7 @@ class TuningSettings:
     crop: Box | None = None
     mask: Path | None = None
     flip: bool | None = None  # None: the kind's default (never for shape)
+    rotate: bool | None = None  # quarter turns of the reference; None: the kind's default
     region: Region | None = None  # None: the kind's region
     preview_every: int = 0  # 0: no previews
     preview_steps: int = 8
@@ -158,6 +168,16 @@ class TuningSettings:
                 )
         if self.flip and self.kind is AttributeKind.SHAPE:
             raise SettingsError("horizontal flips would mirror the shape; they are off for shape")
+        if self.rotate and self.kind is AttributeKind.SHAPE:
+            raise SettingsError("quarter turns would turn the shape; they are off for shape")
+
+    def flips(self) -> bool:
+        """Whether tuning also sees the reference mirrored (the setting, else the kind's)."""
+        return FLIP_ALLOWED[self.kind] if self.flip is None else self.flip
+
+    def rotates(self) -> bool:
+        """Whether tuning also sees the reference turned by quarter turns."""
+        return ROTATE_BY_KIND[self.kind] if self.rotate is None else self.rotate
 
     @classmethod
     def for_kind(
@@ -211,6 +231,7 @@ class TuningSettings:
             texts = (settings.class_word, settings.token, settings.caption)
             flags = (
                 type(settings.flip) in (bool, type(None)),
+                type(settings.rotate) in (bool, type(None)),
                 type(settings.memory_saving) is bool,
             )
             if not all(isinstance(t, str) for t in texts) or not all(flags):

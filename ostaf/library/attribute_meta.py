@@ -120,6 +120,7 @@ class TuningRecord(TypedDict, total=False):
     crop: Annotated[list[int], Field(min_length=4, max_length=4)] | None
     masked: bool
     flip: bool
+    rotate: bool  # quarter turns of the reference (absent: none)
     final_loss: Finite
     device: str
     prior: Annotated[float, Field(ge=0)]  # prior-preservation weight (0 or absent: none)

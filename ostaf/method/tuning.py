@@ -40,7 +40,6 @@ from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_o
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.method.placeholder import PlaceholderShift, placeholder_ids, shifted_embeddings
 from ostaf.method.regions import (
-    FLIP_ALLOWED,
     TIMESTEPS_BY_KIND,
     Region,
     prior_prompt,
@@ -138,7 +137,7 @@ def tune(
     prompt = tuning_prompt(settings.kind, settings.token, settings.class_word, settings.caption)
     progress(clock.report("preparing", 0, message="Encoding the reference…"))
     with out_of_memory_as_error("preparing the reference", OOM_ADVICE):
-        batch = _prepare(model, reference, prompt, _flip(settings))
+        batch = _prepare(model, reference, prompt, settings.flips(), settings.rotates())
         if settings.prior:
             kept = prior_prompt(settings.kind, prompt, settings.token, settings.class_word)
             batch.prior = _prepare_text(model, reference, kept)
@@ -335,7 +334,8 @@ def tune(
             "prediction_type": str(model.pipe.scheduler.config.prediction_type),
             "crop": list(settings.crop) if settings.crop else None,
             "masked": reference.mask is not None,
-            "flip": _flip(settings),
+            "flip": settings.flips(),
+            "rotate": settings.rotates(),
             "final_loss": round(float(np.mean(losses[-20:])), 6),
             "device": model.placement.label,
         },
@@ -431,31 +431,35 @@ def timestep_share(settings: TuningSettings) -> tuple[float, float]:
     return settings.timesteps or TIMESTEPS_BY_KIND[settings.kind]
 
 
-def _flip(settings: TuningSettings) -> bool:
-    return FLIP_ALLOWED[settings.kind] if settings.flip is None else settings.flip
-
-
 @torch.no_grad()
-def _prepare(model: BaseModel, reference: Reference, prompt: str, flip: bool) -> _Batch:
+def _prepare(
+    model: BaseModel, reference: Reference, prompt: str, flip: bool, rotate: bool = False
+) -> _Batch:
     pipe = model.pipe
     device = model.placement.device
-    views = [reference.image]
-    if flip:
-        views.append(reference.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    views = _views(reference.image, flip, rotate)
     pixels = torch.stack([_to_tensor(v) for v in views]).to(device)  # (V, 3, H, W) in [-1, 1]
     posterior = pipe.vae.encode(pixels.to(pipe.vae.dtype)).latent_dist
     latents = posterior.mean * pipe.vae.config.scaling_factor  # (V, C, h, w)
     weights = None
     if reference.mask is not None:
-        mask_views = [reference.mask]
-        if flip:
-            mask_views.append(reference.mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-        mask = torch.stack([_to_tensor(m, gray=True) for m in mask_views]).to(
-            device
-        )  # (V, 1, H, W)
+        mask_views = _views(reference.mask, flip, rotate)
+        mask = torch.stack([_to_tensor(m, gray=True) for m in mask_views]).to(device)  # (V,1,H,W)
         weights = F.adaptive_avg_pool2d(mask, latents.shape[-2:])  # (V, 1, h, w) in [0, 1]
     text = _prepare_text(model, reference, prompt)
     return _Batch(latents.float(), weights, text.text, text.added)
+
+
+def _views(image: Image.Image, flip: bool, rotate: bool) -> list[Image.Image]:
+    """`image`, mirrored with `flip`, and each of those turned by 90, 180 and 270 degrees
+    with `rotate` (the reference is square)."""
+    views = [image]
+    if flip:
+        views.append(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    if rotate:
+        turns = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+        views += [view.transpose(turn) for view in list(views) for turn in turns]
+    return views
 
 
 def _prepare_text(

@@ -127,6 +127,8 @@ def run_key(
         parts.append(f"prior {settings.prior:g}")
     if settings.embedding_rate:  # (likewise)
         parts.append("embedding")
+    if settings.rotates():  # (likewise)
+        parts.append("rotate")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

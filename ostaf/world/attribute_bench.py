@@ -69,6 +69,7 @@ class Variant:
     strength: float | None = None  # what λ = 1 stands for
     embedding_rate: float | None = None  # the placeholder embedding's learning rate (0: off)
     timesteps_per_step: int | None = None  # timesteps sampled per tuning step
+    rotate: bool | None = None  # quarter turns of the reference
     before: bool = False  # the defaults before this benchmark, as a whole
     kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
@@ -89,6 +90,7 @@ class Variant:
             ("strength", self.strength),
             ("emb", self.embedding_rate),
             ("tps", self.timesteps_per_step),
+            ("rotate", self.rotate),
         ):
             if value is not None:
                 parts.append(f"{label}{value:g}")
@@ -115,7 +117,8 @@ CATALOGUE: dict[str, Variant] = {
         Variant(region="mid+decoder", kinds=("appearance",)),
         Variant(timesteps="all", kinds=("shape",)),
         Variant(timesteps="high", kinds=("appearance", "style")),
-        Variant(learning_rate=1e-3),
+        Variant(learning_rate=1e-3, kinds=("appearance", "shape")),  # style's default since
+        Variant(learning_rate=3e-4, kinds=("style",)),  # the sixth stop of issue 13
         Variant(learning_rate=1e-4),
         Variant(method="lora", learning_rate=1e-3),
         Variant(method="lora", learning_rate=3e-3),
@@ -142,6 +145,8 @@ CATALOGUE: dict[str, Variant] = {
         Variant(embedding_rate=3e-4, kinds=("appearance",)),
         Variant(embedding_rate=3e-3),
         Variant(timesteps_per_step=8, kinds=("appearance",)),
+        Variant(rank=8, kinds=("appearance",)),
+        Variant(rotate=True, kinds=("appearance",)),
     )
 }
 
@@ -408,6 +413,7 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
             ("strength", variant.strength),
             ("embedding_rate", variant.embedding_rate),
             ("timesteps_per_step", variant.timesteps_per_step),
+            ("rotate", variant.rotate),
         )
         if value is not None
     }

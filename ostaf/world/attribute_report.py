@@ -279,6 +279,8 @@ def describe(variant: Variant) -> str:
     ):
         if value is not None:
             parts.append(f"{label} {value:g}")
+    if variant.rotate is not None:
+        parts.append("quarter turns of the reference" if variant.rotate else "no quarter turns")
     if variant.embedding_rate == 0:
         parts.append("placeholder word not learned")
     elif variant.embedding_rate is not None:

@@ -28,7 +28,8 @@ STEPS = PRESETS["fast"].steps
 # Measured 2026-12-03 with the defaults of KIND_TUNING (shape at strength 0.75, style with
 # prior preservation, its placeholder word learned, at 0.56), 150 steps, joint untuned ->
 # tuned, read by the oracle with its local stripe test: appearance #0 0 -> 3/6, shape #0
-# 0 -> 6/6, style #3 0 -> 5/6 (transfer 6/6). With the old stripe test: 4/6, 5/6, 3/6.
+# 0 -> 6/6, style #3 0 -> 5/6 (transfer 6/6) with style's rate at 3e-4, 0 -> 4/6 (transfer
+# 6/6) at its rate since the sixth stop, 1e-3. With the old stripe test: 4/6, 5/6, 3/6.
 REFERENCE = {AttributeKind.APPEARANCE: 0, AttributeKind.SHAPE: 0, AttributeKind.STYLE: 3}
 # How many more of the six pictures must be right than untuned: below it, the lift collapsed.
 MIN_LIFT = {AttributeKind.APPEARANCE: 2, AttributeKind.SHAPE: 2, AttributeKind.STYLE: 1}

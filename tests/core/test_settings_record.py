@@ -32,6 +32,7 @@ def _full() -> TuningSettings:
         crop=(4, 8, 90, 94),
         mask=Path("/somewhere/mask.png"),
         flip=False,
+        rotate=True,
         region=Region(blocks=("mid_block", "up_blocks"), attentions=("attn2",)),
         preview_every=20,
         preview_steps=6,
@@ -86,6 +87,8 @@ GOOD = TuningSettings(kind=AttributeKind.APPEARANCE).to_record()
         {**GOOD, "flip": 1},
         {**GOOD, "memory_saving": None},
         {**GOOD, "kind": "shape", "flip": True},
+        {**GOOD, "rotate": "no"},
+        {**GOOD, "kind": "shape", "rotate": True},
     ],
 )
 def test_garbage_is_refused(record: Any) -> None:

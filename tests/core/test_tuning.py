@@ -12,7 +12,7 @@ from ostaf.errors import Cancelled, TuningDivergedError
 from ostaf.images import load_reference
 from ostaf.method.offsets import offset_layers, set_terms
 from ostaf.method.regions import AttributeKind, tuning_prompt
-from ostaf.method.tuning import _Batch, _prepare, masked_mse, tune
+from ostaf.method.tuning import _Batch, _prepare, _views, masked_mse, tune
 from ostaf.models.base_model import BaseModel
 from ostaf.progress import CancelToken, Progress
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
@@ -184,3 +184,31 @@ def test_impossible_settings_are_refused() -> None:
         _settings(learning_rate=float("nan")).validate()
     with pytest.raises(SettingsError, match="mirror"):
         _settings(AttributeKind.SHAPE, flip=True).validate()
+    with pytest.raises(SettingsError, match="turn the shape"):
+        _settings(AttributeKind.SHAPE, rotate=True).validate()
+
+
+def test_flips_and_quarter_turns_give_the_eight_views_of_the_square() -> None:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    views = _views(image, flip=True, rotate=True)
+    arrays = [np.asarray(v) for v in views]
+    assert len(views) == 8 and {v.size for v in views} == {image.size}
+    assert len({a.tobytes() for a in arrays}) == 8
+    assert np.array_equal(arrays[0], np.asarray(image))
+    assert np.array_equal(arrays[2], np.rot90(arrays[0]))  # PIL turns anticlockwise
+    assert [len(_views(image, f, r)) for f, r in ((0, 0), (1, 0), (0, 1))] == [1, 2, 4]
+
+
+def test_quarter_turns_are_tuned_on_and_recorded(model: BaseModel, reference_png: Path) -> None:
+    reference = load_reference(reference_png, model.resolution)
+    assert TuningSettings(kind=AttributeKind.APPEARANCE).rotates() is False
+    batch = _prepare(model, reference, "a sks star", True, True)
+    assert batch.latents.shape[0] == 8
+    turned = tune(model, reference, _settings(steps=3, rotate=True)).attribute
+    plain = tune(model, reference, _settings(steps=3, rotate=False)).attribute
+    assert turned.meta.tuning["rotate"] is True and plain.meta.tuning["rotate"] is False
+    assert any(not torch.equal(turned.factors[k][0], plain.factors[k][0]) for k in plain.factors)
