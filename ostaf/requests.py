@@ -14,7 +14,6 @@ from ostaf.library.attribute_meta import check_attribute_name
 from ostaf.method.regions import (
     DEFAULT_TOKEN,
     FLIP_ALLOWED,
-    ROTATE_BY_KIND,
     AttributeKind,
     Region,
     caption_names_token,
@@ -104,7 +103,10 @@ class TuningSettings:
     crop: Box | None = None
     mask: Path | None = None
     flip: bool | None = None  # None: the kind's default (never for shape)
-    rotate: bool | None = None  # quarter turns of the reference; None: the kind's default
+    # Quarter turns of the reference as well (with the flips, all eight symmetries of the
+    # square). Off for every kind: appearance lost 12 points of joint with them (BENCHMARKS.md,
+    # issue 13's sixth stop); shape refuses them.
+    rotate: bool = False
     region: Region | None = None  # None: the kind's region
     preview_every: int = 0  # 0: no previews
     preview_steps: int = 8
@@ -175,10 +177,6 @@ class TuningSettings:
         """Whether tuning also sees the reference mirrored (the setting, else the kind's)."""
         return FLIP_ALLOWED[self.kind] if self.flip is None else self.flip
 
-    def rotates(self) -> bool:
-        """Whether tuning also sees the reference turned by quarter turns."""
-        return ROTATE_BY_KIND[self.kind] if self.rotate is None else self.rotate
-
     @classmethod
     def for_kind(
         cls, kind: AttributeKind, preset: str = DEFAULT_PRESET, **changes: Any
@@ -231,7 +229,7 @@ class TuningSettings:
             texts = (settings.class_word, settings.token, settings.caption)
             flags = (
                 type(settings.flip) in (bool, type(None)),
-                type(settings.rotate) in (bool, type(None)),
+                type(settings.rotate) is bool,
                 type(settings.memory_saving) is bool,
             )
             if not all(isinstance(t, str) for t in texts) or not all(flags):

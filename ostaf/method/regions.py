@@ -154,15 +154,6 @@ FLIP_ALLOWED = {
     AttributeKind.STYLE: True,
 }
 
-# Quarter turns (with the flips, the eight symmetries of the square) augment appearance:
-# colour and pattern read the same turned, and the offsets cannot learn the reference's
-# layout instead (issue 13, BENCHMARKS.md). Style and shape tune on the reference as it is.
-ROTATE_BY_KIND = {
-    AttributeKind.SHAPE: False,
-    AttributeKind.APPEARANCE: False,
-    AttributeKind.STYLE: False,
-}
-
 # Which share [low, high) of the training timesteps each kind samples while tuning (0.5 to
 # 1 of 1000 steps: t in [500, 1000)). Shape is decided in the noisy half; appearance and
 # style need the detail end too.

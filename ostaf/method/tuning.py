@@ -137,7 +137,7 @@ def tune(
     prompt = tuning_prompt(settings.kind, settings.token, settings.class_word, settings.caption)
     progress(clock.report("preparing", 0, message="Encoding the reference…"))
     with out_of_memory_as_error("preparing the reference", OOM_ADVICE):
-        batch = _prepare(model, reference, prompt, settings.flips(), settings.rotates())
+        batch = _prepare(model, reference, prompt, settings.flips(), settings.rotate)
         if settings.prior:
             kept = prior_prompt(settings.kind, prompt, settings.token, settings.class_word)
             batch.prior = _prepare_text(model, reference, kept)
@@ -335,7 +335,7 @@ def tune(
             "crop": list(settings.crop) if settings.crop else None,
             "masked": reference.mask is not None,
             "flip": settings.flips(),
-            "rotate": settings.rotates(),
+            "rotate": settings.rotate,
             "final_loss": round(float(np.mean(losses[-20:])), 6),
             "device": model.placement.label,
         },

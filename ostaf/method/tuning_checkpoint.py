@@ -127,7 +127,7 @@ def run_key(
         parts.append(f"prior {settings.prior:g}")
     if settings.embedding_rate:  # (likewise)
         parts.append("embedding")
-    if settings.rotates():  # (likewise)
+    if settings.rotate:  # (likewise)
         parts.append("rotate")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 

@@ -49,8 +49,8 @@ def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> No
     )
     turned = CATALOGUE["hypernetwork-rotate1"]
     assert describe(turned) == "hypernetwork, quarter turns of the reference"
-    assert tuning_settings(turned, AttributeKind.APPEARANCE).rotates() is True
-    assert tuning_settings(DEFAULT, AttributeKind.APPEARANCE).rotates() is False
+    assert tuning_settings(turned, AttributeKind.APPEARANCE).rotate is True
+    assert tuning_settings(DEFAULT, AttributeKind.APPEARANCE).rotate is False
 
 
 def test_jobs_pair_every_variant_on_the_same_references_and_seeds(tmp_path: Path) -> None:

@@ -205,7 +205,7 @@ def test_flips_and_quarter_turns_give_the_eight_views_of_the_square() -> None:
 
 def test_quarter_turns_are_tuned_on_and_recorded(model: BaseModel, reference_png: Path) -> None:
     reference = load_reference(reference_png, model.resolution)
-    assert TuningSettings(kind=AttributeKind.APPEARANCE).rotates() is False
+    assert TuningSettings(kind=AttributeKind.APPEARANCE).rotate is False
     batch = _prepare(model, reference, "a sks star", True, True)
     assert batch.latents.shape[0] == 8
     turned = tune(model, reference, _settings(steps=3, rotate=True)).attribute
