@@ -116,8 +116,27 @@ def apply_attributes(model: BaseModel, applied: Sequence[tuple[Attribute, float]
     warnings: list[str] = []
     for attribute, _ in applied:
         warnings += check_compatible(attribute, model)
+    warnings += shared_word_warnings(applied)
     shifts = [(a.shifts, lam) for a, lam in applied if a.shifts]
     model.merger.apply([(a.factors, lam) for a, lam in applied], shifts)
+    return warnings
+
+
+def shared_word_warnings(applied: Sequence[tuple[Attribute, float]]) -> list[str]:
+    """One warning per pair of applied attributes (λ ≠ 0) that learned the same placeholder
+    word: their learned words are added to the same embedding rows, so each blurs the
+    other wherever the word is written."""
+    warnings = []
+    learned = [a for a, lam in applied if lam and a.shifts]
+    for index, first in enumerate(learned):
+        for second in learned[index + 1 :]:
+            if first.shifts.keys() & second.shifts.keys():
+                warnings.append(
+                    f"'{first.meta.name}' and '{second.meta.name}' both learned the "
+                    f"placeholder word '{first.meta.tuning.get('token', 'sks')}', so their "
+                    "words add up and blur each other; lower one's λ, or tune one again "
+                    "with Word rate 0 (--embedding-rate 0)"
+                )
     return warnings
 
 

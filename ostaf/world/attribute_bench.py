@@ -37,6 +37,12 @@ REGIONS = {
     "decoder": Region(blocks=("up_blocks",)),
     "mid+decoder": Region(blocks=("mid_block", "up_blocks")),
     "whole": Region(blocks=("down_blocks", "mid_block", "up_blocks")),
+    # The decoder's cross-attention only (what the text does to the picture, not the
+    # picture's own layout), and within it only the keys and values of the text.
+    "decoder-cross": Region(blocks=("up_blocks",), attentions=("attn2",)),
+    "decoder-kv": Region(
+        blocks=("up_blocks",), attentions=("attn2",), projections=("to_k", "to_v")
+    ),
 }
 KINDS = (AttributeKind.APPEARANCE, AttributeKind.SHAPE, AttributeKind.STYLE)
 # The untuned model asked for the attribute in words ("a red star, outline style"): the
@@ -130,7 +136,7 @@ CATALOGUE: dict[str, Variant] = {
         Variant(prior=1.0, learning_rate=1e-3),
         Variant(prior=3.0),
         Variant(method="lora", learning_rate=3e-3, prior=1.0),
-        Variant(method="lora", learning_rate=3e-3, strength=1.0, kinds=("shape",)),
+        Variant(method="lora", learning_rate=3e-3, strength=1.0, kinds=("shape", "appearance")),
         # Style before its placeholder word was learned (the default until then: strength
         # 0.7), and the variants that were measured against it.
         *(
@@ -142,12 +148,34 @@ CATALOGUE: dict[str, Variant] = {
                 Variant(method="lora", learning_rate=3e-3),
             )
         ),
-        Variant(embedding_rate=1e-3, kinds=("appearance", "shape")),
-        Variant(embedding_rate=3e-4, kinds=("appearance",)),
+        Variant(embedding_rate=1e-3, kinds=("shape",)),
+        # Appearance's word learned, its offsets stored at their tuned size or at 0.75 of it
+        # (0.5 is the default since issue 13's seventh stop), and the variants measured at 1.
+        Variant(strength=1.0, kinds=("appearance",)),
+        Variant(strength=0.75, kinds=("appearance",)),
+        Variant(learning_rate=1e-3, strength=1.0, kinds=("appearance",)),
+        Variant(embedding_rate=3e-4, strength=1.0, kinds=("appearance",)),
+        Variant(embedding_rate=3e-3, strength=1.0, kinds=("appearance",)),
         Variant(embedding_rate=3e-3),
-        Variant(timesteps_per_step=8, kinds=("appearance",)),
-        Variant(rank=8, kinds=("appearance",)),
-        Variant(rotate=True, kinds=("appearance",)),
+        # Appearance before its placeholder word was learned and its offsets stored at 0.5
+        # (the default until issue 13's seventh stop), and the variants measured against it.
+        *(
+            replace(variant, embedding_rate=0.0, strength=1.0, kinds=("appearance",))
+            for variant in (
+                Variant(),
+                Variant(method="lora", learning_rate=3e-3),
+                Variant(region="mid+decoder"),
+                Variant(timesteps="high"),
+                Variant(learning_rate=1e-3),
+                Variant(steps=600),
+                Variant(prior=1.0),
+                Variant(timesteps_per_step=8),
+                Variant(rank=8),
+                Variant(rotate=True),
+                Variant(region="decoder-cross"),
+                Variant(region="decoder-kv"),
+            )
+        ),
     )
 }
 

@@ -42,15 +42,52 @@ def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> No
     for kind in AttributeKind:
         described = [describe(v) for v in CATALOGUE.values() if v.applies_to(kind)]
         assert len(set(described)) == len(described), described
-    assert describe(CATALOGUE["hypernetwork-tps8"]) == "hypernetwork, timesteps per step 8"
+    eight = CATALOGUE[
+        "hypernetwork-strength1-emb0-tps8"
+    ]  # measured before appearance learned its word
     assert (
-        tuning_settings(CATALOGUE["hypernetwork-tps8"], AttributeKind.APPEARANCE).timesteps_per_step
-        == 8
+        describe(eight)
+        == "hypernetwork, strength 1, timesteps per step 8, placeholder word not learned"
     )
-    turned = CATALOGUE["hypernetwork-rotate1"]
-    assert describe(turned) == "hypernetwork, quarter turns of the reference"
+    eight_settings = tuning_settings(eight, AttributeKind.APPEARANCE)
+    assert (eight_settings.timesteps_per_step, eight_settings.embedding_rate) == (8, 0.0)
+    turned = CATALOGUE["hypernetwork-strength1-emb0-rotate1"]
+    assert describe(turned) == (
+        "hypernetwork, strength 1, quarter turns of the reference, placeholder word not learned"
+    )
     assert tuning_settings(turned, AttributeKind.APPEARANCE).rotate is True
+    # Appearance learns its word by default; the old default is a variant of its own.
+    appearance = tuning_settings(DEFAULT, AttributeKind.APPEARANCE)
+    assert (appearance.embedding_rate, appearance.strength) == (1e-3, 0.5)
+    assert (
+        tuning_settings(
+            CATALOGUE["hypernetwork-strength1-emb0"], AttributeKind.APPEARANCE
+        ).embedding_rate
+        == 0
+    )
     assert tuning_settings(DEFAULT, AttributeKind.APPEARANCE).rotate is False
+
+
+def test_the_cross_attention_regions_tune_only_the_decoders_text_attention() -> None:
+    block = "up_blocks.1.attentions.0.transformer_blocks.0"
+    paths = [
+        f"{where}.{attention}.{projection}"
+        for where in (block, block.replace("up_blocks.1", "down_blocks.0"))
+        for attention in ("attn1", "attn2")
+        for projection in ("to_q", "to_k", "to_v", "to_out.0")
+    ]
+    cross = tuning_settings(
+        CATALOGUE["hypernetwork-decoder-cross-strength1-emb0"], AttributeKind.APPEARANCE
+    )
+    assert cross.region is not None
+    assert cross.region.select(paths) == sorted(
+        f"{block}.attn2.{p}" for p in ("to_q", "to_k", "to_v", "to_out.0")
+    )
+    keys_values = tuning_settings(
+        CATALOGUE["hypernetwork-decoder-kv-strength1-emb0"], AttributeKind.APPEARANCE
+    )
+    assert keys_values.region is not None
+    assert keys_values.region.select(paths) == [f"{block}.attn2.to_k", f"{block}.attn2.to_v"]
 
 
 def test_jobs_pair_every_variant_on_the_same_references_and_seeds(tmp_path: Path) -> None:

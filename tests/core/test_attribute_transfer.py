@@ -30,6 +30,8 @@ STEPS = PRESETS["fast"].steps
 # tuned, read by the oracle with its local stripe test: appearance #0 0 -> 3/6, shape #0
 # 0 -> 6/6, style #3 0 -> 5/6 (transfer 6/6) with style's rate at 3e-4, 0 -> 4/6 (transfer
 # 6/6) at its rate since the sixth stop, 1e-3. With the old stripe test: 4/6, 5/6, 3/6.
+# Appearance with its placeholder word learned and its offsets stored at 0.5 (the default
+# since the seventh stop): 0 -> 6/6 (4/6 at strength 1).
 REFERENCE = {AttributeKind.APPEARANCE: 0, AttributeKind.SHAPE: 0, AttributeKind.STYLE: 3}
 # How many more of the six pictures must be right than untuned: below it, the lift collapsed.
 MIN_LIFT = {AttributeKind.APPEARANCE: 2, AttributeKind.SHAPE: 2, AttributeKind.STYLE: 1}

@@ -27,7 +27,7 @@ from ostaf.method.placeholder import placeholder_ids, shifted_embeddings
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning import tune
 from ostaf.models.base_model import BaseModel
-from ostaf.render.rendering import apply_attributes
+from ostaf.render.rendering import apply_attributes, shared_word_warnings
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 from ostaf.service import OstafService
 from tests.core.attribute_factory import make_attribute
@@ -106,7 +106,14 @@ def test_rendering_adds_lambda_times_the_shift_and_restores_exactly(
     other = Attribute(
         learned.meta, learned.factors, {key: torch.full_like(learned.shifts[key], 0.1)}
     )
-    apply_attributes(model, [(learned, 0.5), (other, 2.0)])
+    warnings = apply_attributes(model, [(learned, 0.5), (other, 2.0)])
+    # Two words on one placeholder add up: the user is told, naming both.
+    shared = [w for w in warnings if "both learned the placeholder word" in w]
+    assert len(shared) == 1 and shared[0].count(f"'{learned.meta.name}'") == 2
+    assert not shared_word_warnings([(learned, 0.5), (other, 0.0)])  # λ 0 adds nothing
+    assert not shared_word_warnings(
+        [(learned, 0.5), (Attribute(learned.meta, learned.factors), 1.0)]
+    )
     expected = before[token_id] + 0.5 * learned.shifts[key] + 2.0 * 0.1
     torch.testing.assert_close(weight[token_id], expected)
     rows = torch.ones(weight.shape[0], dtype=torch.bool)

@@ -442,7 +442,10 @@ def test_cli_tunes_renders_and_exports_on_sdxl(
     lora = tmp_path / "look-lora.safetensors"
     assert main(["export-lora", str(out), "--out", str(lora)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == str(lora) and "for Stable Diffusion XL models" in captured.err
+    # Appearance learns its word by default: the word's embedding is written beside the LoRA.
+    word = tmp_path / "look-lora-word.safetensors"
+    assert captured.out.split() == [str(lora), str(word)] and word.is_file()
+    assert "for Stable Diffusion XL models" in captured.err
 
     demo = ["--model", "demo", "--device", "cpu"]
     assert main([*render_args, "--attribute", str(out), "--steps", "2", *demo]) == 2
