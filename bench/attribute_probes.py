@@ -25,12 +25,20 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import mean
 from typing import Any
 from unittest import mock
 
 from ostaf.method.regions import AttributeKind
 from ostaf.world.attribute_bench import CATALOGUE, Bench, Record, Variant
-from ostaf.world.attribute_report import METRICS, difference, interval, per_reference
+from ostaf.world.attribute_report import (
+    METRICS,
+    difference,
+    interval,
+    lift,
+    per_reference,
+    untuned_key,
+)
 
 KIND = AttributeKind.APPEARANCE
 PROMPTS = 16
@@ -90,6 +98,7 @@ def placeholder_twice(steps: int) -> Iterator[None]:
 # word learned and the offsets at their tuned size ('hypernetwork-strength1').
 WITHOUT_WORD = CATALOGUE["hypernetwork-strength1-emb0"]
 WITH_WORD = CATALOGUE["hypernetwork-strength1"]
+UNTUNED = untuned_key(WITHOUT_WORD)  # every probe writes the placeholder "sks"
 PROBES = {
     "cosine": Probe("probe-cosine", WITHOUT_WORD, cosine_rate, (WITHOUT_WORD.key,)),
     "twice": Probe("probe-twice", WITHOUT_WORD, placeholder_twice, (WITHOUT_WORD.key,)),
@@ -109,10 +118,10 @@ def run(name: str, cache: Path, references: int, seed: int, part: int, parts: in
     torch.set_num_threads(1)
     probe = PROBES[name]
     folder = cache / probe.cache
-    for shared in ("references",):  # the reference pictures are the benchmark's
-        if (cache / shared).is_dir() and not (folder / shared).exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / shared).symlink_to((cache / shared).resolve())
+    pictures = cache / "references"  # the reference pictures are the benchmark's
+    if pictures.is_dir() and not (folder / "references").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "references").symlink_to(pictures.resolve())
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -136,15 +145,6 @@ def records_in(folder: Path) -> list[Record]:
     ]
 
 
-def lifts(
-    records: Sequence[Record], variant: str, untuned_in: Sequence[Record]
-) -> dict[int, float]:
-    """Per reference: the tuned joint minus the untuned joint (from `untuned_in`)."""
-    tuned = per_reference(records, variant, str(KIND), "1", "joint")
-    untuned = per_reference(untuned_in, "untuned-sks", str(KIND), "0", "joint")
-    return {ref: tuned[ref] - untuned[ref] for ref in tuned if ref in untuned}
-
-
 def compare(name: str, cache: Path) -> list[str]:
     """The probe against each of its baselines, paired on the references and tuning seeds
     both have: metrics, lift, and the paired difference with its 95 % interval."""
@@ -153,7 +153,8 @@ def compare(name: str, cache: Path) -> list[str]:
     base = records_in(cache)
     mine = {(r.reference, r.seed) for r in own if r.variant == probe.variant.key}
     # A probe that keeps the benchmark's prompts has no untuned renders of its own.
-    own_untuned = own if any(r.variant == "untuned-sks" for r in own) else base
+    untuned = [r for r in own if r.variant == UNTUNED] or [r for r in base if r.variant == UNTUNED]
+    base_untuned = [r for r in base if r.variant == UNTUNED]
     lines = []
     for baseline in probe.baselines:
         theirs = {(r.reference, r.seed) for r in base if r.variant == baseline}
@@ -171,17 +172,19 @@ def compare(name: str, cache: Path) -> list[str]:
             second = per_reference(b, baseline, str(KIND), "1", metric)
             lines.append(_row(metric, first, second))
         lines.append(
-            _row("lift", lifts(a, probe.variant.key, own_untuned), lifts(b, baseline, base))
+            _row(
+                "lift",
+                lift([*a, *untuned], probe.variant, str(KIND)),
+                lift([*b, *base_untuned], CATALOGUE[baseline], str(KIND)),
+            )
         )
     return lines
 
 
 def _row(label: str, first: dict[int, float], second: dict[int, float]) -> str:
     gap, low, high = (100 * x for x in interval(difference(first, second)))
-    mean_a, _, _ = interval(first)
-    mean_b, _, _ = interval(second)
     return (
-        f"  {label:9s} {100 * mean_a:5.1f} vs {100 * mean_b:5.1f}: "
+        f"  {label:9s} {100 * mean(first.values()):5.1f} vs {100 * mean(second.values()):5.1f}: "
         f"{gap:+.1f} [{low:+.1f}, {high:+.1f}]"
     )
 

@@ -23,6 +23,7 @@ from PIL import Image
 from ostaf import __version__
 from ostaf.interop.pngmeta import SAMPLER_LABELS, SCHEDULE_LABELS, a1111_parameters
 from ostaf.library.attribute_file import Attribute, check_compatible
+from ostaf.method.regions import DEFAULT_TOKEN
 from ostaf.models.base_model import BaseModel
 from ostaf.models.devices import generator_for, out_of_memory_as_error, use_job_threads
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
@@ -133,7 +134,7 @@ def shared_word_warnings(applied: Sequence[tuple[Attribute, float]]) -> list[str
             if first.shifts.keys() & second.shifts.keys():
                 warnings.append(
                     f"'{first.meta.name}' and '{second.meta.name}' both learned the "
-                    f"placeholder word '{first.meta.tuning.get('token', 'sks')}', so their "
+                    f"placeholder word '{first.meta.tuning.get('token', DEFAULT_TOKEN)}', so their "
                     "words add up and blur each other; lower one's λ, or tune one again "
                     "with Word rate 0 (--embedding-rate 0)"
                 )

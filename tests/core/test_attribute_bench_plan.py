@@ -42,9 +42,8 @@ def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> No
     for kind in AttributeKind:
         described = [describe(v) for v in CATALOGUE.values() if v.applies_to(kind)]
         assert len(set(described)) == len(described), described
-    eight = CATALOGUE[
-        "hypernetwork-strength1-emb0-tps8"
-    ]  # measured before appearance learned its word
+    # Measured before appearance learned its word.
+    eight = CATALOGUE["hypernetwork-strength1-emb0-tps8"]
     assert (
         describe(eight)
         == "hypernetwork, strength 1, timesteps per step 8, placeholder word not learned"
@@ -59,12 +58,8 @@ def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> No
     # Appearance learns its word by default; the old default is a variant of its own.
     appearance = tuning_settings(DEFAULT, AttributeKind.APPEARANCE)
     assert (appearance.embedding_rate, appearance.strength) == (1e-3, 0.5)
-    assert (
-        tuning_settings(
-            CATALOGUE["hypernetwork-strength1-emb0"], AttributeKind.APPEARANCE
-        ).embedding_rate
-        == 0
-    )
+    old_default = CATALOGUE["hypernetwork-strength1-emb0"]
+    assert tuning_settings(old_default, AttributeKind.APPEARANCE).embedding_rate == 0
     assert tuning_settings(DEFAULT, AttributeKind.APPEARANCE).rotate is False
 
 
