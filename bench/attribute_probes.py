@@ -94,10 +94,11 @@ def placeholder_twice(steps: int) -> Iterator[None]:
 
 
 # The first two change the default as it was before appearance learned its word (the
-# benchmark's 'hypernetwork-strength1-emb0'); the third writes the placeholder twice with the
-# word learned and the offsets at their tuned size ('hypernetwork-strength1').
-WITHOUT_WORD = CATALOGUE["hypernetwork-strength1-emb0"]
-WITH_WORD = CATALOGUE["hypernetwork-strength1"]
+# benchmark's 'hypernetwork-lr0.0003-strength1-emb0'); the third writes the placeholder twice
+# with the word learned and the offsets at their tuned size, at that time's rate
+# ('hypernetwork-lr0.0003-strength1').
+WITHOUT_WORD = CATALOGUE["hypernetwork-lr0.0003-strength1-emb0"]
+WITH_WORD = CATALOGUE["hypernetwork-lr0.0003-strength1"]
 UNTUNED = untuned_key(WITHOUT_WORD)  # every probe writes the placeholder "sks"
 PROBES = {
     "cosine": Probe("probe-cosine", WITHOUT_WORD, cosine_rate, (WITHOUT_WORD.key,)),

@@ -17,6 +17,8 @@ slice.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -63,7 +65,7 @@ BEFORE_REGION = {
 class Variant:
     """One way of tuning: what differs from the app's defaults (empty / None: the default)."""
 
-    method: str = "hypernetwork"  # or "lora"
+    method: str = "hypernetwork"  # or a key of plain_lora.FACTOR_MODELS ("lora", "gains")
     region: str = ""  # a key of REGIONS
     caption: str = ""  # "template": the kind's template prompt instead of the description
     token: str = ""  # the placeholder
@@ -110,10 +112,54 @@ class Variant:
 
 
 DEFAULT = Variant()
+# Appearance's comparisons: (method, learning rate, strength, word learning rate or None for
+# the default's). Plain LoRA at 3e-3 and strength 1 is shared with shape (in CATALOGUE).
+APPEARANCE_GRID: tuple[tuple[str, float, float, float | None], ...] = (
+    ("hypernetwork", 3e-6, 1.0, None),
+    *(("hypernetwork", 1e-5, s, None) for s in (0.0, 0.5, 1.0, 1.5)),
+    *(("hypernetwork", 3e-5, s, None) for s in (0.0, 0.5, 0.75, 1.0)),
+    *(("hypernetwork", 1e-4, s, None) for s in (0.5, 0.75, 1.0)),
+    *(("hypernetwork", 3e-4, s, None) for s in (0.0, 0.5, 0.75, 1.0)),
+    *(("hypernetwork", 1e-3, s, None) for s in (0.5, 0.75, 1.0)),
+    ("hypernetwork", 3e-4, 1.0, 3e-4),
+    *(("hypernetwork", 3e-4, s, e) for s in (0.5, 1.0) for e in (3e-3, 1e-2)),
+    ("hypernetwork", 1e-4, 0.5, 3e-3),
+    ("hypernetwork", 1e-5, 1.0, 3e-3),
+    *(("gains", 3e-4, s, None) for s in (0.5, 0.75, 1.0)),
+    ("gains", 1e-4, 0.5, None),
+    ("lora", 1e-4, 1.0, None),
+    *(("lora", 3e-4, s, None) for s in (0.0, 0.5, 1.0, 1.5)),
+    *(("lora", 1e-3, s, None) for s in (0.0, 0.5, 1.0)),
+    *(("lora", 3e-3, s, None) for s in (0.5, 0.75)),
+    *(("lora", 1e-2, s, None) for s in (0.5, 1.0)),
+)
+# Style's, after appearance's showed that slower offsets leave more to the learned word:
+# (method, learning rate, strength); the default is the hypernetwork at 1e-3, strength 0.56.
+STYLE_GRID: tuple[tuple[str, float, float], ...] = (
+    *(("hypernetwork", 1e-3, s) for s in (0.56, 1.0)),
+    *(("hypernetwork", 1e-5, s) for s in (0.0, 0.56, 1.0)),
+    *(("lora", 3e-4, s) for s in (0.56, 1.0)),
+    *(("lora", 1e-3, s) for s in (0.56, 1.0)),
+)
+
+
+def _by_key(variants: Sequence[Variant]) -> dict[str, Variant]:
+    """The variants by key; variants with the same key and settings that were listed for
+    different kinds become one that runs on all of their kinds."""
+    found: dict[str, Variant] = {}
+    for variant in variants:
+        known = found.get(variant.key)
+        if known is not None and known.kinds and variant.kinds:
+            if replace(known, kinds=()) != replace(variant, kinds=()):
+                raise ValueError(f"two different variants have the key {variant.key}")
+            variant = replace(variant, kinds=(*known.kinds, *variant.kinds))
+        found[variant.key] = variant
+    return found
+
+
 # Every comparison the report knows, by key: pass keys to --variants.
-CATALOGUE: dict[str, Variant] = {
-    v.key: v
-    for v in (
+CATALOGUE: dict[str, Variant] = _by_key(
+    (
         DEFAULT,
         Variant(before=True),
         Variant(caption="template"),
@@ -124,7 +170,7 @@ CATALOGUE: dict[str, Variant] = {
         Variant(timesteps="all", kinds=("shape",)),
         Variant(timesteps="high", kinds=("appearance", "style")),
         # Style tunes at 1e-3 since issue 13's sixth stop; its old rate is the variant.
-        Variant(learning_rate=1e-3, kinds=("appearance", "shape")),
+        Variant(learning_rate=1e-3, kinds=("shape",)),
         Variant(learning_rate=3e-4, kinds=("style",)),
         Variant(learning_rate=1e-4),
         Variant(method="lora", learning_rate=1e-3),
@@ -149,18 +195,29 @@ CATALOGUE: dict[str, Variant] = {
             )
         ),
         Variant(embedding_rate=1e-3, kinds=("shape",)),
-        # Appearance's word learned, its offsets stored at their tuned size or at 0.75 of it
-        # (0.5 is the default since issue 13's seventh stop), and the variants measured at 1.
-        Variant(strength=1.0, kinds=("appearance",)),
-        Variant(strength=0.75, kinds=("appearance",)),
-        Variant(learning_rate=1e-3, strength=1.0, kinds=("appearance",)),
-        Variant(embedding_rate=3e-4, strength=1.0, kinds=("appearance",)),
-        Variant(embedding_rate=3e-3, strength=1.0, kinds=("appearance",)),
         Variant(embedding_rate=3e-3),
+        # Appearance by method, learning rate and strength, every setting explicit so that a
+        # key keeps its meaning when the default moves (strength 0: the learned word alone,
+        # the run's offsets dropped). The default was lr 3e-4 at strength 0.5 from issue 13's
+        # seventh stop, and is lr 1e-5 at strength 1 since its eighth.
+        *(
+            Variant(method=m, learning_rate=lr, strength=s, embedding_rate=e, kinds=("appearance",))
+            for m, lr, s, e in APPEARANCE_GRID
+        ),
+        *(
+            Variant(method=m, learning_rate=lr, strength=s, kinds=("style",))
+            for m, lr, s in STYLE_GRID
+        ),
         # Appearance before its placeholder word was learned and its offsets stored at 0.5
         # (the default until issue 13's seventh stop), and the variants measured against it.
         *(
-            replace(variant, embedding_rate=0.0, strength=1.0, kinds=("appearance",))
+            replace(
+                variant,
+                learning_rate=variant.learning_rate or 3e-4,
+                embedding_rate=0.0,
+                strength=1.0,
+                kinds=("appearance",),
+            )
             for variant in (
                 Variant(),
                 Variant(method="lora", learning_rate=3e-3),
@@ -177,7 +234,7 @@ CATALOGUE: dict[str, Variant] = {
             )
         ),
     )
-}
+)
 
 
 @dataclass(frozen=True)
@@ -264,13 +321,15 @@ class Bench:
         return found
 
     def run(self, plan: Plan, part: int = 0, parts: int = 1) -> list[Record]:
-        """Every record of `plan`. With `parts` > 1 only every `parts`-th job from `part` on
-        is done, so that several processes can share the work (their files are disjoint);
-        the last process to finish, or a run without --part, collects everything."""
+        """Every record of `plan`. With `parts` > 1 only every `parts`-th (reference, seed)
+        from `part` on is done, every variant of it in one process (variants that differ only
+        in strength share a tune), so that several processes can share the work (their files
+        are disjoint); the last process to finish, or a run without --part, collects
+        everything."""
         records = []
         scenes = {kind: references(kind, plan.references) for kind in plan.kinds}
-        for number, (what, kind, index, seed) in enumerate(self.jobs(plan)):
-            if number % parts != part:
+        for what, kind, index, seed in self.jobs(plan):
+            if (max(seed, 0) * plan.references + index) % parts != part:
                 continue
             scene = scenes[kind][index]
             if isinstance(what, str):
@@ -280,6 +339,21 @@ class Bench:
                 lambdas = plan.lambdas if sweep else (1.0,)
                 records.append(self.record(what, kind, index, scene, plan.prompts, lambdas, seed))
         return records
+
+    def cached(self, plan: Plan) -> list[Record]:
+        """The records of `plan` the cache holds, as they are: nothing is tuned or rendered
+        (a report on a run cut short, or on variants run on fewer references)."""
+        found = []
+        for what, kind, index, seed in self.jobs(plan):
+            if isinstance(what, str):
+                name = NAMED if what == NAMED else f"untuned-{what}"
+                path = self.cache / name / f"{kind}-{index}.json"
+            else:
+                path = self.cache / what.key / f"{kind}-{index}-s{seed}.json"
+            record = _load_record(path)
+            if record is not None:
+                found.append(record)
+        return found
 
     def untuned(
         self, token: str, kind: AttributeKind, index: int, scene: Any, prompts: int
@@ -349,30 +423,53 @@ class Bench:
     def _tune(
         self, variant: Variant, kind: AttributeKind, index: int, scene: Any, seed: int
     ) -> Record:
+        """Tune at strength 1 (or reuse such a tune: variants that differ only in strength
+        share it, since strength only scales the saved factors) and save the attribute at
+        the variant's strength."""
+        from ostaf.library.attribute_file import load_attribute, save_attribute
+
+        settings = tuning_settings(variant, kind, scene, seed)
+        unscaled = replace(settings, strength=1.0)
+        text = json.dumps([variant.method, unscaled.to_record()], sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        tuned = self.cache / "tuned" / f"{kind}-{index}-s{seed}-{digest}.safetensors"
+        about = tuned.with_suffix(".json")
+        if not (tuned.is_file() and about.is_file()):
+            self.log(f"tuning {variant.key} {kind} #{index} seed {seed}")
+            seconds, final = self._run_tuning(variant.method, unscaled, kind, index, scene, tuned)
+            _write_json(about, {"seconds": seconds, "final_loss": final})
+        facts = json.loads(about.read_text())
+        attribute = at_strength(load_attribute(tuned), float(settings.strength))
+        folder = self.cache / variant.key
+        folder.mkdir(parents=True, exist_ok=True)
+        save_attribute(folder / f"{kind}-{index}-s{seed}.safetensors", attribute)
+        return Record(variant.key, str(kind), index, seed, facts["seconds"], facts["final_loss"])
+
+    def _run_tuning(
+        self, method: str, settings: Any, kind: AttributeKind, index: int, scene: Any, out: Path
+    ) -> tuple[float, float]:
         from ostaf.images import load_reference
         from ostaf.library.attribute_file import save_attribute
         from ostaf.method.tuning import tune
-        from ostaf.world.plain_lora import plain_lora_tuning
+        from ostaf.world.plain_lora import FACTOR_MODELS, factor_model_tuning
 
         image_path = self.cache / "references" / f"{kind}-{index}.png"
         image_path.parent.mkdir(parents=True, exist_ok=True)
         if not image_path.is_file():
             scene.render(64).save(image_path)
         reference = load_reference(image_path, self.model.resolution)
-        settings = tuning_settings(variant, kind, scene, seed)
-        self.log(f"tuning {variant.key} {kind} #{index} seed {seed}")
         started = time.perf_counter()
-        if variant.method == "lora":
-            with plain_lora_tuning():
-                result = tune(self.model, reference, settings, name=f"{kind} {index}")
-        else:
+        swap = (
+            factor_model_tuning(FACTOR_MODELS[method])
+            if method in FACTOR_MODELS
+            else contextlib.nullcontext()
+        )
+        with swap:
             result = tune(self.model, reference, settings, name=f"{kind} {index}")
         seconds = time.perf_counter() - started
-        folder = self.cache / variant.key
-        folder.mkdir(parents=True, exist_ok=True)
-        save_attribute(folder / f"{kind}-{index}-s{seed}.safetensors", result.attribute)
-        final = float(result.attribute.meta.tuning["final_loss"])
-        return Record(variant.key, str(kind), index, seed, round(seconds, 2), final)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_attribute(out, result.attribute)
+        return round(seconds, 2), float(result.attribute.meta.tuning["final_loss"])
 
     def _attribute(self, variant: Variant, kind: AttributeKind, index: int, seed: int) -> Any:
         from ostaf.library.attribute_file import load_attribute
@@ -404,6 +501,19 @@ class Bench:
         folder.mkdir(parents=True, exist_ok=True)
         for number, image in enumerate(images[:4]):
             image.save(folder / f"{number}.png")
+
+
+def at_strength(attribute: Any, strength: float) -> Any:
+    """`attribute` (saved at strength 1) as if tuned with `strength`: the up factors scaled,
+    as tuning itself saves them (ostaf.method.tuning), the learned word unchanged. Strength 0
+    (the word alone, offsets dropped) keeps the file's recorded strength, which must be
+    positive."""
+    if strength == 1.0:
+        return attribute
+    factors = {p: (a * strength, b) for p, (a, b) in attribute.factors.items()}
+    recorded = strength or attribute.meta.tuning["strength"]
+    meta = replace(attribute.meta, tuning={**attribute.meta.tuning, "strength": recorded})
+    return replace(attribute, meta=meta, factors=factors)
 
 
 def case_seed(reference_index: int) -> int:
@@ -470,9 +580,13 @@ def _load_record(path: Path) -> Record | None:
 
 
 def _save_record(path: Path, record: Record) -> None:
+    _write_json(path, asdict(record))
+
+
+def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(record), indent=1))
+    temporary.write_text(json.dumps(data, indent=1))
     os.replace(temporary, path)
 
 
@@ -512,6 +626,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="demo", help="'demo' or a model folder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--device", default="cpu", help="where to tune and render: cpu (default), cuda or mps"
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        help="fp32 (default: the published figures), or bf16/fp16 on a GPU",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from what --cache holds, tuning and rendering nothing",
+    )
+    parser.add_argument(
         "--part",
         metavar="I/N",
         help="do only part I of N (from 0) and write no report: run N processes, each with "
@@ -528,6 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name} must be at least 1")
     lambdas = _parse_lambdas(parser, args.lambdas)
 
+    if args.report_only and (args.part or not args.cache):
+        parser.error("--report-only reads a --cache and writes one report: give --cache, no --part")
+
     from ostaf.models.offline import quiet_libraries
 
     quiet_libraries()
@@ -537,8 +667,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ostaf.models.base_model import load_base_model
     from ostaf.world.attribute_report import write_report
 
-    torch.set_num_threads(args.threads)
-    model = load_base_model(args.model, device="cpu")
     plan = (
         quick_plan()
         if args.quick
@@ -551,6 +679,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan = replace(plan, kinds=tuple(AttributeKind(k) for k in args.kinds.split(",")))
         except ValueError:
             parser.error(f"--kinds {args.kinds}: choose from {', '.join(KINDS)}")
+    if args.report_only:
+        records = Bench(args.cache, model=None).cached(plan)
+        for path in write_report(records, plan, args.cache, args.out, quick=args.quick):
+            print(path)
+        return 0
+    torch.set_num_threads(args.threads)
+    # fp32 on a GPU means fp32: no TF32 convolutions, so that figures match the CPU's kernels
+    # within float noise.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = load_base_model(args.model, device=args.device, precision=args.precision)
     name = "quick" if args.quick else "full"
     cache = args.cache or paths.cache_dir() / f"attribute-bench-{model.fingerprint}-{name}"
 

@@ -254,13 +254,16 @@ def value_table(records: Sequence[Record], plan: Plan) -> list[str]:
     )
 
 
+METHOD_NAMES = {"lora": "plain LoRA", "gains": "hypernetwork with per-layer gains"}
+
+
 def describe(variant: Variant) -> str:
     """A short description of what the variant changes."""
     if variant == DEFAULT:
         return "default"
     if variant.before:
         return "before (template prompt, sks, encoder for shape, all t, lr 3e-4)"
-    parts = ["plain LoRA" if variant.method == "lora" else "hypernetwork"]
+    parts = [METHOD_NAMES.get(variant.method, variant.method)]
     if variant.caption:
         parts.append("template prompt")
     if variant.token:
@@ -274,11 +277,13 @@ def describe(variant: Variant) -> str:
         ("lr", variant.learning_rate),
         ("rank", variant.rank),
         ("prior", variant.prior),
-        ("strength", variant.strength),
+        ("strength", variant.strength or None),
         ("timesteps per step", variant.timesteps_per_step),
     ):
         if value is not None:
             parts.append(f"{label} {value:g}")
+    if variant.strength == 0:
+        parts.append("the learned word alone (offsets dropped)")
     if variant.rotate is not None:
         parts.append("quarter turns of the reference" if variant.rotate else "no quarter turns")
     if variant.embedding_rate == 0:

@@ -1,8 +1,8 @@
-"""The plain-LoRA baseline of the attribute benchmark: the same tuning loop, with the factors
-trained directly instead of predicted by the hypernetwork.
+"""The factor models the attribute benchmark compares with the hypernetwork: a plain LoRA (the
+factors trained directly) and a hypernetwork with learned per-layer gains.
 
 `tune` builds its factor model as `ostaf.method.tuning.Hypernetwork(targets, config)`; inside
-`plain_lora_tuning()` that name refers to `PlainLora`, which has the same constructor and
+`factor_model_tuning(cls)` that name refers to `cls`, which has the same constructor and
 output, so everything else (loss, timesteps, optimiser, clipping, seeds) is identical.
 """
 
@@ -15,7 +15,12 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ostaf.method.hypernetwork import HypernetworkConfig, TargetLayer
+from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig, TargetLayer
+
+# A gain's log is this multiple of its parameter, so that the optimiser's steps (the same
+# learning rate as the rest) move gains within a tuning run: at 3e-4 for 300 steps a gain
+# can go from 1 to e^±0.9.
+GAIN_SCALE = 10.0
 
 
 class PlainLora(nn.Module):
@@ -44,9 +49,38 @@ class PlainLora(nn.Module):
         return {t.path: (a, b) for t, a, b in zip(self.targets, self.up, self.down, strict=True)}
 
 
-@contextlib.contextmanager
-def plain_lora_tuning() -> Iterator[None]:
+class GainedHypernetwork(Hypernetwork):
+    """The hypernetwork with a learned gain per target layer and rank: each column of A_l is
+    scaled by exp(GAIN_SCALE · g_l), g starting at 0, so that layers can grow or fade apart
+    from what the shared trunk and heads predict for them."""
+
+    def __init__(self, targets: list[TargetLayer], config: HypernetworkConfig) -> None:
+        super().__init__(targets, config)
+        self.log_gains = nn.Parameter(torch.zeros(len(self.targets), config.rank))
+
+    def forward(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        factors = super().forward()
+        gains = torch.exp(GAIN_SCALE * self.log_gains).unbind(0)
+        return {
+            t.path: (factors[t.path][0] * gain, factors[t.path][1])
+            for t, gain in zip(self.targets, gains, strict=True)
+        }
+
+
+FACTOR_MODELS: dict[str, type[nn.Module]] = {
+    "lora": PlainLora,
+    "gains": GainedHypernetwork,
+}
+
+
+def plain_lora_tuning() -> contextlib.AbstractContextManager[None]:
     """Within the context, `ostaf.method.tuning.tune` trains plain LoRA factors."""
+    return factor_model_tuning(PlainLora)
+
+
+@contextlib.contextmanager
+def factor_model_tuning(model: type[nn.Module]) -> Iterator[None]:
+    """Within the context, `ostaf.method.tuning.tune` trains the factors of `model`."""
     import ostaf.method.tuning as tuning
 
     original = getattr(tuning, "Hypernetwork", None)
@@ -55,7 +89,7 @@ def plain_lora_tuning() -> Iterator[None]:
             "ostaf.method.tuning no longer builds its factors through `Hypernetwork`; "
             "update ostaf/world/plain_lora.py to the new tuning loop"
         )
-    tuning.Hypernetwork = PlainLora  # type: ignore[assignment,misc]
+    tuning.Hypernetwork = model  # type: ignore[assignment,misc]
     try:
         yield
     finally:

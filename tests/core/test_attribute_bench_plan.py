@@ -3,6 +3,7 @@ pairing, the variants' settings, lift over untuned and the bootstrap intervals."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ from ostaf.world.attribute_report import (
 def test_every_variant_of_the_catalogue_has_its_own_key() -> None:
     assert len({v.key for v in CATALOGUE.values()}) == len(CATALOGUE)
     assert DEFAULT.key == "hypernetwork" and CATALOGUE["lora-lr0.003"].method == "lora"
+    # Listed for appearance and again for style: one variant that runs on both.
+    assert set(CATALOGUE["lora-lr0.0003-strength1"].kinds) == {"appearance", "style"}
+    # Keys print rates to 6 digits: two rates that print alike must not be merged.
+    alike = [Variant(learning_rate=3e-4, kinds=("shape",)), Variant(learning_rate=3.0000001e-4)]
+    with pytest.raises(ValueError, match="two different variants have the key hypernetwork-lr"):
+        attribute_bench._by_key([alike[0], replace(alike[1], kinds=("style",))])
 
 
 def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> None:
@@ -43,22 +50,31 @@ def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> No
         described = [describe(v) for v in CATALOGUE.values() if v.applies_to(kind)]
         assert len(set(described)) == len(described), described
     # Measured before appearance learned its word.
-    eight = CATALOGUE["hypernetwork-strength1-emb0-tps8"]
-    assert (
-        describe(eight)
-        == "hypernetwork, strength 1, timesteps per step 8, placeholder word not learned"
+    eight = CATALOGUE["hypernetwork-lr0.0003-strength1-emb0-tps8"]
+    assert describe(eight) == (
+        "hypernetwork, lr 0.0003, strength 1, timesteps per step 8, placeholder word not learned"
     )
     eight_settings = tuning_settings(eight, AttributeKind.APPEARANCE)
     assert (eight_settings.timesteps_per_step, eight_settings.embedding_rate) == (8, 0.0)
-    turned = CATALOGUE["hypernetwork-strength1-emb0-rotate1"]
+    assert eight_settings.learning_rate == 3e-4  # that time's rate, whatever the default now
+    turned = CATALOGUE["hypernetwork-lr0.0003-strength1-emb0-rotate1"]
     assert describe(turned) == (
-        "hypernetwork, strength 1, quarter turns of the reference, placeholder word not learned"
+        "hypernetwork, lr 0.0003, strength 1, quarter turns of the reference, "
+        "placeholder word not learned"
     )
     assert tuning_settings(turned, AttributeKind.APPEARANCE).rotate is True
-    # Appearance learns its word by default; the old default is a variant of its own.
+    # Appearance learns its word by default, with its offsets at 1e-5; the old defaults are
+    # variants of their own.
     appearance = tuning_settings(DEFAULT, AttributeKind.APPEARANCE)
-    assert (appearance.embedding_rate, appearance.strength) == (1e-3, 0.5)
-    old_default = CATALOGUE["hypernetwork-strength1-emb0"]
+    assert (appearance.embedding_rate, appearance.strength) == (1e-3, 1.0)
+    assert appearance.learning_rate == 1e-5
+    seventh = tuning_settings(
+        CATALOGUE["hypernetwork-lr0.0003-strength0.5"], AttributeKind.APPEARANCE
+    )
+    assert (seventh.learning_rate, seventh.strength, seventh.embedding_rate) == (3e-4, 0.5, 1e-3)
+    word_alone = CATALOGUE["lora-lr0.0003-strength0"]
+    assert describe(word_alone) == "plain LoRA, lr 0.0003, the learned word alone (offsets dropped)"
+    old_default = CATALOGUE["hypernetwork-lr0.0003-strength1-emb0"]
     assert tuning_settings(old_default, AttributeKind.APPEARANCE).embedding_rate == 0
     assert tuning_settings(DEFAULT, AttributeKind.APPEARANCE).rotate is False
 
@@ -72,14 +88,14 @@ def test_the_cross_attention_regions_tune_only_the_decoders_text_attention() -> 
         for projection in ("to_q", "to_k", "to_v", "to_out.0")
     ]
     cross = tuning_settings(
-        CATALOGUE["hypernetwork-decoder-cross-strength1-emb0"], AttributeKind.APPEARANCE
+        CATALOGUE["hypernetwork-decoder-cross-lr0.0003-strength1-emb0"], AttributeKind.APPEARANCE
     )
     assert cross.region is not None
     assert cross.region.select(paths) == sorted(
         f"{block}.attn2.{p}" for p in ("to_q", "to_k", "to_v", "to_out.0")
     )
     keys_values = tuning_settings(
-        CATALOGUE["hypernetwork-decoder-kv-strength1-emb0"], AttributeKind.APPEARANCE
+        CATALOGUE["hypernetwork-decoder-kv-lr0.0003-strength1-emb0"], AttributeKind.APPEARANCE
     )
     assert keys_values.region is not None
     assert keys_values.region.select(paths) == [f"{block}.attn2.to_k", f"{block}.attn2.to_v"]
@@ -187,6 +203,28 @@ def test_report_lists_every_variant_with_its_paired_difference(tmp_path: Path) -
     paths = write_report(records, plan, tmp_path / "cache", tmp_path / "out")
     assert [p.suffix for p in paths] == [".md", ".json", ".png"]
     assert "Headline" in paths[0].read_text()
+
+
+def test_a_report_is_written_from_the_cache_alone_with_what_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    records = [
+        _record(f"untuned-{DEFAULT_TOKEN}", "style", 0, "0", [0, 0, 0, 0]),
+        _record(f"untuned-{DEFAULT_TOKEN}", "style", 1, "0", [0, 0, 0, 0]),
+        _record("hypernetwork", "style", 0, "1", [1, 1, 1, 0]),  # reference 1: never ran
+    ]
+    for record in records:
+        name = f"style-{record.reference}" + ("" if record.seed < 0 else f"-s{record.seed}")
+        attribute_bench._save_record(cache / record.variant / f"{name}.json", record)
+    argv = ["--cache", str(cache), "--out", str(out), "--kinds", "style", "--references", "2"]
+    assert attribute_bench.main(["--report-only", "--seeds", "1", *argv]) == 0
+    headline = (out / "attribute_bench.md").read_text().split("## Variants")[0]
+    # One reference ran: 75 % joint against 0 % untuned on it.
+    assert "| style | 1 |" in headline and "| 75 % |" in headline and "+75 [+75, +75]" in headline
+    with pytest.raises(SystemExit):
+        attribute_bench.main(["--report-only", "--out", str(out)])
+    assert "--report-only reads a --cache" in capsys.readouterr().err
 
 
 def test_lambda_rows_are_all_on_the_tunings_the_sweep_rendered() -> None:

@@ -17,6 +17,8 @@ from ostaf.method.regions import AttributeKind
 from ostaf.world.attribute_bench import Record
 from ostaf.world.attribute_cases import Case, cases, reference_caption, references
 
+WITHOUT = "hypernetwork-lr0.0003-strength1-emb0"  # the probes' baseline
+
 
 def test_cosine_rate_decays_every_group_to_zero_over_the_run_and_then_unpatches() -> None:
     made = tuning.make_optimizer
@@ -68,16 +70,14 @@ def _write(folder: Path, variant: str, reference: int, seed: int, joints: list[f
 def test_compare_pairs_a_probe_with_the_benchmark_on_the_tunings_both_have(tmp_path: Path) -> None:
     for reference, (untuned, default, probe) in enumerate([(0.0, 0.5, 1.0), (0.5, 0.5, 0.5)]):
         _write(tmp_path, "untuned-sks", reference, -1, [untuned] * 2)
-        _write(tmp_path, "hypernetwork-strength1-emb0", reference, 0, [default] * 2)
-        _write(
-            tmp_path, "hypernetwork-strength1-emb0", reference, 1, [0.0] * 2
-        )  # the probe has no seed 1
+        _write(tmp_path, WITHOUT, reference, 0, [default] * 2)
+        _write(tmp_path, WITHOUT, reference, 1, [0.0] * 2)  # the probe has no seed 1
         _write(tmp_path, "hypernetwork", reference, 0, [0.0] * 2)  # not what cosine changes
-        _write(tmp_path / "probe-cosine", "hypernetwork-strength1-emb0", reference, 0, [probe] * 2)
+        _write(tmp_path / "probe-cosine", WITHOUT, reference, 0, [probe] * 2)
     lines = compare("cosine", tmp_path)
     assert lines[0] == (
-        "cosine (hypernetwork-strength1-emb0) vs hypernetwork-strength1-emb0: 2 references, "
-        "tuning seeds [0]"
+        "cosine (hypernetwork-lr0.0003-strength1-emb0) vs hypernetwork-lr0.0003-strength1-emb0: "
+        "2 references, tuning seeds [0]"
     )
     joint = next(line for line in lines if line.strip().startswith("joint"))
     assert joint.split() == ["joint", "75.0", "vs", "50.0:", "+25.0", "[+0.0,", "+50.0]"]

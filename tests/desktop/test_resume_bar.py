@@ -16,7 +16,7 @@ from ostaf.library.projects import Project
 from ostaf.library.staging import clear_staging
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import read_sidecar
-from ostaf.requests import ModelChoice, TuneJob, TuningSettings
+from ostaf.requests import KIND_TUNING, ModelChoice, TuneJob, TuningSettings
 from ostaf_desktop.interrupted_run import (
     RESUME_FOLDER,
     checkpoint_path,
@@ -180,12 +180,14 @@ def test_a_diverged_run_resumes_at_the_lower_rate_set_under_advanced(
     vm.reference.open_image(reference_image(tmp_path))
     _fail_a_run(vm, fake, qtbot, TuningDivergedError("the loss became nan at step 4"))
     assert "lower it under <b>Advanced</b> first" in vm.resume.message
-    vm.tuning.learning_rate = 1e-4
-    assert "learning rate set under Advanced, 0.0001 (it ran at 0.0003)" in vm.resume.message
+    ran_at = KIND_TUNING[AttributeKind.APPEARANCE].learning_rate
+    vm.tuning.learning_rate = ran_at / 2
+    said = f"learning rate set under Advanced, {ran_at / 2:g} (it ran at {ran_at:g})"
+    assert said in vm.resume.message
     window.resume_bar.resume_button.click()
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
     resumed = fake.of_kind("tune")[-1].request
-    assert resumed.settings.learning_rate == 1e-4 and not resumed.settings.memory_saving
+    assert resumed.settings.learning_rate == ran_at / 2 and not resumed.settings.memory_saving
 
 
 def test_a_missing_reference_image_leaves_only_discard(

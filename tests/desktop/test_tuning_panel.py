@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
@@ -132,3 +133,19 @@ def test_a_suggested_description_shows_from_its_start(
 ) -> None:
     assert vm.reference.open_sample()
     assert window.tuning.picker.caption.cursorPosition() == 0
+
+
+def test_the_learning_rate_box_shows_each_kinds_rate_and_steps_within_its_decade(
+    window: MainWindow, vm: MainViewModel
+) -> None:
+    picker = window.tuning.picker
+    picker.cards[AttributeKind.APPEARANCE].radio.click()
+    box = picker.learning_rate
+    assert vm.tuning.learning_rate == KIND_TUNING[AttributeKind.APPEARANCE].learning_rate == 1e-5
+    assert box.text() == "0.00001"
+    box.stepUp()  # a tenth of 1e-5, not a jump to 1e-4
+    assert box.text() == "0.000011" and vm.tuning.learning_rate == pytest.approx(1.1e-5)
+    picker.cards[AttributeKind.SHAPE].radio.click()
+    assert box.text() == "0.0003"
+    box.stepDown()
+    assert vm.tuning.learning_rate == pytest.approx(2.9e-4)
