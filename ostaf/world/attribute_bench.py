@@ -208,6 +208,11 @@ CATALOGUE: dict[str, Variant] = _by_key(
             Variant(method=m, learning_rate=lr, strength=s, kinds=("style",))
             for m, lr, s in STYLE_GRID
         ),
+        # Shape's plain LoRA below the rates it was compared at (it learns no word).
+        *(
+            Variant(method="lora", learning_rate=lr, strength=1.0, kinds=("shape",))
+            for lr in (3e-4, 1e-3)
+        ),
         # Appearance before its placeholder word was learned and its offsets stored at 0.5
         # (the default until issue 13's seventh stop), and the variants measured against it.
         *(
