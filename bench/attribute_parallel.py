@@ -13,7 +13,6 @@ deadline stopped one, 2 when one failed.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -34,8 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = [sys.executable, "-m", "ostaf.world.attribute_bench", *passed]
     started = time.monotonic()
     children = [
-        subprocess.Popen([*command, "--part", f"{part}/{args.parts}"], env=os.environ.copy())
-        for part in range(args.parts)
+        subprocess.Popen([*command, "--part", f"{part}/{args.parts}"]) for part in range(args.parts)
     ]
     stopped = False
     while any(child.poll() is None for child in children):

@@ -348,26 +348,22 @@ class Bench:
     def cached(self, plan: Plan) -> list[Record]:
         """The records of `plan` the cache holds, as they are: nothing is tuned or rendered
         (a report on a run cut short, or on variants run on fewer references)."""
-        found = []
-        for what, kind, index, seed in self.jobs(plan):
-            if isinstance(what, str):
-                name = NAMED if what == NAMED else f"untuned-{what}"
-                path = self.cache / name / f"{kind}-{index}.json"
-            else:
-                path = self.cache / what.key / f"{kind}-{index}-s{seed}.json"
-            record = _load_record(path)
-            if record is not None:
-                found.append(record)
-        return found
+        records = (_load_record(self._path(*job)) for job in self.jobs(plan))
+        return [record for record in records if record is not None]
+
+    def _path(self, what: Variant | str, kind: AttributeKind, index: int, seed: int) -> Path:
+        """Where the record of a job lies: a variant's per seed, an untuned token's once."""
+        if isinstance(what, Variant):
+            return self.cache / what.key / f"{kind}-{index}-s{seed}.json"
+        return self.cache / _untuned_name(what) / f"{kind}-{index}.json"
 
     def untuned(
         self, token: str, kind: AttributeKind, index: int, scene: Any, prompts: int
     ) -> Record:
         """The untuned model's scores on the reference's prompts written with `token`, or
         with the attribute named in words (`NAMED`): what a perfect attribute would reach."""
-        name = NAMED if token == NAMED else f"untuned-{token}"
-        path = self.cache / name / f"{kind}-{index}.json"
-        record = _load_record(path) or Record(name, str(kind), index, -1, 0.0, 0.0)
+        path = self._path(token, kind, index, -1)
+        record = _load_record(path) or Record(_untuned_name(token), str(kind), index, -1, 0.0, 0.0)
         self._score(record, path, None, kind, index, scene, prompts, (0.0,), token)
         return record
 
@@ -382,8 +378,7 @@ class Bench:
         seed: int = 0,
     ) -> Record:
         """Tune (or load) the attribute and score every render not yet in the cache."""
-        stem = f"{kind}-{index}-s{seed}"
-        path = self.cache / variant.key / f"{stem}.json"
+        path = self._path(variant, kind, index, seed)
         record = _load_record(path) or self._tune(variant, kind, index, scene, seed)
         self._score(
             record, path, variant, kind, index, scene, prompts, lambdas, variant.placeholder()
@@ -439,22 +434,25 @@ class Bench:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         tuned = self.cache / "tuned" / f"{kind}-{index}-s{seed}-{digest}.safetensors"
         about = tuned.with_suffix(".json")
-        if not (tuned.is_file() and about.is_file()):
+        if tuned.is_file() and about.is_file():
+            facts, attribute = json.loads(about.read_text()), load_attribute(tuned)
+        else:
             self.log(f"tuning {variant.key} {kind} #{index} seed {seed}")
-            seconds, final = self._run_tuning(variant.method, unscaled, kind, index, scene, tuned)
-            _write_json(about, {"seconds": seconds, "final_loss": final})
-        facts = json.loads(about.read_text())
-        attribute = at_strength(load_attribute(tuned), float(settings.strength))
+            facts, attribute = self._run_tuning(variant.method, unscaled, kind, index, scene)
+            tuned.parent.mkdir(parents=True, exist_ok=True)
+            save_attribute(tuned, attribute)
+            _write_json(about, facts)
+        attribute = at_strength(attribute, float(settings.strength))
         folder = self.cache / variant.key
         folder.mkdir(parents=True, exist_ok=True)
         save_attribute(folder / f"{kind}-{index}-s{seed}.safetensors", attribute)
         return Record(variant.key, str(kind), index, seed, facts["seconds"], facts["final_loss"])
 
     def _run_tuning(
-        self, method: str, settings: Any, kind: AttributeKind, index: int, scene: Any, out: Path
-    ) -> tuple[float, float]:
+        self, method: str, settings: Any, kind: AttributeKind, index: int, scene: Any
+    ) -> tuple[dict[str, float], Any]:
+        """The tuned attribute, with its tuning's seconds and final loss."""
         from ostaf.images import load_reference
-        from ostaf.library.attribute_file import save_attribute
         from ostaf.method.tuning import tune
         from ostaf.world.plain_lora import FACTOR_MODELS, factor_model_tuning
 
@@ -471,10 +469,9 @@ class Bench:
         )
         with swap:
             result = tune(self.model, reference, settings, name=f"{kind} {index}")
-        seconds = time.perf_counter() - started
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_attribute(out, result.attribute)
-        return round(seconds, 2), float(result.attribute.meta.tuning["final_loss"])
+        seconds = round(time.perf_counter() - started, 2)
+        final = float(result.attribute.meta.tuning["final_loss"])
+        return {"seconds": seconds, "final_loss": final}, result.attribute
 
     def _attribute(self, variant: Variant, kind: AttributeKind, index: int, seed: int) -> Any:
         from ostaf.library.attribute_file import load_attribute
@@ -506,6 +503,10 @@ class Bench:
         folder.mkdir(parents=True, exist_ok=True)
         for number, image in enumerate(images[:4]):
             image.save(folder / f"{number}.png")
+
+
+def _untuned_name(token: str) -> str:
+    return NAMED if token == NAMED else f"untuned-{token}"
 
 
 def at_strength(attribute: Any, strength: float) -> Any:

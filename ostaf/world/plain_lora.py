@@ -73,11 +73,6 @@ FACTOR_MODELS: dict[str, type[nn.Module]] = {
 }
 
 
-def plain_lora_tuning() -> contextlib.AbstractContextManager[None]:
-    """Within the context, `ostaf.method.tuning.tune` trains plain LoRA factors."""
-    return factor_model_tuning(PlainLora)
-
-
 @contextlib.contextmanager
 def factor_model_tuning(model: type[nn.Module]) -> Iterator[None]:
     """Within the context, `ostaf.method.tuning.tune` trains the factors of `model`."""
