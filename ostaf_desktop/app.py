@@ -8,12 +8,14 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Callable
 
-from PySide6.QtCore import QSize, QTimer
+from PySide6.QtCore import QSize, QThread, QTimer
 from PySide6.QtWidgets import QApplication
 
 from ostaf_desktop import APP_ID
 from ostaf_desktop.backend import CoreBackend
+from ostaf_desktop.collection import CHECK_INTERVAL_MS, COLLECTION
 from ostaf_desktop.crash_handling import (
     DeadRun,
     ErrorRelay,
@@ -36,8 +38,12 @@ _START = time.perf_counter()
 HEARTBEAT_MS = 30_000  # how precisely the next start can say when a killed run died
 
 
-def run_app(options: LaunchOptions, qt_args: list[str]) -> int:
-    """Open the window and run until it closes; returns the exit code."""
+AppDriver = Callable[[MainWindow, MainViewModel], None]
+
+
+def run_app(options: LaunchOptions, qt_args: list[str], driver: AppDriver | None = None) -> int:
+    """Open the window and run until it closes; returns the exit code. `driver`, if given,
+    gets the window once it is built (the soak harness in bench/ drives the app through it)."""
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_ID)
@@ -46,12 +52,15 @@ def run_app(options: LaunchOptions, qt_args: list[str]) -> int:
     app.setWindowIcon(icon("app"))
     apply_theme(app)
     setup_logging()
+    collector = collect_on_gui_thread(app)
     relay = ErrorRelay()
     install_exception_hooks(relay)
     dead = collect_dead_runs()
     record = RunRecord.start()
     window, vm = build_window(options, relay)
     report_dead_runs(vm.session, dead)
+    if driver is not None:
+        driver(window, vm)
     heartbeat = QTimer(app)
     if record is not None:
         heartbeat.timeout.connect(record.heartbeat)
@@ -61,10 +70,28 @@ def run_app(options: LaunchOptions, qt_args: list[str]) -> int:
         code = run_event_loop(app, relay)
     finally:
         heartbeat.stop()
+        collector.stop()
         if record is not None:
             record.stop()
     log.info("the window has closed; exit code %d", code)
     return code
+
+
+def collect_on_gui_thread(app: QApplication) -> QTimer:
+    """Python's garbage collection only on this (the GUI) thread, between events: see
+    `ostaf_desktop.collection` for why. Returns the timer that runs it."""
+    COLLECTION.install()
+    timer = QTimer(app)
+    timer.timeout.connect(collect_at_top_level)
+    timer.start(CHECK_INTERVAL_MS)
+    return timer
+
+
+def collect_at_top_level() -> None:
+    """Collect what is due, but not inside a modal dialog's loop: an event handler below it
+    on the stack is still running (its objects wait for the dialog to close)."""
+    if QThread.currentThread().loopLevel() <= 1:
+        COLLECTION.collect_due()
 
 
 def report_dead_runs(session: SessionViewModel, dead: list[DeadRun]) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ostaf_desktop.collection import COLLECTION
 
 _HOME = Path(tempfile.mkdtemp(prefix="ostaf-test-home-"))
 os.environ["OSTAF_HOME"] = str(_HOME)
@@ -47,3 +50,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (folder / "cache").symlink_to(_HOME / "cache", target_is_directory=True)
     monkeypatch.setenv("OSTAF_HOME", str(folder))
     return folder
+
+
+# Python's cyclic collector runs on this (the main) thread only, between tests, as the app runs
+# it on its GUI thread between events (ostaf_desktop/collection.py): a collection that started
+# on a worker thread while a desktop test ran deleted a Qt object there and killed the suite.
+COLLECTION.install()
+
+
+@pytest.fixture(autouse=True)
+def collect_between_tests() -> Iterator[None]:
+    yield
+    COLLECTION.collect_due()

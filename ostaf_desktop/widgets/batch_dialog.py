@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
-    QDialog,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -42,6 +41,7 @@ from ostaf_desktop.viewmodels.batch import (
 from ostaf_desktop.viewmodels.library import LibraryViewModel
 from ostaf_desktop.widgets.layout import label, sampling_controls, schedule_control
 from ostaf_desktop.widgets.library_panel import ID_ROLE, attribute_icon
+from ostaf_desktop.widgets.screen_fit import ScreenFittedDialog
 
 THUMB = 28
 
@@ -54,7 +54,7 @@ def _row(*widgets: QWidget, stretch: int = 0) -> QHBoxLayout:
     return row
 
 
-class BatchDialog(QDialog):
+class BatchDialog(ScreenFittedDialog):
     """Lays out and binds a BatchViewModel; closing it leaves a running batch running."""
 
     def __init__(

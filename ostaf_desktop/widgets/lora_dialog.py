@@ -9,7 +9,6 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -25,9 +24,10 @@ from ostaf_desktop.binding import bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.lora_export import FORMAT_CHOICES, LoraExportViewModel
 from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.widgets.screen_fit import ScreenFittedDialog
 
 
-class LoraExportDialog(QDialog):
+class LoraExportDialog(ScreenFittedDialog):
     """Edits a LoraExportViewModel; Export runs on the worker and reports where it wrote."""
 
     def __init__(self, vm: LoraExportViewModel, parent: QWidget | None = None) -> None:

@@ -37,7 +37,6 @@ from ostaf_desktop.widgets.reference_panel import ReferencePanel
 from ostaf_desktop.widgets.render_panel import RenderPanel
 from ostaf_desktop.widgets.results_strip import ResultsStrip
 from ostaf_desktop.widgets.resume_bar import ResumeBar
-from ostaf_desktop.widgets.screen_fit import install_screen_fit
 from ostaf_desktop.widgets.settings_dialog import SettingsDialog
 from ostaf_desktop.widgets.shortcuts import SHORTCUT_HELP, Shortcuts
 from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
@@ -80,7 +79,6 @@ class MainWindow(QMainWindow):
         )
         self.setWindowTitle("OSTAF")
         self.setWindowIcon(icon("app"))
-        install_screen_fit()  # every dialog opens (and stays) inside the screen
         self.projects = ProjectBrowser(vm.projects)
         self.library = LibraryPanel(vm.library, vm.editor)
         self.reference = ReferencePanel(vm.reference)

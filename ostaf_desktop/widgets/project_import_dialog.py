@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, QSize, Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFormLayout,
     QListWidget,
@@ -21,9 +20,10 @@ from ostaf_desktop.viewmodels.attribute_transfer import ProjectImportViewModel
 from ostaf_desktop.viewmodels.library import AttributeRow
 from ostaf_desktop.widgets.layout import label
 from ostaf_desktop.widgets.library_panel import ID_ROLE, THUMB, attribute_icon, item_text
+from ostaf_desktop.widgets.screen_fit import ScreenFittedDialog
 
 
-class ProjectImportDialog(QDialog):
+class ProjectImportDialog(ScreenFittedDialog):
     """A small chooser over a ProjectImportViewModel; Import copies the ticked attributes."""
 
     def __init__(self, vm: ProjectImportViewModel, parent: QWidget | None = None) -> None:

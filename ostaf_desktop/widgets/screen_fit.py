@@ -1,14 +1,16 @@
 """Dialogs stay on the screen: once shown, and whenever they grow (e.g. a message line that
-wraps), every dialog of the app is moved, and if need be shrunk, into the available area of
-its screen. One event filter on the application does it for all dialogs."""
+wraps), the app's dialogs move, and if need be shrink, into the available area of their screen.
+
+Each dialog does it in its own show and resize handlers (`ScreenFittedDialog`). An event filter
+on the whole application did it before: every event of every object then passed through Python,
+and a garbage collection that started inside that filter deleted a Qt object mid-event.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QRect, QTimer
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QDialog, QWidget
-
-FILTER_NAME = "ostaf-screen-fit"
+from PySide6.QtCore import QRect, QTimer
+from PySide6.QtGui import QGuiApplication, QResizeEvent, QShowEvent
+from PySide6.QtWidgets import QDialog, QWidget
 
 
 def fitted(frame: QRect, area: QRect) -> QRect:
@@ -34,24 +36,21 @@ def fit_to_screen(window: QWidget) -> None:
     window.move(target.topLeft())  # move() places the frame's top-left corner
 
 
-class ScreenFit(QObject):
-    """Keeps every dialog inside the screen (see the module docstring)."""
+class ScreenFittedDialog(QDialog):
+    """A dialog that keeps itself inside its screen when it opens and when it grows."""
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        kind = event.type()
-        shown = kind == QEvent.Type.Show
-        grown = kind == QEvent.Type.Resize and isinstance(watched, QWidget) and watched.isVisible()
-        if isinstance(watched, QDialog) and (shown or grown):
-            # Later: Qt places a dialog over its parent after the Show event.
-            QTimer.singleShot(0, watched, lambda: fit_to_screen(watched))
-        return False
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_soon()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.isVisible():
+            self._fit_soon()
 
-def install_screen_fit() -> None:
-    """Install the filter on the application once (later calls do nothing)."""
-    app = QApplication.instance()
-    if app is None or app.findChild(ScreenFit, FILTER_NAME) is not None:
-        return
-    screen_fit = ScreenFit(app)
-    screen_fit.setObjectName(FILTER_NAME)
-    app.installEventFilter(screen_fit)
+    def _fit_soon(self) -> None:
+        # Later, not now: Qt places a dialog over its parent after the Show event.
+        QTimer.singleShot(0, self, self._fit)
+
+    def _fit(self) -> None:
+        fit_to_screen(self)

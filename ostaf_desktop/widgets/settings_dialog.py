@@ -7,7 +7,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
@@ -24,6 +23,7 @@ from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.settings import DEMO, FILE, FOLDER, SettingsViewModel
 from ostaf_desktop.widgets.layout import label
+from ostaf_desktop.widgets.screen_fit import ScreenFittedDialog
 
 PRECISION_LABELS = {
     "auto": "Automatic (fp16/bf16 on GPUs, fp32 on the CPU)",
@@ -33,7 +33,7 @@ PRECISION_LABELS = {
 }
 
 
-class SettingsDialog(QDialog):
+class SettingsDialog(ScreenFittedDialog):
     """Edits a SettingsViewModel; OK is enabled only for a usable model choice."""
 
     def __init__(self, vm: SettingsViewModel, parent: QWidget | None = None) -> None:

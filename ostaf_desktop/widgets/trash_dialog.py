@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QListWidget,
     QListWidgetItem,
@@ -19,9 +18,10 @@ from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.library import AttributeRow, LibraryViewModel
 from ostaf_desktop.widgets.layout import confirm, label
 from ostaf_desktop.widgets.library_panel import ID_ROLE, THUMB, attribute_icon
+from ostaf_desktop.widgets.screen_fit import ScreenFittedDialog
 
 
-class TrashDialog(QDialog):
+class TrashDialog(ScreenFittedDialog):
     """Lists `library.trashed`; Restore brings the selected attribute back."""
 
     def __init__(self, library: LibraryViewModel, parent: QWidget | None = None) -> None:
