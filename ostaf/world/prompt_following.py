@@ -64,7 +64,7 @@ def measure_prompt_following(
     steps: int = SAMPLER_STEPS,
     guidance: float = GUIDANCE,
 ) -> tuple[PromptFollowing, list[Image.Image]]:
-    """Render the full captions of `count` scenes (DDIM as the pipeline is configured) and
+    """Render the full captions of `count` scenes (with the pipeline's own scheduler) and
     score them; returns the score and the images."""
     started = time.perf_counter()
     scenes = evaluation_scenes(count, seed)

@@ -1,4 +1,4 @@
-"""Training the demo model's U-Net and CLIP text encoder together on the world's latents.
+"""Training a demo model's U-Net and its CLIP text encoder(s) together on the world's latents.
 
 ε-prediction on SD 1.x's noise schedule (Min-SNR weighted), with the habits that make a
 small text-to-image model follow its prompts: captions that leave attributes out (so
@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
@@ -70,18 +71,71 @@ def encode_text(
     return text_encoder(ids)[0]
 
 
+class TextConditioner(Protocol):
+    """Prompts → what the U-Net reads: text states (B, T, D) and its extra inputs (SDXL's
+    pooled embedding and size ids), exactly as the model's pipeline computes them."""
+
+    @property
+    def encoders(self) -> dict[str, torch.nn.Module]:
+        """The text encoders, by their folder name: trained with the U-Net."""
+        ...
+
+    def __call__(self, prompts: Sequence[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+@dataclass
+class SdConditioner:
+    """SD 1.x: one CLIP text encoder, its last layer's states."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+
+    @property
+    def encoders(self) -> dict[str, torch.nn.Module]:
+        return {"text_encoder": self.text_encoder}
+
+    def __call__(self, prompts: Sequence[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return encode_text(self.tokenizer, self.text_encoder, prompts), {}
+
+
+@dataclass
+class XlConditioner:
+    """SDXL: both encoders through the pipeline's own `encode_prompt` (penultimate states
+    concatenated, the second encoder's pooled projection) and the size ids of a whole,
+    uncropped picture of `size` px."""
+
+    pipe: Any  # StableDiffusionXLPipeline
+    size: int
+
+    @property
+    def encoders(self) -> dict[str, torch.nn.Module]:
+        return {"text_encoder": self.pipe.text_encoder, "text_encoder_2": self.pipe.text_encoder_2}
+
+    def __call__(self, prompts: Sequence[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from ostaf.models.demo_model_xl import xl_time_ids
+
+        hidden, _, pooled, _ = self.pipe.encode_prompt(
+            list(prompts),
+            device=torch.device("cpu"),
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
+        )  # (B, T, D1 + D2), (B, P)
+        ids = torch.tensor([xl_time_ids(self.size)] * len(prompts), dtype=hidden.dtype)
+        return hidden, {"text_embeds": pooled, "time_ids": ids}
+
+
 def train_denoiser(
     unet: UNet2DConditionModel,
-    text_encoder: CLIPTextModel,
-    tokenizer: CLIPTokenizer,
+    conditioner: TextConditioner,
     latents: tuple[torch.Tensor, torch.Tensor],
     scenes: Sequence[Scene],
     recipe: DenoiserRecipe,
     seed: int,
     checkpoint: StageCheckpoint,
     log: Log,
-) -> tuple[UNet2DConditionModel, CLIPTextModel]:
-    """Train on (means, stds) latents of `scenes`; returns the moving averages of both nets."""
+) -> tuple[UNet2DConditionModel, dict[str, torch.nn.Module]]:
+    """Train on (means, stds) latents of `scenes`; returns the moving averages of the U-Net
+    and of each text encoder (by name)."""
     means, stds = latents
     scheduler = DDPMScheduler(
         num_train_timesteps=1000,
@@ -94,10 +148,14 @@ def train_denoiser(
     # SNR, converge several times faster on a small budget.
     snr = scheduler.alphas_cumprod / (1.0 - scheduler.alphas_cumprod)
     weights = torch.clamp(snr, max=recipe.min_snr_gamma) / snr
+    encoders = conditioner.encoders
     ema_unet = copy.deepcopy(unet).requires_grad_(False)
-    ema_text = copy.deepcopy(text_encoder).requires_grad_(False)
-    parameters = [*unet.parameters(), *text_encoder.parameters()]
-    averaged = [*ema_unet.parameters(), *ema_text.parameters()]
+    ema_encoders = {n: copy.deepcopy(e).requires_grad_(False) for n, e in encoders.items()}
+    parameters = [*unet.parameters(), *(p for e in encoders.values() for p in e.parameters())]
+    averaged = [
+        *ema_unet.parameters(),
+        *(p for e in ema_encoders.values() for p in e.parameters()),
+    ]
     optimizer = torch.optim.AdamW(
         parameters, lr=recipe.learning_rate, betas=(0.9, 0.99), weight_decay=recipe.weight_decay
     )
@@ -107,16 +165,18 @@ def train_denoiser(
     saved = checkpoint.load()
     if saved is not None:
         unet.load_state_dict(saved["unet"])
-        text_encoder.load_state_dict(saved["text_encoder"])
         ema_unet.load_state_dict(saved["ema_unet"])
-        ema_text.load_state_dict(saved["ema_text"])
+        for name in encoders:
+            encoders[name].load_state_dict(saved["encoders"][name])
+            ema_encoders[name].load_state_dict(saved["ema_encoders"][name])
         optimizer.load_state_dict(saved["optimizer"])
         sampler.set_state(saved["sampler"])
         restore_python_random(captioner.rng, saved["captions"])
         start = int(saved["step"])
         log(f"denoiser: resuming at step {start}")
     unet.train()
-    text_encoder.train()
+    for encoder in encoders.values():
+        encoder.train()
     clock, running, since = time.perf_counter(), 0.0, start
     for step in range(start, recipe.steps):
         for group in optimizer.param_groups:
@@ -127,8 +187,10 @@ def train_denoiser(
         noise = torch.randn(clean.shape, generator=sampler)
         timesteps = torch.randint(0, 1000, (recipe.batch,), generator=sampler)
         noisy = scheduler.add_noise(clean, noise, timesteps)
-        text = encode_text(tokenizer, text_encoder, [captioner(scenes[i]) for i in picks.tolist()])
-        prediction = unet(noisy, timesteps, encoder_hidden_states=text).sample
+        text, added = conditioner([captioner(scenes[i]) for i in picks.tolist()])
+        prediction = unet(
+            noisy, timesteps, encoder_hidden_states=text, added_cond_kwargs=added or None
+        ).sample
         per_sample = ((prediction - noise) ** 2).mean(dim=(1, 2, 3))
         loss = (per_sample * weights[timesteps]).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -145,9 +207,9 @@ def train_denoiser(
             checkpoint.save(
                 {
                     "unet": unet.state_dict(),
-                    "text_encoder": text_encoder.state_dict(),
+                    "encoders": {n: e.state_dict() for n, e in encoders.items()},
                     "ema_unet": ema_unet.state_dict(),
-                    "ema_text": ema_text.state_dict(),
+                    "ema_encoders": {n: e.state_dict() for n, e in ema_encoders.items()},
                     "optimizer": optimizer.state_dict(),
                     "sampler": sampler.get_state(),
                     "captions": python_random_state(captioner.rng),
@@ -160,7 +222,7 @@ def train_denoiser(
                 f"({seconds:.0f} s)"
             )
             clock, running, since = time.perf_counter(), 0.0, done
-    return ema_unet.eval(), ema_text.eval()
+    return ema_unet.eval(), {n: e.eval() for n, e in ema_encoders.items()}
 
 
 def _learning_rate(step: int, recipe: DenoiserRecipe) -> float:

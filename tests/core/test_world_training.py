@@ -16,7 +16,7 @@ import torch
 from ostaf.models.demo_model import build_demo_pipeline
 from ostaf.world import dataset
 from ostaf.world.checkpoint import StageCheckpoint, python_random_state, restore_python_random
-from ostaf.world.train_denoiser import Captioner, DenoiserRecipe, train_denoiser
+from ostaf.world.train_denoiser import Captioner, DenoiserRecipe, SdConditioner, train_denoiser
 from ostaf.world.train_vae import (
     DecoderRecipe,
     VaeRecipe,
@@ -96,8 +96,7 @@ def test_denoiser_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
         pipe = build_demo_pipeline(seed=1)
         return train_denoiser(
             pipe.unet,
-            pipe.text_encoder,
-            pipe.tokenizer,
+            SdConditioner(pipe.tokenizer, pipe.text_encoder),
             latents,
             scenes,
             recipe,
@@ -111,6 +110,7 @@ def test_denoiser_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
     with pytest.raises(_Interrupt):
         run(checkpoint, _stop_at_first_save)
     resumed_unet, resumed_text = run(checkpoint, lambda _: None)
+    straight_text, resumed_text = straight_text["text_encoder"], resumed_text["text_encoder"]
     for straight, resumed in ((straight_unet, resumed_unet), (straight_text, resumed_text)):
         for name, value in straight.state_dict().items():
             assert torch.equal(value, resumed.state_dict()[name]), name
