@@ -72,6 +72,8 @@ MAX_PROJECT_NAME = 120
 MAX_NOTES = 4000
 NEW_FOLDER_PREFIX = ".new-"  # a project being created, renamed into place when complete
 STALE_NEW_FOLDER_S = 3600.0
+STORE_LOCK = ".create.lock"  # held while a project is created (a hidden file: never listed)
+STORE_LOCK_WAIT_S = 30.0
 
 
 def slugify(name: str) -> str:
@@ -517,6 +519,30 @@ class ProjectStore:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or paths.projects_dir()
 
+    @contextlib.contextmanager
+    def _creating(self) -> Iterator[None]:
+        """Hold the store's lock: projects are created one at a time, so that `find_or_create`
+        looks for the name and creates it with no other creation in between."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.root / STORE_LOCK))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=STORE_LOCK_WAIT_S)
+        except Timeout as exc:  # before OSError: it is a TimeoutError
+            raise ProjectError(
+                f"another OSTAF process has been creating a project in {self.root} for "
+                f"{STORE_LOCK_WAIT_S:g} s; try again when it is done"
+            ) from exc
+        except OSError as exc:
+            raise ProjectError(
+                f"cannot create a project in {self.root}: {describe_os_error(exc)}"
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
     def list(self) -> tuple[list[Project], list[Problem]]:
         """Readable projects, most recently opened first, and unreadable folders."""
         projects: list[Project] = []
@@ -538,6 +564,20 @@ class ProjectStore:
         built in a hidden folder and renamed into place complete, so a failure (a full disk)
         leaves nothing half-made behind and a retry gets the same folder name."""
         name = check_project_name(name)
+        with self._creating():
+            return self._create(name)
+
+    def find_or_create(self, name: str) -> tuple[Project, bool]:
+        """The project named `name` (by name or folder name), created (its lock held) when
+        there is none; True when it was created. Atomic over processes: two at once make
+        one project."""
+        with self._creating():
+            found = self._lookup(name)
+            if found is not None:
+                return found, False
+            return self._create(check_project_name(name)), True
+
+    def _create(self, name: str) -> Project:
         base = slugify(name)
         self._sweep_new_folders()
         building = self.root / f"{NEW_FOLDER_PREFIX}{uuid.uuid4().hex}"
@@ -576,6 +616,16 @@ class ProjectStore:
 
     def find(self, name_or_slug: str) -> Project:
         """Open a project by display name or folder name (a damaged one is named as such)."""
+        project = self._lookup(name_or_slug)
+        if project is None:
+            raise ProjectError(
+                f"no project named '{name_or_slug}'; see the project list (or create it first)"
+            )
+        return project
+
+    def _lookup(self, name_or_slug: str) -> Project | None:
+        """The project of that name or folder name, None when there is none; ProjectError
+        when the folder of that name is damaged."""
         projects, problems = self.list()
         for project in projects:
             if name_or_slug in (project.name, project.slug):
@@ -583,9 +633,7 @@ class ProjectStore:
         for problem in problems:
             if problem.path.name == name_or_slug:
                 raise ProjectError(problem.message)
-        raise ProjectError(
-            f"no project named '{name_or_slug}'; see the project list (or create it first)"
-        )
+        return None
 
     def delete(self, project: Project) -> Path:
         """Move a project to the store's trash folder (recoverable by hand). Where the OS
