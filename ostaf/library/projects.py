@@ -32,7 +32,13 @@ from ostaf.errors import (
     SettingsError,
     StorageError,
 )
-from ostaf.library.atomic import atomic_write_bytes, describe_os_error, is_temporary
+from ostaf.library.atomic import (
+    atomic_write_bytes,
+    check_writable,
+    describe_os_error,
+    is_temporary,
+    storage_error,
+)
 from ostaf.library.attribute_meta import (
     SUFFIX,
     AttributeMeta,
@@ -338,10 +344,15 @@ class Project:
         entry = self.find_attribute(ref)
         load_attribute(entry.path)  # never hand on a damaged file
         dest = Path(dest)
-        if dest.is_dir() or not dest.suffix:
+        try:
+            into_folder = dest.is_dir() or not dest.suffix
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise storage_error(dest, exc) from exc
+        if into_folder:
             dest = dest / f"{slugify(entry.meta.name)}-{entry.id[:8]}{SUFFIX}"
         if dest.suffix != SUFFIX:
             raise ProjectError(f"export target {dest} must end in {SUFFIX}")
+        check_writable(dest)
         data = entry.path.read_bytes()
         if dest.exists() and not overwrite:
             if dest.is_file() and dest.read_bytes() == data:
