@@ -162,12 +162,9 @@ def _summary(entry: AttributeEntry) -> dict[str, object]:
 
 def run_list(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
     with open_project(args.project) as project:
-        if args.trash:
-            entries = project.trashed_attributes()
-        else:
-            entries, problems = project.scan_attributes()
-            for problem in problems:
-                err(f"warning: skipped {problem.message}")
+        entries, problems = project.scan_trash() if args.trash else project.scan_attributes()
+        for problem in problems:
+            err(f"warning: skipped {problem.message}")
         entries = filter_attributes(entries, args.search, args.tag, args.kind)
     if args.json:
         out_json([_summary(e) for e in entries])

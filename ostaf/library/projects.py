@@ -52,11 +52,17 @@ from ostaf.library.project_file import (
     PROJECT_FILE,
     ProjectInfo,
     ReferenceRecord,
-    inside,
     read_info,
     write_info,
 )
 from ostaf.library.project_lock import Holder, ProjectLock
+from ostaf.library.project_paths import (
+    entry_kind,
+    inside,
+    library_folder,
+    make_library_folder,
+    skipped_link,
+)
 
 if TYPE_CHECKING:
     from ostaf.library.attribute_file import Attribute
@@ -80,6 +86,8 @@ NEW_FOLDER_PREFIX = ".new-"  # a project being created, renamed into place when 
 STALE_NEW_FOLDER_S = 3600.0
 STORE_LOCK = ".create.lock"  # held while a project is created (a hidden file: never listed)
 STORE_LOCK_WAIT_S = 30.0
+# The names the library gives attribute files: the first 16 hex digits of the content hash.
+ATTRIBUTE_FILE_NAME = re.compile(rf"[0-9a-f]{{16}}{re.escape(SUFFIX)}")
 
 
 def slugify(name: str) -> str:
@@ -159,6 +167,11 @@ class Project:
     def exports_dir(self) -> Path:
         return self.folder / "exports"
 
+    def output_folder(self) -> Path:
+        """The exports folder, checked to be a real folder inside the project and created
+        when missing (ProjectError when it is a link or the project is gone)."""
+        return make_library_folder(self.folder, "exports")
+
     # -- locking -------------------------------------------------------------------------
     def acquire(self) -> None:
         """Take the write lock or raise ProjectLockedError naming who holds it; project.json
@@ -233,9 +246,9 @@ class Project:
         digest = hashlib.sha256(data).hexdigest()
         suffix = image.suffix.lower()
         suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ".png"
-        target = self.references_dir / f"{digest[:16]}{suffix}"
         with self.locked():
-            if not target.is_file():
+            target = make_library_folder(self.folder, "references") / f"{digest[:16]}{suffix}"
+            if entry_kind(target) != "file":  # a link of that name is replaced, not followed
                 atomic_write_bytes(target, data)
 
             def apply(info: ProjectInfo) -> None:
@@ -249,21 +262,46 @@ class Project:
     def reference_path(self, record: ReferenceRecord) -> Path | None:
         """The file of a reference record, when it is a file inside references/ (a name that
         points anywhere else, or a link out of the folder, gives None)."""
-        path = inside(self.references_dir, record.file)
+        try:
+            folder = library_folder(self.folder, "references")
+        except ProjectError:
+            return None
+        path = inside(folder, record.file)
         return path if path is not None and path.is_file() else None
 
     # -- attributes ------------------------------------------------------------------------
     def attribute_path(self, content_hash: str) -> Path:
         return self.attributes_dir / f"{content_hash[:16]}{SUFFIX}"
 
-    def scan_attributes(self) -> tuple[list[AttributeEntry], list[Problem]]:
-        """Every readable attribute (newest first) and every file that could not be read."""
+    def locate_attribute(self, content_hash: str) -> tuple[Path | None, Path | None]:
+        """The library's file of an attribute and its trashed copy, each only when it is a
+        real file in a real folder of this project (a link is never followed)."""
+        found: list[Path | None] = []
+        for parts in (("attributes",), ("attributes", TRASH)):
+            try:
+                path = library_folder(self.folder, *parts) / f"{content_hash[:16]}{SUFFIX}"
+            except ProjectError:
+                found.append(None)
+                continue
+            found.append(path if entry_kind(path) == "file" else None)
+        return found[0], found[1]
+
+    def _scan(self, *parts: str) -> tuple[list[AttributeEntry], list[Problem]]:
+        """The attribute files of one library folder (newest first) and those that could not
+        be used; ProjectError when the folder itself is a link."""
+        folder = library_folder(self.folder, *parts)
         entries: list[AttributeEntry] = []
         problems: list[Problem] = []
-        if not self.attributes_dir.is_dir():
+        if entry_kind(folder) != "folder":
             return entries, problems
-        for path in sorted(self.attributes_dir.iterdir()):
-            if path.suffix != SUFFIX or is_temporary(path) or not path.is_file():
+        for path in sorted(folder.iterdir()):
+            if path.suffix != SUFFIX or is_temporary(path):
+                continue
+            kind = entry_kind(path)
+            if kind == "link":
+                problems.append(Problem(path, skipped_link(path)))
+                continue
+            if kind != "file":
                 continue
             try:
                 entries.append(AttributeEntry(path, read_meta(path)))
@@ -272,6 +310,14 @@ class Project:
         entries.sort(key=lambda e: (e.meta.created_at, e.path.name), reverse=True)
         return entries, problems
 
+    def scan_attributes(self) -> tuple[list[AttributeEntry], list[Problem]]:
+        """Every readable attribute (newest first) and every file that could not be read,
+        or a linked attributes/ folder as the one problem."""
+        try:
+            return self._scan("attributes")
+        except ProjectError as exc:
+            return [], [Problem(self.attributes_dir, str(exc))]
+
     def attributes(self) -> list[AttributeEntry]:
         return self.scan_attributes()[0]
 
@@ -279,21 +325,22 @@ class Project:
     def trash_dir(self) -> Path:
         return self.attributes_dir / TRASH
 
+    def scan_trash(self) -> tuple[list[AttributeEntry], list[Problem]]:
+        """Attributes in the project's trash, most recently created first, and the files
+        there that are not offered for restore (damaged ones, links)."""
+        try:
+            return self._scan("attributes", TRASH)
+        except ProjectError as exc:
+            return [], [Problem(self.trash_dir, str(exc))]
+
     def trashed_attributes(self) -> list[AttributeEntry]:
         """Attributes in the project's trash, most recently created first."""
-        entries = []
-        if self.trash_dir.is_dir():
-            for path in sorted(self.trash_dir.glob(f"*{SUFFIX}")):
-                try:
-                    entries.append(AttributeEntry(path, read_meta(path)))
-                except AttributeFileError:
-                    continue  # a damaged trashed file is simply not offered for restore
-        entries.sort(key=lambda e: (e.meta.created_at, e.path.name), reverse=True)
-        return entries
+        return self.scan_trash()[0]
 
     def find_attribute(self, ref: str, trash: bool = False) -> AttributeEntry:
         """An attribute by id, unique id prefix (4+ characters) or name (any case)."""
-        entries = self.trashed_attributes() if trash else self.attributes()
+        parts = ("attributes", TRASH) if trash else ("attributes",)
+        entries = self._scan(*parts)[0]  # a linked folder is refused, naming it
         where = f"the trash of project '{self.name}'" if trash else f"project '{self.name}'"
         key = ref.strip().casefold()
         for entry in entries:
@@ -316,9 +363,12 @@ class Project:
         validated = [(Path(source), validate_attribute_file(source)) for source in sources]
         outcomes = []
         with self.locked():
-            for source, attribute in validated:
-                target = self.attribute_path(attribute.content_hash())
-                if target.exists():
+            folder = make_library_folder(self.folder, "attributes")
+            targets = [folder / f"{a.content_hash()[:16]}{SUFFIX}" for _, a in validated]
+            for target in targets:  # before anything is written
+                _check_in_the_way(target)
+            for (source, attribute), target in zip(validated, targets, strict=True):
+                if entry_kind(target) == "file":
                     try:
                         entry = AttributeEntry(target, read_meta(target))
                     except AttributeFileError as exc:
@@ -425,7 +475,8 @@ class Project:
         replaces the older trashed copy); returns its path in the trash."""
         with self.locked():
             entry = self.find_attribute(ref)
-            target = self.trash_dir / entry.path.name
+            target = make_library_folder(self.folder, "attributes", TRASH) / entry.path.name
+            _check_in_the_way(target)
             _move(entry.path, target)
             return target
 
@@ -433,8 +484,9 @@ class Project:
         """Bring an attribute back from the trash."""
         with self.locked():
             entry = self.find_attribute(ref, trash=True)
-            live = self.attributes_dir / entry.path.name
-            if live.exists():
+            live = make_library_folder(self.folder, "attributes") / entry.path.name
+            _check_in_the_way(live)
+            if entry_kind(live) == "file":
                 try:
                     return RestoreOutcome(AttributeEntry(live, read_meta(live)), True)
                 except AttributeFileError as exc:
@@ -453,9 +505,13 @@ class Project:
             return entry
 
     def empty_trash(self) -> list[Path]:
-        """Delete every attribute file in the trash for good, damaged ones too."""
+        """Delete the attribute files in the trash for good, damaged ones too: files the
+        library named, or readable attributes; links and other files stay where they are."""
         with self.locked():
-            files = sorted(self.trash_dir.glob(f"*{SUFFIX}")) if self.trash_dir.is_dir() else []
+            folder = library_folder(self.folder, "attributes", TRASH)  # never a link
+            if entry_kind(folder) != "folder":
+                return []
+            files = [path for path in sorted(folder.iterdir()) if _is_attribute_file(path)]
             for path in files:
                 _remove(path)
             return files
@@ -509,9 +565,31 @@ def check_project_name(name: str) -> str:
     return name
 
 
+def _is_attribute_file(path: Path) -> bool:
+    """True for a real file the library wrote: named as it names them, or a readable
+    attribute (a file moved to the trash keeps the name it had)."""
+    if path.suffix != SUFFIX or is_temporary(path) or entry_kind(path) != "file":
+        return False
+    if ATTRIBUTE_FILE_NAME.fullmatch(path.name):
+        return True
+    try:
+        read_meta(path)
+    except AttributeFileError:
+        return False
+    return True
+
+
+def _check_in_the_way(target: Path) -> None:
+    """Refuse to write over a link or a folder where an attribute file goes."""
+    if entry_kind(target) not in ("missing", "file"):
+        raise ProjectError(
+            f"{target} is in the way (a symbolic link or a folder, never followed or "
+            "replaced); move it out of the library folder and try again"
+        )
+
+
 def _move(source: Path, target: Path) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
     except OSError as exc:
         raise StorageError(f"cannot move {source} to {target}: {exc.strerror or exc}") from exc
