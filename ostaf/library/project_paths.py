@@ -18,7 +18,17 @@ from typing import Literal
 
 from ostaf.errors import ProjectError
 
+# Device names Windows reserves in every folder, with or without an extension.
+WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(10)}
+)
+
 EntryKind = Literal["file", "folder", "link", "missing", "other"]
+
+
+def is_reserved_name(name: str) -> bool:
+    """True when Windows reserves `name` for a device (CON, NUL, COM1.txt, lpt9 …)."""
+    return name.split(".")[0].rstrip(" ").upper() in WINDOWS_RESERVED
 
 
 def plain_file_name(name: str) -> str:

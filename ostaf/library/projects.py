@@ -59,6 +59,7 @@ from ostaf.library.project_lock import Holder, ProjectLock
 from ostaf.library.project_paths import (
     entry_kind,
     inside,
+    is_reserved_name,
     library_folder,
     make_library_folder,
     skipped_link,
@@ -93,8 +94,8 @@ ATTRIBUTE_FILE_NAME = re.compile(rf"[0-9a-f]{{16}}{re.escape(SUFFIX)}")
 def slugify(name: str) -> str:
     """A folder name safe on every OS, from a project name."""
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return text[:48] or "project"
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:48] or "project"
+    return f"_{text}" if is_reserved_name(text) else text  # CON, NUL … are devices on Windows
 
 
 @dataclass
