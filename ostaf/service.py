@@ -15,6 +15,7 @@ from ostaf.images import load_reference
 from ostaf.interop.pngmeta import write_png
 from ostaf.library.atomic import check_writable
 from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.library.output_lock import hold_output
 from ostaf.method.tuning import TuningResult, tune
 from ostaf.method.tuning_checkpoint import Checkpointing, discard, sidecar, sweep_leftovers
 from ostaf.models.base_model import BaseModel, load_base_model
@@ -102,6 +103,11 @@ class OstafService:
         # before the model loads, and what a killed run left half-written is swept.
         companions = [job.checkpoint, sidecar(job.checkpoint)] if job.checkpoint else []
         check_writable(job.out, *companions)
+        with hold_output(job.out):  # a second run into the same file fails here, at once
+            return self._tune(job, progress, cancel)
+
+    def _tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TuneOutcome:
+        companions = [job.checkpoint, sidecar(job.checkpoint)] if job.checkpoint else []
         sweep_leftovers(job.out, *companions)
         model = self.model(job.model, progress, cancel)
         size = model.tuning_size(job.settings.size)  # checked against the model first

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ostaf.errors import SettingsError, StorageError
+from ostaf.errors import ProjectError, SettingsError, StorageError
 from ostaf.library.atomic import atomic_write_bytes, describe_os_error
-from ostaf.library.project_file import inside
+from ostaf.library.project_paths import entry_kind, inside, library_folder, make_library_folder
 from ostaf.library.projects import Project
 from ostaf.method.tuning_checkpoint import DamagedStateError, discard, load_sidecar
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
@@ -33,22 +33,27 @@ REFERENCE_FOLDER = "reference"
 CHECKPOINT_INTERVAL_S = 10.0  # at most this much work is lost to a crash
 
 
+def resume_folder(project: Project, *parts: str, create: bool = False) -> Path:
+    """The project's run folder (or a folder in it), never a link out of the project
+    (ProjectError naming the link); `create` makes what is missing inside the project."""
+    check = make_library_folder if create else library_folder
+    return check(project.folder, RESUME_FOLDER, *parts)
+
+
 def checkpoint_path(project: Project) -> Path:
     """Where the project's tuning runs keep their resumable state (the folder is created)."""
-    folder = project.folder / RESUME_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / CHECKPOINT_NAME
+    return resume_folder(project, create=True) / CHECKPOINT_NAME
 
 
 def mask_path(project: Project) -> Path:
     """Where the running (or interrupted) run's mask is kept."""
-    return project.folder / RESUME_FOLDER / MASK_NAME
+    return resume_folder(project) / MASK_NAME
 
 
 def keep_reference(project: Project, image: Path) -> Path:
     """A copy of the run's reference image inside the project, under its own name (so the
     attribute records the same file name), for the run's life."""
-    target = project.folder / RESUME_FOLDER / REFERENCE_FOLDER / image.name
+    target = resume_folder(project, REFERENCE_FOLDER, create=True) / image.name
     try:
         data = image.read_bytes()
     except OSError as exc:
@@ -99,7 +104,11 @@ def find_interrupted(project: Project) -> InterruptedRun | None:
     """The project's interrupted run, or None; what a run that saved no state left behind
     (a mask, a reference copy) is removed. Call it only while no run of this project is
     going."""
-    checkpoint = project.folder / RESUME_FOLDER / CHECKPOINT_NAME
+    try:
+        checkpoint = resume_folder(project) / CHECKPOINT_NAME
+    except ProjectError as exc:
+        log.warning("no interrupted run is read from %s: %s", project.folder, exc)
+        return None
     try:
         record = load_sidecar(checkpoint)
     except FileNotFoundError:
@@ -153,7 +162,11 @@ def parse_record(record: dict[str, Any], checkpoint: Path) -> InterruptedRun:
 def discard_interrupted(project: Project) -> None:
     """Remove the project's checkpoint, its sidecar, the kept mask and reference copy (and
     an older version's checkpoint, which is never read)."""
-    folder = project.folder / RESUME_FOLDER
+    try:
+        folder = resume_folder(project)
+    except ProjectError as exc:  # a link: nothing is deleted through it
+        log.warning("nothing removed from %s: %s", project.folder, exc)
+        return
     for name in (CHECKPOINT_NAME, *LEGACY_CHECKPOINTS):
         discard(folder / name)
     forget_kept_files(project)
@@ -161,10 +174,14 @@ def discard_interrupted(project: Project) -> None:
 
 def forget_kept_files(project: Project) -> None:
     """Remove the mask and reference copy kept for a run that will not be resumed."""
-    folder = project.folder / RESUME_FOLDER
+    try:
+        folder = resume_folder(project)
+    except ProjectError as exc:  # a link: nothing is deleted through it
+        log.warning("nothing removed from %s: %s", project.folder, exc)
+        return
     try:
         (folder / MASK_NAME).unlink(missing_ok=True)
-        if (folder / REFERENCE_FOLDER).is_dir():
+        if entry_kind(folder / REFERENCE_FOLDER) == "folder":
             shutil.rmtree(folder / REFERENCE_FOLDER)
     except OSError as exc:
         raise StorageError(f"cannot tidy {folder}: {describe_os_error(exc)}") from exc

@@ -114,7 +114,7 @@ def build_job(args: argparse.Namespace) -> BatchJob:
         seeds = list(range(args.count))
     else:
         seeds = parse_seeds(args.seeds or "0")
-    out = args.out or (project.exports_dir if project else None)
+    out = args.out or (project.output_folder() if project else None)  # a link is refused
     if out is None:
         raise SettingsError("give an output folder with --out (or a --project)")
     width, height = parse_size(args.size) if args.size else (None, None)

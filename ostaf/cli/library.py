@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ostaf.cli.numbers import number
 from ostaf.cli.terminal import err, out, out_json, out_lines
-from ostaf.errors import ProjectError, SettingsError
+from ostaf.errors import SettingsError
 from ostaf.interop.lora_formats import DEFAULT_FORMAT, FORMAT_USE, FORMATS
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.projects import (
@@ -126,13 +126,11 @@ def open_project(name: str, create: bool = False) -> Iterator[Project]:
     """The named project. Each write takes its lock, waiting for another command's edit to
     finish (an app holding it is named at once); the lock is let go when the command ends."""
     store = ProjectStore()
-    try:
-        project = store.find(name)
-    except ProjectError:
-        if not create:
-            raise
-        project = store.create(name)
+    if create:  # looked up and created under the store's lock: two at once make one project
+        project, _ = store.find_or_create(name)
         project.release()  # taken again, as a command's, by the write that follows
+    else:
+        project = store.find(name)
     project.holder, project.lock_wait_s = "command", COMMAND_LOCK_WAIT_S
     try:
         yield project
@@ -164,12 +162,9 @@ def _summary(entry: AttributeEntry) -> dict[str, object]:
 
 def run_list(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) -> int:
     with open_project(args.project) as project:
-        if args.trash:
-            entries = project.trashed_attributes()
-        else:
-            entries, problems = project.scan_attributes()
-            for problem in problems:
-                err(f"warning: skipped {problem.message}")
+        entries, problems = project.scan_trash() if args.trash else project.scan_attributes()
+        for problem in problems:
+            err(f"warning: skipped {problem.message}")
         entries = filter_attributes(entries, args.search, args.tag, args.kind)
     if args.json:
         out_json([_summary(e) for e in entries])

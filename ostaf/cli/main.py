@@ -216,6 +216,7 @@ class ProgressBar:
 
 def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
     from ostaf.library.atomic import check_writable
+    from ostaf.library.output_lock import hold_output
     from ostaf.method.tuning_checkpoint import discard, read_sidecar, sidecar
     from ostaf.service import OstafService
     from ostaf.settings import load_settings
@@ -253,14 +254,15 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
     )
     job.validate()
     check_writable(args.out, checkpoint, sidecar(checkpoint))  # before anything is touched
-    if args.restart:
-        discard(checkpoint)
-    elif (previous := read_sidecar(checkpoint)) is not None:
-        err(
-            f"note: an interrupted run left its state at step {previous.get('step')}; it "
-            "resumes if the settings match (--restart to start over)"
-        )
-    outcome = OstafService().tune(job, progress, cancel)  # its notes were shown as they came
+    with hold_output(args.out):  # another run into this file: refused before its state is read
+        if args.restart:
+            discard(checkpoint)
+        elif (previous := read_sidecar(checkpoint)) is not None:
+            err(
+                f"note: an interrupted run left its state at step {previous.get('step')}; it "
+                "resumes if the settings match (--restart to start over)"
+            )
+        outcome = OstafService().tune(job, progress, cancel)  # its notes were shown as they came
     out(outcome.path)
     return 0
 

@@ -53,9 +53,16 @@ def png_bytes(image: Image.Image, parameters: str, record: dict[str, Any]) -> by
     return buffer.getvalue()
 
 
-def write_png(path: Path, image: Image.Image, parameters: str, record: dict[str, Any]) -> Path:
-    """Write the PNG atomically (a crash never leaves half an image)."""
-    atomic_write_bytes(path, png_bytes(image, parameters, record))
+def write_png(
+    path: Path,
+    image: Image.Image,
+    parameters: str,
+    record: dict[str, Any],
+    make_folder: bool = True,
+) -> Path:
+    """Write the PNG atomically (a crash never leaves half an image); `make_folder` False:
+    into a folder that must exist."""
+    atomic_write_bytes(path, png_bytes(image, parameters, record), make_folder)
     return path
 
 

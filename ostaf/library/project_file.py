@@ -1,14 +1,14 @@
-"""project.json: what a project says about itself, checked against one schema when read, and
-the rule for every path it holds: a plain file name that resolves inside its project folder
-(an absolute path, `..`, a Windows drive or UNC share, or a link leading out is refused where
-it is used, so that one bad entry never makes the whole project unreadable)."""
+"""project.json: what a project says about itself, checked against one schema when read. Every
+path it holds is used only through `project_paths.inside`: a plain file name that resolves
+inside its project folder (an absolute path, `..`, a Windows drive or UNC share, or a link
+leading out is refused where it is used, so that one bad entry never makes the whole project
+unreadable)."""
 
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import ConfigDict, Field, JsonValue, with_config
@@ -18,26 +18,14 @@ from ostaf.errors import ProjectError
 from ostaf.file_reading import MiB, read_regular_text
 from ostaf.library.atomic import atomic_write_text
 from ostaf.library.attribute_meta import now_iso
+from ostaf.library.project_paths import entry_kind, inside, plain_file_name
 from ostaf.records import RecordError, parse_record
+
+__all__ = ["inside", "plain_file_name"]  # the path rule, kept importable from here
 
 PROJECT_FILE = "project.json"
 PROJECT_SCHEMA = 1
 MAX_PROJECT_FILE = 16 * MiB
-
-
-def plain_file_name(name: str) -> str:
-    """`name` when it is one file name on every OS (no folder part, drive, stream or `..`)."""
-    if (
-        not name
-        or name in (".", "..")
-        or len(name.encode("utf-8", "surrogatepass")) > 255
-        or PurePosixPath(name).name != name
-        or PureWindowsPath(name).name != name
-        or any(ch in name for ch in ':\\/"*?<>|')
-        or any(unicodedata.category(ch) == "Cc" for ch in name)
-    ):
-        raise ValueError(f"{name!r} is not a plain file name")
-    return name
 
 
 @dataclass
@@ -71,6 +59,11 @@ def read_info(folder: Path) -> ProjectInfo:
     """Read and check `folder`/project.json; ProjectError naming the file when it is missing,
     damaged, or written by a newer version."""
     path = folder / PROJECT_FILE
+    if entry_kind(path) == "link":
+        raise ProjectError(
+            f"{path} is a symbolic link; the library never follows links out of a project: "
+            "replace it with a copy of the file"
+        )
     try:
         text = read_regular_text(path, MAX_PROJECT_FILE)
         version = parse_record(_Versioned, text).get("schema_version", PROJECT_SCHEMA)
@@ -91,15 +84,3 @@ def write_info(folder: Path, info: ProjectInfo) -> None:
     except RecordError as exc:
         raise ProjectError(f"cannot save project '{info.name}': {exc}") from exc
     atomic_write_text(folder / PROJECT_FILE, text)
-
-
-def inside(folder: Path, name: str) -> Path | None:
-    """`folder`/`name` when `name` is a plain file name and the path, links followed, stays
-    inside `folder`; else None."""
-    try:
-        plain_file_name(name)
-        root = folder.resolve()
-        path = (folder / name).resolve()
-    except (ValueError, OSError, RuntimeError):
-        return None
-    return folder / name if path.parent == root else None

@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from ostaf.errors import ProjectLockedError, StorageError
 from ostaf.file_reading import read_regular_text
-from ostaf.library.atomic import TEMP_SUFFIX, atomic_write_text
+from ostaf.library.atomic import TEMP_SUFFIX, atomic_write_text, remove_abandoned
 from ostaf.library.attribute_meta import now_iso
 from ostaf.records import RecordError, parse_record
 
@@ -110,15 +110,14 @@ class ProjectLock:
 
 
 def sweep_temporaries(folder: Path) -> int:
-    """Remove the half-written files a writer that died left in `folder` (its own temporary
-    files only: folders and other files of that name are left alone); returns how many."""
+    """Remove the half-written files a writer that died left in `folder`; returns how many.
+    Only temporary files whose writer is gone (atomic.remove_abandoned): a batch writing into
+    exports/ without the lock keeps its file; folders, links and other files stay."""
     removed = 0
     for parent, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = [d for d in dirs if not d.endswith(TEMP_SUFFIX)]
         for name in files:
-            path = Path(parent) / name
-            if name.endswith(TEMP_SUFFIX) and not path.is_dir():
-                path.unlink(missing_ok=True)
+            if name.endswith(TEMP_SUFFIX) and remove_abandoned(Path(parent) / name):
                 removed += 1
     return removed
 

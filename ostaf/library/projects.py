@@ -32,7 +32,13 @@ from ostaf.errors import (
     SettingsError,
     StorageError,
 )
-from ostaf.library.atomic import atomic_write_bytes, describe_os_error, is_temporary
+from ostaf.library.atomic import (
+    atomic_write_bytes,
+    check_writable,
+    describe_os_error,
+    is_temporary,
+    storage_error,
+)
 from ostaf.library.attribute_meta import (
     SUFFIX,
     AttributeMeta,
@@ -46,11 +52,18 @@ from ostaf.library.project_file import (
     PROJECT_FILE,
     ProjectInfo,
     ReferenceRecord,
-    inside,
     read_info,
     write_info,
 )
 from ostaf.library.project_lock import Holder, ProjectLock
+from ostaf.library.project_paths import (
+    entry_kind,
+    inside,
+    is_reserved_name,
+    library_folder,
+    make_library_folder,
+    skipped_link,
+)
 
 if TYPE_CHECKING:
     from ostaf.library.attribute_file import Attribute
@@ -72,13 +85,17 @@ MAX_PROJECT_NAME = 120
 MAX_NOTES = 4000
 NEW_FOLDER_PREFIX = ".new-"  # a project being created, renamed into place when complete
 STALE_NEW_FOLDER_S = 3600.0
+STORE_LOCK = ".create.lock"  # held while a project is created (a hidden file: never listed)
+STORE_LOCK_WAIT_S = 30.0
+# The names the library gives attribute files: the first 16 hex digits of the content hash.
+ATTRIBUTE_FILE_NAME = re.compile(rf"[0-9a-f]{{16}}{re.escape(SUFFIX)}")
 
 
 def slugify(name: str) -> str:
     """A folder name safe on every OS, from a project name."""
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return text[:48] or "project"
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:48] or "project"
+    return f"_{text}" if is_reserved_name(text) else text  # CON, NUL … are devices on Windows
 
 
 @dataclass
@@ -150,6 +167,11 @@ class Project:
     @property
     def exports_dir(self) -> Path:
         return self.folder / "exports"
+
+    def output_folder(self) -> Path:
+        """The exports folder, checked to be a real folder inside the project and created
+        when missing (ProjectError when it is a link or the project is gone)."""
+        return make_library_folder(self.folder, "exports")
 
     # -- locking -------------------------------------------------------------------------
     def acquire(self) -> None:
@@ -225,9 +247,9 @@ class Project:
         digest = hashlib.sha256(data).hexdigest()
         suffix = image.suffix.lower()
         suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ".png"
-        target = self.references_dir / f"{digest[:16]}{suffix}"
         with self.locked():
-            if not target.is_file():
+            target = make_library_folder(self.folder, "references") / f"{digest[:16]}{suffix}"
+            if entry_kind(target) != "file":  # a link of that name is replaced, not followed
                 atomic_write_bytes(target, data)
 
             def apply(info: ProjectInfo) -> None:
@@ -241,21 +263,46 @@ class Project:
     def reference_path(self, record: ReferenceRecord) -> Path | None:
         """The file of a reference record, when it is a file inside references/ (a name that
         points anywhere else, or a link out of the folder, gives None)."""
-        path = inside(self.references_dir, record.file)
+        try:
+            folder = library_folder(self.folder, "references")
+        except ProjectError:
+            return None
+        path = inside(folder, record.file)
         return path if path is not None and path.is_file() else None
 
     # -- attributes ------------------------------------------------------------------------
     def attribute_path(self, content_hash: str) -> Path:
         return self.attributes_dir / f"{content_hash[:16]}{SUFFIX}"
 
-    def scan_attributes(self) -> tuple[list[AttributeEntry], list[Problem]]:
-        """Every readable attribute (newest first) and every file that could not be read."""
+    def locate_attribute(self, content_hash: str) -> tuple[Path | None, Path | None]:
+        """The library's file of an attribute and its trashed copy, each only when it is a
+        real file in a real folder of this project (a link is never followed)."""
+        found: list[Path | None] = []
+        for parts in (("attributes",), ("attributes", TRASH)):
+            try:
+                path = library_folder(self.folder, *parts) / f"{content_hash[:16]}{SUFFIX}"
+            except ProjectError:
+                found.append(None)
+                continue
+            found.append(path if entry_kind(path) == "file" else None)
+        return found[0], found[1]
+
+    def _scan(self, *parts: str) -> tuple[list[AttributeEntry], list[Problem]]:
+        """The attribute files of one library folder (newest first) and those that could not
+        be used; ProjectError when the folder itself is a link."""
+        folder = library_folder(self.folder, *parts)
         entries: list[AttributeEntry] = []
         problems: list[Problem] = []
-        if not self.attributes_dir.is_dir():
+        if entry_kind(folder) != "folder":
             return entries, problems
-        for path in sorted(self.attributes_dir.iterdir()):
-            if path.suffix != SUFFIX or is_temporary(path) or not path.is_file():
+        for path in sorted(folder.iterdir()):
+            if path.suffix != SUFFIX or is_temporary(path):
+                continue
+            kind = entry_kind(path)
+            if kind == "link":
+                problems.append(Problem(path, skipped_link(path)))
+                continue
+            if kind != "file":
                 continue
             try:
                 entries.append(AttributeEntry(path, read_meta(path)))
@@ -264,6 +311,14 @@ class Project:
         entries.sort(key=lambda e: (e.meta.created_at, e.path.name), reverse=True)
         return entries, problems
 
+    def scan_attributes(self) -> tuple[list[AttributeEntry], list[Problem]]:
+        """Every readable attribute (newest first) and every file that could not be read,
+        or a linked attributes/ folder as the one problem."""
+        try:
+            return self._scan("attributes")
+        except ProjectError as exc:
+            return [], [Problem(self.attributes_dir, str(exc))]
+
     def attributes(self) -> list[AttributeEntry]:
         return self.scan_attributes()[0]
 
@@ -271,21 +326,22 @@ class Project:
     def trash_dir(self) -> Path:
         return self.attributes_dir / TRASH
 
+    def scan_trash(self) -> tuple[list[AttributeEntry], list[Problem]]:
+        """Attributes in the project's trash, most recently created first, and the files
+        there that are not offered for restore (damaged ones, links)."""
+        try:
+            return self._scan("attributes", TRASH)
+        except ProjectError as exc:
+            return [], [Problem(self.trash_dir, str(exc))]
+
     def trashed_attributes(self) -> list[AttributeEntry]:
         """Attributes in the project's trash, most recently created first."""
-        entries = []
-        if self.trash_dir.is_dir():
-            for path in sorted(self.trash_dir.glob(f"*{SUFFIX}")):
-                try:
-                    entries.append(AttributeEntry(path, read_meta(path)))
-                except AttributeFileError:
-                    continue  # a damaged trashed file is simply not offered for restore
-        entries.sort(key=lambda e: (e.meta.created_at, e.path.name), reverse=True)
-        return entries
+        return self.scan_trash()[0]
 
     def find_attribute(self, ref: str, trash: bool = False) -> AttributeEntry:
         """An attribute by id, unique id prefix (4+ characters) or name (any case)."""
-        entries = self.trashed_attributes() if trash else self.attributes()
+        parts = ("attributes", TRASH) if trash else ("attributes",)
+        entries = self._scan(*parts)[0]  # a linked folder is refused, naming it
         where = f"the trash of project '{self.name}'" if trash else f"project '{self.name}'"
         key = ref.strip().casefold()
         for entry in entries:
@@ -308,9 +364,12 @@ class Project:
         validated = [(Path(source), validate_attribute_file(source)) for source in sources]
         outcomes = []
         with self.locked():
-            for source, attribute in validated:
-                target = self.attribute_path(attribute.content_hash())
-                if target.exists():
+            folder = make_library_folder(self.folder, "attributes")
+            targets = [folder / f"{a.content_hash()[:16]}{SUFFIX}" for _, a in validated]
+            for target in targets:  # before anything is written
+                _check_in_the_way(target)
+            for (source, attribute), target in zip(validated, targets, strict=True):
+                if entry_kind(target) == "file":
                     try:
                         entry = AttributeEntry(target, read_meta(target))
                     except AttributeFileError as exc:
@@ -336,10 +395,15 @@ class Project:
         entry = self.find_attribute(ref)
         load_attribute(entry.path)  # never hand on a damaged file
         dest = Path(dest)
-        if dest.is_dir() or not dest.suffix:
+        try:
+            into_folder = dest.is_dir() or not dest.suffix
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise storage_error(dest, exc) from exc
+        if into_folder:
             dest = dest / f"{slugify(entry.meta.name)}-{entry.id[:8]}{SUFFIX}"
         if dest.suffix != SUFFIX:
             raise ProjectError(f"export target {dest} must end in {SUFFIX}")
+        check_writable(dest)
         data = entry.path.read_bytes()
         if dest.exists() and not overwrite:
             if dest.is_file() and dest.read_bytes() == data:
@@ -412,7 +476,8 @@ class Project:
         replaces the older trashed copy); returns its path in the trash."""
         with self.locked():
             entry = self.find_attribute(ref)
-            target = self.trash_dir / entry.path.name
+            target = make_library_folder(self.folder, "attributes", TRASH) / entry.path.name
+            _check_in_the_way(target)
             _move(entry.path, target)
             return target
 
@@ -420,8 +485,9 @@ class Project:
         """Bring an attribute back from the trash."""
         with self.locked():
             entry = self.find_attribute(ref, trash=True)
-            live = self.attributes_dir / entry.path.name
-            if live.exists():
+            live = make_library_folder(self.folder, "attributes") / entry.path.name
+            _check_in_the_way(live)
+            if entry_kind(live) == "file":
                 try:
                     return RestoreOutcome(AttributeEntry(live, read_meta(live)), True)
                 except AttributeFileError as exc:
@@ -440,9 +506,13 @@ class Project:
             return entry
 
     def empty_trash(self) -> list[Path]:
-        """Delete every attribute file in the trash for good, damaged ones too."""
+        """Delete the attribute files in the trash for good, damaged ones too: files the
+        library named, or readable attributes; links and other files stay where they are."""
         with self.locked():
-            files = sorted(self.trash_dir.glob(f"*{SUFFIX}")) if self.trash_dir.is_dir() else []
+            folder = library_folder(self.folder, "attributes", TRASH)  # never a link
+            if entry_kind(folder) != "folder":
+                return []
+            files = [path for path in sorted(folder.iterdir()) if _is_attribute_file(path)]
             for path in files:
                 _remove(path)
             return files
@@ -496,9 +566,31 @@ def check_project_name(name: str) -> str:
     return name
 
 
+def _is_attribute_file(path: Path) -> bool:
+    """True for a real file the library wrote: named as it names them, or a readable
+    attribute (a file moved to the trash keeps the name it had)."""
+    if path.suffix != SUFFIX or is_temporary(path) or entry_kind(path) != "file":
+        return False
+    if ATTRIBUTE_FILE_NAME.fullmatch(path.name):
+        return True
+    try:
+        read_meta(path)
+    except AttributeFileError:
+        return False
+    return True
+
+
+def _check_in_the_way(target: Path) -> None:
+    """Refuse to write over a link or a folder where an attribute file goes."""
+    if entry_kind(target) not in ("missing", "file"):
+        raise ProjectError(
+            f"{target} is in the way (a symbolic link or a folder, never followed or "
+            "replaced); move it out of the library folder and try again"
+        )
+
+
 def _move(source: Path, target: Path) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
     except OSError as exc:
         raise StorageError(f"cannot move {source} to {target}: {exc.strerror or exc}") from exc
@@ -516,6 +608,30 @@ class ProjectStore:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or paths.projects_dir()
+
+    @contextlib.contextmanager
+    def _creating(self) -> Iterator[None]:
+        """Hold the store's lock: projects are created one at a time, so that `find_or_create`
+        looks for the name and creates it with no other creation in between."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.root / STORE_LOCK))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=STORE_LOCK_WAIT_S)
+        except Timeout as exc:  # before OSError: it is a TimeoutError
+            raise ProjectError(
+                f"another OSTAF process has been creating a project in {self.root} for "
+                f"{STORE_LOCK_WAIT_S:g} s; try again when it is done"
+            ) from exc
+        except OSError as exc:
+            raise ProjectError(
+                f"cannot create a project in {self.root}: {describe_os_error(exc)}"
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
 
     def list(self) -> tuple[list[Project], list[Problem]]:
         """Readable projects, most recently opened first, and unreadable folders."""
@@ -538,6 +654,20 @@ class ProjectStore:
         built in a hidden folder and renamed into place complete, so a failure (a full disk)
         leaves nothing half-made behind and a retry gets the same folder name."""
         name = check_project_name(name)
+        with self._creating():
+            return self._create(name)
+
+    def find_or_create(self, name: str) -> tuple[Project, bool]:
+        """The project named `name` (by name or folder name), created (its lock held) when
+        there is none; True when it was created. Atomic over processes: two at once make
+        one project."""
+        with self._creating():
+            found = self._lookup(name)
+            if found is not None:
+                return found, False
+            return self._create(check_project_name(name)), True
+
+    def _create(self, name: str) -> Project:
         base = slugify(name)
         self._sweep_new_folders()
         building = self.root / f"{NEW_FOLDER_PREFIX}{uuid.uuid4().hex}"
@@ -576,6 +706,16 @@ class ProjectStore:
 
     def find(self, name_or_slug: str) -> Project:
         """Open a project by display name or folder name (a damaged one is named as such)."""
+        project = self._lookup(name_or_slug)
+        if project is None:
+            raise ProjectError(
+                f"no project named '{name_or_slug}'; see the project list (or create it first)"
+            )
+        return project
+
+    def _lookup(self, name_or_slug: str) -> Project | None:
+        """The project of that name or folder name, None when there is none; ProjectError
+        when the folder of that name is damaged."""
         projects, problems = self.list()
         for project in projects:
             if name_or_slug in (project.name, project.slug):
@@ -583,9 +723,7 @@ class ProjectStore:
         for problem in problems:
             if problem.path.name == name_or_slug:
                 raise ProjectError(problem.message)
-        raise ProjectError(
-            f"no project named '{name_or_slug}'; see the project list (or create it first)"
-        )
+        return None
 
     def delete(self, project: Project) -> Path:
         """Move a project to the store's trash folder (recoverable by hand). Where the OS

@@ -24,7 +24,13 @@ from typing_extensions import TypedDict
 
 from ostaf.file_reading import MiB, UnreadableFileError, read_regular_text
 from ostaf.images import Reference
-from ostaf.library.atomic import TEMP_SUFFIX, atomic_write_bytes, atomic_write_text, storage_error
+from ostaf.library.atomic import (
+    TEMP_SUFFIX,
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_abandoned,
+    storage_error,
+)
 from ostaf.method.regions import Region
 from ostaf.records import RecordError, parse_record
 from ostaf.requests import TuningSettings
@@ -224,8 +230,7 @@ def sweep_leftovers(*paths: Path) -> int:
         if not path.parent.is_dir():
             continue
         for leftover in path.parent.glob(f".{_glob_escape(path.name)}.*{TEMP_SUFFIX}"):
-            if leftover.is_file() and not leftover.is_symlink():
-                leftover.unlink(missing_ok=True)
+            if remove_abandoned(leftover):  # a live writer's file stays
                 removed += 1
     return removed
 

@@ -157,6 +157,7 @@ def run_batch(
         for c in plan.cells
     }
     _refuse_conflicts(plan, states)
+    plan.make_output_folder()
     mine = plan.shard(shard.index, shard.count)
     todo = [c for c in mine if states[c.index] != "complete"]
     outcome = BatchOutcome(
@@ -184,7 +185,7 @@ def run_batch(
         cancel.check()
         target = out / cell.file_name
         try:
-            write_png(target, image.image, image.parameters, image.record)
+            write_png(target, image.image, image.parameters, image.record, make_folder=False)
         except StorageError as exc:
             raise StorageError(
                 f"{exc}; the {len(outcome.written) + len(outcome.skipped)} images finished "
@@ -247,5 +248,5 @@ def write_contact_sheet(plan: BatchPlan) -> tuple[Path, int]:
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", pnginfo=info)
     target = out / plan.sheet_name
-    atomic_write_bytes(target, buffer.getvalue())
+    atomic_write_bytes(target, buffer.getvalue(), make_folder=False)
     return target, len(plan.cells) - len(images)

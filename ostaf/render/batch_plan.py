@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ostaf.errors import SettingsError
+from ostaf.errors import SettingsError, StorageError
 from ostaf.file_reading import MiB, UnreadableFileError, read_regular_text
+from ostaf.library.atomic import describe_os_error
 from ostaf.library.attribute_meta import AttributeMeta
 from ostaf.render.naming import DEFAULT_TEMPLATE, NameTemplate, check_names, slug
 from ostaf.requests import (
@@ -177,10 +178,30 @@ class BatchPlan:
     request: BatchRequest
     cells: list[Cell]
     sheet_name: str | None
+    out_dir_existed: bool = False  # when planned; such a folder is never made again
 
     def shard(self, index: int, count: int) -> list[Cell]:
         """The cells process `index` of `count` renders: every cell exactly once overall."""
         return [c for c in self.cells if c.index % count == index]
+
+    def make_output_folder(self) -> None:
+        """Create the output folder, unless it existed when the batch was planned and is gone
+        now (its project deleted or moved meanwhile): then StorageError, and no folder is
+        made again (the images are written into this folder only, never recreating it)."""
+        out = self.request.out_dir
+        if out.is_dir():
+            return
+        if self.out_dir_existed:
+            raise StorageError(
+                f"the output folder {out} was deleted or moved after the batch started (its "
+                "project deleted?); nothing was written, and no folder was made again"
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the output folder {out}: {describe_os_error(exc)}"
+            ) from exc
 
 
 def plan_batch(
@@ -222,7 +243,7 @@ def plan_batch(
     if sheet_name:
         named.append((sheet_name, "the contact sheet"))
     check_names(request.out_dir, named, max_path)
-    return BatchPlan(request, cells, sheet_name)
+    return BatchPlan(request, cells, sheet_name, request.out_dir.is_dir())
 
 
 def _variants(request: BatchRequest, metas: Mapping[Path, AttributeMeta]) -> list[Variant]:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ostaf.errors import SettingsError
+from ostaf.library.project_paths import is_reserved_name
 
 FIELDS = ("project", "attribute", "kind", "prompt", "seed", "lambda", "index", "sampler")
 DEFAULT_TEMPLATE = "{project}_{attribute}_{prompt}_{seed}_{lambda}.png"
@@ -26,7 +27,6 @@ MAX_STEM = 140  # leaves room for the folder inside Windows' 260-character paths
 WINDOWS_MAX_PATH = 259
 FIELD_LIMITS = {"project": 32, "attribute": 48, "kind": 32, "prompt": 48}
 _WINDOWS_FORBIDDEN = set('<>:"|?*')
-_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(10)}
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -110,7 +110,7 @@ def portable_name(name: str) -> str:
     """`name` adjusted for every OS: no leading dots, no reserved device names, not too long."""
     stem, suffix = name[: -len(SUFFIX)], name[-len(SUFFIX) :]
     stem = stem.lstrip(".").rstrip(". ") or "image"
-    if stem.split(".")[0].upper() in _RESERVED:
+    if is_reserved_name(stem):
         stem = f"_{stem}"
     if len(stem) > MAX_STEM:
         digest = hashlib.sha1(stem.encode("utf-8")).hexdigest()[:6]

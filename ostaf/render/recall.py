@@ -160,12 +160,11 @@ def _from_record(raw: dict[str, Any], projects: Sequence[Project], source: Path)
 
 def _locate(item: RecalledAttribute, projects: Sequence[Project]) -> None:
     for project in projects:
-        live = project.attribute_path(item.content_hash)
-        if live.is_file():
+        live, trashed = project.locate_attribute(item.content_hash)  # links never followed
+        if live is not None:
             item.path = live
             return
-        trashed = project.trash_dir / live.name
-        if item.trashed is None and trashed.is_file():
+        if item.trashed is None and trashed is not None:
             item.trashed = trashed
 
 

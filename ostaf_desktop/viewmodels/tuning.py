@@ -149,9 +149,9 @@ class TuningViewModel(ViewModel):
         if not self.can_tune or project is None or image is None:
             return None
         kind = AttributeKind(self.kind)
-        staged = staging_path(project)
         discard_interrupted(project)  # a new run replaces the project's interrupted one
         try:
+            staged = staging_path(project)
             kept = keep_reference(project, image)  # a resumed run reads only project files
             mask = self._reference.write_mask(mask_path(project))
             settings = TuningSettings(

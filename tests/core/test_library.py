@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ostaf.errors import ProjectError, ProjectLockedError
+from ostaf.library.project_paths import is_reserved_name
 from ostaf.library.projects import Project, ProjectStore, slugify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +106,14 @@ def test_slugify() -> None:
     assert slugify("Été 2026 / Final!") == "ete-2026-final"
     assert slugify("../../etc") == "etc"
     assert slugify("???") == "project"
+
+
+@pytest.mark.parametrize("name", ["CON", "nul", "Prn", "AUX", "COM1", "lpt9", "Com²", "NUL."])
+def test_project_folders_avoid_windows_device_names(home: Path, name: str) -> None:
+    """Windows opens a device for CON, NUL, COM1 … in any folder, whatever the extension."""
+    assert slugify(name).startswith("_") and not is_reserved_name(slugify(name))
+    project = ProjectStore().create(name)
+    assert not is_reserved_name(project.slug) and project.name == name.strip()
+    project.release()
+    assert ProjectStore().find(name).folder == project.folder
+    assert slugify("Console") == "console" and slugify("COM10") == "com10"

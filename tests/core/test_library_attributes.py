@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ostaf.cli.main import main
-from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError
+from ostaf.errors import AttributeFileError, ProjectError, ProjectLockedError, StorageError
 from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
 from ostaf.library.attribute_meta import read_meta
 from ostaf.library.projects import (
@@ -222,6 +222,10 @@ def test_export_and_thumbnail(home: Path, files: dict[str, Path], tmp_path: Path
     with pytest.raises(ProjectError, match="already exists"):
         project.export_attribute(entry.id, other)
     assert other.read_bytes() == b"keep me"
+    for long_name in ("x" * 300 + ".safetensors", "x" * 300):  # a file, or a folder to make
+        with pytest.raises(StorageError, match="the file name is too long") as caught:
+            project.export_attribute(entry.id, out / long_name)
+        assert "\n" not in str(caught.value)
     png = thumbnail_png(entry.meta)
     assert png is not None
     thumb = tmp_path / "thumb.png"

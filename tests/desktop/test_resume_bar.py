@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
-from ostaf.errors import OutOfMemoryError, TuningDivergedError
-from ostaf.library.projects import Project
+from ostaf.errors import OutOfMemoryError, ProjectError, TuningDivergedError
+from ostaf.library.projects import Project, ProjectStore
 from ostaf.library.staging import clear_staging
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import read_sidecar
@@ -20,6 +20,8 @@ from ostaf.requests import KIND_TUNING, ModelChoice, TuneJob, TuningSettings
 from ostaf_desktop.interrupted_run import (
     RESUME_FOLDER,
     checkpoint_path,
+    discard_interrupted,
+    find_interrupted,
     keep_reference,
     mask_path,
 )
@@ -275,3 +277,27 @@ def test_cancel_or_a_new_run_leaves_no_saved_state(
     assert _resume_files(project) == []
     if action == "new run":
         assert len(vm.tuning.losses) == 10 and vm.tuning.losses[0] == 1.0
+
+
+def test_a_linked_run_folder_is_never_followed(home: Path, tmp_path: Path) -> None:
+    """`.resume` as a link to a folder elsewhere (a project from an archive): nothing there
+    is read as a run, deleted by Discard, or written by a new run."""
+    project = ProjectStore().create("Linked run")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "reference").mkdir(parents=True)
+    kept = {
+        "mask.png": b"someone's mask",
+        "tuning-state.safetensors": b"someone's state",
+        "reference/photo.png": b"someone's photo",
+    }
+    for name, data in kept.items():
+        (elsewhere / name).write_bytes(data)
+    (project.folder / RESUME_FOLDER).symlink_to(elsewhere, target_is_directory=True)
+    assert find_interrupted(project) is None
+    discard_interrupted(project)
+    with pytest.raises(ProjectError, match=r"\.resume is a symbolic link"):
+        checkpoint_path(project)
+    with pytest.raises(ProjectError, match=r"\.resume is a symbolic link"):
+        keep_reference(project, reference_image(tmp_path))
+    assert {n: (elsewhere / n).read_bytes() for n in kept} == kept
+    project.release()
