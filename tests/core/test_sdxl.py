@@ -502,11 +502,14 @@ def test_zero_terminal_snr_v_prediction_files_run_as_trained(
     )
     assert torch.equal(target, -x0) and not torch.allclose(noisy, x0)
 
-    # Rendering with the model's own schedule: from the last timestep.
+    # Rendering with the model's own schedule: from the last timestep, named for A1111.
     settings = RenderSettings(prompt=PROMPT, seeds=[2], steps=4, sampler="euler")
     settings.schedule = "model"
     done = render(model, settings)[0]
     assert np.asarray(done.image).any() and done.warnings == []
+    values = parse_a1111(done.parameters)["values"]
+    assert values["Noise Schedule"] == "Zero Terminal SNR"
+    assert values["Schedule type"] == "Simple"  # trailing: t = 999, 749, 499, 249
 
 
 def test_v_prediction_without_ztsnr_keeps_the_usual_schedule(
