@@ -16,6 +16,7 @@ from ostaf.models.families import (
     SizeChoice,
     declared_prediction,
     family_of_folder,
+    recognise_checkpoint,
 )
 
 WEIGHT_NAMES = ("diffusion_pytorch_model", "model")
@@ -27,31 +28,30 @@ def check_model_source(source: str) -> str:
         from ostaf.models.demo_model import DEMO_NAME
 
         return f"{DEMO_NAME}: built in, works everywhere"
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise ModelLoadError(f"{path} does not exist; choose a diffusers folder or a checkpoint")
+    path = _existing(source)
     if path.is_dir():
-        family, configs = check_folder(path)
-        for component in ("unet", "vae", *family.text_encoders):
-            if not _has_weights(path / component):
-                raise ModelLoadError(
-                    f"{path}: {component}/ holds no weights (only a config?); copy the whole model"
-                )
-        prediction = prediction_of(configs)
-        return f"{family.label} diffusers folder ({path.name}){_unusual(prediction)}"
-    suffix = path.suffix.lower()
-    if suffix in (".ckpt", ".pt", ".pth", ".bin"):
-        raise ModelLoadError(
-            f"{path.name}: pickle checkpoints can run code when opened and are not loaded; "
-            "convert it to .safetensors"
-        )
-    if suffix != ".safetensors":
-        raise ModelLoadError(
-            f"{path.name} is not a model; choose a diffusers folder or a .safetensors checkpoint"
-        )
+        family, configs = _complete_folder(path)
+        return f"{family.label} diffusers folder ({path.name}){_unusual(prediction_of(configs))}"
     sizes = _single_file_sizes(path)
     size_gb = path.stat().st_size / 1e9
     return f"{sizes.family.label} checkpoint, {size_gb:.1f} GB{_unusual(sizes.prediction)}"
+
+
+def _existing(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"{path} does not exist; choose a diffusers folder or a checkpoint")
+    return path
+
+
+def _complete_folder(path: Path) -> tuple[Family, FolderConfigs]:
+    family, configs = check_folder(path)
+    for component in ("unet", "vae", *family.text_encoders):
+        if not _has_weights(path / component):
+            raise ModelLoadError(
+                f"{path}: {component}/ holds no weights (only a config?); copy the whole model"
+            )
+    return family, configs
 
 
 def check_folder(path: Path) -> tuple[Family, FolderConfigs]:
@@ -122,29 +122,34 @@ class ModelSizes:
 def model_sizes(source: str) -> ModelSizes:
     """The family, native size, VAE scale and prediction of a model choice, from its typed
     JSON configs (a single file's come from its family's shipped folder and its own keys)."""
-    check_model_source(source)
     if source == "demo":
         from ostaf.models.demo_model import DEMO_NAME, demo_model_dir
 
-        return _folder_sizes(demo_model_dir(), DEMO_NAME)
-    path = Path(source).expanduser()
+        return _folder_sizes(*check_folder(demo_model_dir()), DEMO_NAME)
+    path = _existing(source)
     if path.is_dir():
-        return _folder_sizes(path, path.name)
+        return _folder_sizes(*_complete_folder(path), path.name)
     return _single_file_sizes(path)
 
 
-def _folder_sizes(path: Path, name: str) -> ModelSizes:
-    family, configs = check_folder(path)
+def _folder_sizes(family: Family, configs: FolderConfigs, name: str) -> ModelSizes:
     scale = configs.vae.scale_factor
     return ModelSizes(family, configs.unet.sample_size * scale, scale, prediction_of(configs), name)
 
 
 def _single_file_sizes(path: Path) -> ModelSizes:
-    from ostaf.models.families import recognise_checkpoint
-
+    suffix = path.suffix.lower()
+    if suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        raise ModelLoadError(
+            f"{path.name}: pickle checkpoints can run code when opened and are not loaded; "
+            "convert it to .safetensors"
+        )
+    if suffix != ".safetensors":
+        raise ModelLoadError(
+            f"{path.name} is not a model; choose a diffusers folder or a .safetensors checkpoint"
+        )
     family, keys = recognise_checkpoint(path)
-    folder = family.config_dir()
-    configs = read_folder_configs(folder, family.text_encoders, family.tokenizers)
+    configs = read_folder_configs(family.config_dir(), family.text_encoders, family.tokenizers)
     prediction = declared_prediction(path, family, keys) or prediction_of(configs)
     # Loading applies the declared prediction the same way (SD 2.x "-base": 512 px).
     latent = family.sample_size_for(prediction.type, configs.unet.sample_size)
