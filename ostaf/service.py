@@ -19,6 +19,7 @@ from ostaf.library.output_lock import hold_output
 from ostaf.method.tuning import TuningResult, tune
 from ostaf.method.tuning_checkpoint import Checkpointing, discard, sidecar, sweep_leftovers
 from ostaf.models.base_model import BaseModel, load_base_model
+from ostaf.models.model_check import model_sizes
 from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 from ostaf.render.batch import BatchOutcome, Shard, run_batch
 from ostaf.render.batch_plan import BatchJob, plan_batch
@@ -109,6 +110,9 @@ class OstafService:
     def _tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TuneOutcome:
         companions = [job.checkpoint, sidecar(job.checkpoint)] if job.checkpoint else []
         sweep_leftovers(job.out, *companions)
+        if job.settings.size and self._model_choice != job.model:
+            # A size the model cannot take is refused from its configs, before a load of GBs.
+            model_sizes(job.model.source).tuning_size(job.settings.size)
         model = self.model(job.model, progress, cancel)
         size = model.tuning_size(job.settings.size)  # checked against the model first
         reference = load_reference(

@@ -26,7 +26,7 @@ class ModelInfo:
     placement: str  # e.g. "cpu float32"
     available_devices: tuple[str, ...]
     is_demo: bool
-    family: str = "Stable Diffusion 1.x"  # the family's label
+    family: str = "Stable Diffusion 1.x"  # the family's label (+ an unusual prediction)
     sizes: tuple[tuple[str, int, int], ...] = ()  # render sizes offered (label, w, h)
     tuning_sizes: tuple[int, ...] = ()  # square tuning resolutions it accepts
 
@@ -163,7 +163,7 @@ class CoreBackend:
             placement=model.placement.label,
             available_devices=self._devices,
             is_demo=choice.source == "demo",
-            family=model.family.label,
+            family=model.kind_label,  # with the prediction when it is not ε
             sizes=model.family.offered_sizes(model.resolution),
             tuning_sizes=model.tuning_sizes(),
         )

@@ -336,13 +336,13 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_sizes(args: argparse.Namespace) -> int:
-    """The model's family, its render sizes (the GUI's choices) and its tuning sizes, read
-    from its configs without loading it."""
+    """The model's family, prediction, render sizes (the GUI's choices) and tuning sizes,
+    read from its configs without loading it."""
     from ostaf.models.model_check import model_sizes
     from ostaf.settings import load_settings
 
     sizes = model_sizes(args.model or load_settings().model_source)
-    out(f"{sizes.family.label}, native {sizes.native}x{sizes.native} px")
+    out(f"{sizes.family.label}, native {sizes.native}x{sizes.native} px, {sizes.prediction.label}")
     out("render sizes (--size WxH):")
     for label, width, height in sizes.render_sizes():
         name = " ".join(word for word in label.split() if "×" not in word)

@@ -19,9 +19,10 @@ from ostaf.library.atomic import atomic_write_bytes
 PARAMETERS_KEY = "parameters"
 OSTAF_KEY = "ostaf"
 SAMPLER_LABELS = {"ddim": "DDIM", "euler": "Euler", "dpmpp2m": "DPM++ 2M"}
-# A1111/Forge "Schedule type" values. Without one, A1111 1.9+ takes "Automatic", which is Karras
-# for DPM++ 2M and Uniform for Euler; "model" (a model's own scheduler config) has no A1111
-# equivalent and is not written. DDIM ignores the schedule in A1111 and is written without it.
+# A1111/Forge "Schedule type" values of the schedules one can choose. Without one, A1111 1.9+
+# takes "Automatic", which is Karras for DPM++ 2M and Uniform for Euler, so "model" (a model's
+# own scheduler config) is written as the A1111 schedule nearest to what it sampled
+# (rendering.a1111_schedule_label). DDIM ignores the schedule in A1111 and is written without.
 SCHEDULE_LABELS = {"karras": "Karras", "simple": "Simple"}
 MAX_TEXT_CHUNK = 1_000_000
 

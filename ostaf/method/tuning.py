@@ -174,7 +174,7 @@ def tune(
 
     tuned, optimizer, sampler = fresh()
     hyper = tuned.hyper
-    noise_scheduler = DDPMScheduler.from_config(model.pipe.scheduler.config)
+    noise_scheduler = training_scheduler(model)
     window = timestep_window(timestep_share(settings), noise_scheduler.config.num_train_timesteps)
     # With prior preservation every sample runs twice in its pass (planned as such).
     per_pass = plan.timesteps_per_pass // _copies(settings) if plan else settings.timesteps_per_pass
@@ -596,6 +596,13 @@ def _pass(
     # The hypernetwork's part of the graph is shared by the passes: keep it for the next one.
     loss.backward(retain_graph=not last)
     return loss.detach()
+
+
+def training_scheduler(model: BaseModel) -> DDPMScheduler:
+    """The noise schedule tuning draws from: the model's own, so its prediction type and, for
+    a zero-terminal-SNR model, the rescaled betas (the last timestep is pure noise, its
+    v-target the negated latents) are what the model was trained with."""
+    return DDPMScheduler.from_config(model.pipe.scheduler.config)
 
 
 def unet_inputs(

@@ -17,12 +17,14 @@ from typing import Any
 import torch
 from diffusers import UNet2DConditionModel
 
-from ostaf.errors import ModelLoadError, SettingsError
+from ostaf.errors import ModelLoadError
 from ostaf.method.offsets import OffsetMerger
 from ostaf.method.placeholder import embedding_layers
 from ostaf.models import offline
 from ostaf.models.devices import Placement, choose_placement
-from ostaf.models.families import Family, family_of_folder, family_of_pipeline, supported_label
+from ostaf.models.families import Family, Prediction, family_of_pipeline, supported_label
+from ostaf.models.load_memory import check_load_memory
+from ostaf.models.model_check import check_folder
 from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
 
 offline.quiet_libraries()
@@ -79,17 +81,22 @@ class BaseModel:
     def tuning_size(self, requested: int = 0) -> int:
         """The resolution to tune at: `requested`, checked against the model, or (0) the
         native one."""
-        if requested == 0:
-            return self.resolution
-        allowed = self.tuning_sizes()
-        if requested not in allowed:
-            step = 8 * self.vae_scale_factor
-            raise SettingsError(
-                f"tuning size {requested} px does not fit {self.name}: use a multiple of "
-                f"{step} from {allowed[0]} to {allowed[-1]} (its native size is "
-                f"{self.resolution})"
-            )
-        return requested
+        return self.family.check_tuning_size(
+            requested, self.resolution, self.vae_scale_factor, self.name
+        )
+
+    @property
+    def prediction(self) -> Prediction:
+        """What the U-Net predicts, and whether its schedule has zero terminal SNR."""
+        return Prediction.of_scheduler(self.pipe.scheduler.config)
+
+    @property
+    def kind_label(self) -> str:
+        """The family, with the prediction when it is not the usual ε one, e.g. 'Stable
+        Diffusion XL, v-prediction, zero terminal SNR'."""
+        if self.prediction.type == "epsilon":
+            return self.family.label
+        return f"{self.family.label}, {self.prediction.label}"
 
 
 def architecture_of(unet: torch.nn.Module) -> str:
@@ -144,13 +151,17 @@ def load_base_model(
     progress(Progress("loading", 1, 3, message=f"Loading {path.name}…"))
     file_sha256 = None
     if path.is_dir():
-        pipe = _load_folder(path, placement.dtype)
+        family, _ = check_folder(path)
+        check_load_memory(path, family, placement, progress)
+        pipe = _load_folder(path, family, placement.dtype)
         name = _folder_display_name(path, source)
     elif path.suffix.lower() in SINGLE_FILE_SUFFIXES:
         from ostaf.models.file_hash import file_sha256 as sha256_of
         from ostaf.models.single_file import detect_family, load_single_file
 
-        detect_family(path)  # a foreign or broken file is refused before it is hashed
+        # A foreign or broken file, or one this machine cannot hold, is refused before it
+        # is hashed.
+        check_load_memory(path, detect_family(path), placement, progress)
         file_sha256 = sha256_of(path, progress, cancel)
         progress(Progress("loading", 1, 3, message=f"Loading {path.name}…"))
         pipe = load_single_file(path, placement.dtype)
@@ -189,18 +200,8 @@ def _folder_display_name(path: Path, source: str | Path) -> str:
     return path.name
 
 
-def _load_folder(path: Path, dtype: torch.dtype) -> Any:
-    if not (path / "model_index.json").is_file():
-        raise ModelLoadError(
-            f"{path}: no model_index.json, so not a diffusers model folder; choose the folder "
-            "that holds unet/, vae/, text_encoder/ and model_index.json"
-        )
-    family = family_of_folder(path)
-    missing = [p for p in family.components if not (path / p).is_dir()]
-    if missing:
-        raise ModelLoadError(
-            f"{path}: missing {', '.join(missing)}; the model folder is incomplete"
-        )
+def _load_folder(path: Path, family: Family, dtype: torch.dtype) -> Any:
+    """Load a folder that `check_folder` passed (every config typed and consistent)."""
     _refuse_pickled_weights(path, family)
     variant = "fp16" if _only_fp16_weights(path / "unet") else None
     try:
@@ -216,8 +217,13 @@ def _load_folder(path: Path, dtype: torch.dtype) -> Any:
             f"{path}: holds pickled weights (.bin) that could run code when opened, so they "
             "are not loaded; use a copy of the model saved as .safetensors"
         ) from exc
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelLoadError(f"{path}: cannot load the model ({_first_line(exc)})") from exc
+    except (MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:  # whatever else diffusers or transformers raise: one line
+        raise ModelLoadError(
+            f"{path}: cannot load the model ({_first_line(exc)}); check its config files "
+            "or copy the model again"
+        ) from exc
 
 
 def _refuse_pickled_weights(path: Path, family: Family) -> None:

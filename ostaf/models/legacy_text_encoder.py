@@ -1,11 +1,12 @@
-"""SD 1.x single files whose CLIP text-encoder keys lack the `text_model.` level.
+"""Single files whose CLIP ViT-L/14 text-encoder keys lack the `text_model.` level.
 
-Older tools, and kohya's saver under transformers 5, write the text encoder of an SD 1.x
+Older tools, and kohya's saver under transformers 5, write the CLIP text encoder of an SD 1.x
 checkpoint as `cond_stage_model.transformer.embeddings.*`, `….encoder.layers.*` and
-`….final_layer_norm.*` instead of `cond_stage_model.transformer.text_model.*`. ComfyUI, A1111
-and kohya read both; diffusers recognises only the second and reports the text encoder as
-missing. Such a file's text encoder is built here, by diffusers' own converter, from the same
-tensors under the names it expects, and handed to the pipeline.
+`….final_layer_norm.*` instead of `cond_stage_model.transformer.text_model.*`, and an SDXL
+checkpoint's first text encoder likewise under `conditioner.embedders.0.transformer.`.
+ComfyUI, A1111 and kohya read both; diffusers recognises only the second and reports the text
+encoder as missing. Such a file's text encoder is built here, by diffusers' own converter,
+from the same tensors under the names it expects, and handed to the pipeline.
 """
 
 from __future__ import annotations
@@ -20,30 +21,31 @@ from safetensors import safe_open
 if TYPE_CHECKING:
     from transformers import CLIPTextModel
 
-CLIP_PREFIX = "cond_stage_model.transformer."
-STANDARD_PREFIX = CLIP_PREFIX + "text_model."
+STANDARD_LEVEL = "text_model."
 LEGACY_LEVELS = ("embeddings.", "encoder.", "final_layer_norm.")
 
 
-def legacy_key_names(keys: Iterable[str]) -> dict[str, str]:
-    """Old name → standard name of every text-encoder tensor, when the file uses the layout
-    without `text_model.` (and none of the standard one); empty otherwise."""
+def legacy_key_names(keys: Iterable[str], prefix: str) -> dict[str, str]:
+    """Old name → standard name of every text-encoder tensor under `prefix` (the family's
+    CLIP prefix), when the file uses the layout without `text_model.` (and none of the
+    standard one); empty otherwise."""
     keys = list(keys)
-    if any(k.startswith(STANDARD_PREFIX) for k in keys):
+    if any(k.startswith(prefix + STANDARD_LEVEL) for k in keys):
         return {}
-    legacy = tuple(CLIP_PREFIX + level for level in LEGACY_LEVELS)
-    return {k: STANDARD_PREFIX + k[len(CLIP_PREFIX) :] for k in keys if k.startswith(legacy)}
+    legacy = tuple(prefix + level for level in LEGACY_LEVELS)
+    return {k: prefix + STANDARD_LEVEL + k[len(prefix) :] for k in keys if k.startswith(legacy)}
 
 
 def load_legacy_text_encoder(
-    path: Path, config_dir: Path, dtype: torch.dtype
+    path: Path, prefix: str, config_dir: Path, dtype: torch.dtype
 ) -> CLIPTextModel | None:
-    """The text encoder of `path` if it is stored in the legacy layout, else None."""
+    """The CLIP text encoder under `prefix` in `path` if it is stored in the legacy layout,
+    else None."""
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
     from transformers import CLIPTextModel
 
     with safe_open(str(path), framework="pt") as handle:
-        names = legacy_key_names(handle.keys())
+        names = legacy_key_names(handle.keys(), prefix)
         if not names:
             return None
         renamed = {new: handle.get_tensor(old) for old, new in names.items()}

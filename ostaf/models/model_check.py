@@ -1,15 +1,23 @@
 """Check a base-model choice without loading it, so a settings page can say at once whether a
-folder or file is usable (and why not). Folders are checked without torch; single files read
-only the checkpoint's tensor names."""
+folder or file is usable (and why not), and `sizes` and `tune --size` can answer before a
+load of several GB. Folders are checked without torch through their typed configs; single
+files read only the checkpoint's tensor names (and a sibling .yaml)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ostaf.errors import ModelLoadError
-from ostaf.models.families import Family, SizeChoice, family_of_folder
+from ostaf.models.component_configs import FolderConfigs, read_folder_configs
+from ostaf.models.families import (
+    Family,
+    Prediction,
+    SizeChoice,
+    declared_prediction,
+    family_of_folder,
+    recognise_checkpoint,
+)
 
 WEIGHT_NAMES = ("diffusion_pytorch_model", "model")
 
@@ -20,31 +28,36 @@ def check_model_source(source: str) -> str:
         from ostaf.models.demo_model import DEMO_NAME
 
         return f"{DEMO_NAME}: built in, works everywhere"
+    path = _existing(source)
+    if path.is_dir():
+        family, configs = _complete_folder(path)
+        return f"{family.label} diffusers folder ({path.name}){_unusual(prediction_of(configs))}"
+    sizes = _single_file_sizes(path)
+    size_gb = path.stat().st_size / 1e9
+    return f"{sizes.family.label} checkpoint, {size_gb:.1f} GB{_unusual(sizes.prediction)}"
+
+
+def _existing(source: str) -> Path:
     path = Path(source).expanduser()
     if not path.exists():
         raise ModelLoadError(f"{path} does not exist; choose a diffusers folder or a checkpoint")
-    if path.is_dir():
-        return _check_folder(path)
-    suffix = path.suffix.lower()
-    if suffix in (".ckpt", ".pt", ".pth", ".bin"):
-        raise ModelLoadError(
-            f"{path.name}: pickle checkpoints can run code when opened and are not loaded; "
-            "convert it to .safetensors"
-        )
-    if suffix != ".safetensors":
-        raise ModelLoadError(
-            f"{path.name} is not a model; choose a diffusers folder or a .safetensors checkpoint"
-        )
-    from ostaf.models.families import recognise_checkpoint
-
-    family, _ = recognise_checkpoint(path)
-    size_gb = path.stat().st_size / 1e9
-    return f"{family.label} checkpoint, {size_gb:.1f} GB"
+    return path
 
 
-def _check_folder(path: Path) -> str:
-    index = path / "model_index.json"
-    if not index.is_file():
+def _complete_folder(path: Path) -> tuple[Family, FolderConfigs]:
+    family, configs = check_folder(path)
+    for component in ("unet", "vae", *family.text_encoders):
+        if not _has_weights(path / component):
+            raise ModelLoadError(
+                f"{path}: {component}/ holds no weights (only a config?); copy the whole model"
+            )
+    return family, configs
+
+
+def check_folder(path: Path) -> tuple[Family, FolderConfigs]:
+    """The family and typed configs of a diffusers folder, every component present and every
+    config fitting its schema; ModelLoadError naming the file and field otherwise."""
+    if not (path / "model_index.json").is_file():
         raise ModelLoadError(
             f"{path}: no model_index.json, so not a diffusers model folder; choose the folder "
             "that holds unet/, vae/, text_encoder/ and model_index.json"
@@ -55,12 +68,24 @@ def _check_folder(path: Path) -> str:
         raise ModelLoadError(
             f"{path}: missing {', '.join(missing)}; the model folder is incomplete"
         )
-    for component in ("unet", "vae", *family.text_encoders):
-        if not _has_weights(path / component):
-            raise ModelLoadError(
-                f"{path}: {component}/ holds no weights (only a config?); copy the whole model"
-            )
-    return f"{family.label} diffusers folder ({path.name})"
+    configs = read_folder_configs(path, family.text_encoders, family.tokenizers)
+    scheduler = configs.scheduler.class_name
+    if scheduler.startswith("EDM"):  # Playground v2.5's EDMDPMSolverMultistepScheduler, …
+        raise ModelLoadError(
+            f"{path}: its scheduler is {scheduler}, an EDM model (Playground v2.5 style) "
+            f"whose noise schedule OSTAF cannot run; choose a {family.label} model"
+        )
+    return family, configs
+
+
+def prediction_of(configs: FolderConfigs) -> Prediction:
+    """What a folder's scheduler config says the model predicts."""
+    return Prediction(configs.scheduler.prediction_type, configs.scheduler.rescale_betas_zero_snr)
+
+
+def _unusual(prediction: Prediction) -> str:
+    # ε-prediction is what every family's base model does: only the others are named.
+    return "" if prediction.type == "epsilon" else f", {prediction.label}"
 
 
 def _has_weights(folder: Path) -> bool:
@@ -72,11 +97,13 @@ def _has_weights(folder: Path) -> bool:
 
 @dataclass(frozen=True)
 class ModelSizes:
-    """A model's family and sizes, read from its configs (nothing loaded)."""
+    """A model's family, sizes and prediction, read from its configs (nothing loaded)."""
 
     family: Family
     native: int  # px, square
     vae_scale_factor: int
+    prediction: Prediction
+    name: str  # as the loaded model will be named
 
     def render_sizes(self) -> tuple[SizeChoice, ...]:
         return self.family.offered_sizes(self.native)
@@ -84,29 +111,47 @@ class ModelSizes:
     def tuning_sizes(self) -> tuple[int, ...]:
         return self.family.tuning_sizes(self.native, self.vae_scale_factor)
 
+    def tuning_size(self, requested: int = 0) -> int:
+        """`requested` checked against the model (SettingsError if it cannot take it), or
+        (0) the native size."""
+        return self.family.check_tuning_size(
+            requested, self.native, self.vae_scale_factor, self.name
+        )
+
 
 def model_sizes(source: str) -> ModelSizes:
-    """The family, native size and VAE scale of a model choice, from its JSON configs (a
-    single file's come from its family's shipped folder)."""
-    check_model_source(source)
+    """The family, native size, VAE scale and prediction of a model choice, from its typed
+    JSON configs (a single file's come from its family's shipped folder and its own keys)."""
     if source == "demo":
-        from ostaf.models.demo_model import demo_model_dir
+        from ostaf.models.demo_model import DEMO_NAME, demo_model_dir
 
-        folder, family = demo_model_dir(), None
-    else:
-        path = Path(source).expanduser()
-        if path.is_dir():
-            folder, family = path, None
-        else:
-            from ostaf.models.families import recognise_checkpoint
+        return _folder_sizes(*check_folder(demo_model_dir()), DEMO_NAME)
+    path = _existing(source)
+    if path.is_dir():
+        return _folder_sizes(*_complete_folder(path), path.name)
+    return _single_file_sizes(path)
 
-            family, _ = recognise_checkpoint(path)
-            folder = family.config_dir()
-    family = family or family_of_folder(folder)
-    try:
-        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
-        vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
-        scale = 2 ** (len(vae["block_out_channels"]) - 1)
-        return ModelSizes(family, int(unet["sample_size"]) * scale, scale)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"{folder}: its unet/ or vae/ config is damaged ({exc})") from exc
+
+def _folder_sizes(family: Family, configs: FolderConfigs, name: str) -> ModelSizes:
+    scale = configs.vae.scale_factor
+    return ModelSizes(family, configs.unet.sample_size * scale, scale, prediction_of(configs), name)
+
+
+def _single_file_sizes(path: Path) -> ModelSizes:
+    suffix = path.suffix.lower()
+    if suffix in (".ckpt", ".pt", ".pth", ".bin"):
+        raise ModelLoadError(
+            f"{path.name}: pickle checkpoints can run code when opened and are not loaded; "
+            "convert it to .safetensors"
+        )
+    if suffix != ".safetensors":
+        raise ModelLoadError(
+            f"{path.name} is not a model; choose a diffusers folder or a .safetensors checkpoint"
+        )
+    family, keys = recognise_checkpoint(path)
+    configs = read_folder_configs(family.config_dir(), family.text_encoders, family.tokenizers)
+    prediction = declared_prediction(path, family, keys) or prediction_of(configs)
+    # Loading applies the declared prediction the same way (SD 2.x "-base": 512 px).
+    latent = family.sample_size_for(prediction.type, configs.unet.sample_size)
+    scale = configs.vae.scale_factor
+    return ModelSizes(family, latent * scale, scale, prediction, path.stem)

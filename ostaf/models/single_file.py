@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError
 
 from ostaf import paths
 from ostaf.errors import ModelLoadError
-from ostaf.models.families import Family, recognise_checkpoint
+from ostaf.models.families import Family, Prediction, declared_prediction, recognise_checkpoint
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
@@ -64,16 +63,16 @@ def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = N
     path = Path(path)
     family, keys = recognise_checkpoint(path)
     config_dir = Path(config_dir) if config_dir is not None else family.config_dir()
-    prediction_type = _prediction_type_from_yaml(path) or family.prediction_type_in(keys)
-    if prediction_type is None:
+    prediction = declared_prediction(path, family, keys)
+    if prediction is None:
         log.info("%s: no .yaml beside it, so taken with %s's defaults", path, family.label)
     tokenizers = {name: load_tokenizer(config_dir / name) for name in family.tokenizers}
     components: dict[str, Any] = {}
     try:
-        if family.id == "sd1":
+        if family.clip_l_prefix is not None:
             from ostaf.models.legacy_text_encoder import load_legacy_text_encoder
 
-            legacy = load_legacy_text_encoder(path, config_dir, dtype)
+            legacy = load_legacy_text_encoder(path, family.clip_l_prefix, config_dir, dtype)
             if legacy is not None:  # keys without `text_model.`: built from the same tensors
                 components["text_encoder"] = legacy
         pipe = family.pipeline_class().from_single_file(
@@ -100,13 +99,15 @@ def load_single_file(path: Path, dtype: torch.dtype, config_dir: Path | None = N
             f"{path}: some U-Net or VAE weights are missing; it is not a complete "
             f"{family.label} checkpoint"
         ) from exc
-    except (ValueError, RuntimeError, KeyError, OSError, SafetensorError) as exc:
+    except (MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:  # whatever else diffusers or transformers raise: one line
         raise ModelLoadError(
             f"{path}: cannot load it as {family.label} ({_first_line(exc)})"
         ) from exc
     _check_complete(pipe, path, family)
-    if prediction_type is not None:
-        _apply_prediction_type(pipe, family, prediction_type)
+    if prediction is not None:
+        _apply_prediction(pipe, family, prediction)
     return pipe
 
 
@@ -140,33 +141,14 @@ def _check_complete(pipe: Any, path: Path, family: Family) -> None:
             )
 
 
-def _prediction_type_from_yaml(path: Path) -> str | None:
-    """'v_prediction' or 'epsilon' from an original-config .yaml next to the checkpoint (the
-    A1111 convention), or None when there is none."""
-    yaml_path = path.with_suffix(".yaml")
-    if not yaml_path.is_file():
-        return None
-    import yaml
-
-    try:
-        config = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-        parameterization = config["model"]["params"].get("parameterization", "eps")
-    except (OSError, ValueError, yaml.YAMLError, LookupError, TypeError, AttributeError) as exc:
-        raise ModelLoadError(
-            f"{yaml_path}: cannot read this model config ({_first_line(exc)}); "
-            "fix or remove it to use the defaults"
-        ) from exc
-    return "v_prediction" if parameterization == "v" else "epsilon"
-
-
-def _apply_prediction_type(pipe: Any, family: Family, prediction_type: str) -> None:
+def _apply_prediction(pipe: Any, family: Family, prediction: Prediction) -> None:
     # `Any`: mypy resolves diffusers' pipeline classes to attribute-less dummies.
-    if prediction_type == pipe.scheduler.config.prediction_type:
+    settings = prediction.scheduler_settings()
+    if all(pipe.scheduler.config.get(key) == value for key, value in settings.items()):
         return
-    pipe.scheduler = type(pipe.scheduler).from_config(
-        pipe.scheduler.config, prediction_type=prediction_type
-    )
-    family.on_prediction_type(pipe, prediction_type)
+    # Tuning's DDPM scheduler and every sampler are built from this config.
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **settings)
+    family.on_prediction_type(pipe, prediction.type)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 
 from ostaf import __version__
+from ostaf.interop.a1111_schedules import nearest_a1111_schedule
 from ostaf.interop.pngmeta import SAMPLER_LABELS, SCHEDULE_LABELS, a1111_parameters
 from ostaf.library.attribute_file import Attribute, check_compatible
 from ostaf.method.regions import DEFAULT_TOKEN
@@ -188,10 +189,22 @@ def render(
         done += settings.steps
         if not np.asarray(image).any():
             warnings.append(f"seed {seed} gave a black image: the precision may be too low")
-        parameters, record = _metadata(model, settings, applied, seed, width, height)
+        parameters, record = _metadata(model, settings, applied, seed, width, height, pipe)
         results.append(RenderedImage(image, seed, parameters, record, list(warnings)))
     progress(Progress("rendering", total, total, elapsed_s=clock.report("done", total).elapsed_s))
     return results
+
+
+def a1111_schedule_label(sampler: str, schedule: str, scheduler: Any) -> str | None:
+    """The "Schedule type" A1111/Forge re-render with: the chosen schedule's name, or for the
+    model's own config the A1111 schedule nearest to the sigmas `scheduler` (after sampling)
+    used; None for DDIM, which has no schedule in A1111 either."""
+    if sampler == "ddim":
+        return None
+    effective = effective_schedule(sampler, schedule)
+    if effective in SCHEDULE_LABELS:
+        return SCHEDULE_LABELS[effective]
+    return nearest_a1111_schedule(scheduler.sigmas.tolist(), scheduler.alphas_cumprod.tolist())
 
 
 def _metadata(
@@ -201,15 +214,13 @@ def _metadata(
     seed: int,
     width: int,
     height: int,
+    pipe: Any,
 ) -> tuple[str, dict[str, Any]]:
+    schedule = a1111_schedule_label(settings.sampler, settings.schedule, pipe.scheduler)
     pairs: list[tuple[str, object]] = [
         ("Steps", settings.steps),
         ("Sampler", SAMPLER_LABELS[settings.sampler]),
-        *(
-            [("Schedule type", SCHEDULE_LABELS[settings.effective_schedule])]
-            if settings.effective_schedule in SCHEDULE_LABELS
-            else []
-        ),
+        *([("Schedule type", schedule)] if schedule else []),
         ("CFG scale", settings.guidance),
         ("Seed", seed),
         ("Size", f"{width}x{height}"),
@@ -217,6 +228,8 @@ def _metadata(
         # not know the hash), so a diffusers folder, which has no such file, writes none.
         *([("Model hash", model.file_sha256[:10])] if model.file_sha256 else []),
         ("Model", model.name),
+        # A1111's own setting for zero-SNR models, so that it samples them the same way.
+        *([("Noise Schedule", "Zero Terminal SNR")] if model.prediction.zero_terminal_snr else []),
     ]
     for index, (attribute, lam) in enumerate(applied, start=1):
         suffix = "" if len(applied) == 1 else f" {index}"

@@ -22,6 +22,7 @@ CLIP = "cond_stage_model.transformer.text_model."
 CLIP_LEGACY = "cond_stage_model.transformer."  # as older tools write SD 1.x text encoders
 OPEN_CLIP = "cond_stage_model.model."
 SDXL_CLIP = "conditioner.embedders.0.transformer.text_model."
+SDXL_CLIP_LEGACY = "conditioner.embedders.0.transformer."  # kohya's saver under transformers 5
 SDXL_OPEN_CLIP = "conditioner.embedders.1.model."
 
 RESNET_NAMES = {

@@ -14,7 +14,13 @@ from safetensors.torch import save_file
 from ostaf.errors import ModelLoadError
 from ostaf.method import regions
 from ostaf.method.regions import AttributeKind, Region
-from ostaf.models.families import FAMILIES, by_id, family_of_folder, recognise_checkpoint
+from ostaf.models.families import (
+    FAMILIES,
+    Prediction,
+    by_id,
+    family_of_folder,
+    recognise_checkpoint,
+)
 from ostaf.models.families.sdxl import sgm_path
 from ostaf.models.model_check import check_model_source, model_sizes
 from ostaf.paths import resource
@@ -94,9 +100,40 @@ def test_other_models_are_refused_naming_what_they_are(
 
 def test_v_prediction_sdxl_files_say_so(tmp_path: Path) -> None:
     family, keys = recognise_checkpoint(_keys_file(tmp_path, {**XL_BASE, "v_pred": (0,)}))
-    assert family.prediction_type_in(keys) == "v_prediction"
+    assert family.prediction_in(keys) == Prediction("v_prediction", zero_terminal_snr=False)
     family, keys = recognise_checkpoint(_keys_file(tmp_path, XL_BASE))
-    assert family.prediction_type_in(keys) is None
+    assert family.prediction_in(keys) is None
+
+
+def test_zero_terminal_snr_is_read_beside_v_pred_as_comfyui_does(tmp_path: Path) -> None:
+    # NoobAI-XL v-pred carries both markers; ComfyUI (supported_models.SDXL.model_type) turns
+    # on its zero-SNR sampling only when `ztsnr` comes with `v_pred`.
+    both = {**XL_BASE, "v_pred": (0,), "ztsnr": (0,)}
+    family, keys = recognise_checkpoint(_keys_file(tmp_path, both))
+    prediction = family.prediction_in(keys)
+    assert prediction == Prediction("v_prediction", zero_terminal_snr=True)
+    assert prediction is not None and prediction.scheduler_settings() == {
+        "prediction_type": "v_prediction",
+        "rescale_betas_zero_snr": True,
+        "timestep_spacing": "trailing",
+    }
+    family, keys = recognise_checkpoint(_keys_file(tmp_path, {**XL_BASE, "ztsnr": (0,)}))
+    assert family.prediction_in(keys) is None
+
+
+@pytest.mark.parametrize(
+    ("markers", "message"),
+    [
+        ({"edm_mean": (1, 4, 1, 1), "edm_std": (1, 4, 1, 1)}, r"an EDM model \(Playground v2\.5"),
+        ({"edm_vpred.sigma_max": (), "edm_vpred.sigma_min": ()}, "an EDM v-prediction model"),
+    ],
+)
+def test_edm_sdxl_files_are_refused_naming_why(tmp_path: Path, markers: dict, message: str) -> None:
+    shapes = {**XL_BASE, XL_TEXT: (1, 1), XL_TEXT_2: (1, 1), **markers}
+    with pytest.raises(ModelLoadError, match=message) as info:
+        recognise_checkpoint(_keys_file(tmp_path, shapes))
+    text = str(info.value)
+    assert "k.safetensors" in text and "cannot run" in text and "\n" not in text
 
 
 # --- diffusers folders ------------------------------------------------------------------------

@@ -286,3 +286,93 @@ def test_resume_sidecars(document: object) -> None:
         with contextlib.suppress(DamagedStateError):
             record = load_sidecar(state)
             assert isinstance(record, dict)
+
+
+# --- hostile diffusers model folders ------------------------------------------------------------
+
+# One edit each, as the red team made them to a copy of the demo model (field report 2026-12,
+# defect 5), plus a value only diffusers reads: (file, key, value, words the error must hold).
+FOLDER_EDITS = [
+    ("unet/config.json", "cross_attention_dim", "abc", "cross_attention_dim"),
+    ("unet/config.json", "cross_attention_dim", [768], "cross_attention_dim"),
+    ("unet/config.json", "in_channels", "x", "in_channels"),
+    ("unet/config.json", "sample_size", 1e400, "sample_size"),
+    ("unet/config.json", "sample_size", -8, "sample_size"),
+    ("vae/config.json", "block_out_channels", "abc", "block_out_channels"),
+    ("text_encoder/config.json", "hidden_size", "x", "hidden_size"),
+    ("text_encoder/config.json", "hidden_size", 32, "cross_attention_dim is 64"),
+    ("scheduler/scheduler_config.json", "num_train_timesteps", "abc", "num_train_timesteps"),
+    ("scheduler/scheduler_config.json", "prediction_type", "evil", "prediction_type"),
+    ("tokenizer/tokenizer_config.json", "model_max_length", -1, "model_max_length"),
+    ("tokenizer/tokenizer_config.json", "model_max_length", 100, "77 positions"),
+    ("unet/config.json", "conv_in_kernel", "3", "cannot load the model"),
+]
+
+
+def _edited_demo(tmp_path: Path, file: str, key: str, value: object) -> Path:
+    from ostaf.models.demo_model import write_demo_model
+
+    folder = write_demo_model(tmp_path / "demo")
+    config = json.loads((folder / file).read_text())
+    config[key] = value
+    # json writes 1e400 as Infinity, which no JSON reader takes; the red team wrote the digits.
+    (folder / file).write_text(json.dumps(config).replace("Infinity", "1e400"))
+    return folder
+
+
+def _one_line(message: str, *words: str) -> None:
+    assert "\n" not in message.strip() and "Traceback" not in message
+    assert all(word in message for word in words), message
+
+
+@pytest.mark.parametrize(("file", "key", "value", "words"), FOLDER_EDITS)
+def test_hostile_model_folders_are_refused_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    file: str,
+    key: str,
+    value: object,
+    words: str,
+) -> None:
+    """`sizes`, the model check and loading refuse each edit naming the file; values that
+    used to fail only while rendering (the scheduler's, the tokenizer's, a negative size)
+    are refused at load."""
+    from ostaf.cli.main import main
+    from ostaf.models.base_model import load_base_model
+    from ostaf.models.model_check import check_model_source
+
+    folder = _edited_demo(tmp_path, file, key, value)
+    named = str(folder) if words == "cannot load the model" else str(folder / file)
+    if words != "cannot load the model":  # diffusers alone reads that one, when loading
+        assert main(["sizes", "--model", str(folder)]) == 2
+        _one_line(capsys.readouterr().err, named, words)
+        with pytest.raises(OstafError) as info:
+            check_model_source(str(folder))
+        _one_line(str(info.value), named, words)
+    with pytest.raises(OstafError) as info:
+        load_base_model(folder, device="cpu")
+    _one_line(str(info.value), named, words)
+
+
+def test_deeply_nested_model_index_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ostaf.cli.main import main
+    from ostaf.models.demo_model import write_demo_model
+
+    folder = write_demo_model(tmp_path / "demo")
+    (folder / "model_index.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["sizes", "--model", str(folder)]) == 2
+    _one_line(capsys.readouterr().err, str(folder / "model_index.json"), "recursion limit")
+
+
+def test_edm_scheduler_folders_are_refused(tmp_path: Path) -> None:
+    """Playground v2.5's diffusers folder: SDXL's layout with an EDM scheduler."""
+    from ostaf.models.model_check import check_model_source
+
+    folder = _edited_demo(
+        tmp_path, "scheduler/scheduler_config.json", "_class_name", "EDMDPMSolverMultistepScheduler"
+    )
+    with pytest.raises(OstafError, match="EDM model") as info:
+        check_model_source(str(folder))
+    _one_line(str(info.value), "EDMDPMSolverMultistepScheduler", "cannot run")

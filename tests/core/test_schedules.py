@@ -7,7 +7,12 @@ Its schedules, re-derived below from modules/sd_schedulers.py and k-diffusion's
 get_sigmas_karras (https://github.com/AUTOMATIC1111/stable-diffusion-webui/blob/5bbbda473fc87c161ec7f5351d78b8c43799d436/modules/sd_schedulers.py):
 - Karras: σ_i = (σ_max^(1/ρ) + i/(n−1)·(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ, ρ = 7, over the model's
   whole sigma range, then 0;
-- Simple: the model's sigma at training step T−1−⌊x·T/n⌋ for x = 0…n−1, then 0.
+- Simple: the model's sigma at training step T−1−⌊x·T/n⌋ for x = 0…n−1, then 0;
+- Uniform: k-diffusion's get_sigmas(n), timesteps T−1…0 in n even steps (log σ interpolated);
+- SGM Uniform: the same over n + 1 even steps, the last dropped;
+- DDIM: the sigmas at steps 1, 1 + ⌊T/n⌋, … below T, from the top.
+A render with the model's own scheduler config ("model") names the one of these nearest to
+what it sampled, so that A1111 does not fall back to Karras.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from ostaf.interop.pngmeta import parse_a1111, read_png_metadata, write_png
 from ostaf.models.base_model import BaseModel
 from ostaf.models.single_file import model_config_dir
 from ostaf.render.recall import recall_image
-from ostaf.render.rendering import make_scheduler, render, schedule_timesteps
+from ostaf.render.rendering import (
+    a1111_schedule_label,
+    make_scheduler,
+    render,
+    schedule_timesteps,
+)
 from ostaf.requests import RenderSettings
 from tests.core.attribute_factory import one_torch_thread  # noqa: F401
 
@@ -33,10 +43,19 @@ RHO = 7.0
 
 def _a1111_sigmas(schedule: str, steps: int, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5  # k-diffusion's CompVisDenoiser
+    total = len(sigmas)
     if schedule == "karras":
         low, high = sigmas[0].item() ** (1 / RHO), sigmas[-1].item() ** (1 / RHO)
         ramp = torch.linspace(0, 1, steps)
         chosen = (high + ramp * (low - high)) ** RHO
+    elif schedule in ("uniform", "sgm_uniform"):
+        count = steps if schedule == "uniform" else steps + 1
+        t = torch.linspace(total - 1, 0, count, dtype=torch.float64)[:steps]
+        low = t.floor().long().clamp(max=total - 2)
+        log = sigmas.double().log()
+        chosen = (log[low] + (t - low) * (log[low + 1] - log[low])).exp().float()
+    elif schedule == "ddim":
+        chosen = torch.flip(sigmas[1 : total : max(total // steps, 1)], [0])
     else:
         stride = len(sigmas) / steps
         chosen = torch.stack([sigmas[-(1 + int(x * stride))] for x in range(steps)])
@@ -70,6 +89,40 @@ def test_our_schedules_are_a1111s(config: str, sampler: str, schedule: str, step
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
+def _zero_snr_config() -> dict:
+    """A NoobAI-style v-prediction SDXL config as loading sets it up (zero terminal SNR)."""
+    config = _config("sdxl")
+    config.update(prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    config.update(timestep_spacing="trailing")
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "sampler", "steps", "label", "schedule"),
+    [
+        ("demo", "euler", 4, "DDIM", "ddim"),  # "leading" with steps_offset 1
+        ("sdxl", "euler", 25, "DDIM", "ddim"),
+        ("sd15", "euler", 25, "Uniform", "uniform"),  # Euler's default spacing, "linspace"
+        ("sd21", "dpmpp2m", 25, "SGM Uniform", "sgm_uniform"),  # DPM's "linspace"
+        ("zero-snr", "euler", 25, "Simple", "simple"),  # "trailing"
+        ("zero-snr", "dpmpp2m", 20, "Simple", "simple"),
+    ],
+)
+def test_the_models_own_schedule_is_named_as_a1111_samples_it(
+    config: str, sampler: str, steps: int, label: str, schedule: str
+) -> None:
+    settings = _zero_snr_config() if config == "zero-snr" else _config(config)
+    scheduler = make_scheduler(sampler, settings, "model")
+    scheduler.set_timesteps(steps)
+
+    assert a1111_schedule_label(sampler, "model", scheduler) == label
+    ours = torch.as_tensor(scheduler.sigmas, dtype=torch.float32)
+    theirs = _a1111_sigmas(schedule, steps, scheduler.alphas_cumprod.float())
+    # The same sigmas, up to the interpolation between training steps (≤ 0.2 % measured).
+    assert ours.shape == theirs.shape and ours[-1] == theirs[-1] == 0
+    assert (ours[:-1].log() - theirs[:-1].log()).abs().max() < 0.01
+
+
 def _parameters(model: BaseModel, sampler: str, schedule: str) -> tuple[Image.Image, dict, dict]:
     settings = RenderSettings("a red circle", seeds=[3], steps=3, sampler=sampler)
     settings.schedule = schedule
@@ -86,11 +139,15 @@ def test_the_png_names_the_schedule_a1111_needs(model: BaseModel) -> None:
     _, values, record = _parameters(model, "euler", "simple")
     assert values["Schedule type"] == "Simple" and record["schedule"] == "simple"
 
-    # DDIM has no schedule in A1111 either; the model's own config has no A1111 name.
+    # DDIM has no schedule in A1111 either.
     _, values, record = _parameters(model, "ddim", "karras")
     assert "Schedule type" not in values and record["schedule"] == "model"
+    # The model's own config is written as the A1111 schedule it sampled, else A1111 would
+    # take "Automatic" (Karras for DPM++ 2M): the demo's "leading" steps are A1111's DDIM.
+    _, values, record = _parameters(model, "euler", "model")
+    assert values["Schedule type"] == "DDIM" and record["schedule"] == "model"
     own, values, record = _parameters(model, "dpmpp2m", "model")
-    assert "Schedule type" not in values and record["schedule"] == "model"
+    assert values["Schedule type"] not in ("", "Karras") and record["schedule"] == "model"
 
     simple_2m, _, _ = _parameters(model, "dpmpp2m", "simple")
     pictures = {image.tobytes() for image in (karras, own, simple_2m)}

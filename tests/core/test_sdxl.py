@@ -25,7 +25,7 @@ from ostaf.method.hypernetwork import delta_weight
 from ostaf.method.memory import plan_tuning_memory
 from ostaf.method.offsets import offset_layers, set_terms
 from ostaf.method.regions import BLOCKS, AttributeKind, Region, tuning_prompt
-from ostaf.method.tuning import TuningResult, _Batch, _prepare, tune, unet_inputs
+from ostaf.method.tuning import TuningResult, _Batch, _noisy_samples, _prepare, tune, unet_inputs
 from ostaf.models.base_model import BaseModel, load_base_model
 from ostaf.render.batch_plan import AttributeChoice, BatchJob, BatchRequest
 from ostaf.render.rendering import apply_attributes, make_scheduler, render
@@ -37,7 +37,7 @@ from ostaf.requests import (
     TuningSettings,
 )
 from ostaf.service import OstafService
-from tests.core import sdxl_tiny
+from tests.core import ldm_keys, sdxl_tiny
 from tests.core.attribute_factory import make_attribute, one_torch_thread  # noqa: F401
 from tests.core.test_checkpoints import no_network  # noqa: F401
 
@@ -452,3 +452,167 @@ def test_cli_tunes_renders_and_exports_on_sdxl(
     error = capsys.readouterr().err
     assert "Stable Diffusion XL" in error and "Stable Diffusion 1.x" in error
     assert error.count("\n") == 1
+
+
+# --- the SDXL files artists have ---------------------------------------------------------------
+
+
+@pytest.fixture
+def xl_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny model's config folder in place of the shipped SDXL one (as a real file's
+    would be the shipped folder)."""
+    from ostaf.models.families import sdxl as sdxl_family
+
+    config = sdxl_tiny.write_config_dir(sdxl_tiny.build_tiny_sdxl(seed=0), tmp_path / "config")
+    monkeypatch.setattr(type(sdxl_family.FAMILY), "config_dir", lambda family: config)
+    return config
+
+
+def _xl_file(tmp_path: Path, name: str, **extra: torch.Tensor) -> Path:
+    state = sdxl_tiny.sgm_state_dict(sdxl_tiny.build_tiny_sdxl(seed=0))
+    return sdxl_tiny.save_checkpoint({**state, **extra}, tmp_path / f"{name}.safetensors")
+
+
+def test_zero_terminal_snr_v_prediction_files_run_as_trained(
+    xl_configs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NoobAI-XL v-pred style: `v_pred` and `ztsnr` keys. ComfyUI samples it with zero
+    terminal SNR; so do renders here (rescaled betas, trailing timesteps) and tuning."""
+    from ostaf.method.tuning import training_scheduler
+
+    path = _xl_file(tmp_path, "noob-vpred", v_pred=torch.empty(0), ztsnr=torch.empty(0))
+    assert main(["sizes", "--model", str(path)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "Stable Diffusion XL, native 64x64 px, v-prediction, zero terminal SNR"
+
+    model = load_base_model(path, device="cpu")
+    config = model.pipe.scheduler.config
+    assert config.prediction_type == "v_prediction" and config.rescale_betas_zero_snr
+    assert config.timestep_spacing == "trailing"
+    assert model.kind_label == "Stable Diffusion XL, v-prediction, zero terminal SNR"
+
+    # Tuning: the last timestep is pure noise, so its v-target is the negated latents.
+    training = training_scheduler(model)
+    assert training.alphas_cumprod[-1].item() == 0.0
+    x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    batch = _Batch(latents=x0, weights=None, text=torch.zeros(1, 77, sum(sdxl_tiny.WIDTHS)))
+    sampler = torch.Generator().manual_seed(1)
+    noisy, _, target, _ = _noisy_samples(
+        batch, training, sampler, 1, torch.device("cpu"), (999, 1000)
+    )
+    assert torch.equal(target, -x0) and not torch.allclose(noisy, x0)
+
+    # Rendering with the model's own schedule: from the last timestep, named for A1111.
+    settings = RenderSettings(prompt=PROMPT, seeds=[2], steps=4, sampler="euler")
+    settings.schedule = "model"
+    done = render(model, settings)[0]
+    assert np.asarray(done.image).any() and done.warnings == []
+    values = parse_a1111(done.parameters)["values"]
+    assert values["Noise Schedule"] == "Zero Terminal SNR"
+    assert values["Schedule type"] == "Simple"  # trailing: t = 999, 749, 499, 249
+
+
+def test_v_prediction_without_ztsnr_keeps_the_usual_schedule(
+    xl_configs: Path, tmp_path: Path
+) -> None:
+    model = load_base_model(_xl_file(tmp_path, "vpred", v_pred=torch.empty(0)), device="cpu")
+    config = model.pipe.scheduler.config
+    assert config.prediction_type == "v_prediction" and not config.rescale_betas_zero_snr
+    assert model.kind_label == "Stable Diffusion XL, v-prediction"
+
+
+def test_edm_files_are_refused_before_loading(
+    xl_configs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _xl_file(tmp_path, "playground", edm_mean=torch.zeros(1, 4, 1, 1),
+                    edm_std=torch.ones(1, 4, 1, 1))  # fmt: skip
+    for command in (["sizes", "--model", str(path)], ["render", "--prompt", "x", "--model",
+                    str(path), "--device", "cpu", "--out", str(tmp_path / "o")]):  # fmt: skip
+        assert main(command) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "playground.safetensors" in error
+        assert "an EDM model (Playground v2.5 style" in error
+    assert not (tmp_path / "o").exists()
+
+
+def test_clip_l_keys_without_text_model_load(xl_configs: Path, tmp_path: Path) -> None:
+    """kohya's saver under transformers 5 writes SDXL's CLIP-L without `text_model.`."""
+    from ostaf.models.single_file import load_single_file
+
+    models = sdxl_tiny.build_tiny_sdxl(seed=0)
+    state = sdxl_tiny.sgm_state_dict(models)
+    standard = ldm_keys.clip_to_ldm(models["text_encoder"].state_dict(), ldm_keys.SDXL_CLIP)
+    legacy = ldm_keys.clip_to_ldm(models["text_encoder"].state_dict(), ldm_keys.SDXL_CLIP_LEGACY)
+    assert not any(".text_model." in k for k in legacy) and len(legacy) == len(standard)
+    kept = {k: v for k, v in state.items() if k not in standard}
+    path = sdxl_tiny.save_checkpoint({**kept, **legacy}, tmp_path / "kohya-xl.safetensors")
+
+    pipe = load_single_file(path, torch.float32, config_dir=xl_configs)
+
+    for name in sdxl_tiny.COMPONENTS:  # every tensor equal, both text encoders included
+        got, want = getattr(pipe, name).state_dict(), models[name].state_dict()
+        assert sorted(got) == sorted(want), name
+        assert [k for k in want if not torch.equal(got[k], want[k])] == [], name
+
+
+def test_tuning_size_is_refused_before_the_model_loads(
+    xl_configs: Path,
+    sdxl_folder: Path,
+    reference: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The size check reads the single file's header or the folder's configs: a refusal
+    costs no load (a real SDXL file is 7 GB)."""
+    import ostaf.service
+
+    loads: list[object] = []
+    monkeypatch.setattr(ostaf.service, "load_base_model", lambda *a, **k: loads.append(a))
+    single = _xl_file(tmp_path, "tiny-xl-file")
+    out = tmp_path / "look.safetensors"
+    for source, name in ((single, "tiny-xl-file"), (sdxl_folder, "tiny-sdxl")):
+        tune = ["tune", str(reference), "--attribute", "style", "--out", str(out)]
+        assert main([*tune, "--size", "96", "--model", str(source), "--device", "cpu"]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1
+        assert f"tuning size 96 px does not fit {name}: use a multiple of 64 from 64 to 128" in (
+            error
+        )
+    assert loads == [] and not out.exists()
+
+
+def test_cpu_loads_are_checked_against_the_machines_memory_first(
+    sdxl: BaseModel, sdxl_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ostaf.errors import OutOfMemoryError
+    from ostaf.models import base_model, load_memory
+
+    # What the preflight counts is what a load holds: every weight of the loaded model.
+    counted = load_memory.weight_parameters(sdxl_folder, sdxl.family)
+    modules = (sdxl.unet, sdxl.pipe.vae, *sdxl.text_encoders)
+    held = sum(p.numel() for m in modules for p in m.parameters())
+    assert counted == held
+    need = load_memory.load_bytes(counted, torch.float32)
+    # SDXL 1.0 (3,468,837,867 weights) in fp32: 19.9 GB measured at the peak of a CPU load.
+    assert 19.9e9 <= load_memory.load_bytes(3_468_837_867, torch.float32) <= 20.9e9
+
+    def machine(total: int, swap: int) -> None:
+        memory = load_memory.HostMemory(total, total, swap)
+        monkeypatch.setattr(load_memory, "host_memory", lambda: memory)
+
+    loads: list[object] = []
+    monkeypatch.setattr(base_model, "_load_folder", lambda *a: loads.append(a))
+    machine(need // 2, need // 4)
+    with pytest.raises(OutOfMemoryError) as info:
+        load_base_model(sdxl_folder, device="cpu")
+    message = str(info.value)
+    assert "\n" not in message and "tiny-sdxl (Stable Diffusion XL) needs about" in message
+    assert "on the CPU in float32" in message and "GPU" in message and loads == []
+
+    monkeypatch.undo()
+    machine(need // 2, need)  # enough with swap: loaded, with a note that it will swap
+    notes: list[str] = []
+    model = load_base_model(sdxl_folder, device="cpu", progress=lambda p: notes.append(p.note))
+    assert model.family is sdxl.family
+    assert [n for n in notes if n] == [next(n for n in notes if "will swap" in n)]

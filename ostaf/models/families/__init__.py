@@ -10,22 +10,32 @@ folder that is no supported base model.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ostaf.errors import ModelLoadError
+from ostaf.file_reading import MiB, read_regular_text
+from ostaf.models.component_configs import ModelIndex, UNetConfig, read_config
 from ostaf.models.families import sd1, sd2, sdxl
-from ostaf.models.families.family import UNET, CheckpointKeys, Conditioning, Family, SizeChoice
+from ostaf.models.families.family import (
+    UNET,
+    CheckpointKeys,
+    Conditioning,
+    Family,
+    Prediction,
+    SizeChoice,
+)
 
 __all__ = [
     "FAMILIES",
     "CheckpointKeys",
     "Conditioning",
     "Family",
+    "Prediction",
     "SizeChoice",
     "by_id",
+    "declared_prediction",
     "family_of_attribute",
     "family_of_folder",
     "family_of_pipeline",
@@ -35,6 +45,7 @@ __all__ = [
 ]
 
 FAMILIES: tuple[Family, ...] = (sd1.FAMILY, sd2.FAMILY, sdxl.FAMILY)
+MAX_YAML_FILE = MiB  # an original-config .yaml holds a few kB
 CONV_IN = UNET + "input_blocks.0.0.weight"
 # What a U-Net with other than 4 input channels is: the latents plus a condition.
 CHANNEL_VARIANTS = {
@@ -115,6 +126,26 @@ def recognise_checkpoint(path: Path) -> tuple[Family, CheckpointKeys]:
     return family, keys
 
 
+def declared_prediction(path: Path, family: Family, keys: CheckpointKeys) -> Prediction | None:
+    """What a single file says it predicts: an original-config .yaml beside it (the A1111
+    convention) first, else its own marker keys; None when neither says (the family's
+    config folder then decides)."""
+    yaml_path = Path(path).with_suffix(".yaml")
+    if not yaml_path.is_file():
+        return family.prediction_in(keys)
+    import yaml
+
+    try:
+        config = yaml.safe_load(read_regular_text(yaml_path, MAX_YAML_FILE))
+        parameterization = config["model"]["params"].get("parameterization", "eps")
+    except (OSError, ValueError, yaml.YAMLError, LookupError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(
+            f"{yaml_path}: cannot read this model config ({_first_line(exc)}); "
+            "fix or remove it to use the defaults"
+        ) from exc
+    return Prediction("v_prediction" if parameterization == "v" else "epsilon")
+
+
 def _foreign_kind(keys: CheckpointKeys) -> str | None:
     """A name for a well-known kind of safetensors file that is no base model of a family."""
     names = keys.shapes
@@ -145,18 +176,20 @@ def _foreign_kind(keys: CheckpointKeys) -> str | None:
 
 
 def family_of_folder(path: Path) -> Family:
-    """The family of a diffusers folder, from model_index.json and unet/config.json only."""
-    index = _read_json(path / "model_index.json")
-    pipeline = str(index.get("_class_name", ""))
+    """The family of a diffusers folder, from model_index.json and unet/config.json only
+    (each read with its typed schema)."""
+    index = read_config(path / "model_index.json", ModelIndex)
     unet_file = path / "unet" / "config.json"
-    unet_config = _read_json(unet_file) if unet_file.is_file() else {}
-    family = next((f for f in FAMILIES if f.claims_folder(pipeline, unet_config)), None)
+    unet = read_config(unet_file, UNetConfig) if unet_file.is_file() else None
+    pipeline = index.class_name
+    width = unet.cross_attention_dim if unet is not None else None
+    family = next((f for f in FAMILIES if f.claims_folder(pipeline, width)), None)
     if family is None:
         raise ModelLoadError(
             f"{path.name} holds {_pipeline_kind(pipeline)}; choose a {supported_label()} "
             "text-to-image model"
         )
-    channels = int(unet_config.get("in_channels") or 4)
+    channels = unet.in_channels if unet is not None else 4
     if channels != 4:
         what = CHANNEL_VARIANTS.get(channels, "not a text-to-image model")
         raise ModelLoadError(
@@ -181,27 +214,15 @@ def _pipeline_kind(pipeline: str) -> str:
     return f"a {pipeline} model"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"{path} is damaged ({_first_line(exc)}); copy the model again"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} is damaged (not a JSON object); copy the model again")
-    return data
-
-
 # --- loaded models and attributes -----------------------------------------------------------
 
 
 def family_of_pipeline(pipe: Any) -> Family:
     """The family of a loaded diffusers pipeline."""
     name = type(pipe).__name__
-    config = dict(pipe.unet.config)
+    width = int(pipe.unet.config.cross_attention_dim)
     for family in FAMILIES:
-        if family.claims_folder(name, config):
+        if family.claims_folder(name, width):
             return family
     raise ModelLoadError(f"a {name} is not a {supported_label()} pipeline")
 

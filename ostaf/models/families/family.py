@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ostaf import paths
+from ostaf.errors import SettingsError
 from ostaf.method import regions
 
 if TYPE_CHECKING:
     import torch
+
+    from ostaf.models.component_configs import ModelIndex
 
 UNET = "model.diffusion_model."  # the U-Net's prefix in original (LDM/SGM) single files
 SizeChoice = tuple[str, int, int]  # label, width, height
@@ -47,6 +50,40 @@ class CheckpointKeys:
         return int(shape[axis])
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What a model's U-Net predicts, and whether it was trained with zero terminal SNR
+    (betas rescaled so that the last timestep is pure noise)."""
+
+    type: str = "epsilon"  # or "v_prediction"
+    zero_terminal_snr: bool = False
+
+    @property
+    def label(self) -> str:
+        """'epsilon prediction', 'v-prediction' or 'v-prediction, zero terminal SNR'."""
+        if self.type != "v_prediction":
+            return "epsilon prediction"
+        return "v-prediction, zero terminal SNR" if self.zero_terminal_snr else "v-prediction"
+
+    def scheduler_settings(self) -> dict[str, Any]:
+        """The scheduler config entries that run such a model as it was trained: tuning's
+        DDPM and every sampler are built from them."""
+        settings: dict[str, Any] = {"prediction_type": self.type}
+        if self.zero_terminal_snr:
+            # The zero-SNR paper's sampling: start at the last timestep ("trailing"), where
+            # the rescaled schedule is pure noise; "leading" would never reach it.
+            settings |= {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"}
+        return settings
+
+    @classmethod
+    def of_scheduler(cls, config: Mapping[str, Any]) -> Prediction:
+        """The prediction a (loaded) scheduler config runs."""
+        return cls(
+            str(config.get("prediction_type", "epsilon")),
+            bool(config.get("rescale_betas_zero_snr", False)),
+        )
+
+
 @dataclass
 class Conditioning:
     """What a prompt gives the U-Net: text states (1, T, D) and, for SDXL, extra inputs
@@ -70,6 +107,8 @@ class Family:
     context_width: ClassVar[int]  # width of the text states the published models read
     native_size: ClassVar[int]  # the published models' resolution in px
     lora_version: ClassVar[str]  # kohya's ss_base_model_version
+    # Where a single file keeps its CLIP ViT-L/14 (transformers' layout), if it has one.
+    clip_l_prefix: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"<family {self.id}>"
@@ -94,15 +133,16 @@ class Family:
         (e.g. 'a Stable Diffusion XL refiner'), else None."""
         return None
 
-    def prediction_type_in(self, keys: CheckpointKeys) -> str | None:
-        """The prediction type a single file declares by its own keys, if any."""
+    def prediction_in(self, keys: CheckpointKeys) -> Prediction | None:
+        """The prediction a single file declares by its own keys, if any."""
         return None
 
-    def claims_folder(self, pipeline: str, unet_config: Mapping[str, Any]) -> bool:
-        """A diffusers folder with this model_index class and U-Net config is this family's."""
+    def claims_folder(self, pipeline: str, context_width: int | None) -> bool:
+        """A diffusers folder with this model_index class whose U-Net reads `context_width`-wide
+        text states (None: no U-Net config) is this family's."""
         return pipeline in self.folder_pipelines
 
-    def unsupported_folder(self, index: Mapping[str, Any]) -> str | None:
+    def unsupported_folder(self, index: ModelIndex) -> str | None:
         """What a folder of this family is when it cannot be used here, else None."""
         return None
 
@@ -124,6 +164,15 @@ class Family:
 
     def on_prediction_type(self, pipe: Any, prediction_type: str) -> None:
         """Adjust a loaded pipeline to a prediction type the file declared (SD 2.x base)."""
+        size = self.sample_size_for(prediction_type, int(pipe.unet.config.sample_size))
+        if size != pipe.unet.config.sample_size:
+            pipe.unet.register_to_config(sample_size=size)
+            pipe.vae.register_to_config(sample_size=size * int(pipe.vae_scale_factor))
+
+    def sample_size_for(self, prediction_type: str, sample_size: int) -> int:
+        """The U-Net's latent size for a prediction type a single file declared, given its
+        config folder's `sample_size` (SD 2.x: the ε models are the 512 px ones)."""
+        return sample_size
 
     # --- text conditioning ---------------------------------------------------------------
 
@@ -157,6 +206,22 @@ class Family:
         step = 8 * vae_scale_factor
         low = max(step, -(-native // 2 // step) * step)
         return tuple(range(low, 2 * native + 1, step))
+
+    def check_tuning_size(
+        self, requested: int, native: int, vae_scale_factor: int, model_name: str
+    ) -> int:
+        """The resolution to tune at: `requested`, checked against the model, or (0) the
+        native one; SettingsError naming the sizes the model takes."""
+        if requested == 0:
+            return native
+        allowed = self.tuning_sizes(native, vae_scale_factor)
+        if requested not in allowed:
+            raise SettingsError(
+                f"tuning size {requested} px does not fit {model_name}: use a multiple of "
+                f"{8 * vae_scale_factor} from {allowed[0]} to {allowed[-1]} (its native size "
+                f"is {native})"
+            )
+        return requested
 
     # --- regions -------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ diffusers module paths (`lora_unet_down_blocks_1_attentions_0_…`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ostaf.models.families.family import UNET, CheckpointKeys, Family
@@ -27,6 +26,7 @@ class StableDiffusion1(Family):
     context_width = 768
     native_size = 512
     lora_version = "sd_v1"
+    clip_l_prefix: ClassVar[str | None] = CLIP
 
     def text_encoder_in(self, keys: CheckpointKeys) -> bool:
         return keys.has_prefix(CLIP)
@@ -34,10 +34,9 @@ class StableDiffusion1(Family):
     def unet_in(self, keys: CheckpointKeys) -> bool:
         return keys.dim(CONTEXT_KEY, 1) == self.context_width
 
-    def claims_folder(self, pipeline: str, unet_config: Mapping[str, Any]) -> bool:
+    def claims_folder(self, pipeline: str, context_width: int | None) -> bool:
         # SD 2.x models use the same pipelines; their cross-attention reads 1024-wide states.
-        width = int(unet_config.get("cross_attention_dim") or 0)
-        return pipeline in self.folder_pipelines and width < 1024
+        return pipeline in self.folder_pipelines and (context_width or 0) < 1024
 
     def pipeline_options(self) -> dict[str, Any]:
         return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}

@@ -8,9 +8,6 @@ the "-base" models (a sibling .yaml says which). LoRAs are named as SD 1.x's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ostaf.models.families.family import CheckpointKeys
 from ostaf.models.families.sd1 import CONTEXT_KEY, StableDiffusion1
 
@@ -24,6 +21,7 @@ class StableDiffusion2(StableDiffusion1):
     context_width = 1024
     native_size = 768
     lora_version = "sd_v2"
+    clip_l_prefix = None  # OpenCLIP's layout
 
     def text_encoder_in(self, keys: CheckpointKeys) -> bool:
         return keys.has_prefix(OPEN_CLIP)
@@ -31,15 +29,12 @@ class StableDiffusion2(StableDiffusion1):
     def unet_in(self, keys: CheckpointKeys) -> bool:
         return keys.dim(CONTEXT_KEY, 1) == self.context_width
 
-    def claims_folder(self, pipeline: str, unet_config: Mapping[str, Any]) -> bool:
-        width = int(unet_config.get("cross_attention_dim") or 0)
-        return pipeline in self.folder_pipelines and width >= 1024
+    def claims_folder(self, pipeline: str, context_width: int | None) -> bool:
+        return pipeline in self.folder_pipelines and (context_width or 0) >= 1024
 
-    def on_prediction_type(self, pipe: Any, prediction_type: str) -> None:
-        if prediction_type == "epsilon":
-            # The ε-prediction SD 2.x models are the 512 px "-base" ones (v: 768 px).
-            pipe.unet.register_to_config(sample_size=64)
-            pipe.vae.register_to_config(sample_size=512)
+    def sample_size_for(self, prediction_type: str, sample_size: int) -> int:
+        # The ε-prediction SD 2.x models are the 512 px "-base" ones (v: 768 px).
+        return 64 if prediction_type == "epsilon" else sample_size
 
     def lora_metadata(self, fmt: str, resolution: int, prediction_type: str) -> dict[str, str]:
         return {**super().lora_metadata(fmt, resolution, prediction_type), "ss_v2": "True"}

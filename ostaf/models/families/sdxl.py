@@ -3,10 +3,12 @@
 Two text encoders — CLIP ViT-L/14 and OpenCLIP ViT-bigG/14, penultimate layers concatenated
 into 2048-wide states — plus two extra U-Net inputs (`added_cond_kwargs`): the bigG pooled
 embedding and six size/crop ids (original size, crop corner, target size). 1024 px,
-ε-prediction (v-prediction fine-tunes carry a `v_pred` key). Single files use Stability AI's
-SGM layout (`conditioner.embedders.0.transformer.*`, `conditioner.embedders.1.model.*`), and
-kohya names SDXL LoRAs after the SGM U-Net (`lora_unet_input_blocks_4_1_…`), which A1111,
-Forge and ComfyUI map natively and diffusers converts.
+ε-prediction (v-prediction fine-tunes carry a `v_pred` key, those also trained with zero
+terminal SNR a `ztsnr` key; EDM models such as Playground v2.5 are refused). Single files use
+Stability AI's SGM layout (`conditioner.embedders.0.transformer.*`,
+`conditioner.embedders.1.model.*`), and kohya names SDXL LoRAs after the SGM U-Net
+(`lora_unet_input_blocks_4_1_…`), which A1111, Forge and ComfyUI map natively and diffusers
+converts.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ostaf.models.families.family import UNET, CheckpointKeys, Conditioning, Family, SizeChoice
+from ostaf.models.families.family import (
+    UNET,
+    CheckpointKeys,
+    Conditioning,
+    Family,
+    Prediction,
+    SizeChoice,
+)
 
 if TYPE_CHECKING:
     import torch
+
+    from ostaf.models.component_configs import ModelIndex
 
 EMBEDDERS = "conditioner.embedders."
 LABEL_EMBEDDING = UNET + "label_emb.0.0.weight"
@@ -55,6 +66,7 @@ class StableDiffusionXL(Family):
     context_width = 2048
     native_size = 1024
     lora_version = "sdxl_base_v1-0"
+    clip_l_prefix = EMBEDDERS + "0.transformer."
 
     # --- recognition ---------------------------------------------------------------------
 
@@ -70,15 +82,31 @@ class StableDiffusionXL(Family):
         )
         if refiner_encoders or keys.dim(LABEL_EMBEDDING, 1) == REFINER_LABEL_WIDTH:
             return "a Stable Diffusion XL refiner (it only refines other models' images)"
+        # EDM models keep SDXL's layout but are trained on another noise process (continuous
+        # sigmas, other latent scaling): run as ε- or v-prediction SDXL they give noise.
+        if keys.has("edm_mean") and keys.has("edm_std"):
+            return (
+                "an EDM model (Playground v2.5 style: it has edm_mean/edm_std), whose noise "
+                "schedule and latent scale OSTAF cannot run"
+            )
+        if keys.has("edm_vpred.sigma_max"):
+            return (
+                "an EDM v-prediction model (CosXL style: it has edm_vpred.sigma_max), whose "
+                "noise schedule OSTAF cannot run"
+            )
         return None
 
-    def prediction_type_in(self, keys: CheckpointKeys) -> str | None:
-        # v-prediction SDXL fine-tunes mark themselves with an empty `v_pred` tensor.
-        return "v_prediction" if keys.has("v_pred") else None
+    def prediction_in(self, keys: CheckpointKeys) -> Prediction | None:
+        # v-prediction fine-tunes mark themselves with an empty `v_pred` tensor, and those
+        # trained with zero terminal SNR (NoobAI-XL v-pred) also with `ztsnr`; ComfyUI reads
+        # `ztsnr` only beside `v_pred`, and so does this.
+        if not keys.has("v_pred"):
+            return None
+        return Prediction("v_prediction", zero_terminal_snr=keys.has("ztsnr"))
 
-    def unsupported_folder(self, index: Mapping[str, Any]) -> str | None:
-        text_encoder = index.get("text_encoder")
-        if index.get("requires_aesthetics_score") or text_encoder in (None, [None, None]):
+    def unsupported_folder(self, index: ModelIndex) -> str | None:
+        text_encoder = index.text_encoder
+        if index.requires_aesthetics_score or text_encoder in (None, [None, None]):
             return "a Stable Diffusion XL refiner (it only refines other models' images)"
         return None
 
