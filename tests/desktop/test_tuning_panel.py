@@ -87,13 +87,13 @@ def test_description_is_suggested_per_kind_and_kept_once_edited(
     assert vm.tuning.steps == KIND_TUNING[AttributeKind.SHAPE].steps
     assert picker.prior.value() == KIND_TUNING[AttributeKind.SHAPE].prior
     assert picker.embedding_rate.value() == KIND_TUNING[AttributeKind.SHAPE].embedding_rate
+    vm.reference.open_image(reference_image(tmp_path))
     picker.caption.setText("a black {token} cat on a white background")
-    picker.cards[AttributeKind.APPEARANCE].radio.click()  # an edited description stays
+    picker.cards[AttributeKind.APPEARANCE].radio.click()  # edited for this picture: it stays
     picker.cards[AttributeKind.SHAPE].radio.click()
     assert vm.tuning.caption == "a black {token} cat on a white background"
     picker.prior.setValue(2.5)  # Advanced → Keep prompt reaches the run
     picker.embedding_rate.setValue(0.002)  # and Word rate
-    vm.reference.open_image(reference_image(tmp_path))
     vm.tuning.steps = 10
     window.shortcuts.tune.trigger()
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
