@@ -11,7 +11,7 @@ from PIL import Image
 from pytestqt.qtbot import QtBot
 
 from ostaf.method.regions import AttributeKind, suggested_caption
-from ostaf.requests import KIND_TUNING
+from ostaf.requests import KIND_TUNING, PRESETS, preset_steps
 from ostaf_desktop.run_history import load_run
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
@@ -149,3 +149,18 @@ def test_the_learning_rate_box_shows_each_kinds_rate_and_steps_within_its_decade
     assert box.text() == "0.0003"
     box.stepDown()
     assert vm.tuning.learning_rate == pytest.approx(2.9e-4)
+
+
+def test_the_hint_under_tune_follows_the_quality_box(
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    picker, hint = window.tuning.picker, window.tuning.hint
+    kind = AttributeKind(vm.tuning.kind)
+    for key in ("fast", "best", "balanced"):
+        picker.preset.setCurrentIndex(picker.preset.findData(key))
+        preset = PRESETS[key]
+        steps = preset_steps(kind, key)
+        assert hint.full_text() == f"{preset.name} · {preset.summary} ({steps} steps)"
+    picker.steps.setValue(123)  # Advanced → Steps: a custom run
+    assert hint.full_text() == "Custom (123 steps)"
