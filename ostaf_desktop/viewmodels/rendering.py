@@ -38,6 +38,9 @@ PREVIEW_DEBOUNCE_MS = 300
 REMEMBER_DELAY_MS = 1500
 DEMO_DEFAULT_PROMPT = "an orange striped star, flat style, on a white background"
 PREVIEW_STEPS = 10
+# What the quick preview is rendered with besides the attributes and their λ (it always runs
+# PREVIEW_STEPS steps at the native size): a change of any of these asks for a new one.
+PREVIEW_INPUTS = ("prompt", "negative_prompt", "seed", "guidance", "sampler", "schedule")
 MAX_SEED = 2**31 - 1
 SAMPLER_CHOICES = tuple((SAMPLER_LABELS[s], s) for s in SAMPLERS)
 # Named as A1111/Forge's "Schedule type"; "model" only comes back with older images.
@@ -281,8 +284,10 @@ class RenderViewModel(ViewModel):
     def _on_own_change(self, name: str, value: object) -> None:
         if name == "rendering":
             self._update_can_render()
-        elif name == "prompt":
+        if name == "prompt":
             self._remember.start()
+        if name in PREVIEW_INPUTS and self._library.applied:
+            self.request_preview()
 
     def _save_state(self, project: object) -> None:
         slug = getattr(project, "slug", "")

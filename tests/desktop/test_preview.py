@@ -36,6 +36,30 @@ def test_slider_moves_request_one_preview_after_debounce(
     assert "λ 1.75" in window.render_panel.caption.text()
 
 
+def test_the_preview_follows_prompt_edits_after_the_debounce(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    vm.library.set_applied(add_attribute(vm), True)
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 1 and vm.idle, timeout=5000)
+    for text in ("a sks", "a sks heart", "a sks heart, outline style"):
+        window.render_panel.prompt.setPlainText(text)  # typing
+    assert vm.rendering.preview_pending
+    qtbot.wait(PREVIEW_DEBOUNCE_MS // 3)
+    assert len(fake.of_kind("preview")) == 1  # still debouncing
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 2 and vm.idle, timeout=5000)
+    assert fake.of_kind("preview")[-1].request.settings.prompt == "a sks heart, outline style"
+    window.render_panel.negative.setPlainText("sketchy style")
+    window.render_panel.seed.setValue(7)
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 3 and vm.idle, timeout=5000)
+    qtbot.wait(PREVIEW_DEBOUNCE_MS * 2)
+    (*_, last) = fake.of_kind("preview")
+    assert len(fake.of_kind("preview")) == 3  # one preview for both edits
+    assert (last.request.settings.negative_prompt, last.request.settings.seeds) == (
+        "sketchy style",
+        [7],
+    )
+
+
 def test_newer_preview_cancels_the_running_one(
     window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
 ) -> None:
