@@ -123,6 +123,7 @@ class TuningProgress(Section):
         bind(vm, "total", self.progress, "visible", convert=bool)
         bind_to(vm, "losses", self.curve.set_losses, self)
         bind_to(vm, "total", self.curve.set_total, self)
+        bind_to(vm, "step", self.curve.set_step, self)
         bind_to(vm, "previews", self._show_previews, self)
         bind_to(vm, "preview_prompt", self._show_preview_prompt, self)
 

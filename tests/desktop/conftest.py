@@ -104,7 +104,9 @@ class FakeBackend:
             if job.checkpoint is not None:
                 discard(job.checkpoint)
             raise
-        write_attribute_file(job.out, name=job.name, kind=job.settings.kind, seed=len(self.calls))
+        write_attribute_file(
+            job.out, name=job.name, kind=job.settings.kind, seed=len(self.calls), steps=total
+        )
         if job.checkpoint is not None:
             discard(job.checkpoint)
         return TunedAttribute(job.out, losses, total * 0.1)

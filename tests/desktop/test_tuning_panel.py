@@ -164,3 +164,43 @@ def test_the_hint_under_tune_follows_the_quality_box(
         assert hint.full_text() == f"{preset.name} · {preset.summary} ({steps} steps)"
     picker.steps.setValue(123)  # Advanced → Steps: a custom run
     assert hint.full_text() == "Custom (123 steps)"
+
+
+def test_a_finished_600_step_run_fills_the_loss_curve_to_its_last_step(
+    window: MainWindow, vm: MainViewModel, qtbot: QtBot, tmp_path: Path
+) -> None:
+    """The kept history of a run holds at most 400 values: they still span all 600 steps."""
+    vm.reference.open_image(reference_image(tmp_path))
+    vm.tuning.steps = 600
+    curve = window.tuning_progress.curve
+    vm.tuning.tune()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=10000)
+    assert vm.library.selected_id  # the new attribute's kept run is shown
+    assert len(vm.tuning.losses) == 400 and vm.tuning.step == 600
+    assert curve.last_step() == 600
+    points = curve.points(vm.tuning.losses)
+    area = curve.plot_area()
+    assert points[0].x() == pytest.approx(area.left())
+    assert points[-1].x() == pytest.approx(area.right())
+    vm.library.selected_id = ""
+    vm.library.selected_id = vm.library.rows[0].id  # selected again later: the same
+    assert curve.last_step() == 600
+    assert curve.points(vm.tuning.losses)[-1].x() == pytest.approx(area.right())
+
+
+def test_a_running_curve_ends_at_the_current_step(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    vm.tuning.steps = 600
+    fake.step_delay_s = 0.005
+    vm.tuning.tune()
+    qtbot.waitUntil(lambda: vm.tuning.step >= 30, timeout=5000)
+    curve = window.tuning_progress.curve
+    step = vm.tuning.step
+    assert curve.last_step() == step == len(vm.tuning.losses)
+    area = curve.plot_area()
+    expected = area.left() + area.width() * (step - 1) / 599
+    assert curve.points(vm.tuning.losses)[-1].x() == pytest.approx(expected)
+    vm.tuning.cancel()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
