@@ -48,10 +48,13 @@ SCHEDULE_CHOICES = (("Karras", "karras"), ("Simple", "simple"), ("Model's own", 
 
 
 def size_choices(
-    resolution: int, offered: tuple[tuple[str, int, int], ...] = ()
+    resolution: int | None, offered: tuple[tuple[str, int, int], ...] = ()
 ) -> tuple[tuple[str, str], ...]:
     """The combo box choices for a model of `resolution` px: the sizes its family offers
-    (SD 1.x's when not given), the native one first as NATIVE, the others as 'WxH'."""
+    (SD 1.x's when not given), the native one first as NATIVE, the others as 'WxH'. Until
+    the model is known (None), only "Native": its size is not known yet."""
+    if resolution is None:
+        return (("Native", NATIVE),)
     offered = offered or sd1.FAMILY.offered_sizes(resolution)
     return tuple(
         (label, NATIVE if width == height == resolution else f"{width}x{height}")
@@ -71,7 +74,7 @@ class RenderViewModel(ViewModel):
     steps = Observable(25)
     guidance = Observable(7.5)
     count = Observable(2)
-    size_options = Observable(size_choices(512))
+    size_options = Observable(size_choices(None))
 
     preview_image = Observable[QImage | None](None)
     preview_caption = Observable("Tick an attribute in the library to preview it")
@@ -273,11 +276,15 @@ class RenderViewModel(ViewModel):
             self._update_can_render()
 
     def _on_session_changed(self, name: str, value: object) -> None:
-        if name == "model" and self._session.model is not None:
+        if name == "model":
             info = self._session.model
-            self.size_options = size_choices(info.resolution, info.sizes)
-            if self.size not in {v for _, v in self.size_options}:
-                self.size = NATIVE
+            if info is None:
+                if self.size == NATIVE:  # no size until the model (re)loads; another choice stays
+                    self.size_options = size_choices(None)
+            else:
+                self.size_options = size_choices(info.resolution, info.sizes)
+                if self.size not in {v for _, v in self.size_options}:
+                    self.size = NATIVE
         if name in ("model", "settings"):
             self._update_can_render()
 

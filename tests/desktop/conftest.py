@@ -58,12 +58,14 @@ class FakeBackend:
     fail_tune: Exception | None = None  # raised once, after step `fail_tune_at` (state kept)
     fail_tune_at: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
+    load_gate: threading.Event = field(default_factory=threading.Event)  # clear: loading waits
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo("Fake model", 64, "cpu float32", ("cpu",), True)
     )
 
     def __post_init__(self) -> None:
         self.gate.set()
+        self.load_gate.set()
 
     def of_kind(self, kind: str) -> list[Call]:
         return [c for c in self.calls if c.kind == kind]
@@ -73,6 +75,8 @@ class FakeBackend:
     ) -> ModelInfo:
         self.calls.append(Call("load", choice, cancel))
         progress(Progress("loading", 1, 1, message="Loading the fake model…"))
+        while not self.load_gate.wait(0.01):
+            cancel.check()
         if self.fail_load is not None:
             raise self.fail_load
         return self.info
