@@ -79,6 +79,9 @@ class RenderViewModel(ViewModel):
     preview_image = Observable[QImage | None](None)
     preview_caption = Observable("Tick an attribute in the library to preview it")
     preview_pending = Observable(False)
+    # What the last preview or render warned about the applied attributes (e.g. two that
+    # learned the same word), one per line: too long for the status bar.
+    warnings = Observable("")
     rendering = Observable(False)
     render_step = Observable(0)
     render_total = Observable(0)
@@ -142,6 +145,7 @@ class RenderViewModel(ViewModel):
             self._debounce.stop()
             self.preview_image = None
             self.preview_caption = "Tick an attribute in the library to preview it"
+            self.warnings = ""
             return
         self.preview_pending = True
         self._debounce.start()
@@ -244,6 +248,7 @@ class RenderViewModel(ViewModel):
         if job.state is JobState.DONE and job.result:
             item: RenderedImage = job.result[0]
             self.preview_image = qimage_from_pil(item.image)
+            self._show_warnings(job.result)
             self.preview_caption = f"{caption} · {PREVIEW_STEPS} steps · seed {item.seed}"
         elif job.state is JobState.FAILED and job.error is not None:
             self.preview_caption = "Preview failed"
@@ -260,14 +265,18 @@ class RenderViewModel(ViewModel):
         if job.state is JobState.DONE:
             images: list[RenderedImage] = job.result
             self._results.add(images)
-            warnings = list(dict.fromkeys(w for item in images for w in item.warnings))
             where = images[0].path.parent if images and images[0].path else ""
-            self._session.notify(
-                f"Warning: {warnings[0]}" if warnings else f"Rendered {len(images)} into {where}"
-            )
+            warned = " (see the warning in the Render panel)" if self._show_warnings(images) else ""
+            self._session.notify(f"Rendered {len(images)} into {where}{warned}")
         elif job.state is JobState.FAILED and job.error is not None:
             self._session.report(job.error)
         self._update_can_render()
+
+    def _show_warnings(self, images: list[RenderedImage]) -> bool:
+        """Show what the images were warned about (each once); True when there was any."""
+        found = dict.fromkeys(w for item in images for w in item.warnings)
+        self.warnings = "\n".join(f"⚠ {warning}" for warning in found)
+        return bool(found)
 
     # -- reacting to other view-models ------------------------------------------------------------
     def _on_library_changed(self, name: str, value: object) -> None:

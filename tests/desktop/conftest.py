@@ -52,6 +52,7 @@ class FakeBackend:
     calls: list[Call] = field(default_factory=list)
     step_delay_s: float = 0.0
     fail_render: OstafError | None = None
+    render_warnings: list[str] = field(default_factory=list)  # what every image is warned of
     fail_load: OstafError | None = None
     fail_batch: OstafError | None = None  # raised after `fail_batch_after` images (a full disk)
     fail_batch_after: int = 0
@@ -134,7 +135,7 @@ class FakeBackend:
             if job.out_dir is not None:
                 target = job.out_dir / f"{len(images):05d}-{seed}.png"
                 path = write_png(target, image, parameters, record)
-            images.append(RenderedImage(image, seed, parameters, path))
+            images.append(RenderedImage(image, seed, parameters, path, list(self.render_warnings)))
         return images
 
     def batch(self, job: BatchJob, progress: ProgressCallback, cancel: CancelToken) -> BatchResult:

@@ -110,3 +110,33 @@ def test_saving_a_result_copies_the_png(
     window.results.save_current()
     assert target.read_bytes() == vm.results.items[0].path.read_bytes()  # type: ignore[union-attr]
     assert fake.of_kind("render")[0].request.settings.attributes == []
+
+
+SHARED_WORD = (
+    "'Ink' and 'Blue crackle glaze' both learned the placeholder word 'sks', so their words "
+    "add up and blur each other; lower one's λ, or tune one again with Word rate 0 "
+    "(--embedding-rate 0)"
+)
+
+
+def test_a_warning_about_the_applied_attributes_is_shown_in_full_in_the_render_panel(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    window.resize(1280, 720)
+    fake.render_warnings = [SHARED_WORD]
+    vm.library.set_applied(add_attribute(vm, "Ink", seed=1), True)
+    vm.library.set_applied(add_attribute(vm, "Blue crackle glaze", seed=2), True)
+    shown = window.render_panel.warnings
+    qtbot.waitUntil(lambda: shown.isVisible(), timeout=5000)  # the preview warns already
+    assert shown.text() == f"⚠ {SHARED_WORD}" and shown.wordWrap()
+    qtbot.wait(50)
+    assert shown.height() >= shown.heightForWidth(shown.width())  # every line shows
+    vm.rendering.render()
+    qtbot.waitUntil(lambda: not vm.rendering.rendering, timeout=5000)
+    assert vm.session.status_message.endswith("(see the warning in the Render panel)")
+    fake.render_warnings = []
+    vm.library.set_intensity(vm.library.applied[0].id, 0.0)
+    qtbot.waitUntil(lambda: vm.idle and not shown.isVisible(), timeout=5000)
+    for entry in vm.library.applied:
+        vm.library.set_applied(entry.id, False)
+    assert vm.rendering.warnings == ""
