@@ -355,7 +355,7 @@ class TuningViewModel(ViewModel):
     def _finish(self, project: Project, request: TuneJob, result: TunedAttribute) -> None:
         reopened = project is not self._projects.current
         try:
-            path = project.import_attribute(result.path).entry.path
+            outcome = project.import_attribute(result.path)
             project.add_reference(request.image)
         except OstafError as exc:
             self._session.report(exc)
@@ -364,6 +364,7 @@ class TuningViewModel(ViewModel):
             result.path.unlink(missing_ok=True)
             if reopened:
                 project.release()
+        path = outcome.entry.path
         save_run(path.stem, result.losses, self._pil_previews, result.seconds, self.preview_prompt)
         self._pil_previews = []
         self._projects.refresh()
@@ -371,13 +372,39 @@ class TuningViewModel(ViewModel):
             self._library.refresh()
             self._library.selected_id = path.stem  # shows this run's curve and previews
             self._library.apply_only(path.stem)
-            self._session.notify(f"Saved '{request.name}' to the library")
-        self.stage_text = f"Saved to the library in {format_duration(result.seconds)}"
+            if outcome.duplicate:
+                self._say_equal(request.name, outcome.entry.meta.name)
+            else:
+                self._session.notify(f"Saved '{request.name}' to the library")
+        took = format_duration(result.seconds)
+        self.stage_text = (
+            f"Equal to '{outcome.entry.meta.name}' in the library: nothing new saved"
+            if outcome.duplicate
+            else f"Saved to the library in {took}"
+        )
         self.name = ""  # the next run names its own attribute
         for note in result.notes:
             self._session.notify(f"Note: {note}")
         if not reopened:
             self.attribute_added.emit(path.stem)
+
+    def _say_equal(self, name: str, existing: str) -> None:
+        """A run that learnt exactly an attribute the library holds (it keeps identical
+        content once): say which one, and that it keeps its own name."""
+        text = (
+            f"This run learnt exactly the attribute '{existing}' that the library already "
+            f"holds, so nothing new was saved; '{existing}' is selected and applied."
+        )
+        if name != existing:
+            text += (
+                f" It keeps its name: rename it in the library to call it '{name}', or tune "
+                "with another seed to get a second attribute."
+            )
+        self._session.inform(
+            "Already in the library",
+            text,
+            status=f"Equal to '{existing}' in the library: nothing new saved",
+        )
 
     # -- the description -------------------------------------------------------------------
     def restore_caption(self) -> None:

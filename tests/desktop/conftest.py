@@ -58,6 +58,7 @@ class FakeBackend:
     fail_batch_after: int = 0
     fail_tune: Exception | None = None  # raised once, after step `fail_tune_at` (state kept)
     fail_tune_at: int = 0
+    tune_content: int | None = None  # the same factors for every run (a deterministic tune)
     gate: threading.Event = field(default_factory=threading.Event)
     load_gate: threading.Event = field(default_factory=threading.Event)  # clear: loading waits
     info: ModelInfo = field(
@@ -109,8 +110,9 @@ class FakeBackend:
             if job.checkpoint is not None:
                 discard(job.checkpoint)
             raise
+        content = len(self.calls) if self.tune_content is None else self.tune_content
         write_attribute_file(
-            job.out, name=job.name, kind=job.settings.kind, seed=len(self.calls), steps=total
+            job.out, name=job.name, kind=job.settings.kind, seed=content, steps=total
         )
         if job.checkpoint is not None:
             discard(job.checkpoint)
