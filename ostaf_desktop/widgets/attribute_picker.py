@@ -194,6 +194,7 @@ class AttributePicker(QWidget):
         advanced.addRow("Word rate", self.embedding_rate)
         advanced.addRow("Resolution", self.resolution)
         layout.addWidget(self.advanced)
+        layout.addStretch(1)  # the choices stay at the top of a tall column
 
         bind_to(vm, "kind", self._show_kind, self)
         bind(vm, "class_word", self.class_word)

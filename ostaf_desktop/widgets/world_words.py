@@ -4,16 +4,14 @@ cannot use."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QGridLayout, QPushButton, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QPushButton, QWidget
 
 from ostaf.method.regions import AttributeKind
 from ostaf.world.description import words_in_description
 from ostaf.world.scenes import ATTRIBUTES, VALUES
 from ostaf_desktop.binding import bind_to
 from ostaf_desktop.viewmodels.tuning import TuningViewModel
-from ostaf_desktop.widgets.layout import compact_combo, label
-
-COLUMNS = 2  # label and box pairs per row: the Learn column is narrow
+from ostaf_desktop.widgets.layout import compact_combo
 
 
 class WorldWordPicker(QWidget):
@@ -23,28 +21,22 @@ class WorldWordPicker(QWidget):
     def __init__(self, vm: TuningViewModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.vm = vm
-        grid = QGridLayout(self)
-        grid.setContentsMargins(14, 0, 0, 0)
-        grid.setHorizontalSpacing(6)
-        grid.setVerticalSpacing(4)
+        form = QFormLayout(self)  # one word a row: the Learn column is narrow
+        form.setContentsMargins(14, 0, 0, 0)
+        form.setVerticalSpacing(4)
         self.boxes: dict[str, QComboBox] = {}
-        for index, name in enumerate(ATTRIBUTES):
-            box = compact_combo(5)
+        for name in ATTRIBUTES:
+            box = compact_combo(6)
             box.addItems(list(VALUES[name]))
             box.setToolTip(f"The picture's {name}, in the demo world's words")
-            row, column = divmod(index, COLUMNS)
-            grid.addWidget(label(name.title(), "hint"), row, 2 * column)
-            grid.addWidget(box, row, 2 * column + 1)
+            form.addRow(name.title(), box)
             self.boxes[name] = box
-        for column in range(COLUMNS):
-            grid.setColumnStretch(2 * column + 1, 1)
         self.use = QPushButton("Describe with these words")
         self.use.setToolTip(
             "Write the Description from these words, with {token} where the chosen kind's "
             "words go; it then follows the kind"
         )
-        last = (len(ATTRIBUTES) - 1) // COLUMNS + 1
-        grid.addWidget(self.use, last, 0, 1, 2 * COLUMNS)
+        form.addRow(self.use)
         self.use.clicked.connect(lambda: vm.describe_with_words(self.words()))
         bind_to(vm, "kind", self._show_kind, self)
 
