@@ -82,12 +82,14 @@ class InterruptedRun:
     def resumable(self) -> bool:
         return not self.problem and self.settings is not None and self.image is not None
 
-    def job(self, out: Path, learning_rate: float, memory_saving: bool) -> TuneJob:
-        """The same job again, continuing from the checkpoint, with the given learning rate
-        and memory saving (neither changes which run it is)."""
+    def job(self, out: Path, memory_saving: bool, learning_rate: float | None = None) -> TuneJob:
+        """The same job again, continuing from the checkpoint with every setting of the run,
+        except memory saving and, when given, a learning rate (neither changes which run
+        it is)."""
         if self.settings is None or self.image is None:
             raise SettingsError(f"the interrupted run '{self.name}' cannot be resumed")
-        settings = replace(self.settings, learning_rate=learning_rate, memory_saving=memory_saving)
+        rate = self.settings.learning_rate if learning_rate is None else learning_rate
+        settings = replace(self.settings, learning_rate=rate, memory_saving=memory_saving)
         settings.validate()
         return TuneJob(
             self.image,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -87,7 +88,17 @@ def missing_message(sonames: Sequence[str]) -> str:
         text += "."
     else:
         text += " Install the package of your distribution that provides it."
-    return text + " The command-line tool works without a window: ostaf-cli --help"
+    return text + f" The command-line tool works without a window: {cli_command()}"
+
+
+def cli_command() -> str:
+    """How to start the command-line tool here: `ostaf-cli` where `pip install .` put that
+    command on the path, else this Python with `-m ostaf` in the folder that holds the code
+    (a checkout run as `python main.py` installs no command)."""
+    if shutil.which("ostaf-cli"):
+        return "ostaf-cli --help"
+    root = Path(__file__).resolve().parent.parent
+    return f"cd {shlex.quote(str(root))} && {shlex.quote(sys.executable)} -m ostaf --help"
 
 
 def chosen_platform(qt_args: Sequence[str], environ: Mapping[str, str]) -> str:

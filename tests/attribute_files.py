@@ -27,6 +27,7 @@ def write_attribute_file(
     created_at: str = "2026-01-01T00:00:00Z",
     default_lambda: float = 1.0,
     base_model: str = "test model",
+    steps: int = 10,
 ) -> Path:
     """A tiny attribute file (one target layer, rank 2) with a coloured thumbnail."""
     rng = np.random.default_rng(seed)
@@ -46,7 +47,7 @@ def write_attribute_file(
             thumbnail=thumbnail_data_url(Image.new("RGB", (32, 32), colour)),
             file_name="ref.png",
         ),
-        tuning={"prompt": "a photo of a sks object", "steps": 10, "final_loss": 0.1},
+        tuning={"prompt": "a photo of a sks object", "steps": steps, "final_loss": 0.1},
         default_lambda=default_lambda,
         created_at=created_at,
     )

@@ -4,12 +4,15 @@ placeholder, exactly as the attribute benchmark tunes (no torch here)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from PIL import Image
 
+from ostaf.errors import SettingsError
 from ostaf.method.regions import AttributeKind
-from ostaf.world.attribute_cases import reference_caption
+from ostaf.world.attribute_cases import TRANSFERRED, reference_caption
 from ostaf.world.oracle import analyse
-from ostaf.world.scenes import Scene
+from ostaf.world.scenes import ATTRIBUTES, VALUES, Scene
 
 MIN_CONFIDENCE = 0.25  # the shape template match of a circle reads about 0.4
 
@@ -28,15 +31,34 @@ def describe_reference(image: Image.Image, kind: AttributeKind, token: str = "{t
     )
     if any(value is None for value in values.values()) or min(confidences) < MIN_CONFIDENCE:
         return ""
+    return describe_words({name: str(values[name]) for name in ATTRIBUTES}, kind, token)
+
+
+def describe_words(words: Mapping[str, str], kind: AttributeKind, token: str = "{token}") -> str:
+    """The description of a world picture of these `words` (one value of `VALUES` for each
+    of shape, colour, pattern, style and background), with `token` where the `kind`'s words
+    go; e.g. appearance: "a {token} star, flat style, on a white background"."""
+    for name in ATTRIBUTES:
+        if words.get(name) not in VALUES[name]:
+            raise SettingsError(
+                f"{name} {words.get(name)!r} is not a word of the demo world; "
+                f"choose one of {', '.join(VALUES[name])}"
+            )
     scene = Scene(
-        shape=str(values["shape"]),
-        colour=str(values["colour"]),
-        pattern=str(values["pattern"]),
-        style=str(values["style"]),
-        background=str(values["background"]),
+        shape=words["shape"],
+        colour=words["colour"],
+        pattern=words["pattern"],
+        style=words["style"],
+        background=words["background"],
         centre=(0.5, 0.5),
         size=0.7,
         rotation=0.0,
         detail_seed=0,
     )
     return reference_caption(scene, kind, token)
+
+
+def words_in_description(kind: AttributeKind) -> tuple[str, ...]:
+    """Which of the world's attributes a `kind`'s description names (the others are what
+    the attribute learns, written as the placeholder)."""
+    return tuple(name for name in ATTRIBUTES if name not in TRANSFERRED[kind])

@@ -83,7 +83,7 @@ class BatchViewModel(ViewModel):
     steps = Observable(25)
     guidance = Observable(7.5)
     size = Observable(NATIVE)
-    size_options = Observable(size_choices(512))
+    size_options = Observable(size_choices(None))
     out_dir = Observable("")
     template = Observable(DEFAULT_TEMPLATE)
     contact_sheet = Observable(True)

@@ -25,6 +25,7 @@ from ostaf_desktop.viewmodels.rendering import RenderViewModel
 from ostaf_desktop.viewmodels.results import ResultsViewModel
 from ostaf_desktop.viewmodels.resume import ResumeViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
+from ostaf_desktop.viewmodels.settings import DIALOG_FIELDS
 from ostaf_desktop.viewmodels.tuning import TuningViewModel
 from ostaf_desktop.worker import BackendFactory, JobController
 
@@ -123,12 +124,10 @@ class MainViewModel(ViewModel):
     def apply_settings(self, new: Settings) -> None:
         """Save new settings; reload the model when its choice changed."""
         old = self.session.model_choice()
-        if self.session.update_settings(
-            model_source=new.model_source,
-            device=new.device,
-            precision=new.precision,
-            output_dir=new.output_dir,
-        ) and (self.session.model_choice() != old or self.session.model_failed):
+        changes = {name: getattr(new, name) for name in DIALOG_FIELDS}
+        if self.session.update_settings(**changes) and (
+            self.session.model_choice() != old or self.session.model_failed
+        ):
             self.load_model()
         self.rendering.request_preview()
 

@@ -69,9 +69,11 @@ class ReferenceViewModel(ViewModel):
             upright = open_image(path, "reference image")
             width, height = upright.size
             if min(width, height) < MIN_SIDE:
+                model = self._session.model
+                best = f"{model.resolution}" if model is not None else "the model's size"
                 raise InputImageError(
                     f"{path.name} is only {width}×{height} pixels; use an image at least "
-                    f"{MIN_SIDE} pixels on each side ({self._resolution()} or more is best)"
+                    f"{MIN_SIDE} pixels on each side ({best} or more is best)"
                 )
             if max(width, height) > DISPLAY_MAX_SIDE:
                 upright.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE))
@@ -158,23 +160,24 @@ class ReferenceViewModel(ViewModel):
         return path
 
     # -- feedback --------------------------------------------------------------------------
-    def _resolution(self) -> int:
-        model = self._session.model
-        return model.resolution if model is not None else 512
-
     def _update_notes(self) -> None:
+        """What the app thinks of the image; nothing about its size until the model, and so
+        the size it sees, is known."""
         notes: list[str] = []
+        model = self._session.model
         if self.image is not None:
             width, height = self.original_size
             if self.crop is not None:
                 width, height = self.crop[2] - self.crop[0], self.crop[3] - self.crop[1]
-            side, target = min(width, height), self._resolution()
-            if side < target:
+            side = min(width, height)
+            if model is not None and side < model.resolution:
+                target = model.resolution
                 notes.append(
                     f"Small: the model sees {target}×{target}, so {side} pixels are upscaled "
                     "and details may blur"
                 )
-            if max(self.original_size) > LARGE_SIDE:
+            if model is not None and max(self.original_size) > LARGE_SIDE:
+                target = model.resolution
                 notes.append(
                     f"Large: {self.original_size[0]}×{self.original_size[1]} is scaled down "
                     f"to {target}×{target}; crop to the part that matters"

@@ -38,6 +38,9 @@ PREVIEW_DEBOUNCE_MS = 300
 REMEMBER_DELAY_MS = 1500
 DEMO_DEFAULT_PROMPT = "an orange striped star, flat style, on a white background"
 PREVIEW_STEPS = 10
+# What the quick preview is rendered with besides the attributes and their λ (it always runs
+# PREVIEW_STEPS steps at the native size): a change of any of these asks for a new one.
+PREVIEW_INPUTS = ("prompt", "negative_prompt", "seed", "guidance", "sampler", "schedule")
 MAX_SEED = 2**31 - 1
 SAMPLER_CHOICES = tuple((SAMPLER_LABELS[s], s) for s in SAMPLERS)
 # Named as A1111/Forge's "Schedule type"; "model" only comes back with older images.
@@ -45,10 +48,13 @@ SCHEDULE_CHOICES = (("Karras", "karras"), ("Simple", "simple"), ("Model's own", 
 
 
 def size_choices(
-    resolution: int, offered: tuple[tuple[str, int, int], ...] = ()
+    resolution: int | None, offered: tuple[tuple[str, int, int], ...] = ()
 ) -> tuple[tuple[str, str], ...]:
     """The combo box choices for a model of `resolution` px: the sizes its family offers
-    (SD 1.x's when not given), the native one first as NATIVE, the others as 'WxH'."""
+    (SD 1.x's when not given), the native one first as NATIVE, the others as 'WxH'. Until
+    the model is known (None), only "Native": its size is not known yet."""
+    if resolution is None:
+        return (("Native", NATIVE),)
     offered = offered or sd1.FAMILY.offered_sizes(resolution)
     return tuple(
         (label, NATIVE if width == height == resolution else f"{width}x{height}")
@@ -68,11 +74,14 @@ class RenderViewModel(ViewModel):
     steps = Observable(25)
     guidance = Observable(7.5)
     count = Observable(2)
-    size_options = Observable(size_choices(512))
+    size_options = Observable(size_choices(None))
 
     preview_image = Observable[QImage | None](None)
     preview_caption = Observable("Tick an attribute in the library to preview it")
     preview_pending = Observable(False)
+    # What the last preview or render warned about the applied attributes (e.g. two that
+    # learned the same word), one per line: too long for the status bar.
+    warnings = Observable("")
     rendering = Observable(False)
     render_step = Observable(0)
     render_total = Observable(0)
@@ -136,6 +145,7 @@ class RenderViewModel(ViewModel):
             self._debounce.stop()
             self.preview_image = None
             self.preview_caption = "Tick an attribute in the library to preview it"
+            self.warnings = ""
             return
         self.preview_pending = True
         self._debounce.start()
@@ -238,6 +248,7 @@ class RenderViewModel(ViewModel):
         if job.state is JobState.DONE and job.result:
             item: RenderedImage = job.result[0]
             self.preview_image = qimage_from_pil(item.image)
+            self._show_warnings(job.result)
             self.preview_caption = f"{caption} · {PREVIEW_STEPS} steps · seed {item.seed}"
         elif job.state is JobState.FAILED and job.error is not None:
             self.preview_caption = "Preview failed"
@@ -254,14 +265,18 @@ class RenderViewModel(ViewModel):
         if job.state is JobState.DONE:
             images: list[RenderedImage] = job.result
             self._results.add(images)
-            warnings = list(dict.fromkeys(w for item in images for w in item.warnings))
             where = images[0].path.parent if images and images[0].path else ""
-            self._session.notify(
-                f"Warning: {warnings[0]}" if warnings else f"Rendered {len(images)} into {where}"
-            )
+            warned = " (see the warning in the Render panel)" if self._show_warnings(images) else ""
+            self._session.notify(f"Rendered {len(images)} into {where}{warned}")
         elif job.state is JobState.FAILED and job.error is not None:
             self._session.report(job.error)
         self._update_can_render()
+
+    def _show_warnings(self, images: list[RenderedImage]) -> bool:
+        """Show what the images were warned about (each once); True when there was any."""
+        found = dict.fromkeys(w for item in images for w in item.warnings)
+        self.warnings = "\n".join(f"⚠ {warning}" for warning in found)
+        return bool(found)
 
     # -- reacting to other view-models ------------------------------------------------------------
     def _on_library_changed(self, name: str, value: object) -> None:
@@ -270,19 +285,25 @@ class RenderViewModel(ViewModel):
             self._update_can_render()
 
     def _on_session_changed(self, name: str, value: object) -> None:
-        if name == "model" and self._session.model is not None:
+        if name == "model":
             info = self._session.model
-            self.size_options = size_choices(info.resolution, info.sizes)
-            if self.size not in {v for _, v in self.size_options}:
-                self.size = NATIVE
+            if info is None:
+                if self.size == NATIVE:  # no size until the model (re)loads; another choice stays
+                    self.size_options = size_choices(None)
+            else:
+                self.size_options = size_choices(info.resolution, info.sizes)
+                if self.size not in {v for _, v in self.size_options}:
+                    self.size = NATIVE
         if name in ("model", "settings"):
             self._update_can_render()
 
     def _on_own_change(self, name: str, value: object) -> None:
         if name == "rendering":
             self._update_can_render()
-        elif name == "prompt":
+        if name == "prompt":
             self._remember.start()
+        if name in PREVIEW_INPUTS and self._library.applied:
+            self.request_preview()
 
     def _save_state(self, project: object) -> None:
         slug = getattr(project, "slug", "")

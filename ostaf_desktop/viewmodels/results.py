@@ -65,17 +65,14 @@ class ResultsViewModel(ViewModel):
         return [item.path.name for item in self.items if item.path is not None]
 
     def load_folder(self, folder: Path | None, limit: int = 12, order: Sequence[str] = ()) -> None:
-        """Show the newest PNGs of `folder` (the project's earlier renders). `order`: the file
-        names the strip last showed, in its order; they come back in it, after any newer file."""
+        """Show the first `limit` PNGs of `folder` (the project's earlier renders) in
+        `shown_order`: `order` is the file names the strip last showed, in its order."""
         self.selected = -1
         if folder is None or not folder.is_dir():
             self.items = ()
             return
-        position = {name: index for index, name in enumerate(order)}
-        newest = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime, reverse=True)
-        files = [p for p in newest if p.name not in position]
-        files += sorted((p for p in newest if p.name in position), key=lambda p: position[p.name])
         items = []
+        files = shown_order(folder, order)
         for path in files[:limit]:
             image = read_thumbnail(path, THUMB_SIDE)
             if not image.isNull():
@@ -98,6 +95,27 @@ class ResultsViewModel(ViewModel):
             return False
         self._session.notify(f"Saved {target}")
         return True
+
+
+def shown_order(folder: Path, order: Sequence[str] = ()) -> list[Path]:
+    """The PNGs of `folder` as the strip shows them: files newer than every remembered one
+    first, then the remembered ones (`order`) in their order, then the older rest; newest
+    first within each, by modification time and then by name, so that the same folder and
+    order always give the same strip."""
+    stamps: dict[Path, tuple[int, str]] = {}
+    for path in folder.glob("*.png"):
+        try:
+            stamps[path] = (path.stat().st_mtime_ns, path.name)
+        except OSError:  # removed while listed
+            continue
+    newest_first = sorted(stamps, key=stamps.__getitem__, reverse=True)
+    position = {name: index for index, name in enumerate(order)}
+    known = sorted((p for p in newest_first if p.name in position), key=lambda p: position[p.name])
+    latest = max((stamps[p] for p in known), default=None)
+    others = [p for p in newest_first if p.name not in position]
+    newer = [p for p in others if latest is None or stamps[p] > latest]
+    older = [p for p in others if latest is not None and stamps[p] <= latest]
+    return [*newer, *known, *older]
 
 
 def _metadata(path: Path) -> tuple[str, int | None, str]:

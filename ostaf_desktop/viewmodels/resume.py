@@ -1,10 +1,11 @@
 """The offer to resume the open project's interrupted tuning run (after a crash, a kill, an
 out-of-memory or a diverged loss), or to discard it.
 
-A resumed run is the saved run: its image, mask, crop, kind, steps, seed and every other
-setting come from the checkpoint's sidecar. Two things may change without making it another
-run, and the offer says so when they do: the learning rate is the one set under Advanced
-(lower it after a diverged loss), and after an out-of-memory memory saving is turned on.
+A resumed run is the saved run: its image, mask, crop, kind, steps, seed, learning rates and
+every other setting come from the checkpoint's sidecar, whatever the Learn panel shows. Two
+things may change without making it another run, and the offer says so when they do: after an
+out-of-memory memory saving is turned on, and after a diverged loss it continues at half the
+learning rate it diverged at (the button says the rate).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ostaf_desktop.viewmodels.tuning import TuningViewModel
 
 OUT_OF_MEMORY = "OutOfMemoryError"
 DIVERGED = "TuningDivergedError"
+DIVERGED_RATE_FACTOR = 0.5  # a diverged run continues at this share of its learning rate
 
 
 class ResumeViewModel(ViewModel):
@@ -32,6 +34,7 @@ class ResumeViewModel(ViewModel):
     visible = Observable(False)
     message = Observable("")
     can_resume = Observable(False)
+    resume_text = Observable("Resume")  # the button: it names a lowered learning rate
 
     def __init__(
         self,
@@ -65,7 +68,7 @@ class ResumeViewModel(ViewModel):
         if run is None or run.settings is None or not self.can_resume:
             return None
         memory_saving = run.settings.memory_saving or self._failure == OUT_OF_MEMORY
-        job = self._tuning.resume(run, memory_saving)
+        job = self._tuning.resume(run, memory_saving, self._lowered_rate(run))
         if job is not None:
             self._failure = ""
             self.run = None
@@ -94,8 +97,6 @@ class ResumeViewModel(ViewModel):
         if name == "running" and value:
             self.run = None
             self._update()
-        elif name == "learning_rate":
-            self._update()
 
     def _on_session_changed(self, name: str, _value: object) -> None:
         if name == "settings":  # the base model chosen may now differ from the run's
@@ -114,28 +115,31 @@ class ResumeViewModel(ViewModel):
         self.visible = run is not None
         self.can_resume = run is not None and run.resumable and not self._tuning.running
         self.message = "" if run is None else self._describe(run)
+        rate = self._lowered_rate(run) if run is not None else None
+        self.resume_text = "Resume" if rate is None else f"Resume at {rate:g}"
+
+    def _lowered_rate(self, run: InterruptedRun | None) -> float | None:
+        """The learning rate a diverged run continues at; None: the run's own."""
+        if run is None or run.settings is None or self._failure != DIVERGED:
+            return None
+        return run.settings.learning_rate * DIVERGED_RATE_FACTOR
 
     def _describe(self, run: InterruptedRun) -> str:
         where = f"step {run.step} of {run.total}" if run.total else f"step {run.step}"
         head = f"An interrupted tuning run <b>'{html.escape(run.name)}'</b> ({where})"
         if not run.resumable or run.settings is None:
             return f"{head} cannot be resumed: {html.escape(run.problem)}."
-        parts = [f"{head} can be resumed."]
+        parts = [f"{head} can be resumed with its own settings."]
         if self._failure == OUT_OF_MEMORY and not run.settings.memory_saving:
             parts.append(
                 "It ran out of memory, so it continues with memory saving on "
                 "(slower, needs less memory)."
             )
-        rate, saved = float(self._tuning.learning_rate), run.settings.learning_rate
-        if self._failure == DIVERGED and rate >= saved:
+        lowered = self._lowered_rate(run)
+        if lowered is not None:
             parts.append(
-                f"Its loss diverged at learning rate {saved:g}: lower it under "
-                "<b>Advanced</b> first, or it diverges again."
-            )
-        elif rate != saved:
-            parts.append(
-                f"It continues at the learning rate set under Advanced, {rate:g} "
-                f"(it ran at {saved:g})."
+                f"Its loss diverged at learning rate {run.settings.learning_rate:g}, so it "
+                f"continues at half that, {lowered:g}."
             )
         if run.model is not None and run.model != self._session.model_choice():
             source = "the demo model" if run.model.source == "demo" else Path(run.model.source).name

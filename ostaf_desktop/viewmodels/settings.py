@@ -17,6 +17,9 @@ from ostaf.settings import DEVICES, PRECISIONS, Settings
 from ostaf_desktop.observable import Observable, ViewModel
 
 DEMO, FOLDER, FILE = "demo", "folder", "file"
+# The settings the dialog edits (the others, such as the last project, the app keeps itself):
+# `result()` fills them in and applying the dialog saves every one of them.
+DIALOG_FIELDS = ("model_source", "device", "precision", "output_dir", "memory_saving")
 ModelChecker = Callable[[str], str]
 
 

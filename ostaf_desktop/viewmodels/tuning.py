@@ -84,6 +84,11 @@ class TuningViewModel(ViewModel):
     class_word = Observable("")
     # The reference described with {token} where the attribute's words would be.
     caption = Observable(suggested_caption(AttributeKind.APPEARANCE))
+    # Edited for this picture: it no longer follows the kind (a new picture or a resume
+    # resets it; `restore_caption` puts the suggestion back).
+    caption_edited = Observable(False)
+    words_available = Observable(False)  # the demo model: its world's words describe a picture
+    words_open = Observable(False)  # the word picker is shown
     name = Observable("")
     preset = Observable(DEFAULT_PRESET)
     steps = Observable(preset_steps(AttributeKind.APPEARANCE, DEFAULT_PRESET))
@@ -132,7 +137,8 @@ class TuningViewModel(ViewModel):
         self._project: Project | None = None
         self._pil_previews: list[tuple[int, Any]] = []
         self._elapsed_s = 0.0
-        self._suggestion = str(self.caption)  # the caption as suggested, until edited
+        self._suggestion = str(self.caption)  # what the description follows until edited
+        self._world_words: dict[str, str] | None = None  # picked on the demo model
         self.changed.connect(self._on_own_change)
         for vm in (reference, projects):
             vm.changed.connect(lambda *_: self._update_can_tune())
@@ -189,14 +195,17 @@ class TuningViewModel(ViewModel):
             return None
         return self._start(project, request)
 
-    def resume(self, run: InterruptedRun, memory_saving: bool) -> Job | None:
-        """Continue the open project's interrupted run from its checkpoint: its own settings,
-        with the learning rate set under Advanced and `memory_saving`."""
+    def resume(
+        self, run: InterruptedRun, memory_saving: bool, learning_rate: float | None = None
+    ) -> Job | None:
+        """Continue the open project's interrupted run from its checkpoint with every setting
+        of the run, whatever the panel shows; only memory saving and, when given (after a
+        diverged loss), the learning rate may differ."""
         project = self._projects.current
         if self.running or project is None or not run.resumable:
             return None
         try:
-            request = run.job(staging_path(project), float(self.learning_rate), memory_saving)
+            request = run.job(staging_path(project), memory_saving, learning_rate)
         except OstafError as exc:
             self._session.report(exc)
             return None
@@ -204,28 +213,30 @@ class TuningViewModel(ViewModel):
         return self._start(project, request, run.step, run.losses)
 
     def _show_request(self, request: TuneJob) -> None:
-        """Show a resumed run's choices (kind, name, values) and its reference, crop and mask."""
+        """Show a resumed run's reference, crop and mask, then its choices (kind, name,
+        description and every value), so that the panel shows the run being continued."""
         settings = request.settings
+        reference = self._reference
+        if reference.path == request.image or reference.open_image(request.image):
+            reference.set_crop(settings.crop)
+            if settings.mask is None or not reference.load_mask(settings.mask):
+                reference.clear_mask()
         self.kind, self.class_word, self.name = (
             str(settings.kind),
             settings.class_word,
             request.name,
         )
         if settings.caption:  # runs from before the description keep the kind's suggestion
-            self.caption = settings.caption
+            self._set_suggestion(settings.caption)  # the run's own, not an edit of it
         self.preset = CUSTOM  # the run's own steps, whatever the presets are now
         self.steps, self.seed, self.rank = settings.steps, settings.seed, settings.rank
+        self.learning_rate = settings.learning_rate
         self.prior = settings.prior
         self.embedding_rate = settings.embedding_rate
         size = NATIVE_SIZE if settings.size == 0 else str(settings.size)
         if size not in {value for _, value in self.resolution_options}:
             self.resolution_options = (*self.resolution_options, (f"{size} px", size))
         self.resolution = size
-        reference = self._reference
-        if reference.path == request.image or reference.open_image(request.image):
-            reference.set_crop(settings.crop)
-            if settings.mask is None or not reference.load_mask(settings.mask):
-                reference.clear_mask()
 
     def _start(
         self, project: Project, request: TuneJob, done: int = 0, losses: tuple[float, ...] = ()
@@ -344,7 +355,7 @@ class TuningViewModel(ViewModel):
     def _finish(self, project: Project, request: TuneJob, result: TunedAttribute) -> None:
         reopened = project is not self._projects.current
         try:
-            path = project.import_attribute(result.path).entry.path
+            outcome = project.import_attribute(result.path)
             project.add_reference(request.image)
         except OstafError as exc:
             self._session.report(exc)
@@ -353,6 +364,7 @@ class TuningViewModel(ViewModel):
             result.path.unlink(missing_ok=True)
             if reopened:
                 project.release()
+        path = outcome.entry.path
         save_run(path.stem, result.losses, self._pil_previews, result.seconds, self.preview_prompt)
         self._pil_previews = []
         self._projects.refresh()
@@ -360,13 +372,77 @@ class TuningViewModel(ViewModel):
             self._library.refresh()
             self._library.selected_id = path.stem  # shows this run's curve and previews
             self._library.apply_only(path.stem)
-            self._session.notify(f"Saved '{request.name}' to the library")
-        self.stage_text = f"Saved to the library in {format_duration(result.seconds)}"
+            if outcome.duplicate:
+                self._say_equal(request.name, outcome.entry.meta.name)
+            else:
+                self._session.notify(f"Saved '{request.name}' to the library")
+        took = format_duration(result.seconds)
+        self.stage_text = (
+            f"Equal to '{outcome.entry.meta.name}' in the library: nothing new saved"
+            if outcome.duplicate
+            else f"Saved to the library in {took}"
+        )
         self.name = ""  # the next run names its own attribute
         for note in result.notes:
             self._session.notify(f"Note: {note}")
         if not reopened:
             self.attribute_added.emit(path.stem)
+
+    def _say_equal(self, name: str, existing: str) -> None:
+        """A run that learnt exactly an attribute the library holds (it keeps identical
+        content once): say which one, and that it keeps its own name."""
+        text = (
+            f"This run learnt exactly the attribute '{existing}' that the library already "
+            f"holds, so nothing new was saved; '{existing}' is selected and applied."
+        )
+        if name != existing:
+            text += (
+                f" It keeps its name: rename it in the library to call it '{name}', or tune "
+                "with another seed to get a second attribute."
+            )
+        self._session.inform(
+            "Already in the library",
+            text,
+            status=f"Equal to '{existing}' in the library: nothing new saved",
+        )
+
+    # -- the description -------------------------------------------------------------------
+    def restore_caption(self) -> None:
+        """Put the suggested description back (the user's edit of it goes)."""
+        self._suggest(force=True)
+
+    def describe_with_words(self, words: dict[str, str]) -> None:
+        """On the demo model: describe this picture with the world's words (shape, colour,
+        pattern, style, background); the description then follows the kind with them."""
+        self._world_words = dict(words)
+        self._suggest(force=True)
+
+    def _set_suggestion(self, text: str) -> None:
+        self._suggestion = text
+        self.caption = text
+        self.caption_edited = False
+
+    def _suggest(self, force: bool = False) -> None:
+        """Refresh the suggested description, unless the user edited it for this picture
+        (`force`: whatever they wrote). On the demo model: the world's words picked for this
+        picture, else what the world's oracle reads in it (its exact description); elsewhere,
+        or when neither is known, the kind's template, which the user completes."""
+        if self.caption_edited and not force:
+            return
+        kind = AttributeKind(self.kind)
+        model, path = self._session.model, self._reference.path
+        described = ""
+        if model is not None and model.is_demo:
+            if self._world_words is not None:
+                from ostaf.world.description import describe_words
+
+                described = describe_words(self._world_words, kind)
+            elif path is not None:
+                described = _world_description(path, self._reference.crop, model.resolution, kind)
+                # A picture the oracle cannot read: the template means nothing to the demo
+                # model, so the world's words are offered to describe it with.
+                self.words_open = self.words_open or not described
+        self._set_suggestion(described or suggested_caption(kind, self.class_word))
 
     # -- derived state ---------------------------------------------------------------------
     def _on_own_change(self, name: str, value: object) -> None:
@@ -379,32 +455,28 @@ class TuningViewModel(ViewModel):
                 self.steps = preset_steps(kind, self.preset)
         if name in ("kind", "class_word"):
             self._suggest()
+        if name == "caption":
+            self.caption_edited = value != self._suggestion
         if name == "preset" and value in PRESETS:
             self.steps = preset_steps(kind, str(value))
         elif (
             name == "steps" and self.preset in PRESETS and preset_steps(kind, self.preset) != value
         ):
             self.preset = CUSTOM
+        if name in ("preset", "steps"):
+            self._update_can_tune()  # the hint under Tune names the quality and its steps
 
     def _on_reference_changed(self, name: str, value: object) -> None:
-        if name in ("image", "crop"):
+        if name == "image":  # a new picture: its own description, whatever the last one was
+            self._world_words = None
+            self._suggest(force=True)
+        elif name == "crop":
             self._suggest()
 
-    def _suggest(self) -> None:
-        """Refresh the suggested description, as long as the user has not edited it: on the
-        demo model, what the world's oracle reads in the reference (its exact description);
-        elsewhere the kind's template, which the user completes."""
-        if self.caption != self._suggestion:
-            return
-        kind = AttributeKind(self.kind)
-        model, path = self._session.model, self._reference.path
-        described = ""
-        if model is not None and model.is_demo and path is not None:
-            described = _world_description(path, self._reference.crop, model.resolution, kind)
-        self._suggestion = described or suggested_caption(kind, self.class_word)
-        self.caption = self._suggestion
-
     def _on_session_changed(self, name: str, value: object) -> None:
+        if name == "model":
+            model = self._session.model
+            self.words_available = model is not None and model.is_demo
         if name == "model" and value is not None:
             self._suggest()
             self.resolution_options = tuning_size_choices(self._session.model)

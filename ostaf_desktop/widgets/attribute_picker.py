@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QRadioButton,
@@ -27,7 +28,8 @@ from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.viewmodels.tuning import CUSTOM, TuningViewModel
-from ostaf_desktop.widgets.layout import compact_combo, label, show_start
+from ostaf_desktop.widgets.layout import compact_combo, label, show_start, tool_button
+from ostaf_desktop.widgets.world_words import WorldWordPicker
 
 
 class KindCard(QFrame):
@@ -123,6 +125,18 @@ class AttributePicker(QWidget):
             "be (shape: 'a red striped {token}, on a white background'; style: 'a cat on a "
             "sofa, in {token} style'). What you name here is not learnt into the attribute."
         )
+        self.restore_caption = tool_button(
+            "restore", "Put the suggested description back (it follows the picture and the kind)"
+        )
+        self.words_toggle = tool_button(
+            "notes", "Describe the picture with the demo world's words", checkable=True
+        )
+        description = QHBoxLayout()
+        description.setSpacing(2)
+        description.addWidget(self.caption, 1)
+        description.addWidget(self.restore_caption)
+        description.addWidget(self.words_toggle)
+        self.words = WorldWordPicker(vm)
         self.name = QLineEdit()
         self.name.setPlaceholderText("optional, e.g. Blue crackle glaze")
         self.preset = compact_combo(12)
@@ -130,7 +144,8 @@ class AttributePicker(QWidget):
             self.preset.addItem(f"{preset.name} — {preset.steps} steps", key)
         self.preset.addItem("Custom (see Advanced)", CUSTOM)
         form.addRow("Class word", self.class_word)
-        form.addRow("Description", self.caption)
+        form.addRow("Description", description)
+        form.addRow(self.words)
         form.addRow("Name", self.name)
         form.addRow("Quality", self.preset)
         layout.addLayout(form)
@@ -179,11 +194,18 @@ class AttributePicker(QWidget):
         advanced.addRow("Word rate", self.embedding_rate)
         advanced.addRow("Resolution", self.resolution)
         layout.addWidget(self.advanced)
+        layout.addStretch(1)  # the choices stay at the top of a tall column
 
         bind_to(vm, "kind", self._show_kind, self)
         bind(vm, "class_word", self.class_word)
         bind(vm, "caption", self.caption)
         bind_to(vm, "caption", lambda _: show_start(self.caption), self)
+        self.restore_caption.clicked.connect(vm.restore_caption)
+        bind(vm, "caption_edited", self.restore_caption, "enabled")
+        bind(vm, "words_available", self.words_toggle, "visible")
+        bind(vm, "words_open", self.words_toggle, "checked")
+        bind_to(vm, "words_open", lambda _: self._show_words(), self)
+        bind_to(vm, "words_available", lambda _: self._show_words(), self)
         bind(vm, "name", self.name)
         bind_to(vm, "name", lambda _: show_start(self.name), self)
         bind_combo(vm, "preset", self.preset)
@@ -217,6 +239,9 @@ class AttributePicker(QWidget):
             self.resolution.addItem(text, value)
         self.resolution.setCurrentIndex(max(0, self.resolution.findData(self.vm.resolution)))
         del blocker
+
+    def _show_words(self) -> None:
+        self.words.setVisible(self.vm.words_available and self.vm.words_open)
 
     def _show_advanced(self, shown: bool) -> None:
         self.advanced.setVisible(shown)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QToolButton,
@@ -145,6 +146,31 @@ def schedule_control() -> QComboBox:
     return schedule
 
 
+class ScrolledColumn(QScrollArea):
+    """A column that scrolls vertically when the window is short. It is never narrower than
+    its content plus the scroll bar: with no horizontal scrolling, less would cut text off.
+    `inside_panel`: it lies in a panel, whose background shows through."""
+
+    def __init__(
+        self, widget: QWidget, parent: QWidget | None = None, inside_panel: bool = False
+    ) -> None:
+        super().__init__(parent)
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        if inside_panel:
+            self.viewport().setAutoFillBackground(False)
+            widget.setAutoFillBackground(False)
+            self.setStyleSheet("QScrollArea { background: transparent; }")
+
+    def minimumSizeHint(self) -> QSize:
+        widget = self.widget()
+        content = widget.minimumSizeHint().width() if widget is not None else 0
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(content + bar, super().minimumSizeHint().height())
+
+
 class Section(QFrame):
     """A framed panel with a title row; add content to `body`."""
 
@@ -152,7 +178,7 @@ class Section(QFrame):
         super().__init__(parent)
         self.setProperty("role", "panel")
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(10, 8, 10, 8)
+        outer.setContentsMargins(10, 6, 10, 6)
         outer.setSpacing(6)
         self.header = QHBoxLayout()
         self.header.setSpacing(2)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QShowEvent
+from PySide6.QtCore import QByteArray, QEvent, QMargins, QPoint, QRect, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -29,7 +28,7 @@ from ostaf_desktop.viewmodels.settings import SettingsViewModel
 from ostaf_desktop.widgets.batch_dialog import BatchDialog
 from ostaf_desktop.widgets.error_banner import ErrorBanner
 from ostaf_desktop.widgets.hint_bar import DemoModelHint
-from ostaf_desktop.widgets.layout import confirm
+from ostaf_desktop.widgets.layout import ScrolledColumn, confirm
 from ostaf_desktop.widgets.library_actions import LibraryActions
 from ostaf_desktop.widgets.library_panel import LibraryPanel
 from ostaf_desktop.widgets.project_browser import ProjectBrowser
@@ -37,32 +36,33 @@ from ostaf_desktop.widgets.reference_panel import ReferencePanel
 from ostaf_desktop.widgets.render_panel import RenderPanel
 from ostaf_desktop.widgets.results_strip import ResultsStrip
 from ostaf_desktop.widgets.resume_bar import ResumeBar
+from ostaf_desktop.widgets.screen_fit import fitted
 from ostaf_desktop.widgets.settings_dialog import SettingsDialog
 from ostaf_desktop.widgets.shortcuts import SHORTCUT_HELP, Shortcuts
 from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
 
 DEFAULT_SIZE = QSize(1440, 900)
+# Room for the window manager's title bar and borders, which the first placement cannot
+# measure before the window is shown.
+FRAME_ALLOWANCE = QMargins(2, 34, 2, 2)
 # Shares of the window's width for the columns (library, canvas, tuning, render) until the
 # user moves them; the columns' minimums win on small screens.
 COLUMN_SHARES = (0.2, 0.32, 0.24, 0.24)
 
 
-class ScrolledColumn(QScrollArea):
-    """A column that scrolls vertically when the window is short. It is never narrower than
-    its content plus the scroll bar: with no horizontal scrolling, less would cut text off."""
+def available_area(window: QWidget) -> QRect:
+    """The part of the window's screen that windows may use (without panels and docks)."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    return screen.availableGeometry() if screen is not None else QRect(QPoint(), DEFAULT_SIZE)
 
-    def __init__(self, widget: QWidget, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWidget(widget)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-    def minimumSizeHint(self) -> QSize:
-        widget = self.widget()
-        content = widget.minimumSizeHint().width() if widget is not None else 0
-        bar = self.verticalScrollBar().sizeHint().width()
-        return QSize(content + bar, super().minimumSizeHint().height())
+def first_geometry(area: QRect) -> QRect:
+    """Where the window opens when no layout was saved: the default size centred in `area`,
+    shrunk where the screen is smaller, with room for the title bar and borders."""
+    inner = area.marginsRemoved(FRAME_ALLOWANCE)
+    frame = QRect(QPoint(), DEFAULT_SIZE)
+    frame.moveCenter(inner.center())
+    return fitted(frame, inner)
 
 
 class MainWindow(QMainWindow):
@@ -101,11 +101,12 @@ class MainWindow(QMainWindow):
         self.centre.setSizes([420, 220])
         self.columns = QSplitter(Qt.Orientation.Horizontal)
         # Every column fits a 1280×720 screen at its minimum: the side columns scroll when the
-        # window is short, the centre shrinks its canvas; the canvas takes what is left.
+        # window is short (the Learn column all but its Tune row), the centre shrinks its
+        # canvas; the canvas takes what is left.
         for column in (
             ScrolledColumn(self.left),
             self.centre,
-            ScrolledColumn(self.tuning),
+            self.tuning,  # it scrolls its choices itself: Tune stays in view
             ScrolledColumn(self.render_panel),
         ):
             self.columns.addWidget(column)
@@ -242,8 +243,8 @@ class MainWindow(QMainWindow):
         restored = bool(ui.geometry) and self.restoreGeometry(
             QByteArray.fromBase64(ui.geometry.encode())
         )
-        if not restored:
-            self.resize(DEFAULT_SIZE)
+        if not restored:  # the first start: the default size where the screen has room
+            self.setGeometry(first_geometry(available_area(self)))
         if ui.window_state:
             self.restoreState(QByteArray.fromBase64(ui.window_state.encode()))
         for name, splitter in self._splitters().items():

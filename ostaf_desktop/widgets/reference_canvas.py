@@ -45,7 +45,7 @@ class ReferenceCanvas(QWidget):
         self._cursor: QPointF | None = None
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
-        self.setMinimumSize(200, 100)  # small enough for a 1280×720 screen
+        self.setMinimumSize(200, 64)  # small enough for a 1280×720 screen with two bars
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         bind_to(vm, "image", lambda _: self._on_image(), self)

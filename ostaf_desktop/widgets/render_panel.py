@@ -109,6 +109,10 @@ class RenderPanel(Section):
         )
         self.preview = PreviewImage()
         self.caption = label(role="hint", wrap=True)
+        # Whole sentences that say what to change: wrapped, never cut off.
+        self.warnings = label(role="warning", wrap=True)
+        self.warnings.setTextFormat(Qt.TextFormat.PlainText)  # attribute names are the user's
+        self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.render_button = QPushButton(icon("render"), "Render")
         self.render_button.setProperty("role", "primary")
         self.render_button.setToolTip("Render full-quality images into the results strip (Ctrl+R)")
@@ -124,6 +128,7 @@ class RenderPanel(Section):
         self.body.addLayout(self.sliders_box)
         self.body.addWidget(self.preview, 1)
         self.body.addWidget(self.caption)
+        self.body.addWidget(self.warnings)
         self.body.addWidget(self.render_button)
         self.body.addWidget(self.render_progress)
         self.body.addWidget(self.render_hint)
@@ -143,6 +148,8 @@ class RenderPanel(Section):
         bind(vm, "count", self.count)
         bind_to(vm, "preview_image", self.preview.set_image, self)
         bind(vm, "preview_caption", self.caption, "text")
+        bind(vm, "warnings", self.warnings, "text")
+        bind(vm, "warnings", self.warnings, "visible", convert=bool)
         bind(vm, "can_render", self.render_button, "enabled")
         bind(vm, "render_hint", self.render_hint, "text")
         bind(vm, "rendering", self.render_progress, "visible")

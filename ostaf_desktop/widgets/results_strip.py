@@ -22,7 +22,7 @@ from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.results import ResultItem, ResultsViewModel
 from ostaf_desktop.widgets.layout import Section, label, tool_button
 
-THUMB = 84
+THUMB = 72
 
 
 class ResultsStrip(Section):

@@ -24,7 +24,8 @@ class ResumeBar(QFrame):
         self.resume_button = QPushButton(icon("tune"), "Resume")
         self.resume_button.setProperty("role", "primary")
         self.resume_button.setToolTip(
-            "Continue from the last saved step: the result is the one an uninterrupted run gives"
+            "Continue from the last saved step with the run's own settings: the result is the "
+            "one an uninterrupted run gives"
         )
         self.discard_button = QPushButton(icon("delete"), "Discard")
         self.discard_button.setToolTip("Delete the saved state of this run")
@@ -35,5 +36,6 @@ class ResumeBar(QFrame):
         self.resume_button.clicked.connect(vm.resume)
         self.discard_button.clicked.connect(vm.discard)
         bind(vm, "message", self.text, "text")
+        bind(vm, "resume_text", self.resume_button, "text")
         bind(vm, "can_resume", self.resume_button, "visible")
         bind(vm, "visible", self, "visible")

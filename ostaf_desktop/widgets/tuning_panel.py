@@ -4,7 +4,7 @@ elapsed and ETA, the live loss curve and the preview thumbnails every few steps)
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QFont, QFontMetrics, QImage
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -20,10 +20,10 @@ from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.tuning import TuningViewModel
 from ostaf_desktop.widgets.attribute_picker import AttributePicker
-from ostaf_desktop.widgets.layout import ElidedLabel, Section, label
+from ostaf_desktop.widgets.layout import ElidedLabel, ScrolledColumn, Section, label
 from ostaf_desktop.widgets.loss_curve import LossCurve
 
-PREVIEW_SIDE = 56
+PREVIEW_SIDE = 48
 
 
 def preview_thumbnail(step: int, image: QImage, prompt: str) -> QWidget:
@@ -46,11 +46,13 @@ def preview_thumbnail(step: int, image: QImage, prompt: str) -> QWidget:
 
 
 class TuningControls(Section):
-    """The attribute picker with the Tune and Cancel buttons under it."""
+    """The attribute picker, which scrolls when the window is short, with the Tune and
+    Cancel buttons under it, always in view (Advanced open or not)."""
 
     def __init__(self, vm: TuningViewModel, parent: QWidget | None = None) -> None:
         super().__init__("Learn an attribute", parent)
         self.picker = AttributePicker(vm)
+        self.choices = ScrolledColumn(self.picker, inside_panel=True)
         self.tune_button = QPushButton(icon("tune"), "Tune")
         self.tune_button.setProperty("role", "primary")
         self.tune_button.setToolTip("Learn the attribute from the reference (Ctrl+Enter)")
@@ -62,8 +64,7 @@ class TuningControls(Section):
         # One line (the full text in its tooltip when cut): a wrapped line under the buttons
         # was clipped by the scrolling column at 900 px.
         self.hint = ElidedLabel(role="hint")
-        self.body.addWidget(self.picker)
-        self.body.addStretch(1)
+        self.body.addWidget(self.choices, 1)
         self.body.addLayout(buttons)
         self.body.addWidget(self.hint)
 
@@ -84,7 +85,10 @@ class TuningProgress(Section):
         self.header.insertWidget(1, self.preview_caption, 1)
         self.header.setStretch(2, 0)  # the caption, not the spacer, takes the free width
         self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m steps")
+        # The stage says "Step 45 of 300" already; the bar's own text overlapped it in a
+        # narrow column.
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(self.fontMetrics().height())
         self.stage = ElidedLabel(role="value")
         self.time = ElidedLabel(role="hint")
         self.summary = ElidedLabel(role="hint")
@@ -115,6 +119,7 @@ class TuningProgress(Section):
         self.body.addLayout(row, 1)
 
         bind_to(vm, "stage_text", self.stage.setText, self)
+        bind_to(vm, "total", self._fit_stage, self)
         bind(vm, "stage_text", self.stage, "visible", convert=bool)
         bind_to(vm, "time_text", self.time.setText, self)
         bind_to(vm, "summary", self.summary.setText, self)
@@ -123,8 +128,16 @@ class TuningProgress(Section):
         bind(vm, "total", self.progress, "visible", convert=bool)
         bind_to(vm, "losses", self.curve.set_losses, self)
         bind_to(vm, "total", self.curve.set_total, self)
+        bind_to(vm, "step", self.curve.set_step, self)
         bind_to(vm, "previews", self._show_previews, self)
         bind_to(vm, "preview_prompt", self._show_preview_prompt, self)
+
+    def _fit_stage(self, total: int) -> None:
+        """Room for the longest "Step N of N" of the run, so that the stage is never cut."""
+        font = QFont(self.stage.font())  # bold by the style sheet, maybe not polished yet
+        font.setBold(True)
+        widest = QFontMetrics(font).horizontalAdvance(f"Step {total} of {total}")
+        self.stage.setMinimumWidth(widest + 4 if total else 0)
 
     def _show_preview_prompt(self, prompt: str) -> None:
         self.preview_caption.setText(f"previews: “{prompt}”" if prompt else "")

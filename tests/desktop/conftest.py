@@ -52,18 +52,22 @@ class FakeBackend:
     calls: list[Call] = field(default_factory=list)
     step_delay_s: float = 0.0
     fail_render: OstafError | None = None
+    render_warnings: list[str] = field(default_factory=list)  # what every image is warned of
     fail_load: OstafError | None = None
     fail_batch: OstafError | None = None  # raised after `fail_batch_after` images (a full disk)
     fail_batch_after: int = 0
     fail_tune: Exception | None = None  # raised once, after step `fail_tune_at` (state kept)
     fail_tune_at: int = 0
+    tune_content: int | None = None  # the same factors for every run (a deterministic tune)
     gate: threading.Event = field(default_factory=threading.Event)
+    load_gate: threading.Event = field(default_factory=threading.Event)  # clear: loading waits
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo("Fake model", 64, "cpu float32", ("cpu",), True)
     )
 
     def __post_init__(self) -> None:
         self.gate.set()
+        self.load_gate.set()
 
     def of_kind(self, kind: str) -> list[Call]:
         return [c for c in self.calls if c.kind == kind]
@@ -73,6 +77,8 @@ class FakeBackend:
     ) -> ModelInfo:
         self.calls.append(Call("load", choice, cancel))
         progress(Progress("loading", 1, 1, message="Loading the fake model…"))
+        while not self.load_gate.wait(0.01):
+            cancel.check()
         if self.fail_load is not None:
             raise self.fail_load
         return self.info
@@ -104,7 +110,10 @@ class FakeBackend:
             if job.checkpoint is not None:
                 discard(job.checkpoint)
             raise
-        write_attribute_file(job.out, name=job.name, kind=job.settings.kind, seed=len(self.calls))
+        content = len(self.calls) if self.tune_content is None else self.tune_content
+        write_attribute_file(
+            job.out, name=job.name, kind=job.settings.kind, seed=content, steps=total
+        )
         if job.checkpoint is not None:
             discard(job.checkpoint)
         return TunedAttribute(job.out, losses, total * 0.1)
@@ -128,7 +137,7 @@ class FakeBackend:
             if job.out_dir is not None:
                 target = job.out_dir / f"{len(images):05d}-{seed}.png"
                 path = write_png(target, image, parameters, record)
-            images.append(RenderedImage(image, seed, parameters, path))
+            images.append(RenderedImage(image, seed, parameters, path, list(self.render_warnings)))
         return images
 
     def batch(self, job: BatchJob, progress: ProgressCallback, cancel: CancelToken) -> BatchResult:

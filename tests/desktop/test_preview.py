@@ -36,6 +36,30 @@ def test_slider_moves_request_one_preview_after_debounce(
     assert "λ 1.75" in window.render_panel.caption.text()
 
 
+def test_the_preview_follows_prompt_edits_after_the_debounce(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    vm.library.set_applied(add_attribute(vm), True)
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 1 and vm.idle, timeout=5000)
+    for text in ("a sks", "a sks heart", "a sks heart, outline style"):
+        window.render_panel.prompt.setPlainText(text)  # typing
+    assert vm.rendering.preview_pending
+    qtbot.wait(PREVIEW_DEBOUNCE_MS // 3)
+    assert len(fake.of_kind("preview")) == 1  # still debouncing
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 2 and vm.idle, timeout=5000)
+    assert fake.of_kind("preview")[-1].request.settings.prompt == "a sks heart, outline style"
+    window.render_panel.negative.setPlainText("sketchy style")
+    window.render_panel.seed.setValue(7)
+    qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 3 and vm.idle, timeout=5000)
+    qtbot.wait(PREVIEW_DEBOUNCE_MS * 2)
+    (*_, last) = fake.of_kind("preview")
+    assert len(fake.of_kind("preview")) == 3  # one preview for both edits
+    assert (last.request.settings.negative_prompt, last.request.settings.seeds) == (
+        "sketchy style",
+        [7],
+    )
+
+
 def test_newer_preview_cancels_the_running_one(
     window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
 ) -> None:
@@ -86,3 +110,33 @@ def test_saving_a_result_copies_the_png(
     window.results.save_current()
     assert target.read_bytes() == vm.results.items[0].path.read_bytes()  # type: ignore[union-attr]
     assert fake.of_kind("render")[0].request.settings.attributes == []
+
+
+SHARED_WORD = (
+    "'Ink' and 'Blue crackle glaze' both learned the placeholder word 'sks', so their words "
+    "add up and blur each other; lower one's λ, or tune one again with Word rate 0 "
+    "(--embedding-rate 0)"
+)
+
+
+def test_a_warning_about_the_applied_attributes_is_shown_in_full_in_the_render_panel(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    window.resize(1280, 720)
+    fake.render_warnings = [SHARED_WORD]
+    vm.library.set_applied(add_attribute(vm, "Ink", seed=1), True)
+    vm.library.set_applied(add_attribute(vm, "Blue crackle glaze", seed=2), True)
+    shown = window.render_panel.warnings
+    qtbot.waitUntil(lambda: shown.isVisible(), timeout=5000)  # the preview warns already
+    assert shown.text() == f"⚠ {SHARED_WORD}" and shown.wordWrap()
+    qtbot.wait(50)
+    assert shown.height() >= shown.heightForWidth(shown.width())  # every line shows
+    vm.rendering.render()
+    qtbot.waitUntil(lambda: not vm.rendering.rendering, timeout=5000)
+    assert vm.session.status_message.endswith("(see the warning in the Render panel)")
+    fake.render_warnings = []
+    vm.library.set_intensity(vm.library.applied[0].id, 0.0)
+    qtbot.waitUntil(lambda: vm.idle and not shown.isVisible(), timeout=5000)
+    for entry in vm.library.applied:
+        vm.library.set_applied(entry.id, False)
+    assert vm.rendering.warnings == ""

@@ -3,8 +3,10 @@ same order."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from PIL import Image
 from pytestqt.qtbot import QtBot
 
 from ostaf_desktop.ui_state import load_ui_state
@@ -79,3 +81,27 @@ def test_newer_files_come_first_then_the_remembered_order(
         assert [item.path for item in again.results.items] == [newer, *before]
     finally:
         again.shutdown()
+
+
+def test_a_folder_of_more_renders_than_the_strip_shows_keeps_its_order(
+    vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    """20 images, the strip shows 12: the same 12 newest, in the same order, at every start
+    (files of equal time in name order)."""
+    folder = vm.rendering.output_dir()
+    assert folder is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", (8, 8), "red")
+    for number in range(20):
+        path = folder / f"{number:05d}-{number}.png"
+        image.save(path)
+        stamp = 1_700_000_000 + number // 2  # pairs share a modification time
+        os.utime(path, (stamp, stamp))
+    vm.shutdown()
+    expected = [folder / f"{n:05d}-{n}.png" for n in range(19, 7, -1)]
+    for _start in range(3):
+        again = restarted(fake, qtbot)
+        try:
+            assert [item.path for item in again.results.items] == expected
+        finally:
+            again.shutdown()

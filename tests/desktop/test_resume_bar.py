@@ -176,20 +176,56 @@ def test_out_of_memory_offers_to_resume_with_memory_saving(
     assert dataclasses.replace(resumed.settings, memory_saving=False) == first.settings
 
 
-def test_a_diverged_run_resumes_at_the_lower_rate_set_under_advanced(
+@pytest.mark.parametrize("kind", [AttributeKind.SHAPE, AttributeKind.STYLE])
+def test_resume_continues_with_every_setting_of_the_run_whatever_the_panel_shows(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path,
+    kind: AttributeKind,
+) -> None:  # fmt: skip
+    """After a restart the Learn panel opens on Appearance (1e-5): a shape run at 3e-4 or a
+    style run at 1e-3 still continues at its own rate, strength, prior and word rate."""
+    project = _project(vm)
+    tuning = KIND_TUNING[kind]
+    settings = TuningSettings(
+        kind=kind, steps=20, seed=3, learning_rate=tuning.learning_rate, prior=0.5,
+        strength=2.0, embedding_rate=0.002, size=48, memory_saving=True, caption="a {token}",
+    )  # fmt: skip
+    planted = TuneJob(
+        keep_reference(project, reference_image(tmp_path)), settings,
+        project.folder / "gone.safetensors", "Run", ModelChoice(),
+        checkpoint=checkpoint_path(project),
+    )  # fmt: skip
+    save_fake_state(planted, [1.0, 0.5, 0.25])
+    vm.resume.refresh()
+    assert vm.tuning.kind == "appearance"
+    assert vm.tuning.learning_rate == pytest.approx(1e-5)  # what the panel opens on
+    assert "Advanced" not in vm.resume.message and "can be resumed" in vm.resume.message
+    assert window.resume_bar.resume_button.text() == "Resume"
+    window.resume_bar.resume_button.click()
+    assert vm.tuning.kind == str(kind)  # the panel shows the run it continues
+    assert vm.tuning.learning_rate == pytest.approx(tuning.learning_rate, rel=1e-9)
+    assert vm.tuning.prior == pytest.approx(0.5) and vm.tuning.embedding_rate == 0.002
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    resumed = fake.of_kind("tune")[-1].request
+    assert resumed.settings == planted.settings
+
+
+def test_a_diverged_run_offers_to_resume_at_half_its_rate(
     window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
 ) -> None:
     vm.reference.open_image(reference_image(tmp_path))
-    _fail_a_run(vm, fake, qtbot, TuningDivergedError("the loss became nan at step 4"))
-    assert "lower it under <b>Advanced</b> first" in vm.resume.message
-    ran_at = KIND_TUNING[AttributeKind.APPEARANCE].learning_rate
-    vm.tuning.learning_rate = ran_at / 2
-    said = f"learning rate set under Advanced, {ran_at / 2:g} (it ran at {ran_at:g})"
+    vm.tuning.kind = "style"
+    first = _fail_a_run(vm, fake, qtbot, TuningDivergedError("the loss became nan at step 4"))
+    ran_at = KIND_TUNING[AttributeKind.STYLE].learning_rate
+    assert first.settings.learning_rate == pytest.approx(ran_at)
+    said = f"diverged at learning rate {ran_at:g}, so it continues at half that, {ran_at / 2:g}"
     assert said in vm.resume.message
+    assert window.resume_bar.resume_button.text() == f"Resume at {ran_at / 2:g}"
+    vm.tuning.kind = "appearance"  # the panel does not matter
     window.resume_bar.resume_button.click()
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
     resumed = fake.of_kind("tune")[-1].request
-    assert resumed.settings.learning_rate == ran_at / 2 and not resumed.settings.memory_saving
+    assert resumed.settings.learning_rate == pytest.approx(ran_at / 2)
+    assert dataclasses.replace(resumed.settings, learning_rate=ran_at) == first.settings
 
 
 def test_a_missing_reference_image_leaves_only_discard(

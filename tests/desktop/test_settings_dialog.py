@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from ostaf.errors import ModelLoadError
 from ostaf.settings import Settings, load_settings
 from ostaf_desktop.viewmodels.main import MainViewModel
-from ostaf_desktop.viewmodels.settings import SettingsViewModel
+from ostaf_desktop.viewmodels.settings import DIALOG_FIELDS, SettingsViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
 from ostaf_desktop.widgets.settings_dialog import SettingsDialog
 from tests.desktop.conftest import Dialogs, FakeBackend
@@ -75,3 +76,27 @@ def test_an_unusable_model_is_reported(
     vm.apply_settings(Settings())
     qtbot.waitUntil(lambda: vm.session.model is not None, timeout=5000)
     assert window.model_state.text() == "Fake model · cpu float32"
+
+
+def test_every_choice_of_the_dialog_is_saved_memory_saving_too(
+    window: MainWindow, vm: MainViewModel, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Settings → tick Memory saving → OK → Settings again: still ticked, and in the file."""
+    out = str(tmp_path / "out")
+
+    def accept(dialog: SettingsDialog) -> int:
+        dialog.memory_saving.setChecked(True)
+        dialog.output.setText(out)
+        return SettingsDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(SettingsDialog, "exec", accept)
+    window.open_settings()
+    saved = load_settings()
+    assert saved.memory_saving and saved.output_dir == out
+    assert vm.session.settings.memory_saving
+    again = SettingsViewModel(vm.session.settings)
+    assert again.memory_saving and again.output_dir == out
+    assert {f: getattr(again.result(), f) for f in DIALOG_FIELDS} == {
+        f: getattr(saved, f) for f in DIALOG_FIELDS
+    }

@@ -11,11 +11,12 @@ from PIL import Image
 from pytestqt.qtbot import QtBot
 
 from ostaf.method.regions import AttributeKind, suggested_caption
-from ostaf.requests import KIND_TUNING
-from ostaf_desktop.run_history import load_run
+from ostaf.requests import KIND_TUNING, PRESETS, preset_steps
+from ostaf_desktop.run_history import load_run, save_run
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
-from tests.desktop.conftest import FakeBackend, reference_image
+from tests.attribute_files import write_attribute_file
+from tests.desktop.conftest import Dialogs, FakeBackend, reference_image
 
 
 def test_cancel_tells_the_worker_to_stop_and_saves_nothing(
@@ -87,13 +88,13 @@ def test_description_is_suggested_per_kind_and_kept_once_edited(
     assert vm.tuning.steps == KIND_TUNING[AttributeKind.SHAPE].steps
     assert picker.prior.value() == KIND_TUNING[AttributeKind.SHAPE].prior
     assert picker.embedding_rate.value() == KIND_TUNING[AttributeKind.SHAPE].embedding_rate
+    vm.reference.open_image(reference_image(tmp_path))
     picker.caption.setText("a black {token} cat on a white background")
-    picker.cards[AttributeKind.APPEARANCE].radio.click()  # an edited description stays
+    picker.cards[AttributeKind.APPEARANCE].radio.click()  # edited for this picture: it stays
     picker.cards[AttributeKind.SHAPE].radio.click()
     assert vm.tuning.caption == "a black {token} cat on a white background"
     picker.prior.setValue(2.5)  # Advanced → Keep prompt reaches the run
     picker.embedding_rate.setValue(0.002)  # and Word rate
-    vm.reference.open_image(reference_image(tmp_path))
     vm.tuning.steps = 10
     window.shortcuts.tune.trigger()
     qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
@@ -149,3 +150,80 @@ def test_the_learning_rate_box_shows_each_kinds_rate_and_steps_within_its_decade
     assert box.text() == "0.0003"
     box.stepDown()
     assert vm.tuning.learning_rate == pytest.approx(2.9e-4)
+
+
+def test_the_hint_under_tune_follows_the_quality_box(
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    picker, hint = window.tuning.picker, window.tuning.hint
+    kind = AttributeKind(vm.tuning.kind)
+    for key in ("fast", "best", "balanced"):
+        picker.preset.setCurrentIndex(picker.preset.findData(key))
+        preset = PRESETS[key]
+        steps = preset_steps(kind, key)
+        assert hint.full_text() == f"{preset.name} · {preset.summary} ({steps} steps)"
+    picker.steps.setValue(123)  # Advanced → Steps: a custom run
+    assert hint.full_text() == "Custom (123 steps)"
+
+
+def test_a_finished_600_step_run_fills_the_loss_curve_to_its_last_step(
+    window: MainWindow, vm: MainViewModel
+) -> None:
+    """The kept history of a run holds at most 400 values: they still span all 600 steps."""
+    project = vm.projects.current
+    assert project is not None
+    path = write_attribute_file(project.attribute_path("a" * 64), name="Best run", steps=600)
+    save_run(path.stem, [1.0 / step for step in range(1, 601)], [], 60.0)
+    vm.library.refresh()
+    vm.library.selected_id = path.stem  # shows the run that made it
+    curve = window.tuning_progress.curve
+    assert len(vm.tuning.losses) == 400 and vm.tuning.step == 600
+    assert curve.last_step() == 600
+    points = curve.points(vm.tuning.losses)
+    area = curve.plot_area()
+    assert points[0].x() == pytest.approx(area.left())
+    assert points[-1].x() == pytest.approx(area.right())
+
+
+def test_a_running_curve_ends_at_the_current_step(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, tmp_path: Path
+) -> None:
+    vm.reference.open_image(reference_image(tmp_path))
+    vm.tuning.steps = 600
+    fake.step_delay_s = 0.005
+    vm.tuning.tune()
+    qtbot.waitUntil(lambda: vm.tuning.step >= 30, timeout=5000)
+    curve = window.tuning_progress.curve
+    step = vm.tuning.step
+    assert curve.last_step() == step == len(vm.tuning.losses)
+    area = curve.plot_area()
+    expected = area.left() + area.width() * (step - 1) / 599
+    assert curve.points(vm.tuning.losses)[-1].x() == pytest.approx(expected)
+    vm.tuning.cancel()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+
+
+def test_a_tune_equal_to_an_attribute_in_the_library_says_so_and_selects_it(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot, dialogs: Dialogs,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The library keeps identical content once: the second run of the same tune does not
+    claim a save under its new name."""
+    fake.tune_content = 5
+    vm.reference.open_image(reference_image(tmp_path))
+    vm.tuning.steps = 10
+    vm.tuning.tune()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    (first,) = vm.library.rows
+    assert vm.session.status_message == f"Saved '{first.name}' to the library"
+    vm.library.selected_id = ""
+    window.tuning.picker.name.setText("Orange stripes again")
+    window.tuning.tune_button.click()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=5000)
+    assert [row.id for row in vm.library.rows] == [first.id] and first.name != "Orange stripes"
+    assert vm.library.selected_id == first.id
+    assert [a.id for a in vm.library.applied] == [first.id]
+    assert vm.session.status_message == f"Equal to '{first.name}' in the library: nothing new saved"
+    assert dialogs.asked[-1] == "Already in the library"
+    assert vm.tuning.stage_text == f"Equal to '{first.name}' in the library: nothing new saved"

@@ -3,6 +3,7 @@ output: no library has to be removed from this machine)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -120,3 +121,21 @@ def test_the_launcher_stops_with_the_names_before_qt_aborts(
     assert launcher.main([]) == launcher.CANNOT_START
     assert opened == []
     assert "sudo apt-get install libxcb-icccm4 libxcb-keysyms1" in capsys.readouterr().err
+
+
+def test_the_message_names_a_command_line_tool_that_runs_here(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A checkout run with `python main.py` has no `ostaf-cli`: the message gives this Python
+    with `-m ostaf` in the code's folder, a command that works as printed."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ostaf-cli anywhere
+    message = platform_libs.missing_message(["libxcb-icccm.so.4"])
+    command = message.split("works without a window: ", 1)[1]
+    assert "ostaf-cli" not in command and command.endswith(" -m ostaf --help")
+    done = subprocess.run(
+        ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0 and "usage" in done.stdout.lower()
+    (tmp_path / "ostaf-cli").write_text("#!/bin/sh\n")
+    (tmp_path / "ostaf-cli").chmod(0o755)  # installed as a command: it is named
+    assert platform_libs.missing_message(["libfoo.so.9"]).endswith("window: ostaf-cli --help")
