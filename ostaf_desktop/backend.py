@@ -156,13 +156,15 @@ class CoreBackend:
     def load_model(
         self, choice: ModelChoice, progress: ProgressCallback, cancel: CancelToken
     ) -> ModelInfo:
+        from ostaf.models.demo_model import is_demo_source
+
         model = self._service.model(choice, progress, cancel)
         return ModelInfo(
             name=model.name,
             resolution=model.resolution,
             placement=model.placement.label,
             available_devices=self._devices,
-            is_demo=choice.source == "demo",
+            is_demo=is_demo_source(choice.source),
             family=model.kind_label,  # with the prediction when it is not ε
             sizes=model.family.offered_sizes(model.resolution),
             tuning_sizes=model.tuning_sizes(),

@@ -131,16 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(render)
 
     sizes = sub.add_parser("sizes", help="a model's family and the sizes it renders and tunes at")
-    sizes.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
+    sizes.add_argument(
+        "--model", default=None, help="'demo', 'demo-xl' or a model path (default: Settings)"
+    )
 
     info = sub.add_parser("info", help="show an attribute file's metadata or a PNG's parameters")
     info.add_argument("file", type=Path)
     info.add_argument("--json", action="store_true", help="print JSON")
 
     demo_model = sub.add_parser(
-        "demo-model", help="write the embedded demo model as a diffusers folder"
+        "demo-model", help="write an embedded demo model as a diffusers folder"
     )
     demo_model.add_argument("--out", required=True, type=Path)
+    demo_model.add_argument(
+        "--model", default="demo", help="'demo' (default, SD 1.x-shaped) or 'demo-xl' (SDXL-shaped)"
+    )
 
     demo = sub.add_parser("demo", help="tune and render on the demo model, end to end")
     demo.add_argument("--out", type=Path, default=None, help="folder for the results")
@@ -352,14 +357,17 @@ def run_sizes(args: argparse.Namespace) -> int:
 
 
 def run_demo_model(args: argparse.Namespace) -> int:
-    from ostaf.models.demo_model import write_demo_model
+    from ostaf.models.demo_model import embedded_models, write_demo_model
 
+    if args.model not in embedded_models():
+        names = ", ".join(f"'{name}'" for name in embedded_models())
+        raise SettingsError(f"there is no embedded demo model '{args.model}'; choose {names}")
     folder: Path = args.out
     if folder.exists() and not folder.is_dir():
         raise SettingsError(f"{folder} is a file; give the name of a new folder")
     if folder.is_dir() and any(folder.iterdir()):
         raise SettingsError(f"{folder} is not empty; choose a new folder")
-    out(write_demo_model(folder))
+    out(write_demo_model(folder, args.model))
     return 0
 
 

@@ -22,7 +22,9 @@ def add_schedule_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --device and --precision, shared by the commands that load a model."""
-    parser.add_argument("--model", default=None, help="'demo' or a model path (default: Settings)")
+    parser.add_argument(
+        "--model", default=None, help="'demo', 'demo-xl' or a model path (default: Settings)"
+    )
     parser.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
     parser.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"])
 

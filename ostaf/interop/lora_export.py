@@ -105,9 +105,10 @@ def attribute_family(attribute: Attribute) -> Family:
 
 def target_label(attribute: Attribute, family: Family) -> str:
     """Which base models a LoRA of `attribute` works on, in words."""
-    from ostaf.models.demo_model import DEMO_NAME
+    from ostaf.models.demo_model import embedded_models
 
-    if attribute.meta.base_model.name == DEMO_NAME:  # its layers fit no published model
+    demo_names = {model.name for model in embedded_models().values()}
+    if attribute.meta.base_model.name in demo_names:  # its layers fit no published model
         return f"the demo model only ({family.label} layout)"
     return f"{family.label} models"
 

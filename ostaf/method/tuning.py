@@ -56,7 +56,8 @@ from ostaf.method.tuning_checkpoint import (
     save_state,
     set_aside,
 )
-from ostaf.models.base_model import DEMO, BaseModel
+from ostaf.models.base_model import BaseModel
+from ostaf.models.demo_model import is_demo_source
 from ostaf.models.devices import (
     Placement,
     device_memory_budget,
@@ -232,7 +233,7 @@ def tune(
         save(checkpointing, 0)  # a run that dies before its first periodic save resumes too
 
     # Previews show the attribute on a subject of their own (what is being learned).
-    probe = previews.preview_prompt(settings.kind, settings.token, model.source == DEMO)
+    probe = previews.preview_prompt(settings.kind, settings.token, is_demo_source(model.source))
     wants_checkpointing = settings.memory_saving or (plan is not None and plan.checkpointing)
     recompute = wants_checkpointing and unet.is_gradient_checkpointing is False
     if recompute:

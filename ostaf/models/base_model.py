@@ -122,11 +122,12 @@ def fingerprint_of(unet: torch.nn.Module) -> str:
 
 
 def resolve_model_source(source: str | Path) -> Path:
-    """The folder or file behind a model choice ('demo' or a path), checked to exist."""
-    if str(source) == DEMO:
-        from ostaf.models.demo_model import demo_model_dir
+    """The folder or file behind a model choice ('demo', 'demo-xl' or a path), checked to
+    exist."""
+    from ostaf.models.demo_model import demo_model_dir, is_demo_source
 
-        return demo_model_dir()
+    if is_demo_source(source):
+        return demo_model_dir(str(source))
     path = Path(source).expanduser()
     if not path.exists():
         raise ModelLoadError(
@@ -193,10 +194,10 @@ def load_base_model(
 
 
 def _folder_display_name(path: Path, source: str | Path) -> str:
-    if str(source) == DEMO:
-        from ostaf.models.demo_model import DEMO_NAME
+    from ostaf.models.demo_model import embedded_model, is_demo_source
 
-        return DEMO_NAME
+    if is_demo_source(source):
+        return embedded_model(source).name
     return path.name
 
 

@@ -22,6 +22,7 @@ from ostaf import paths
 from ostaf.errors import ModelLoadError, StorageError
 from ostaf.world.scenes import WORLD_WORDS
 
+DEMO = "demo"  # the source word of this model (Settings, --model)
 DEMO_SEED = 20240316
 DEMO_NAME = "OSTAF demo world (64 px)"
 DEMO_VERSION = "world-v1"
@@ -211,6 +212,53 @@ def demo_record(seed: int, architecture: DemoArchitecture, **extra: Any) -> dict
     }
 
 
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A demo model shipped with the app, chosen by its source word (Settings' `model_source`
+    and `--model`): 'demo' (SD 1.x-shaped, the fast one) or 'demo-xl' (SDXL-shaped)."""
+
+    source: str
+    name: str
+    folder: Path
+    train_command: str
+    training_time: str  # on a 2-core CPU, for the message when the folder is missing
+    summary: str  # a few words for Settings
+
+
+def embedded_models() -> dict[str, EmbeddedModel]:
+    """Every embedded demo model by its source word, the first-start default first."""
+    from ostaf.models import demo_model_xl as xl
+
+    return {
+        DEMO: EmbeddedModel(
+            DEMO,
+            DEMO_NAME,
+            SHIPPED_DEMO_DIR,
+            TRAIN_COMMAND,
+            "about two hours",
+            "SD 1.x-shaped, 1 M parameters: the quickest",
+        ),
+        xl.DEMO_XL: EmbeddedModel(
+            xl.DEMO_XL,
+            xl.DEMO_XL_NAME,
+            xl.SHIPPED_DEMO_XL_DIR,
+            xl.TRAIN_XL_COMMAND,
+            "about three hours",
+            "SDXL-shaped: two text encoders, 6 M parameters",
+        ),
+    }
+
+
+def is_demo_source(source: str | Path) -> bool:
+    """Whether a model choice names an embedded demo model rather than a path."""
+    return str(source) in embedded_models()
+
+
+def embedded_model(source: str | Path) -> EmbeddedModel:
+    """The embedded demo model a source word names (KeyError for a path)."""
+    return embedded_models()[str(source)]
+
+
 def is_demo_folder(folder: Path) -> bool:
     """Whether `folder` holds a complete demo model (marker, index and weights)."""
     return (folder / MARKER).is_file() and all(
@@ -225,23 +273,25 @@ _WEIGHT_FILES = (
 )
 
 
-def demo_model_dir() -> Path:
-    """The shipped demo model folder (read-only: nothing is ever written into it)."""
-    if not is_demo_folder(SHIPPED_DEMO_DIR):
+def demo_model_dir(source: str = DEMO) -> Path:
+    """The shipped folder of an embedded demo model (read-only: nothing is written into it)."""
+    model = embedded_model(source)
+    folder = SHIPPED_DEMO_DIR if source == DEMO else model.folder  # the first is patched in tests
+    if not is_demo_folder(folder):
         raise ModelLoadError(
-            f"the demo model is missing from {SHIPPED_DEMO_DIR}; rebuild it with "
-            f"`{TRAIN_COMMAND}` (about two hours on a 2-core CPU) or choose another model "
-            "in Settings"
+            f"the demo model '{source}' is missing from {folder}; rebuild it with "
+            f"`{model.train_command}` ({model.training_time} on a 2-core CPU) or choose "
+            "another model in Settings"
         )
-    return SHIPPED_DEMO_DIR
+    return folder
 
 
-def write_demo_model(out_dir: Path) -> Path:
-    """Copy the demo model to `out_dir` (new, or an empty folder) as a diffusers folder. The
+def write_demo_model(out_dir: Path, model: str = DEMO) -> Path:
+    """Copy a demo model to `out_dir` (new, or an empty folder) as a diffusers folder. The
     copy is made beside it and renamed into place complete: a full disk leaves nothing."""
     from ostaf.library.atomic import TEMP_SUFFIX, describe_os_error
 
-    source = demo_model_dir()
+    source = demo_model_dir(model)
     out_dir = Path(out_dir)
     building = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     try:

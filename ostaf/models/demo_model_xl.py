@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ostaf import paths
 
+DEMO_XL = "demo-xl"  # the source word of this model (Settings, --model)
 DEMO_XL_SEED = 20261207
 DEMO_XL_NAME = "OSTAF demo world XL (64 px)"
 DEMO_XL_VERSION = "world-xl-v1"
@@ -143,8 +143,3 @@ def xl_time_ids(size: int) -> list[int]:
     """SDXL's six size/crop ids for a whole, uncropped picture of `size` px, as the pipeline
     and the app pass them when rendering at that size."""
     return [size, size, 0, 0, size, size]
-
-
-def shipped_xl_folder() -> Path:
-    """Where the trained XL demo model ships (it may be missing in a partial checkout)."""
-    return SHIPPED_DEMO_XL_DIR

@@ -24,10 +24,10 @@ WEIGHT_NAMES = ("diffusion_pytorch_model", "model")
 
 def check_model_source(source: str) -> str:
     """A one-line description of a usable model choice; ModelLoadError says what is wrong."""
-    if source == "demo":
-        from ostaf.models.demo_model import DEMO_NAME
+    from ostaf.models.demo_model import embedded_model, is_demo_source
 
-        return f"{DEMO_NAME}: built in, works everywhere"
+    if is_demo_source(source):
+        return f"{embedded_model(source).name}: built in, works everywhere"
     path = _existing(source)
     if path.is_dir():
         family, configs = _complete_folder(path)
@@ -122,10 +122,10 @@ class ModelSizes:
 def model_sizes(source: str) -> ModelSizes:
     """The family, native size, VAE scale and prediction of a model choice, from its typed
     JSON configs (a single file's come from its family's shipped folder and its own keys)."""
-    if source == "demo":
-        from ostaf.models.demo_model import DEMO_NAME, demo_model_dir
+    from ostaf.models.demo_model import demo_model_dir, embedded_model, is_demo_source
 
-        return _folder_sizes(*check_folder(demo_model_dir()), DEMO_NAME)
+    if is_demo_source(source):
+        return _folder_sizes(*check_folder(demo_model_dir(source)), embedded_model(source).name)
     path = _existing(source)
     if path.is_dir():
         return _folder_sizes(*_complete_folder(path), path.name)

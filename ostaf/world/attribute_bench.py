@@ -629,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=Path("docs"), help="where the table and picture grid go"
     )
     parser.add_argument("--cache", type=Path, help="resumable results (default: user cache)")
-    parser.add_argument("--model", default="demo", help="'demo' or a model folder")
+    parser.add_argument("--model", default="demo", help="'demo', 'demo-xl' or a model folder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--device", default="cpu", help="where to tune and render: cpu (default), cuda or mps"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
+from ostaf.models.demo_model import embedded_model, is_demo_source
 from ostaf_desktop.interrupted_run import InterruptedRun, discard_interrupted, find_interrupted
 from ostaf_desktop.jobs import Job, JobState
 from ostaf_desktop.observable import Observable, ViewModel
@@ -142,6 +143,10 @@ class ResumeViewModel(ViewModel):
                 f"continues at half that, {lowered:g}."
             )
         if run.model is not None and run.model != self._session.model_choice():
-            source = "the demo model" if run.model.source == "demo" else Path(run.model.source).name
+            source = (
+                embedded_model(run.model.source).name
+                if is_demo_source(run.model.source)
+                else Path(run.model.source).name
+            )
             parts.append(f"It loads the base model it was started with, {html.escape(source)}.")
         return " ".join(parts)

@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ostaf.errors import SettingsError
+from ostaf.models.demo_model import is_demo_source
 from ostaf.paths import settings_file
 from ostaf.requests import ModelChoice
 from ostaf.settings import Settings, load_settings, save_settings
@@ -74,8 +75,8 @@ class SessionViewModel(ViewModel):
     # -- settings ------------------------------------------------------------------------
     @property
     def uses_demo_model(self) -> bool:
-        """The base model chosen in Settings is the built-in demo model."""
-        return self.settings.model_source == "demo"
+        """The base model chosen in Settings is one of the built-in demo models."""
+        return is_demo_source(self.settings.model_source)
 
     def model_choice(self) -> ModelChoice:
         s = self.settings
@@ -104,15 +105,13 @@ class SessionViewModel(ViewModel):
 
     def _update_hint(self) -> None:
         self.examples = prompt_examples(demo=self.uses_demo_model)
-        self.show_demo_hint = (
-            self.settings.model_source == "demo" and not self.ui.demo_hint_dismissed
-        )
+        self.show_demo_hint = self.uses_demo_model and not self.ui.demo_hint_dismissed
 
     # -- model status --------------------------------------------------------------------
     def model_loading_started(self, source: str) -> None:
         self.model_loading, self.model_failed = True, False
         self.model = None
-        self.model_status = "Loading model…" if source == "demo" else f"Loading {source}…"
+        self.model_status = "Loading model…" if is_demo_source(source) else f"Loading {source}…"
 
     def model_loaded(self, info: ModelInfo) -> None:
         self.model = info

@@ -12,11 +12,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from ostaf.errors import OstafError
+from ostaf.models.demo_model import is_demo_source
 from ostaf.models.model_check import check_model_source
 from ostaf.settings import DEVICES, PRECISIONS, Settings
 from ostaf_desktop.observable import Observable, ViewModel
 
-DEMO, FOLDER, FILE = "demo", "folder", "file"
+DEMO, FOLDER, FILE = "demo", "folder", "file"  # or any embedded model's source word
 # The settings the dialog edits (the others, such as the last project, the app keeps itself):
 # `result()` fills them in and applying the dialog saves every one of them.
 DIALOG_FIELDS = ("model_source", "device", "precision", "output_dir", "memory_saving")
@@ -54,8 +55,8 @@ class SettingsViewModel(ViewModel):
         self._current = 0
         self.available_devices = available_devices
         source = settings.model_source
-        if source == DEMO:
-            self.model_kind = DEMO
+        if is_demo_source(source):
+            self.model_kind = source
         elif Path(source).is_dir():
             self.model_kind, self.folder = FOLDER, source
         else:
@@ -89,7 +90,7 @@ class SettingsViewModel(ViewModel):
             return self.folder.strip()
         if self.model_kind == FILE:
             return self.file.strip()
-        return DEMO
+        return self.model_kind  # an embedded model's source word
 
     def check(self) -> None:
         """Check the chosen model in a background thread (reading a checkpoint's header can

@@ -16,6 +16,7 @@ from ostaf.library.staging import staging_path
 from ostaf.method.previews import preview_prompt
 from ostaf.method.regions import AttributeKind, suggested_caption
 from ostaf.method.tuning_checkpoint import discard, read_sidecar
+from ostaf.models.demo_model import is_demo_source
 from ostaf.requests import (
     DEFAULT_PRESET,
     KIND_TUNING,
@@ -43,7 +44,6 @@ from ostaf_desktop.viewmodels.library import LibraryViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.reference import ReferenceViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
-from ostaf_desktop.viewmodels.settings import DEMO
 from ostaf_desktop.worker import JobController
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class TuningViewModel(ViewModel):
         self.total, self.step = request.settings.steps, done
         self.losses, self.previews, self._pil_previews = losses, (), []
         settings = request.settings
-        demo = request.model.source == DEMO  # as the core decides it
+        demo = is_demo_source(request.model.source)  # as the core decides it
         self.preview_prompt = preview_prompt(settings.kind, settings.token, demo)
         self.time_text, self.summary, self._elapsed_s = "", "", 0.0
         if self._session.model is None:

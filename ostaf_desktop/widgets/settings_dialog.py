@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ostaf.models.demo_model import embedded_models
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.settings import DEMO, FILE, FOLDER, SettingsViewModel
@@ -46,23 +47,26 @@ class SettingsDialog(ScreenFittedDialog):
         model_box = QGroupBox("Base model")
         model = QVBoxLayout(model_box)
         self.kind_group = QButtonGroup(self)
-        self.demo = QRadioButton("Built-in demo model (a 64 px world of shapes, to try things)")
+        # One choice per built-in demo model (a 64 px world of shapes, to try things).
+        self.demos = {
+            source: QRadioButton(f"Built-in: {model.name}, {model.summary}")
+            for source, model in embedded_models().items()
+        }
+        self.demo = self.demos[DEMO]
         self.folder_choice = QRadioButton("A diffusers folder (with model_index.json)")
-        self.file_choice = QRadioButton("A single .safetensors checkpoint (SD 1.x / 2.x)")
+        self.file_choice = QRadioButton("A single .safetensors checkpoint (SD 1.x, 2.x or XL)")
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("/path/to/stable-diffusion-v1-5")
         self.file = QLineEdit()
         self.file.setPlaceholderText("/path/to/model.safetensors")
         self.browse_folder = QPushButton(icon("folder"), "Browse…")
         self.browse_file = QPushButton(icon("folder"), "Browse…")
-        for kind, radio in (
-            (DEMO, self.demo),
-            (FOLDER, self.folder_choice),
-            (FILE, self.file_choice),
-        ):
+        self.radios = {**self.demos, FOLDER: self.folder_choice, FILE: self.file_choice}
+        for kind, radio in self.radios.items():
             self.kind_group.addButton(radio)
             radio.toggled.connect(assign_when_checked(vm, "model_kind", kind))
-        model.addWidget(self.demo)
+        for radio in self.demos.values():
+            model.addWidget(radio)
         model.addWidget(self.folder_choice)
         model.addLayout(_row(self.folder, self.browse_folder))
         model.addWidget(self.file_choice)
@@ -117,7 +121,7 @@ class SettingsDialog(ScreenFittedDialog):
             bind(vm, "can_accept", ok, "enabled")
 
     def _show_kind(self, kind: str) -> None:
-        radio = {DEMO: self.demo, FOLDER: self.folder_choice, FILE: self.file_choice}[kind]
+        radio = self.radios[kind]
         if not radio.isChecked():
             radio.setChecked(True)
         self.folder.setEnabled(kind == FOLDER)

@@ -9,7 +9,14 @@ import pytest
 import ostaf.models.demo_model as demo_model
 from ostaf.errors import ModelLoadError
 from ostaf.models.base_model import BaseModel, load_base_model
-from ostaf.models.demo_model import DEMO_NAME, demo_model_dir, is_demo_folder, read_demo_record
+from ostaf.models.demo_model import (
+    DEMO_NAME,
+    demo_model_dir,
+    embedded_models,
+    is_demo_folder,
+    is_demo_source,
+    read_demo_record,
+)
 from ostaf.render.rendering import pipeline_for
 from ostaf.world import prompt_follows
 from ostaf.world.oracle import analyse
@@ -33,6 +40,24 @@ def test_a_missing_demo_model_says_how_to_rebuild_it(
     monkeypatch.setattr(demo_model, "SHIPPED_DEMO_DIR", tmp_path / "gone")
     with pytest.raises(ModelLoadError, match=r"python -m ostaf\.world\.train --out"):
         load_base_model("demo", device="cpu")
+
+
+def test_a_missing_xl_demo_model_says_how_to_rebuild_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ostaf.models.demo_model_xl as demo_model_xl
+
+    monkeypatch.setattr(demo_model_xl, "SHIPPED_DEMO_XL_DIR", tmp_path / "gone")
+    with pytest.raises(ModelLoadError, match=r"--model demo-xl --out resources/demo_model_xl"):
+        load_base_model("demo-xl", device="cpu")
+
+
+def test_the_embedded_models_are_chosen_by_their_source_word() -> None:
+    models = embedded_models()
+    assert list(models) == ["demo", "demo-xl"]  # the first-start default first
+    assert is_demo_source("demo") and is_demo_source("demo-xl")
+    assert not is_demo_source("demo-xxl") and not is_demo_source("/models/demo")
+    assert len({model.name for model in models.values()}) == 2
 
 
 def test_the_demo_model_draws_the_shape_and_colour_it_is_asked_for(model: BaseModel) -> None:

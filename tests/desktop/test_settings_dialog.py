@@ -100,3 +100,16 @@ def test_every_choice_of_the_dialog_is_saved_memory_saving_too(
     assert {f: getattr(again.result(), f) for f in DIALOG_FIELDS} == {
         f: getattr(saved, f) for f in DIALOG_FIELDS
     }
+
+
+def test_both_demo_models_are_offered_by_name_and_the_choice_is_kept(qtbot: QtBot) -> None:
+    vm = SettingsViewModel(Settings(model_source="demo-xl"), ("cpu",), lambda source: source)
+    dialog = SettingsDialog(vm)
+    qtbot.addWidget(dialog)
+    assert set(dialog.demos) == {"demo", "demo-xl"}
+    assert dialog.demos["demo-xl"].isChecked()
+    assert "OSTAF demo world XL" in dialog.demos["demo-xl"].text()
+    assert "SDXL-shaped" in dialog.demos["demo-xl"].text()
+    assert vm.result().model_source == "demo-xl"
+    dialog.demos["demo"].click()
+    assert vm.result().model_source == "demo"
