@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
-from ostaf.world.attribute_cases import Case, cases, reference_caption, references
+from ostaf.world.attribute_cases import (
+    REFERENCE_SETS,
+    Case,
+    cases,
+    reference_caption,
+    references,
+)
 from ostaf.world.scenes import caption
 
 LAMBDAS = (0.0, 0.5, 1.0, 1.5)
@@ -255,6 +261,7 @@ class Plan:
     # reference and seed).
     sweep_references: int = 0
     lambdas: tuple[float, ...] = LAMBDAS[1:]  # the λ of the sweep (0 is the untuned model)
+    reference_set: str = "bench"  # attribute_cases.REFERENCE_SETS
 
     def sweeps(self, index: int, seed: int) -> bool:
         """Whether the default's λ sweep covers reference `index` with tuning seed `seed`."""
@@ -332,7 +339,9 @@ class Bench:
         are disjoint); the last process to finish, or a run without --part, collects
         everything."""
         records = []
-        scenes = {kind: references(kind, plan.references) for kind in plan.kinds}
+        scenes = {
+            kind: references(kind, plan.references, plan.reference_set) for kind in plan.kinds
+        }
         for what, kind, index, seed in self.jobs(plan):
             if (max(seed, 0) * plan.references + index) % parts != part:
                 continue
@@ -621,6 +630,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--kinds", default="", help="comma-separated kinds (default: all three)")
     parser.add_argument(
+        "--reference-set",
+        default="bench",
+        choices=list(REFERENCE_SETS),
+        help="bench: the references defaults were chosen on (default); unseen: others drawn "
+        "the same way; users: unseen, small, off-centre and turned, as people's pictures are",
+    )
+    parser.add_argument(
         "--variants",
         default="",
         help="comma-separated variant keys (default: all of them): " + ", ".join(CATALOGUE),
@@ -680,6 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.references, args.prompts, args.seeds, keys, args.sweep_references, lambdas
         )
     )
+    plan = replace(plan, reference_set=args.reference_set)
     if args.kinds:
         try:
             plan = replace(plan, kinds=tuple(AttributeKind(k) for k in args.kinds.split(",")))
@@ -697,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = False
     model = load_base_model(args.model, device=args.device, precision=args.precision)
     name = "quick" if args.quick else "full"
+    if args.reference_set != "bench":
+        name += f"-{args.reference_set}"
     cache = args.cache or paths.cache_dir() / f"attribute-bench-{model.fingerprint}-{name}"
 
     def log(message: str) -> None:
@@ -707,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"benchmark done in {time.perf_counter() - started:.0f} s; cache {cache}")
     if parts > 1:
         return 0
-    for path in write_report(records, plan, cache, args.out, quick=args.quick):
+    for path in write_report(records, plan, cache, args.out, args.quick, model.name):
         print(path)
     return 0
 

@@ -26,6 +26,7 @@ from ostaf.world.scenes import (
     Scene,
     allowed_backgrounds,
     caption,
+    free_centre_range,
     sample_scene,
 )
 
@@ -41,13 +42,25 @@ TRANSFERRED: dict[AttributeKind, tuple[str, ...]] = {
 }
 _VALUES = {"shape": SHAPES, "colour": COLOURS, "pattern": PATTERNS, "style": STYLES}
 _SEEDS = {AttributeKind.SHAPE: 101, AttributeKind.APPEARANCE: 202, AttributeKind.STYLE: 303}
+# Reference sets. "bench": the references every default so far was chosen on. "unseen": drawn
+# the same way from other seeds, which no choice has seen (where a headline is reported).
+# "users": unseen too, and placed as people's own pictures are: small, off-centre and turned
+# further than any training picture.
+REFERENCE_SETS = {"bench": 0, "unseen": 10_000, "users": 20_000}  # name -> seed offset
+USER_SIZES = (0.3, 0.42)  # below the training pictures' smallest (scenes.SIZE_RANGE)
+USER_ROTATION = 40.0  # degrees either way; training pictures turn at most 25
 
 
-def references(kind: AttributeKind, count: int) -> list[Scene]:
-    """`count` held-out reference scenes for `kind`, balanced over the values of its
-    attribute (five shapes for shape, eight colours and four patterns for appearance, three
-    styles for style). The first `n` of a longer list are the `n` references."""
-    rng = random.Random(_SEEDS[kind])
+def references(kind: AttributeKind, count: int, reference_set: str = "bench") -> list[Scene]:
+    """`count` held-out reference scenes for `kind` from one of `REFERENCE_SETS`, balanced over
+    the values of its attribute (five shapes for shape, eight colours and four patterns for
+    appearance, three styles for style). The first `n` of a longer list are the `n`
+    references."""
+    if reference_set not in REFERENCE_SETS:
+        raise SettingsError(
+            f"reference set {reference_set!r} is unknown; choose {', '.join(REFERENCE_SETS)}"
+        )
+    rng = random.Random(_SEEDS[kind] + REFERENCE_SETS[reference_set])
     keys = TRANSFERRED[kind]
     orders = []
     for key in keys:
@@ -62,8 +75,21 @@ def references(kind: AttributeKind, count: int) -> list[Scene]:
         except SettingsError:  # no held-out combination has both values: keep the first
             first = keys[0]
             scene = sample_scene(rng, split="holdout", **{first: wanted[first]})
+        if reference_set == "users":
+            scene = as_users_picture(scene, rng)
         found.append(scene)
     return found
+
+
+def as_users_picture(scene: Scene, rng: random.Random) -> Scene:
+    """`scene` as a user's own picture tends to be: the subject smaller, turned further and
+    placed towards a corner (a random one), inside the canvas."""
+    size = rng.uniform(*USER_SIZES)
+    rotation = rng.uniform(-USER_ROTATION, USER_ROTATION)
+    low, high = free_centre_range(scene.shape, size, rotation)
+    corner = [rng.choice((rng.uniform(0.0, 0.2), rng.uniform(0.8, 1.0))) for _ in range(2)]
+    centre = low + (high - low) * corner
+    return replace(scene, size=size, rotation=rotation, centre=(float(centre[0]), float(centre[1])))
 
 
 def reference_caption(reference: Scene, kind: AttributeKind, token: str = DEFAULT_TOKEN) -> str:

@@ -228,7 +228,7 @@ def value_table(records: Sequence[Record], plan: Plan) -> list[str]:
     variant = plan.variants[0]
     for kind in plan.kinds:
         attribute = TRANSFERRED[kind][0]
-        scenes = references(kind, plan.references)
+        scenes = references(kind, plan.references, plan.reference_set)
         tuned = per_reference(records, variant.key, str(kind), "1", "joint")
         untuned = per_reference(records, untuned_key(variant), str(kind), "0", "joint")
         transfer = per_reference(records, variant.key, str(kind), "1", "transfer")
@@ -330,13 +330,21 @@ def picture_grid(cache: Path, plan: Plan) -> Image.Image:
 
 
 def write_report(
-    records: Sequence[Record], plan: Plan, cache: Path, out: Path, quick: bool = False
+    records: Sequence[Record],
+    plan: Plan,
+    cache: Path,
+    out: Path,
+    quick: bool = False,
+    model_name: str = "",
 ) -> list[Path]:
     """Write the markdown tables, the raw records (JSON) and the picture grid to `out`."""
     out.mkdir(parents=True, exist_ok=True)
     stem = "attribute_bench_quick" if quick else "attribute_bench"
     lines = [
         f"# Attribute benchmark{' (quick slice)' if quick else ''}",
+        "",
+        f"Model: {model_name or 'the demo model'}; references: the '{plan.reference_set}' set "
+        "(ostaf/world/attribute_cases.py REFERENCE_SETS).",
         "",
         f"Up to {plan.references} held-out reference(s) per kind × {plan.prompts} prompts × "
         f"{plan.seeds} tuning seed(s); DDIM 25 steps, CFG 5. Transfer: the output shows the "

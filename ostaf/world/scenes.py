@@ -184,7 +184,7 @@ def sample_scene(rng: random.Random | int, split: Split = "any", **fixed: Any) -
     background = fixed.get("background", background)
     rotation = float(fixed.get("rotation", rotation))
     size = float(fixed["size"]) if "size" in fixed else min(size, _largest_size(shape, rotation))
-    low, high = _free_centre_range(shape, size, rotation)
+    low, high = free_centre_range(shape, size, rotation)
     if np.any(low > high):
         raise SettingsError(f"A {shape} of size {size:.3f} does not fit; use a smaller size.")
     centre = tuple(float(c) for c in fixed.get("centre", low + (high - low) * unit_centre))
@@ -221,7 +221,7 @@ def _largest_size(shape: str, rotation: float) -> float:
     return 0.999 * (1.0 - 2 * MARGIN) / (float(span) + drawing.OUTLINE_WIDTH / 2)
 
 
-def _free_centre_range(shape: str, size: float, rotation: float) -> tuple[np.ndarray, np.ndarray]:
+def free_centre_range(shape: str, size: float, rotation: float) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest centre (fractions of the canvas) that keep the shape inside."""
     turned = geometry.place(UNIT_SHAPES[shape], (0.0, 0.0), size / 2, rotation)
     reach = (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from ostaf.errors import SettingsError
 from ostaf.method.regions import AttributeKind
 from ostaf.models.demo_model import DEMO_WORDS, demo_tokenizer_files
 from ostaf.world import analyse, is_holdout, sample_scene
@@ -99,3 +101,20 @@ def test_joint_needs_both_transfer_and_fidelity() -> None:
     case = cases(reference, AttributeKind.SHAPE, 1, seed=2)[0]
     assert score(case, analyse(case.expected.render(64)), seen_reference).joint == 1.0
     assert score(case, seen_reference, seen_reference).joint == 0.0  # transfer, no fidelity
+
+
+def test_reference_sets_are_apart_and_the_users_set_is_small_off_centre_and_turned() -> None:
+    from ostaf.world.attribute_cases import USER_ROTATION, USER_SIZES
+
+    for kind in AttributeKind:
+        bench, unseen, users = (references(kind, 12, name) for name in ("bench", "unseen", "users"))
+        assert references(kind, 12, "unseen") == unseen  # reproducible
+        assert not {s.detail_seed for s in bench} & {s.detail_seed for s in unseen}
+        for scene in users:
+            assert USER_SIZES[0] <= scene.size <= USER_SIZES[1]
+            assert abs(scene.rotation) <= USER_ROTATION
+            assert max(abs(scene.centre[0] - 0.5), abs(scene.centre[1] - 0.5)) > 0.08
+            assert scene.mask().any()  # the subject is drawn, inside the canvas
+            assert np.asarray(scene.render(64)).std() > 0
+    with pytest.raises(SettingsError, match="reference set 'mine' is unknown"):
+        references(AttributeKind.SHAPE, 2, "mine")
