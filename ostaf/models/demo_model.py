@@ -236,7 +236,7 @@ def embedded_models() -> dict[str, EmbeddedModel]:
             SHIPPED_DEMO_DIR,
             TRAIN_COMMAND,
             "about two hours",
-            "SD 1.x-shaped, 1 M parameters: the quickest",
+            "SD 1.x-shaped, the quickest",
         ),
         xl.DEMO_XL: EmbeddedModel(
             xl.DEMO_XL,
@@ -244,7 +244,7 @@ def embedded_models() -> dict[str, EmbeddedModel]:
             xl.SHIPPED_DEMO_XL_DIR,
             xl.TRAIN_XL_COMMAND,
             "about three hours",
-            "SDXL-shaped: two text encoders, 6 M parameters",
+            "SDXL-shaped, two text encoders",
         ),
     }
 

@@ -24,9 +24,10 @@ WEIGHT_NAMES = ("diffusion_pytorch_model", "model")
 
 def check_model_source(source: str) -> str:
     """A one-line description of a usable model choice; ModelLoadError says what is wrong."""
-    from ostaf.models.demo_model import embedded_model, is_demo_source
+    from ostaf.models.demo_model import demo_model_dir, embedded_model, is_demo_source
 
     if is_demo_source(source):
+        demo_model_dir(source)  # says how to rebuild it when it is missing
         return f"{embedded_model(source).name}: built in, works everywhere"
     path = _existing(source)
     if path.is_dir():
