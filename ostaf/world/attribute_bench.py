@@ -84,6 +84,10 @@ class Variant:
     embedding_rate: float | None = None  # the placeholder embedding's learning rate (0: off)
     timesteps_per_step: int | None = None  # timesteps sampled per tuning step
     rotate: bool | None = None  # quarter turns of the reference
+    # The kind's own default learning rate / strength times this (how flat the joint is
+    # around a default: a default on a plateau is safer on a model it was not fitted on).
+    lr_scale: float | None = None
+    strength_scale: float | None = None
     before: bool = False  # the defaults before this benchmark, as a whole
     kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
@@ -105,6 +109,8 @@ class Variant:
             ("emb", self.embedding_rate),
             ("tps", self.timesteps_per_step),
             ("rotate", self.rotate),
+            ("lrx", self.lr_scale),
+            ("strengthx", self.strength_scale),
         ):
             if value is not None:
                 parts.append(f"{label}{value:g}")
@@ -118,6 +124,7 @@ class Variant:
 
 
 DEFAULT = Variant()
+ROBUSTNESS_SCALES = (1 / 3, 3.0)
 # Appearance's comparisons: (method, learning rate, strength, word learning rate or None for
 # the default's). Plain LoRA at 3e-3 and strength 1 is shared with shape (in CATALOGUE).
 APPEARANCE_GRID: tuple[tuple[str, float, float, float | None], ...] = (
@@ -202,6 +209,9 @@ CATALOGUE: dict[str, Variant] = _by_key(
         ),
         Variant(embedding_rate=1e-3, kinds=("shape",)),
         Variant(embedding_rate=3e-3),
+        # Robustness (issue 26): each kind's default learning rate and strength at 1/3 and 3×.
+        *(Variant(lr_scale=scale) for scale in ROBUSTNESS_SCALES),
+        *(Variant(strength_scale=scale) for scale in ROBUSTNESS_SCALES),
         # Appearance by method, learning rate and strength, every setting explicit so that a
         # key keeps its meaning when the default moves (strength 0: the learned word alone,
         # the run's offsets dropped). The default was lr 3e-4 at strength 0.5 from issue 13's
@@ -571,6 +581,10 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
         )
         if value is not None
     }
+    if variant.lr_scale is not None:
+        changes["learning_rate"] = settings.learning_rate * variant.lr_scale
+    if variant.strength_scale is not None:
+        changes["strength"] = settings.strength * variant.strength_scale
     if variant.region:
         changes["region"] = REGIONS[variant.region]
     if variant.timesteps:

@@ -284,6 +284,9 @@ def describe(variant: Variant) -> str:
             parts.append(f"{label} {value:g}")
     if variant.strength == 0:
         parts.append("the learned word alone (offsets dropped)")
+    for label, scale in (("lr", variant.lr_scale), ("strength", variant.strength_scale)):
+        if scale is not None:
+            parts.append(f"the kind's own {label} × {scale:.3g}")
     if variant.rotate is not None:
         parts.append("quarter turns of the reference" if variant.rotate else "no quarter turns")
     if variant.embedding_rate == 0:

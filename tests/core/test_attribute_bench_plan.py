@@ -16,6 +16,7 @@ from ostaf.world.attribute_bench import (
     DEFAULT,
     NAMED,
     REGIONS,
+    ROBUSTNESS_SCALES,
     Bench,
     Record,
     Variant,
@@ -248,3 +249,15 @@ def test_lambda_rows_are_all_on_the_tunings_the_sweep_rendered() -> None:
         ("1", "1 × 1", "50 %"),
         ("1.5", "1 × 1", "100 %"),
     ]
+
+
+def test_robustness_variants_scale_each_kinds_own_rate_and_strength() -> None:
+    for kind in AttributeKind:
+        default = tuning_settings(DEFAULT, kind)
+        for scale in ROBUSTNESS_SCALES:
+            rate = tuning_settings(CATALOGUE[Variant(lr_scale=scale).key], kind)
+            assert rate.learning_rate == pytest.approx(default.learning_rate * scale)
+            assert rate.strength == default.strength
+            strength = tuning_settings(CATALOGUE[Variant(strength_scale=scale).key], kind)
+            assert strength.strength == pytest.approx(default.strength * scale)
+            assert strength.learning_rate == default.learning_rate
