@@ -2,6 +2,8 @@
 settings.json and a tuning run's saved state. Each record has one schema (a dataclass or a
 TypedDict with typed fields) and is checked here, strictly: a string is never taken for a
 number, nor a number for a string, and a value out of range is refused with the field's name.
+A text holding a lone surrogate (which no encoder writes) is refused too, by the JSON reader.
+The limits are the writers' own (ostaf.limits).
 
 Adding a field to a record is one typed line in its class; pydantic does the checking.
 """
@@ -9,12 +11,15 @@ Adding a field to a record is one typed line in its class; pydantic does the che
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
+
+from ostaf.limits import SHA256
 
 T = TypeVar("T")
 JsonScalar = str | int | float | bool | None
+Sha256 = Annotated[str, Field(pattern=SHA256)]  # a SHA-256 as hashlib writes it: 64 hex digits
 
 
 class RecordError(ValueError):

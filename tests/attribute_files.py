@@ -27,6 +27,7 @@ def write_attribute_file(
     created_at: str = "2026-01-01T00:00:00Z",
     default_lambda: float = 1.0,
     base_model: str = "test model",
+    notes: str = "",
 ) -> Path:
     """A tiny attribute file (one target layer, rank 2) with a coloured thumbnail."""
     rng = np.random.default_rng(seed)
@@ -49,6 +50,7 @@ def write_attribute_file(
         tuning={"prompt": "a photo of a sks object", "steps": 10, "final_loss": 0.1},
         default_lambda=default_lambda,
         created_at=created_at,
+        notes=notes,
     )
     tensors = {
         f"{target}.A": rng.standard_normal((8, 2)).astype(np.float32),

@@ -51,6 +51,7 @@ from ostaf.library.project_file import (
     write_info,
 )
 from ostaf.library.project_lock import Holder, ProjectLock
+from ostaf.limits import MAX_NOTES
 
 if TYPE_CHECKING:
     from ostaf.library.attribute_file import Attribute
@@ -69,7 +70,6 @@ __all__ = [
 TRASH = ".trash"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 MAX_PROJECT_NAME = 120
-MAX_NOTES = 4000
 NEW_FOLDER_PREFIX = ".new-"  # a project being created, renamed into place when complete
 STALE_NEW_FOLDER_S = 3600.0
 

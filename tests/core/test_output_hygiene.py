@@ -96,15 +96,21 @@ def test_control_characters_from_files_are_shown_escaped(
         "Steps: 20, Seed: 1\\u202e",
     ]
 
-    project = ProjectStore().create("Names")
+    # A name holding them is refused where it is read (the schema holds the writers' rule);
+    # notes may hold line breaks, and whatever else they hold is shown escaped.
+    ProjectStore().create("Names").release()
     forged = "evil\r\n0000000000000000  style  λ 1  forged\x1b[31m\x9b"
-    path = write_attribute_file(tmp_path / "n.safetensors", name=forged)
-    project.import_attribute(path)
-    project.release()
-    assert main(["library", "list", "--project", "Names"]) == 0
-    listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 1 and "evil\\x0d\\x0a0000000000000000" in listed[0]
-    assert "\x1b" not in listed[0] and "\x9b" not in listed[0]
+    named = write_attribute_file(tmp_path / "n.safetensors", name=forged)
+    assert main(["library", "import", "--project", "Names", str(named)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "the name holds the control or invisible character U+000D" in line
+    noted = write_attribute_file(tmp_path / "o.safetensors", notes=forged)
+    assert main(["library", "import", "--project", "Names", str(noted)]) == 0
+    (listed,) = capsys.readouterr().out.splitlines()
+    assert main(["library", "show", "--project", "Names", listed.split()[1]]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "notes:         evil\\x0d\\x0a0000000000000000" in "\n".join(shown)
+    assert not any(ch in line for line in shown for ch in "\x1b\x9b\r")
     assert main(["library", "list", "--project", "Names", "--json"]) == 0
     text = capsys.readouterr().out
     assert "\x1b" not in text and "\x9b" not in text and "\\u009b" in text

@@ -59,3 +59,23 @@ def test_run_history_round_trip_and_wrong_types(home: Path) -> None:
     for bad in ('{"losses": ["x"]}', '{"losses": [], "previews": [1]}', '{"seconds": "3"}'):
         _file("attr").write_text(bad, encoding="utf-8")
         assert load_run("attr") is None, bad
+
+
+def test_a_thumbnail_of_too_many_pixels_is_not_decoded(qapp: object) -> None:
+    """An attribute's 8000×8000 thumbnail (243 kB of PNG) took 400 MB and 2 s to decode
+    in the library panel, once per attribute; the header is checked first now."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from ostaf.images import thumbnail_data_url
+    from ostaf_desktop.qt_images import qimage_from_data_url
+
+    buffer = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buffer, format="PNG")
+    huge = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    assert qimage_from_data_url(huge).isNull()
+    small = qimage_from_data_url(thumbnail_data_url(Image.new("RGB", (40, 20), (0, 0, 255))))
+    assert (small.width(), small.height()) == (40, 20)
+    assert qimage_from_data_url("data:image/png;base64,%%%").isNull()
