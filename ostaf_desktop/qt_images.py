@@ -42,7 +42,10 @@ def qimage_from_data_url(url: str, max_pixels: int = MAX_THUMBNAIL_PIXELS) -> QI
 
 
 def read_thumbnail(path: Path, side: int) -> QImage:
-    """A file decoded at thumbnail size (fast even for large photos); empty when unreadable."""
+    """A file decoded at thumbnail size (fast even for large photos); empty when unreadable
+    or not a regular file (opening a pipe would wait for a writer forever)."""
+    if not path.is_file():
+        return QImage()
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)
     size = reader.size()
