@@ -48,6 +48,12 @@ def describe(exc: ValidationError) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"])
+    if first["type"] in ("json_invalid", "string_unicode") and (
+        "surrogate" in message or "hex escape" in message or "unicode" in message
+    ):
+        message = (
+            f"text that is not valid Unicode (a lone surrogate or a broken \\u escape: {message})"
+        )
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

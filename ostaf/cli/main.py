@@ -295,11 +295,15 @@ def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: Can
 def run_info(args: argparse.Namespace) -> int:
     path: Path = args.file
     if path.suffix.lower() == ".png":
-        from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
+        from ostaf.interop.pngmeta import parse_a1111, read_png
 
-        parameters, record = read_png_metadata(path)
+        found = read_png(path)
+        parameters, record = found.parameters, found.data
         if parameters is None and record is None:
-            raise SettingsError(f"{path} carries no generation parameters")
+            why = f" ({found.problem})" if found.problem else ""
+            raise SettingsError(f"{path} carries no generation parameters{why}")
+        if found.problem:
+            err(f"warning: {found.problem}")
         if args.json:
             parsed = parse_a1111(parameters) if parameters else None
             out_json({"parameters": parameters, "parsed": parsed, "ostaf": record})

@@ -212,3 +212,26 @@ def test_a_warning_has_a_line_of_its_own(
     err = capfd.readouterr().err
     (line,) = [line for line in err.split("\n") if "warning:" in line]
     assert line.split("\r")[-1].startswith("warning: 'Other' was tuned on another version of")
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_info_reads_a_png_record_through_its_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], json_flag: list[str]
+) -> None:
+    """A lone surrogate in the `ostaf` chunk survived json.loads and crashed the printing."""
+    record = '{"prompt": "\\ud800 x", "seed": 1}'
+    alone = tmp_path / "alone.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("ostaf", record)
+    Image.new("RGB", (8, 8)).save(alone, pnginfo=info)
+    assert main(["info", str(alone), *json_flag]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {alone} carries no generation parameters (the OSTAF record")
+    assert "not valid Unicode (a lone surrogate" in line
+    info.add_text("parameters", "a cat\nSteps: 2, Seed: 1")
+    both = tmp_path / "both.png"
+    Image.new("RGB", (8, 8)).save(both, pnginfo=info)
+    assert main(["info", str(both), *json_flag]) == 0
+    captured = capsys.readouterr()
+    assert "Steps: 2, Seed: 1" in captured.out and "\ud800" not in captured.out
+    assert captured.err.startswith("warning: the OSTAF record is damaged (")

@@ -258,3 +258,22 @@ def test_a_crop_the_schema_refuses_is_refused_before_tuning() -> None:
         with pytest.raises(SettingsError, match="crop"):
             TuningSettings(kind=AttributeKind.SHAPE, crop=crop).validate()
     TuningSettings(kind=AttributeKind.SHAPE, crop=(0, 0, 5000, 5000)).validate()
+
+
+def test_a_lone_surrogate_is_refused_by_every_schema(home: Path, tmp_path: Path) -> None:
+    """No encoder writes a lone surrogate, so a text holding one cannot be printed or saved:
+    every record read through the schema refuses it, escaped (JSON) or raw."""
+    from ostaf.errors import SettingsError
+    from ostaf.records import RecordError, parse_record
+    from ostaf.settings import load_settings
+
+    bad = _bad_file(tmp_path / "s.safetensors", "name", "lone \ud800")
+    with pytest.raises(AttributeFileError, match="not valid Unicode"):
+        read_meta(bad)
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"model_source": "\\udc80"}')
+    with pytest.raises(SettingsError, match="not valid Unicode"):
+        load_settings(settings)
+    with pytest.raises(RecordError, match="not valid Unicode"):
+        parse_record(dict[str, str], '{"a": "raw \ud800"}')
+    assert parse_record(dict[str, str], '{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
