@@ -17,7 +17,7 @@ from typing import Any
 
 from ostaf.cli.numbers import number, whole
 from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
-from ostaf.cli.terminal import err, out, out_json, out_lines, printable
+from ostaf.cli.terminal import err, out, out_json, out_lines, printable, use_safe_streams
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.method.regions import AttributeKind, suggested_caption
 from ostaf.progress import CancelToken, Progress, ProgressCallback
@@ -400,6 +400,7 @@ def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    use_safe_streams()  # before argparse, whose help holds λ too
     args = build_parser().parse_args(argv)
     bar = ProgressBar()
     try:

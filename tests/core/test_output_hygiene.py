@@ -120,6 +120,9 @@ def test_the_escaping_helpers() -> None:
     assert printable("tab\there\x00\x7f é ✓") == "tab\\x09here\\x00\\x7f é ✓"
     assert printable("a\nb\rc", keep_newlines=True) == "a\nb\\x0dc"
     assert json_text({"n": "\x1b\u2028"}) == '{\n  "n": "\\u001b\\u2028"\n}'
+    # a lone surrogate (an undecodable byte of a file name) no encoder writes: escaped too
+    assert printable("name\udcff.png") == "name\\udcff.png"
+    assert json_text(["\ud800"]) == '[\n  "\\ud800"\n]'
 
 
 def test_demo_model_refuses_a_file_and_fills_an_empty_folder(
@@ -235,3 +238,37 @@ def test_info_reads_a_png_record_through_its_schema(
     captured = capsys.readouterr()
     assert "Steps: 2, Seed: 1" in captured.out and "\ud800" not in captured.out
     assert captured.err.startswith("warning: the OSTAF record is damaged (")
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_listings_print_on_any_stdout_encoding(home: Path, tmp_path: Path, encoding: str) -> None:
+    """`library list/show/import/edit` print λ: on a cp1252 stdout (what a redirected stdout
+    gets on Windows) or an ASCII one they ended in UnicodeEncodeError. Characters the
+    encoding cannot hold are written as escapes now; the exit code is 0."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "PYTHONPATH": str(root)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ostaf", "library", *args, "--project", "Enc"],
+            env=env, cwd=root, capture_output=True, timeout=120, encoding=encoding,
+        )  # fmt: skip
+
+    ProjectStore().create("Enc").release()
+    source = write_attribute_file(tmp_path / "a.safetensors", name="Glaze 青")
+    imported = cli("import", str(source))
+    assert imported.returncode == 0, imported.stderr
+    entry_id = imported.stdout.split()[1]
+    for args in (["list"], ["show", entry_id], ["edit", entry_id, "--lambda", "0.5"]):
+        done = cli(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert "\\u03bb" in done.stdout and "Glaze \\u9752" in done.stdout
+        done.stdout.encode(encoding)  # nothing the encoding cannot hold reached it
+    helped = subprocess.run(
+        [sys.executable, "-m", "ostaf", "library", "edit", "--help"],
+        env=env, cwd=root, capture_output=True, timeout=120, encoding=encoding,
+    )  # fmt: skip
+    assert helped.returncode == 0 and "default \\u03bb" in helped.stdout
