@@ -14,6 +14,7 @@ from ostaf.library.attribute_meta import check_attribute_name
 from ostaf.limits import (
     MAX_CAPTION,
     MAX_CLASS_WORD,
+    MAX_IMAGES,
     MAX_SIDE,
     TOKEN,
     check_crop,
@@ -295,6 +296,10 @@ class RenderSettings:
             raise SettingsError("the prompt is empty; describe what to render")
         if not self.seeds:
             raise SettingsError("no seeds given; give at least one, e.g. --seeds 1")
+        if len(self.seeds) > MAX_IMAGES:
+            raise SettingsError(
+                f"{len(self.seeds)} seeds; one render takes at most {MAX_IMAGES} (use fewer)"
+            )
         for seed in self.seeds:
             _check_int("seed", seed, 0, 2**63 - 1)
         _check_int("steps", self.steps, 1, 500)
@@ -357,7 +362,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'1,2,5-7' → [1, 2, 5, 6, 7]."""
+    """'1,2,5-7' → [1, 2, 5, 6, 7]; at most MAX_IMAGES seeds."""
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -372,6 +377,8 @@ def parse_seeds(text: str) -> list[int]:
             seeds.append(int(part))
         else:
             raise SettingsError(f"seed {part!r} is not a whole number; use e.g. --seeds 1,2,3")
+        if len(seeds) > MAX_IMAGES:  # checked as it grows: a long list is never built
+            raise SettingsError(f"more than {MAX_IMAGES} seeds; give fewer")
     if not seeds:
         raise SettingsError("no seeds given; use e.g. --seeds 1,2,3")
     return seeds

@@ -272,3 +272,51 @@ def test_listings_print_on_any_stdout_encoding(home: Path, tmp_path: Path, encod
         env=env, cwd=root, capture_output=True, timeout=120, encoding=encoding,
     )  # fmt: skip
     assert helped.returncode == 0 and "default \\u03bb" in helped.stdout
+
+
+def test_one_image_limit_for_render_and_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`render --seeds "0-10000,"×30` took 300,030 seeds (batch refuses over 10,000 cells);
+    `batch --seeds ""` rendered seed 0 where `render --seeds ""` refused."""
+    from ostaf.requests import RenderSettings
+
+    many = "0-10000," * 30
+    with pytest.raises(SettingsError, match="more than 10000 seeds"):
+        parse_seeds(many)
+    assert len(parse_seeds("0-9999")) == 10_000
+    with pytest.raises(SettingsError, match="at most 10000"):
+        RenderSettings("x", seeds=list(range(10_001))).validate()
+    out = str(tmp_path / "o")
+    for command in (["render", "--prompt", "x", "--out", out], ["batch", "--prompt", "x"]):
+        assert main([*command, "--out", out, "--seeds", many]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == "error: more than 10000 seeds; give fewer"
+        assert main([*command, "--out", out, "--seeds", ""]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: no seeds given")
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_model_on_a_full_disk_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copytree gathers every file's error: the line ended in a Python list of tuples."""
+    import errno
+    import shutil
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    assert main(["demo-model", "--out", str(tmp_path / "demo")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"error: cannot write the demo model to {tmp_path / 'demo'}: the disk is full; "
+        "free some space and try again"
+    )
+    assert list(tmp_path.iterdir()) == []  # the half-made copy is gone
+    from ostaf.library.atomic import describe_os_error
+
+    gathered = shutil.Error([("a", "b", "[Errno 13] Permission denied: 'b'")] * 3)
+    assert describe_os_error(gathered) == "[Errno 13] Permission denied: 'b' (and 2 more files)"
