@@ -20,6 +20,8 @@ from ostaf.errors import InputImageError
 
 MAX_PIXELS = 80_000_000  # refuse before decoding: 80 MP is far beyond any camera's reference
 MAX_THUMBNAIL_PIXELS = 1024 * 1024
+MAX_THUMBNAIL_BYTES = 1 << 20  # a stored thumbnail's PNG (those written here take a few kB)
+DATA_URL_PREFIX = "data:image/png;base64,"
 MIN_SIDE = 32
 THUMBNAIL_SIDE = 96
 ASPECT_TOLERANCE = 0.01  # a mask this close to the image's shape is a scaled copy of it
@@ -201,16 +203,30 @@ def thumbnail_data_url(img: Image.Image, side: int = THUMBNAIL_SIDE) -> str:
     thumb.thumbnail((side, side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     thumb.save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def check_thumbnail_url(url: str) -> None:
+    """Refuse (InputImageError) what is not a PNG data URL of at most MAX_THUMBNAIL_BYTES
+    declaring at most MAX_THUMBNAIL_PIXELS: only its header is read, nothing is decoded."""
+    if not url.startswith(DATA_URL_PREFIX):
+        raise InputImageError("thumbnail is not a PNG data URL")
+    if len(url) > MAX_THUMBNAIL_BYTES * 4 // 3 + len(DATA_URL_PREFIX) + 4:
+        raise InputImageError(f"thumbnail is larger than {MAX_THUMBNAIL_BYTES // 1024} kB")
+    try:
+        data = io.BytesIO(base64.b64decode(url[len(DATA_URL_PREFIX) :], validate=True))
+        with opened(data, "thumbnail", MAX_THUMBNAIL_PIXELS) as img:
+            if img.format != "PNG":
+                raise InputImageError(f"thumbnail is a {img.format} image, not a PNG")
+    except (ValueError, OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise InputImageError(f"thumbnail cannot be read ({exc})") from exc
 
 
 def image_from_data_url(url: str) -> Image.Image:
     """Decode a `data:image/png;base64,` URL (as written by `thumbnail_data_url`)."""
-    prefix = "data:image/png;base64,"
-    if not url.startswith(prefix):
-        raise InputImageError("thumbnail is not a PNG data URL")
+    check_thumbnail_url(url)
     try:
-        data = io.BytesIO(base64.b64decode(url[len(prefix) :], validate=True))
+        data = io.BytesIO(base64.b64decode(url[len(DATA_URL_PREFIX) :], validate=True))
         with opened(data, "thumbnail", MAX_THUMBNAIL_PIXELS) as img:
             img.load()
             return eight_bit(img).convert("RGB")

@@ -2,6 +2,8 @@
 settings.json and a tuning run's saved state. Each record has one schema (a dataclass or a
 TypedDict with typed fields) and is checked here, strictly: a string is never taken for a
 number, nor a number for a string, and a value out of range is refused with the field's name.
+A text holding a lone surrogate (which no encoder writes) is refused too, by the JSON reader.
+The limits are the writers' own (ostaf.limits).
 
 Adding a field to a record is one typed line in its class; pydantic does the checking.
 """
@@ -9,12 +11,15 @@ Adding a field to a record is one typed line in its class; pydantic does the che
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
+
+from ostaf.limits import SHA256
 
 T = TypeVar("T")
 JsonScalar = str | int | float | bool | None
+Sha256 = Annotated[str, Field(pattern=SHA256)]  # a SHA-256 as hashlib writes it: 64 hex digits
 
 
 class RecordError(ValueError):
@@ -43,6 +48,12 @@ def describe(exc: ValidationError) -> str:
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"])
+    if first["type"] in ("json_invalid", "string_unicode") and (
+        "surrogate" in message or "hex escape" in message or "unicode" in message
+    ):
+        message = (
+            f"text that is not valid Unicode (a lone surrogate or a broken \\u escape: {message})"
+        )
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

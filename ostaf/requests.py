@@ -11,6 +11,14 @@ from typing import Any
 from ostaf.errors import SettingsError
 from ostaf.images import Box
 from ostaf.library.attribute_meta import check_attribute_name
+from ostaf.limits import (
+    MAX_CAPTION,
+    MAX_CLASS_WORD,
+    MAX_IMAGES,
+    MAX_SIDE,
+    TOKEN,
+    check_crop,
+)
 from ostaf.method.regions import (
     DEFAULT_TOKEN,
     FLIP_ALLOWED,
@@ -26,7 +34,6 @@ SAMPLERS = ("ddim", "euler", "dpmpp2m")
 # render used before schedules could be chosen. DDIM always follows the model's config.
 SCHEDULES = ("karras", "simple", "model")
 MAX_STEPS = 20_000
-MAX_SIDE = 4096
 MAX_CHECKPOINT_INTERVAL_S = 86_400.0
 
 
@@ -152,13 +159,13 @@ class TuningSettings:
             )
         if not math.isfinite(self.learning_rate) or not 0 < self.learning_rate <= 1:
             raise SettingsError(f"learning rate {self.learning_rate} must be in (0, 1]; try 1e-3")
-        if not re.fullmatch(r"[\w-]{1,32}", self.token):
+        if not isinstance(self.token, str) or not TOKEN.fullmatch(self.token):
             raise SettingsError(
                 f"placeholder token {self.token!r} must be one word of letters/digits"
             )
-        if len(self.class_word) > 64:
+        if len(self.class_word) > MAX_CLASS_WORD:
             raise SettingsError("class word is too long; use one or two words like 'cat'")
-        if len(self.caption) > 300:
+        if len(self.caption) > MAX_CAPTION:
             raise SettingsError("the reference description is too long; keep it to one line")
         if self.caption.strip() and not caption_names_token(self.caption, self.token):
             raise SettingsError(
@@ -172,6 +179,11 @@ class TuningSettings:
                 raise SettingsError(
                     f"timestep range {self.timesteps} must satisfy 0 <= low < high <= 1"
                 )
+        if self.crop is not None:
+            try:
+                check_crop(self.crop)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from exc
         if self.flip and self.kind is AttributeKind.SHAPE:
             raise SettingsError("horizontal flips would mirror the shape; they are off for shape")
         if self.rotate and self.kind is AttributeKind.SHAPE:
@@ -284,6 +296,10 @@ class RenderSettings:
             raise SettingsError("the prompt is empty; describe what to render")
         if not self.seeds:
             raise SettingsError("no seeds given; give at least one, e.g. --seeds 1")
+        if len(self.seeds) > MAX_IMAGES:
+            raise SettingsError(
+                f"{len(self.seeds)} seeds; one render takes at most {MAX_IMAGES} (use fewer)"
+            )
         for seed in self.seeds:
             _check_int("seed", seed, 0, 2**63 - 1)
         _check_int("steps", self.steps, 1, 500)
@@ -346,7 +362,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'1,2,5-7' → [1, 2, 5, 6, 7]."""
+    """'1,2,5-7' → [1, 2, 5, 6, 7]; at most MAX_IMAGES seeds."""
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -361,6 +377,8 @@ def parse_seeds(text: str) -> list[int]:
             seeds.append(int(part))
         else:
             raise SettingsError(f"seed {part!r} is not a whole number; use e.g. --seeds 1,2,3")
+        if len(seeds) > MAX_IMAGES:  # checked as it grows: a long list is never built
+            raise SettingsError(f"more than {MAX_IMAGES} seeds; give fewer")
     if not seeds:
         raise SettingsError("no seeds given; use e.g. --seeds 1,2,3")
     return seeds

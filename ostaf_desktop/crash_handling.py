@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 from PySide6.QtCore import QObject, Signal
 
 from ostaf import paths
+from ostaf.file_reading import MiB, UnreadableFileError, read_regular_file
 from ostaf_desktop.error_report import ErrorReport
 
 LOG_NAME = "ostaf-desktop.log"
@@ -96,6 +97,8 @@ def asyncio_exception_handler(relay: ErrorRelay) -> Any:
 # -- runs that died --------------------------------------------------------------------------
 RUNS_FOLDER = "runs"  # in the data folder: a record per running app, and crash logs
 KEEP_CRASH_LOGS = 10
+MAX_MARKER = 4096  # {"pid": …, "started": …}
+MAX_CRASH_LOG = 16 * MiB  # faulthandler's tracebacks of every thread: a few kB to a few MB
 
 
 def runs_dir() -> Path:
@@ -225,12 +228,15 @@ def _read_dead_run(marker: Path) -> DeadRun:
     crash_log = marker.with_name(marker.name.removesuffix(".running") + ".crash.log")
     heartbeat = marker.stat().st_mtime
     try:
-        started = float(json.loads(marker.read_text(encoding="utf-8"))["started"])
-    except (ValueError, KeyError, TypeError):
+        started = float(json.loads(read_regular_file(marker, MAX_MARKER))["started"])
+    except (OSError, ValueError, KeyError, TypeError):
         started = heartbeat
     try:
-        text = crash_log.read_text(encoding="utf-8", errors="replace").strip()
+        data = read_regular_file(crash_log, MAX_CRASH_LOG)
+        text = data.decode("utf-8", errors="replace").strip()
         written = crash_log.stat().st_mtime if text else heartbeat
+    except UnreadableFileError as exc:  # a pipe, a device or a huge file: kept, not read
+        text, written = f"The crash log {exc}.", heartbeat
     except OSError:
         text, written = "", heartbeat
     if not text:

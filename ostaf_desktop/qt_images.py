@@ -7,10 +7,10 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize, Qt
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
-DATA_URL_PREFIX = "data:image/png;base64,"
+from ostaf.images import DATA_URL_PREFIX, MAX_THUMBNAIL_PIXELS
 
 
 def qimage_from_pil(image: Any) -> QImage:
@@ -23,16 +23,29 @@ def qimage_from_pil(image: Any) -> QImage:
     return QImage(data, image.width, image.height, image.width * channels, fmt).copy()
 
 
-def qimage_from_data_url(url: str) -> QImage:
-    """Decode a PNG data URL; an empty image when it is not one."""
-    image = QImage()
-    if url.startswith(DATA_URL_PREFIX):
-        image.loadFromData(base64.b64decode(url[len(DATA_URL_PREFIX) :]), "PNG")
-    return image
+def qimage_from_data_url(url: str, max_pixels: int = MAX_THUMBNAIL_PIXELS) -> QImage:
+    """Decode a PNG data URL; an empty image when it is not one or declares more than
+    `max_pixels` (checked from its header, before anything is decoded)."""
+    if not url.startswith(DATA_URL_PREFIX):
+        return QImage()
+    try:
+        data = QByteArray(base64.b64decode(url[len(DATA_URL_PREFIX) :], validate=True))
+    except ValueError:
+        return QImage()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+    reader = QImageReader(buffer, QByteArray(b"png"))
+    size = reader.size()
+    if not size.isValid() or size.width() * size.height() > max_pixels:
+        return QImage()
+    return reader.read()
 
 
 def read_thumbnail(path: Path, side: int) -> QImage:
-    """A file decoded at thumbnail size (fast even for large photos); empty when unreadable."""
+    """A file decoded at thumbnail size (fast even for large photos); empty when unreadable
+    or not a regular file (opening a pipe would wait for a writer forever)."""
+    if not path.is_file():
+        return QImage()
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)
     size = reader.size()

@@ -11,6 +11,7 @@ from typing import Any
 
 from ostaf import paths
 from ostaf.errors import StorageError
+from ostaf.file_reading import MiB, read_regular_file
 from ostaf.images import thumbnail_data_url
 from ostaf.library.atomic import atomic_write_text
 from ostaf.records import RecordError, parse_record
@@ -18,6 +19,7 @@ from ostaf.records import RecordError, parse_record
 log = logging.getLogger(__name__)
 MAX_POINTS = 400
 PREVIEW_SIDE = 128
+MAX_FILE = 16 * MiB  # a curve and a few dozen small previews take well under 1 MB
 
 
 @dataclass
@@ -67,11 +69,12 @@ def save_run(
 
 
 def load_run(attribute_id: str) -> RunRecord | None:
+    """The kept run of an attribute; None when there is none or it cannot be read (logged)."""
     path = _file(attribute_id)
-    if not path.is_file():
-        return None
     try:
-        return parse_record(RunRecord, path.read_bytes())
+        return parse_record(RunRecord, read_regular_file(path, MAX_FILE))
+    except FileNotFoundError:
+        return None
     except (OSError, RecordError) as exc:
         log.warning("ignoring the damaged run history %s: %s", path, exc)
         return None

@@ -11,11 +11,13 @@ from typing import Any
 
 from ostaf import paths
 from ostaf.errors import StorageError
+from ostaf.file_reading import MiB, read_regular_file
 from ostaf.library.atomic import atomic_write_text
 from ostaf.records import RecordError, parse_record
 
 log = logging.getLogger(__name__)
 FILE_NAME = "desktop.json"
+MAX_FILE = 4 * MiB  # window state and a few lines per project: a few kB in practice
 
 
 @dataclass
@@ -47,12 +49,13 @@ def ui_state_file() -> Path:
 
 
 def load_ui_state(path: Path | None = None) -> UiState:
-    """The saved UI state; a missing or damaged file gives the defaults (logged)."""
+    """The saved UI state; a missing or damaged file gives the defaults (logged), as does a
+    pipe, a device or an oversized file (read through the capped regular-file reader)."""
     path = path or ui_state_file()
-    if not path.exists():
-        return UiState()
     try:
-        return parse_record(UiState, path.read_bytes())
+        return parse_record(UiState, read_regular_file(path, MAX_FILE))
+    except FileNotFoundError:
+        return UiState()
     except (OSError, RecordError) as exc:
         log.warning("ignoring the damaged UI state file %s: %s", path, exc)
         return UiState()

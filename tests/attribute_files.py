@@ -28,6 +28,7 @@ def write_attribute_file(
     default_lambda: float = 1.0,
     base_model: str = "test model",
     steps: int = 10,
+    notes: str = "",
 ) -> Path:
     """A tiny attribute file (one target layer, rank 2) with a coloured thumbnail."""
     rng = np.random.default_rng(seed)
@@ -50,6 +51,7 @@ def write_attribute_file(
         tuning={"prompt": "a photo of a sks object", "steps": steps, "final_loss": 0.1},
         default_lambda=default_lambda,
         created_at=created_at,
+        notes=notes,
     )
     tensors = {
         f"{target}.A": rng.standard_normal((8, 2)).astype(np.float32),

@@ -20,6 +20,7 @@ from ostaf.cli.numbers import number, whole
 from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
 from ostaf.cli.terminal import err, out
 from ostaf.errors import Cancelled, SettingsError
+from ostaf.limits import MAX_IMAGES
 from ostaf.progress import CancelToken, ProgressCallback, ignore_progress
 from ostaf.render.batch_plan import (
     SHEET_AXES,
@@ -33,7 +34,6 @@ from ostaf.render.batch_plan import (
 from ostaf.render.naming import DEFAULT_TEMPLATE
 from ostaf.requests import SAMPLERS, RenderSettings, parse_seeds, parse_size
 
-MAX_COUNT = 10_000
 _INTENSITIES = re.compile(r"[0-9.,\s]+")
 
 
@@ -109,11 +109,11 @@ def build_job(args: argparse.Namespace) -> BatchJob:
         return project.find_attribute(ref).path
 
     if args.count is not None:
-        if not 1 <= args.count <= MAX_COUNT:
-            raise SettingsError(f"--count {args.count} must be in 1..{MAX_COUNT}")
+        if not 1 <= args.count <= MAX_IMAGES:
+            raise SettingsError(f"--count {args.count} must be in 1..{MAX_IMAGES}")
         seeds = list(range(args.count))
     else:
-        seeds = parse_seeds(args.seeds or "0")
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [0]
     out = args.out or (project.output_folder() if project else None)  # a link is refused
     if out is None:
         raise SettingsError("give an output folder with --out (or a --project)")

@@ -17,7 +17,7 @@ from typing import Any
 
 from ostaf.cli.numbers import number, whole
 from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
-from ostaf.cli.terminal import err, out, out_json, out_lines, printable
+from ostaf.cli.terminal import err, out, out_json, out_lines, printable, use_safe_streams
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.method.regions import AttributeKind, suggested_caption
 from ostaf.progress import CancelToken, Progress, ProgressCallback
@@ -302,11 +302,15 @@ def run_render(args: argparse.Namespace, progress: ProgressCallback, cancel: Can
 def run_info(args: argparse.Namespace) -> int:
     path: Path = args.file
     if path.suffix.lower() == ".png":
-        from ostaf.interop.pngmeta import parse_a1111, read_png_metadata
+        from ostaf.interop.pngmeta import parse_a1111, read_png
 
-        parameters, record = read_png_metadata(path)
+        found = read_png(path)
+        parameters, record = found.parameters, found.data
         if parameters is None and record is None:
-            raise SettingsError(f"{path} carries no generation parameters")
+            why = f" ({found.problem})" if found.problem else ""
+            raise SettingsError(f"{path} carries no generation parameters{why}")
+        if found.problem:
+            err(f"warning: {found.problem}")
         if args.json:
             parsed = parse_a1111(parameters) if parameters else None
             out_json({"parameters": parameters, "parsed": parsed, "ostaf": record})
@@ -406,6 +410,7 @@ def run_demo(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    use_safe_streams()  # before argparse, whose help holds λ too
     args = build_parser().parse_args(argv)
     bar = ProgressBar()
     try:

@@ -4,17 +4,30 @@ obeyed: no terminal title set, screen cleared or output line forged by a crafted
 
 Lines to stderr go through tqdm, which clears a progress bar before printing and draws it
 again after, so a warning never ends up glued to the bar.
+
+Printing never fails on an encoding: `use_safe_streams` makes stdout and stderr write what
+their encoding cannot hold as backslash escapes (`\\u03bb`), the notation already used for
+control characters. A redirected stdout on Windows is cp1252, and names may be in any script.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
 
-# C0 and C1 controls, DEL, and the invisible characters that reorder or break lines.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+from ostaf.limits import HIDDEN_CHARACTERS as _UNSAFE_IN_JSON  # json escapes the C0 ones
+from ostaf.limits import UNSAFE_CHARACTERS as _UNSAFE
+
+
+def use_safe_streams() -> None:
+    """Make stdout and stderr escape what their encoding cannot write instead of raising
+    (`λ` on cp1252 or ascii becomes `\\u03bb`): one setting for every line the command line
+    prints, argparse's help and tqdm's bar included. The encoding itself is kept."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _escape(match: re.Match[str]) -> str:

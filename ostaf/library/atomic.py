@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -42,6 +43,10 @@ def describe_os_error(exc: OSError) -> str:
         return "the file name is too long; choose a shorter one"
     if exc.errno == errno.EISDIR or isinstance(exc, IsADirectoryError):
         return "a folder of that name is in the way"
+    found = exc.args[0] if isinstance(exc, shutil.Error) and exc.args else None
+    if isinstance(found, list) and found:  # a copy's errors: (source, target, why) per file
+        more = f" (and {len(found) - 1} more files)" if len(found) > 1 else ""
+        return f"{found[0][-1] if isinstance(found[0], tuple) else found[0]}{more}"
     return str(exc.strerror or exc)
 
 

@@ -20,10 +20,26 @@ from typing import Annotated
 from pydantic import AfterValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from ostaf.errors import AttributeFileError, ProjectError, SettingsError
+from ostaf.errors import AttributeFileError, InputImageError, ProjectError, SettingsError
+from ostaf.images import check_thumbnail_url
+from ostaf.limits import (
+    MAX_CAPTION,
+    MAX_CLASS_WORD,
+    MAX_FILE_NAME,
+    MAX_NAME,
+    MAX_NOTES,
+    MAX_REFERENCE_SIDE,
+    MAX_SIDE,
+    MAX_TAG,
+    MAX_TAGS,
+    TOKEN,
+    UNSAFE_CHARACTERS,
+    check_crop,
+    check_label,
+)
 from ostaf.method.regions import AttributeKind, Region
 from ostaf.method.shift_keys import split_shift_key
-from ostaf.records import RecordError, parse_record, scalar_extras
+from ostaf.records import RecordError, Sha256, parse_record, scalar_extras
 
 FORMAT_VERSION = 2  # the newest this version reads
 # Version 2 adds the placeholder's embedding shifts; a file without them is still written
@@ -31,9 +47,6 @@ FORMAT_VERSION = 2  # the newest this version reads
 SHIFTS_VERSION = 2
 METADATA_KEY = "ostaf"
 SUFFIX = ".safetensors"
-MAX_NAME = 120  # one limit for attribute names, wherever a name is given or made
-MAX_TAG = 40
-MAX_SIDE = 1 << 24
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -45,18 +58,18 @@ def now_iso() -> str:
 
 
 def check_attribute_name(name: str) -> str:
-    """A name as it is stored: spaces collapsed, not empty, at most MAX_NAME characters."""
-    name = " ".join(name.split())
-    if not name:
-        raise SettingsError("an attribute name cannot be empty")
-    if len(name) > MAX_NAME:
-        raise SettingsError(f"that name has {len(name)} characters; keep it to {MAX_NAME} at most")
-    return name
+    """A name as it is stored: spaces collapsed, not empty, at most MAX_NAME characters, no
+    control or invisible characters."""
+    try:
+        return check_label(" ".join(name.split()), "an attribute name", MAX_NAME)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def clip_name(text: str) -> str:
-    """`text` as a name of at most MAX_NAME characters (cut with '…' when longer)."""
-    name = " ".join(text.split())
+    """`text` as a name of at most MAX_NAME characters (cut with '…' when longer), its
+    control and invisible characters (a file name may hold them) turned into spaces."""
+    name = " ".join(UNSAFE_CHARACTERS.sub(" ", text).split())
     return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
 
 
@@ -65,18 +78,83 @@ def default_attribute_name(kind: AttributeKind, file_name: str) -> str:
     return clip_name(f"{kind} from {file_name}")
 
 
+def normal_tag(tag: str) -> str:
+    """A tag as it is stored (spaces collapsed, lower case); ValueError when it is longer than
+    MAX_TAG characters, holds a comma or a control character."""
+    tag = " ".join(tag.split()).lower()
+    if len(tag) > MAX_TAG or "," in tag or UNSAFE_CHARACTERS.search(tag):
+        raise ValueError(
+            f"tag {tag[: MAX_TAG + 10]!r} must be at most {MAX_TAG} visible characters, "
+            "without commas"
+        )
+    return tag
+
+
 def normalize_tags(tags: Iterable[str]) -> list[str]:
-    """Tags stripped, lower-cased, without duplicates; refuse empty, long or comma'd ones."""
+    """Tags stripped, lower-cased, without duplicates; refuse long, comma'd ones or more than
+    MAX_TAGS of them."""
     result: list[str] = []
     for tag in tags:
-        tag = " ".join(tag.split()).lower()
-        if not tag:
-            continue
-        if len(tag) > MAX_TAG or "," in tag:
-            raise ProjectError(f"tag {tag!r} must be under {MAX_TAG} characters, without commas")
-        if tag not in result:
+        try:
+            tag = normal_tag(tag)
+        except ValueError as exc:
+            raise ProjectError(str(exc)) from exc
+        if tag and tag not in result:
+            if len(result) == MAX_TAGS:
+                raise ProjectError(f"an attribute takes at most {MAX_TAGS} tags")
             result.append(tag)
     return result
+
+
+# --- the schema's checks: the same rules as the writers' above ------------------------------
+
+
+def _stored_name(name: str) -> str:
+    check_label(name, "the name", MAX_NAME)
+    if name != " ".join(name.split()):
+        raise ValueError("the name has leading, trailing or repeated spaces")
+    return name
+
+
+def _stored_tags(tags: list[str]) -> list[str]:
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"{len(tags)} tags; an attribute takes at most {MAX_TAGS}")
+    for tag in tags:
+        if not tag or normal_tag(tag) != tag:
+            raise ValueError(f"tag {tag[: MAX_TAG + 10]!r} is not a tag as stored (lower case)")
+    if len(set(tags)) != len(tags):
+        raise ValueError("a tag is listed twice")
+    return tags
+
+
+def _thumbnail(url: str) -> str:
+    if url:
+        try:
+            check_thumbnail_url(url)
+        except InputImageError as exc:
+            raise ValueError(str(exc)) from exc
+    return url
+
+
+def _crop(box: list[int] | None) -> list[int] | None:
+    if box is not None:
+        check_crop(box)
+    return box
+
+
+def _token(token: str) -> str:
+    if not TOKEN.fullmatch(token):
+        raise ValueError(f"placeholder token {token[:40]!r} is not one word of letters/digits")
+    return token
+
+
+def _family(family_id: str) -> str:
+    from ostaf.models.families import FAMILIES
+
+    known = [family.id for family in FAMILIES]
+    if family_id not in known:
+        raise ValueError(f"{family_id[:40]!r} is not a model family ({', '.join(known)})")
+    return family_id
 
 
 @dataclass
@@ -90,11 +168,12 @@ class BaseModelInfo:
 
 @dataclass
 class ReferenceInfo:
-    sha256: str
-    width: Annotated[int, Field(ge=1, le=MAX_SIDE)]
-    height: Annotated[int, Field(ge=1, le=MAX_SIDE)]
-    thumbnail: str = ""  # data:image/png;base64,...
-    file_name: str = ""
+    sha256: Sha256
+    width: Annotated[int, Field(ge=1, le=MAX_REFERENCE_SIDE)]
+    height: Annotated[int, Field(ge=1, le=MAX_REFERENCE_SIDE)]
+    # data:image/png;base64,... (its declared pixels checked, nothing decoded)
+    thumbnail: Annotated[str, AfterValidator(_thumbnail)] = ""
+    file_name: Annotated[str, Field(max_length=MAX_FILE_NAME)] = ""
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -109,15 +188,16 @@ class TuningRecord(TypedDict, total=False):
     timesteps_per_pass: Annotated[int, Field(ge=0)]
     memory_saving: bool
     prompt: str
-    token: str
-    class_word: str
-    caption: str  # the reference's description tuned on ("" or absent: the template prompt)
+    token: Annotated[str, AfterValidator(_token)]
+    class_word: Annotated[str, Field(max_length=MAX_CLASS_WORD)]
+    # The reference's description tuned on ("" or absent: the template prompt).
+    caption: Annotated[str, Field(max_length=MAX_CAPTION)]
     timestep_low: Annotated[float, Field(ge=0, le=1)]  # share of the timesteps sampled
     timestep_high: Annotated[float, Field(ge=0, le=1)]
     resolution: Annotated[int, Field(ge=8, le=MAX_SIDE)]
-    family: str  # "sd1", "sd2", "sdxl" (recorded since SDXL support)
+    family: Annotated[str, AfterValidator(_family)]  # "sd1", "sd2", "sdxl" (since SDXL)
     prediction_type: str
-    crop: Annotated[list[int], Field(min_length=4, max_length=4)] | None
+    crop: Annotated[list[int] | None, AfterValidator(_crop)]
     masked: bool
     flip: bool
     rotate: bool  # quarter turns of the reference (absent: none)
@@ -141,7 +221,7 @@ class AttributeMeta:
     """The self-describing part of an attribute file. Its annotations are the schema every
     file is checked against when read (ostaf.records)."""
 
-    name: str
+    name: Annotated[str, AfterValidator(_stored_name)]
     kind: AttributeKind
     region: Region
     targets: Annotated[list[str], Field(min_length=1)]
@@ -155,8 +235,8 @@ class AttributeMeta:
     # The placeholder's learned embedding shifts held in the file, "<encoder>.<token id>"
     # (ostaf.method.placeholder); empty in files tuned without them.
     shifts: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    notes: str = ""
+    tags: Annotated[list[str], AfterValidator(_stored_tags)] = field(default_factory=list)
+    notes: Annotated[str, Field(max_length=MAX_NOTES)] = ""
     created_at: str = field(default_factory=now_iso)
     format_version: int = 1
 

@@ -64,6 +64,7 @@ from ostaf.library.project_paths import (
     make_library_folder,
     skipped_link,
 )
+from ostaf.limits import MAX_NOTES
 
 if TYPE_CHECKING:
     from ostaf.library.attribute_file import Attribute
@@ -82,7 +83,6 @@ __all__ = [
 TRASH = ".trash"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 MAX_PROJECT_NAME = 120
-MAX_NOTES = 4000
 NEW_FOLDER_PREFIX = ".new-"  # a project being created, renamed into place when complete
 STALE_NEW_FOLDER_S = 3600.0
 STORE_LOCK = ".create.lock"  # held while a project is created (a hidden file: never listed)

@@ -51,6 +51,7 @@ from ostaf.method.tuning_checkpoint import (
     Checkpointing,
     DamagedStateError,
     TuningState,
+    fit_optimizer_state,
     load_state,
     run_key,
     save_state,
@@ -191,7 +192,7 @@ def tune(
             state = load_state(checkpointing.path)
             if state is not None and state.key == key and state.step <= settings.steps:
                 tuned.load_state(state.hypernetwork)
-                optimizer.load_state_dict(state.optimizer)
+                optimizer.load_state_dict(fit_optimizer_state(state.optimizer, optimizer))
                 # A resumed run may lower the rates.
                 optimizer.param_groups[0]["lr"] = settings.learning_rate
                 for group in optimizer.param_groups[1:]:

@@ -3,16 +3,19 @@ saved atomically every few seconds, so a crash, a kill or an out-of-memory loses
 resuming gives exactly the result of an uninterrupted run under the same seed.
 
 A state is a `.safetensors` file: the tensors, plus one JSON record in its header (step,
-losses, the optimiser's settings) checked against a typed schema when read. Nothing is ever
+losses, the optimiser's settings) checked against a typed schema when read, and then against
+the run's own optimiser (`fit_optimizer_state`): every setting of the type and shape it has,
+every tensor of the shape one of its steps keeps, every value finite. Nothing is ever
 unpickled. Beside it, a JSON sidecar describes the job, readable without torch (the app offers
-to resume from it). A state that cannot be read is set aside as `<name>.damaged` and the run
-starts over. This module imports torch only inside the functions that need it.
+to resume from it). A state that cannot be read or used is set aside as `<name>.damaged` and
+the run starts over. This module imports torch only inside the functions that need it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +50,9 @@ STATE_FORMAT = 1
 MAX_SIDECAR = 16 * MiB
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 HYPERNETWORK, OPTIMIZER, SAMPLER = "hypernetwork/", "optimizer/", "sampler"
+# Optimiser settings that pick a kernel, not the optimisation: the resuming run keeps its own
+# (a state saved on a GPU resumes on a CPU).
+KERNEL_SETTINGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
 
 class DamagedStateError(ValueError):
@@ -186,6 +192,8 @@ def load_state(path: Path) -> TuningState | None:
     optimizer: dict[int, dict[str, torch.Tensor]] = {}
     sampler = None
     for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise DamagedStateError(f"its tensor {name} holds values that are not finite")
         if name.startswith(HYPERNETWORK):
             hyper[name.removeprefix(HYPERNETWORK)] = tensor
         elif name.startswith(OPTIMIZER):
@@ -208,6 +216,84 @@ def load_state(path: Path) -> TuningState | None:
         {"state": optimizer, "param_groups": groups},
         sampler,
     )
+
+
+def fit_optimizer_state(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """`saved` (a loaded state's optimiser part) checked against the run's own `optimizer`:
+    the same groups and settings, each of the type and shape it has; per parameter the
+    tensors one of its steps keeps, of their shapes. DamagedStateError names the first
+    difference; the kernel settings are taken from `optimizer`."""
+    own = optimizer.state_dict()
+    groups = saved["param_groups"]
+    if len(groups) != len(own["param_groups"]):
+        raise DamagedStateError(
+            f"it has {len(groups)} optimiser groups; this run has {len(own['param_groups'])}"
+        )
+    fitted = []
+    for index, (mine, theirs) in enumerate(zip(own["param_groups"], groups, strict=True)):
+        where = f"optimiser group {index}"
+        if set(theirs) != set(mine):
+            raise DamagedStateError(
+                f"{where} has the settings {sorted(theirs)}; this run's has {sorted(mine)}"
+            )
+        if theirs["params"] != mine["params"]:
+            raise DamagedStateError(f"{where} holds other parameters than this run's")
+        for key, value in mine.items():
+            if key != "params" and key not in KERNEL_SETTINGS:
+                _check_setting(f"{where} setting {key}", theirs[key], value)
+        fitted.append({**theirs, **{k: v for k, v in mine.items() if k in KERNEL_SETTINGS}})
+    expected = _one_step_state(optimizer)
+    for index, values in saved["state"].items():
+        wanted = expected.get(index)
+        if wanted is None or set(values) != set(wanted):
+            raise DamagedStateError(
+                f"the optimiser state of parameter {index} holds {sorted(values)}; this run's "
+                f"optimiser keeps {sorted(wanted or {})}"
+            )
+        for name, tensor in values.items():
+            shape, like = tuple(tensor.shape), tuple(wanted[name].shape)
+            if shape != like or not tensor.is_floating_point():
+                raise DamagedStateError(
+                    f"the optimiser's {name} of parameter {index} is a {tensor.dtype} of shape "
+                    f"{list(shape)}; this run's is of shape {list(like)}"
+                )
+    return {"state": saved["state"], "param_groups": fitted}
+
+
+def _check_setting(where: str, value: object, like: object) -> None:
+    """`value` of the type and shape of `like`, the run's own setting: a yes/no or a
+    choice equal to it, numbers finite and not negative (as every setting of AdamW)."""
+    if isinstance(like, tuple | list):
+        if not isinstance(value, tuple | list) or len(value) != len(like):
+            raise DamagedStateError(f"{where} is {value!r}; this run's is {list(like)!r}")
+        for part, own in zip(value, like, strict=True):
+            _check_setting(where, part, own)
+    elif isinstance(like, int | float) and not isinstance(like, bool):
+        plain = isinstance(value, int | float) and not isinstance(value, bool)
+        number = float(value) if isinstance(value, int | float) and plain else math.nan
+        if not math.isfinite(number) or number < 0:
+            raise DamagedStateError(f"{where} is {value!r}, not a finite number of at least 0")
+        if "betas" in where and number >= 1:
+            raise DamagedStateError(f"{where} is {value!r}; a beta must be below 1")
+    elif type(value) is not type(like) or value != like:
+        raise DamagedStateError(f"{where} is {value!r}; this run's optimiser uses {like!r}")
+
+
+def _one_step_state(optimizer: torch.optim.Optimizer) -> dict[int, dict[str, torch.Tensor]]:
+    """What `optimizer` keeps per parameter after a step: one step of a copy of it, with its
+    settings, on zero tensors shaped like its parameters (the run's own are untouched)."""
+    import torch
+
+    groups = []
+    for group in optimizer.param_groups:
+        params = [torch.zeros_like(p, requires_grad=True) for p in group["params"]]
+        for param in params:
+            param.grad = torch.zeros_like(param)
+        groups.append({**group, "params": params})
+    # Every torch optimiser takes its groups alone: each group holds all its settings.
+    probe = type(optimizer)(groups)  # type: ignore[call-arg]
+    probe.step()
+    return dict(probe.state_dict()["state"])
 
 
 def set_aside(path: Path) -> Path:

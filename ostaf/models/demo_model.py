@@ -294,15 +294,29 @@ def write_demo_model(out_dir: Path, model: str = DEMO) -> Path:
     source = demo_model_dir(model)
     out_dir = Path(out_dir)
     building = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    failures: list[OSError] = []
+
+    def copy(src: str, dst: str) -> object:
+        # copytree gathers every file's error into one list of tuples; the first error
+        # itself says what went wrong (a full disk) in a sentence.
+        try:
+            return shutil.copy2(src, dst)
+        except OSError as exc:
+            failures.append(exc)
+            raise
+
     try:
-        shutil.copytree(source, building, ignore=shutil.ignore_patterns("*.png", "*.md"))
+        shutil.copytree(
+            source, building, ignore=shutil.ignore_patterns("*.png", "*.md"), copy_function=copy
+        )
         if out_dir.is_dir():
             out_dir.rmdir()  # only an empty folder gets here; the complete copy takes its place
         os.rename(building, out_dir)
     except OSError as exc:
         shutil.rmtree(building, ignore_errors=True)
+        first = failures[0] if failures else exc
         raise StorageError(
-            f"cannot write the demo model to {out_dir}: {describe_os_error(exc)}"
+            f"cannot write the demo model to {out_dir}: {describe_os_error(first)}"
         ) from exc
     return out_dir
 

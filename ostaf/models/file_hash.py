@@ -5,6 +5,8 @@ it "AutoV2"); pasting an image's parameters makes A1111 look the model up by it.
 takes a while, so a hash is computed once per file and kept in the user data folder, keyed by
 the file's path, size and modification time (as A1111 keeps its own). Two processes hashing at
 once may each write the cache; the later write wins and the other entry is hashed again later.
+The cache is read like every file of the data folder: a capped regular file, typed by its
+schema (a hash is 64 lowercase hex digits); anything else is an empty cache.
 """
 
 from __future__ import annotations
@@ -14,17 +16,23 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from ostaf import paths
+from ostaf.file_reading import MiB, read_regular_file
 from ostaf.library.atomic import atomic_write_text
 from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
+from ostaf.records import RecordError, Sha256, parse_record
 
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "model-hashes.json"
 CACHE_VERSION = 1
 MAX_ENTRIES = 500
+MAX_FILE = 4 * MiB  # 500 entries take about 100 kB
 BLOCK = 8 * 1024 * 1024
 SHORT = 10  # A1111's "shorthash", Civitai's AutoV2
 
@@ -79,28 +87,33 @@ def _hash(
     return digest.hexdigest()
 
 
+class HashEntry(TypedDict):
+    """One model file's hash, valid while the file keeps its size and modification time."""
+
+    size: Annotated[int, Field(ge=0)]
+    mtime_ns: int
+    sha256: Sha256
+
+
+@with_config(ConfigDict(extra="ignore"))
+class HashCache(TypedDict):
+    """The content of model-hashes.json."""
+
+    version: int
+    files: dict[str, HashEntry]
+
+
 def _read_cache() -> dict[str, dict[str, Any]]:
-    """Valid entries of the cache file; a missing or damaged one is an empty cache."""
+    """The entries of the cache file; a missing or damaged one is an empty cache (logged)."""
     path = cache_path()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        cache = parse_record(HashCache, read_regular_file(path, MAX_FILE))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError, RecursionError) as exc:
+    except (OSError, RecordError) as exc:
         log.warning("%s is unreadable (%s); model hashes are computed again", path, exc)
         return {}
-    found = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(found, dict):
-        return {}
-    return {
-        key: entry
-        for key, entry in found.items()
-        if isinstance(entry, dict)
-        and isinstance(entry.get("size"), int)
-        and isinstance(entry.get("mtime_ns"), int)
-        and isinstance(entry.get("sha256"), str)
-        and len(entry["sha256"]) == 64
-    }
+    return {key: dict(entry) for key, entry in cache["files"].items()}
 
 
 def _write_cache(entries: dict[str, dict[str, Any]]) -> None:

@@ -3,8 +3,9 @@
 Every cell's image depends only on its own prompt, seed and attributes (one seeded generator
 per image), so any split of the cells over processes writes the same files as one process.
 A re-run skips files that are complete and carry the metadata of their cell; damaged ones
-are rendered again. Files are written atomically, so a crash or a full disk leaves every
-finished image valid.
+are rendered again, but only when their record shows this app wrote them (it fits the
+record's schema): anything else is another tool's, replaced only with `overwrite`. Files are
+written atomically, so a crash or a full disk leaves every finished image valid.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from ostaf.errors import InputImageError, SettingsError, StorageError
 from ostaf.images import opened
-from ostaf.interop.pngmeta import OSTAF_KEY, write_png
+from ostaf.interop.pngmeta import ImageRecord, record_of, write_png
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_file import Attribute
+from ostaf.limits import MAX_SIDE
 from ostaf.models.base_model import BaseModel
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
 from ostaf.render.batch_plan import BatchPlan, Cell
 from ostaf.render.contact_sheet import build_contact_sheet
 from ostaf.render.rendering import render
-from ostaf.requests import MAX_SIDE, effective_schedule
+from ostaf.requests import effective_schedule
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 SHEET_KEY = "ostaf-contact-sheet"
@@ -82,57 +84,49 @@ def expected_record(
     }
 
 
-def _record_fields(record: Mapping[str, Any]) -> dict[str, Any]:
-    model = record.get("model")
+def _record_fields(record: ImageRecord) -> dict[str, Any]:
     return {
-        "prompt": record.get("prompt"),
-        "negative_prompt": record.get("negative_prompt"),
-        "seed": record.get("seed"),
-        "steps": record.get("steps"),
-        "guidance": record.get("guidance"),
-        "sampler": record.get("sampler"),
-        "schedule": record.get("schedule", "model"),  # older records: the model's own
-        "width": record.get("width"),
-        "height": record.get("height"),
-        "model": model.get("fingerprint") if isinstance(model, dict) else None,
-        "attributes": [
-            [a.get("content_hash"), a.get("intensity")]
-            for a in record.get("attributes", [])
-            if isinstance(a, dict)
-        ],
+        "prompt": record.prompt,
+        "negative_prompt": record.negative_prompt,
+        "seed": record.seed,
+        "steps": record.steps,
+        "guidance": record.guidance,
+        "sampler": record.sampler,
+        "schedule": record.schedule,  # older records: the model's own (the schema's default)
+        "width": record.width,
+        "height": record.height,
+        "model": record.model.fingerprint,
+        "attributes": [[a.content_hash, a.intensity] for a in record.attributes],
     }
 
 
 def file_state(path: Path, expected: Mapping[str, Any]) -> str:
-    """'missing', 'complete' (this cell's image, whole), 'damaged' (ours, torn or
-    undecodable: render again), 'different' (a PNG of other settings) or 'foreign'."""
+    """'missing', 'complete' (this cell's image, whole), 'damaged' (its record shows this
+    app wrote it, but it is torn or undecodable: render again), 'different' (this app's PNG
+    of other settings) or 'foreign' (no record of this app's: another tool's file)."""
     if not path.exists():
         return "missing"
     if not path.is_file():
         return "foreign"
+    record = None
     try:
-        with path.open("rb") as handle:
-            handle.seek(max(0, path.stat().st_size - len(PNG_END)))
-            whole = handle.read() == PNG_END
         with opened(path, str(path), MAX_SIDE * MAX_SIDE) as img:
             if img.format != "PNG":
                 return "foreign"
+            # The text chunks this app writes come before the pixels: readable in a torn file.
+            record = record_of(img.info).record
+            if record is None:
+                return "foreign"
+            with path.open("rb") as handle:
+                handle.seek(max(0, path.stat().st_size - len(PNG_END)))
+                whole = handle.read() == PNG_END
             img.load()  # decodes every pixel: a truncated file fails here
-            text = dict(getattr(img, "text", {}) or {})
     except InputImageError:
         return "foreign"  # far larger than anything rendered here
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return "damaged"
+        # Damaged when its record shows this app wrote it; else nothing says it is ours.
+        return "foreign" if record is None else "damaged"
     if not whole:
-        return "damaged"
-    raw = text.get(OSTAF_KEY)
-    if raw is None:
-        return "foreign"
-    try:
-        record = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
-        return "damaged"
-    if not isinstance(record, dict):
         return "damaged"
     return "complete" if _record_fields(record) == dict(expected) else "different"
 

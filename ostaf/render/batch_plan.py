@@ -17,6 +17,7 @@ from ostaf.errors import SettingsError, StorageError
 from ostaf.file_reading import MiB, UnreadableFileError, read_regular_text
 from ostaf.library.atomic import describe_os_error
 from ostaf.library.attribute_meta import AttributeMeta
+from ostaf.limits import MAX_IMAGES
 from ostaf.render.naming import DEFAULT_TEMPLATE, NameTemplate, check_names, slug
 from ostaf.requests import (
     SAMPLERS,
@@ -27,7 +28,7 @@ from ostaf.requests import (
 )
 
 SHEET_AXES = ("prompt", "seed", "attribute", "lambda")
-MAX_CELLS = 10_000
+MAX_CELLS = MAX_IMAGES
 MAX_PROMPT = 2_000
 
 

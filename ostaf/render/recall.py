@@ -2,32 +2,39 @@
 attribute files found by content in the project libraries (no torch here).
 
 Our own JSON chunk gives everything, attributes by content hash; a PNG from another tool
-with only the A1111 `parameters` text still gives prompt, seed and sampling settings.
+with only the A1111 `parameters` text still gives prompt, seed and sampling settings. A value
+the renderer would refuse (checked by RenderSettings' own rules) is reset to its default, and
+the result says which.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import Field
 
 from ostaf.errors import InputImageError, SettingsError
 from ostaf.interop.pngmeta import (
     SAMPLER_LABELS,
     SCHEDULE_LABELS,
+    ImageRecord,
     parse_a1111,
-    read_png_metadata,
+    read_png,
 )
 from ostaf.library.projects import Project
-from ostaf.records import RecordError, parse_record
-from ostaf.requests import SCHEDULES, AppliedAttribute, RenderSettings, parse_size
+from ostaf.requests import AppliedAttribute, RenderSettings, parse_size
 
 SAMPLER_BY_LABEL = {label: name for name, label in SAMPLER_LABELS.items()}
+# The RenderSettings fields a recall fills, checked one group at a time (a size as a whole).
+RECALLED_FIELDS = (
+    ("seeds",),
+    ("steps",),
+    ("guidance",),
+    ("width", "height"),
+    ("sampler",),
+    ("schedule",),
+)
 SCHEDULE_BY_LABEL = {label: name for name, label in SCHEDULE_LABELS.items()}
 
 
@@ -54,67 +61,57 @@ class Recall:
     model_fingerprint: str = ""
     complete: bool = True  # False when only A1111 text was found
     warnings: list[str] = field(default_factory=list)
+    # Values the renderer would refuse, each reset to its default: one line each, to show.
+    resets: list[str] = field(default_factory=list)
 
 
 def recall_image(path: Path | str, projects: Sequence[Project] = ()) -> Recall:
     """The settings `path` was rendered with; attributes are looked up by content hash in
     `projects` (the image's own project first, when it names one)."""
     path = Path(path)
-    parameters, record = read_png_metadata(path)
-    if record is not None:
-        return _from_record(record, projects, path)
-    if parameters is not None:
-        return _from_parameters(parameters)
-    raise InputImageError(f"{path} carries no generation parameters to re-open")
+    found = read_png(path)
+    if found.record is not None:
+        recall = _from_record(found.record, projects)
+    elif found.parameters is not None:
+        recall = _from_parameters(found.parameters)
+        if found.problem:
+            recall.warnings.insert(0, f"{path.name}: {found.problem}")
+    elif found.problem:
+        raise InputImageError(f"{path}: {found.problem}")
+    else:
+        raise InputImageError(f"{path} carries no generation parameters to re-open")
+    recall.resets = _reset_refused(recall)
+    return recall
 
 
-HexHash = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
-Count = Annotated[int, Field(ge=1, le=100_000)]
+def _reset_refused(recall: Recall) -> list[str]:
+    """Reset each value of `recall` that RenderSettings.validate refuses to its default,
+    field by field (so one bad value keeps the others); what was reset, one line each."""
+    settings, notes = recall.settings, []
+    defaults = RenderSettings(prompt="x")
+    for names in RECALLED_FIELDS:
+        try:
+            replace(defaults, **{name: getattr(settings, name) for name in names}).validate()
+        except SettingsError as exc:
+            for name in names:  # a size is reset as a whole
+                setattr(settings, name, getattr(defaults, name))
+            shown = "the model's size" if names[0] == "width" else getattr(defaults, names[0])
+            notes.append(f"{exc} (reset to {shown})")
+    for item in recall.attributes:
+        try:
+            AppliedAttribute(Path(item.content_hash[:8]), item.intensity).validate()
+        except SettingsError as exc:
+            item.intensity = 1.0
+            notes.append(f"{exc} ('{item.name}'; reset to 1)")
+    settings.attributes = [
+        AppliedAttribute(item.path, item.intensity)
+        for item in recall.attributes
+        if item.path is not None
+    ]
+    return notes
 
 
-@dataclass
-class ImageAttribute:
-    """One attribute an image was rendered with, as its PNG record names it."""
-
-    intensity: Annotated[float, Field(allow_inf_nan=False)]
-    content_hash: HexHash  # a file name in a library: hex only, so it stays inside it
-    name: str = ""
-    kind: str = ""
-
-
-@dataclass
-class ImageModel:
-    name: str = ""
-    source: str = ""
-    fingerprint: str = ""
-    sha256: str | None = None  # None for a diffusers folder (no single file to hash)
-
-
-@dataclass
-class ImageRecord:
-    """The project's own JSON chunk of a rendered PNG (see `rendering._metadata`), read with
-    every field's type checked; unknown keys are ignored."""
-
-    prompt: str
-    seed: Annotated[int, Field(ge=0, lt=2**64)]
-    steps: Count
-    guidance: Annotated[float, Field(allow_inf_nan=False)]
-    width: Count
-    height: Count
-    sampler: str
-    negative_prompt: str = ""
-    # Records written before schedules could be chosen sampled with the model's own.
-    schedule: str = "model"
-    project: str = ""
-    model: ImageModel = field(default_factory=ImageModel)
-    attributes: list[ImageAttribute] = field(default_factory=list)
-
-
-def _from_record(raw: dict[str, Any], projects: Sequence[Project], source: Path) -> Recall:
-    try:
-        record = parse_record(ImageRecord, json.dumps(raw))
-    except RecordError as exc:
-        raise InputImageError(f"{source}: the OSTAF record is damaged ({exc})") from exc
+def _from_record(record: ImageRecord, projects: Sequence[Project]) -> Recall:
     settings = RenderSettings(
         prompt=record.prompt,
         negative_prompt=record.negative_prompt,
@@ -137,9 +134,6 @@ def _from_record(raw: dict[str, Any], projects: Sequence[Project], source: Path)
     ]
     ordered = sorted(projects, key=lambda p: p.slug != record.project)
     warnings = []
-    if settings.schedule not in SCHEDULES:
-        warnings.append(f"schedule {settings.schedule!r} is unknown; using Karras")
-        settings.schedule = "karras"
     for item in wanted:
         _locate(item, ordered)
         if item.path is not None:

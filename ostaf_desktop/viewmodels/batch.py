@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError, SettingsError
+from ostaf.limits import MAX_IMAGES
 from ostaf.render.batch_plan import (
     AttributeChoice,
     BatchJob,
@@ -39,7 +40,7 @@ COMBINE_CHOICES = (
     ("Every combination (all subsets)", "subsets"),
 )
 PREVIEW_NAMES = 5
-MAX_SEED_COUNT = 10_000
+MAX_SEED_COUNT = MAX_IMAGES
 _INPUTS = frozenset(
     [
         "prompts_text",

@@ -46,7 +46,7 @@ class ImageSettingsViewModel(ViewModel):
         notes = self._fill_render_panel(recalled)
         applied, missing = self._attributes(recalled, project)
         self._library.applied = applied
-        notes = [*missing, *notes]
+        notes = [*recalled.resets, *missing, *notes]  # resets: values the renderer refuses
         if not recalled.complete:
             notes.extend(recalled.warnings)
         ticked = f"{len(applied)} attribute{'s' if len(applied) != 1 else ''} ticked"

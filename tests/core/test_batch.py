@@ -269,3 +269,51 @@ def test_batch_command(
     assert look.path.is_file()
     code = main([*args[:-1], "{seed}/../x"])
     assert code == 2 and "folder separator" in capsys.readouterr().err
+
+
+def _planted(path: Path, record: str, torn: bool = False) -> bytes:
+    """A PNG at `path` whose `ostaf` chunk holds `record` (raw text), as another tool or a
+    crafted file may write it."""
+    import io
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red vase\nSteps: 2, Seed: 1")
+    info.add_itxt("ostaf", record)
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(buffer, format="PNG", pnginfo=info)
+    data = buffer.getvalue()[:-40] if torn else buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "record",
+    ['{"attributes": 5}', "null", '["a", "list"]', '{"prompt": "\\ud800 x", "seed": 1}', "{"],
+)
+def test_a_png_without_a_record_of_ours_is_never_replaced(
+    model: BaseModel, attributes: dict[Path, Attribute], tmp_path: Path, record: str
+) -> None:
+    """A mistyped record crashed the resume check (`{"attributes": 5}`, `null`); a JSON list
+    was judged "damaged" and replaced without --overwrite. Only a file whose record fits the
+    schema is this app's: anything else is refused unless --overwrite, whole or torn."""
+    plan = plan_batch(_request(attributes, tmp_path), _metas(attributes))
+    target = tmp_path / plan.cells[0].file_name
+    for torn in (False, True):
+        planted = _planted(target, record, torn)
+        assert file_state(target, {}) == "foreign"
+        with pytest.raises(SettingsError, match="was not rendered by OSTAF"):
+            run_batch(model, plan, attributes)
+        assert target.read_bytes() == planted
+    replace_all = plan_batch(_request(attributes, tmp_path, overwrite=True), _metas(attributes))
+    assert target in run_batch(model, replace_all, attributes).written
+    assert file_state(target, expected_record_of(plan, model, attributes, 0)) == "complete"
+
+
+def expected_record_of(
+    plan: Any, model: BaseModel, attributes: dict[Path, Attribute], index: int
+) -> dict[str, Any]:
+    hashes = {path: a.content_hash() for path, a in attributes.items()}
+    return expected_record(plan.cells[index], plan, model, hashes)

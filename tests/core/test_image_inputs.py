@@ -107,13 +107,26 @@ def test_a_bomb_thumbnail_is_refused_in_one_line(
     url = "data:image/png;base64," + base64.b64encode(bomb_png(*size)).decode()
     with pytest.raises(InputImageError, match="too many pixels"):
         image_from_data_url(url)
-    path = write_attribute_file(tmp_path / "a.safetensors")
-    with safe_open(str(path), framework="numpy") as handle:
-        meta = json.loads(handle.metadata()[METADATA_KEY])
-    meta["reference"]["thumbnail"] = url
-    save_file(load_file(str(path)), str(path), metadata={METADATA_KEY: json.dumps(meta)})
-    project = ProjectStore().create("Bombs")
-    entry = project.import_attribute(path).entry
+
+    def with_thumbnail(name: str, thumbnail: str) -> Path:
+        path = write_attribute_file(tmp_path / name)
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = json.loads(handle.metadata()[METADATA_KEY])
+        meta["reference"]["thumbnail"] = thumbnail
+        save_file(load_file(str(path)), str(path), metadata={METADATA_KEY: json.dumps(meta)})
+        return path
+
+    # The schema reads a thumbnail's header (nothing is decoded): the bomb is refused on import.
+    ProjectStore().create("Bombs").release()
+    bomb = with_thumbnail("a.safetensors", url)
+    assert main(["library", "import", "--project", "Bombs", str(bomb)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "reference.thumbnail: thumbnail has too many pixels" in line
+    # A header that fits and pixels that do not decode: imported, and shown as unreadable.
+    torn = base64.b64encode(bomb_png(8, 8)).decode()
+    project = ProjectStore().find("Bombs")
+    thumbnail = "data:image/png;base64," + torn
+    entry = project.import_attribute(with_thumbnail("b.safetensors", thumbnail)).entry
     project.release()
     out = tmp_path / "thumb.png"
     code = main(["library", "show", "--project", "Bombs", entry.id, "--thumbnail", str(out)])

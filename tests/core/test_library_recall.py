@@ -141,3 +141,70 @@ def test_a_good_record_from_another_version_is_read(tmp_path: Path) -> None:
     recalled = recall_image(png)
     assert recalled.settings.prompt == "a star" and recalled.settings.seeds == [3]
     assert recalled.settings.schedule == "model"  # records without one used the model's own
+
+
+def _a1111_png(path: Path, pairs: str) -> Path:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", f"a castle\n{pairs}")
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("pairs", "field", "reset"),
+    [
+        ("Steps: 12, Seed: -5", "seeds", [0]),
+        ("Steps: 99999999999, Seed: 1", "steps", 25),
+        ("Steps: 12, Seed: 1, Size: 0x0", "width", None),
+        ("Steps: 12, Seed: 1, Size: 64x0", "width", None),  # a size is reset as a whole
+        ("Steps: 12, Seed: 1, CFG scale: 900", "guidance", 7.5),
+    ],
+)
+def test_a1111_values_the_renderer_refuses_are_reset_and_named(
+    tmp_path: Path, pairs: str, field: str, reset: object
+) -> None:
+    """Open image settings gave back values that RenderSettings.validate() then refused."""
+    recalled = recall_image(_a1111_png(tmp_path / "x.png", pairs))
+    recalled.settings.validate()
+    assert getattr(recalled.settings, field) == reset
+    if field == "width":
+        assert recalled.settings.height is None
+    (note,) = recalled.resets
+    first = note.split()[0]  # the field it names: "seed -5 must be …"
+    assert (field.startswith(first) or first == "height") and "reset to" in note
+    assert "\n" not in note
+
+
+def test_record_values_the_renderer_refuses_are_reset_and_named(home: Path, tmp_path: Path) -> None:
+    from ostaf.render.recall import Recall
+
+    project = ProjectStore().create("Recall limits")
+    from tests.attribute_files import write_attribute_file
+
+    entry = project.import_attribute(write_attribute_file(tmp_path / "a.safetensors")).entry
+    record = {
+        **GOOD,
+        "sampler": "evil\x1b[2J",
+        "schedule": "exponential",
+        "attributes": [{"name": "Glaze", "intensity": 1e300, "content_hash": entry.id}],
+    }
+    recalled: Recall = recall_image(_png_with_record(tmp_path / "r.png", record), [project])
+    project.release()
+    recalled.settings.validate()
+    assert (recalled.settings.sampler, recalled.settings.schedule) == ("dpmpp2m", "karras")
+    assert [a.intensity for a in recalled.settings.attributes] == [1.0]
+    assert recalled.attributes[0].intensity == 1.0
+    assert len(recalled.resets) == 3
+    assert "sampler 'evil\\x1b[2J' is unknown" in recalled.resets[0]
+    assert "intensity 1e+300" in recalled.resets[2] and "'Glaze'" in recalled.resets[2]
+    assert all("reset to" in note for note in recalled.resets)
+
+
+def test_a_png_whose_record_is_not_ours_falls_back_to_its_parameters(tmp_path: Path) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a castle\nSteps: 12, Seed: 4")
+    info.add_itxt("ostaf", '["a", "list"]')
+    Image.new("RGB", (8, 8)).save(tmp_path / "l.png", pnginfo=info)
+    recalled = recall_image(tmp_path / "l.png")
+    assert recalled.settings.seeds == [4] and not recalled.complete
+    assert recalled.warnings[0].startswith("l.png: the OSTAF record is damaged (")

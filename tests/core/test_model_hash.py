@@ -19,6 +19,7 @@ from ostaf.models.file_hash import cache_path, file_sha256
 from ostaf.progress import CancelToken, Progress
 from ostaf.render.rendering import render
 from ostaf.requests import RenderSettings
+from tests.fifo import fifo_at, finishes, needs_fifo
 
 
 @pytest.fixture
@@ -81,3 +82,27 @@ def test_png_model_hash_is_the_files_short_sha256(model: BaseModel) -> None:
     assert values["Model hash"] == "0123456789" and values["Model"] == model.name
     assert done.record["model"]["sha256"] == "0123456789abcdef" * 4
     assert done.record["model"]["fingerprint"] == model.fingerprint
+
+
+@needs_fifo
+def test_a_cache_that_never_ends_is_an_empty_cache(weights: Path) -> None:
+    """A FIFO with no writer as model-hashes.json blocked every single-file model load."""
+    with fifo_at(cache_path()):
+        done, result = finishes(lambda: file_sha256(weights))
+        assert done and result == [hashlib.sha256(weights.read_bytes()).hexdigest()]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ["\x1b[2J, Seed: 1" + "z" * 51, "G" * 64, "A" * 64, "0" * 63 + "\u0663"],
+)
+def test_a_cached_hash_that_is_not_64_lowercase_hex_is_not_taken(
+    weights: Path, forged: str
+) -> None:
+    """A poisoned entry matching the file's path, size and mtime was taken as its hash
+    (and written into every PNG's `Model hash`)."""
+    stat = weights.resolve().stat()
+    entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": forged}
+    cache_path().parent.mkdir(parents=True, exist_ok=True)
+    cache_path().write_text(json.dumps({"version": 1, "files": {str(weights.resolve()): entry}}))
+    assert file_sha256(weights) == hashlib.sha256(weights.read_bytes()).hexdigest()

@@ -96,15 +96,21 @@ def test_control_characters_from_files_are_shown_escaped(
         "Steps: 20, Seed: 1\\u202e",
     ]
 
-    project = ProjectStore().create("Names")
+    # A name holding them is refused where it is read (the schema holds the writers' rule);
+    # notes may hold line breaks, and whatever else they hold is shown escaped.
+    ProjectStore().create("Names").release()
     forged = "evil\r\n0000000000000000  style  λ 1  forged\x1b[31m\x9b"
-    path = write_attribute_file(tmp_path / "n.safetensors", name=forged)
-    project.import_attribute(path)
-    project.release()
-    assert main(["library", "list", "--project", "Names"]) == 0
-    listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 1 and "evil\\x0d\\x0a0000000000000000" in listed[0]
-    assert "\x1b" not in listed[0] and "\x9b" not in listed[0]
+    named = write_attribute_file(tmp_path / "n.safetensors", name=forged)
+    assert main(["library", "import", "--project", "Names", str(named)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "the name holds the control or invisible character U+000D" in line
+    noted = write_attribute_file(tmp_path / "o.safetensors", notes=forged)
+    assert main(["library", "import", "--project", "Names", str(noted)]) == 0
+    (listed,) = capsys.readouterr().out.splitlines()
+    assert main(["library", "show", "--project", "Names", listed.split()[1]]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "notes:         evil\\x0d\\x0a0000000000000000" in "\n".join(shown)
+    assert not any(ch in line for line in shown for ch in "\x1b\x9b\r")
     assert main(["library", "list", "--project", "Names", "--json"]) == 0
     text = capsys.readouterr().out
     assert "\x1b" not in text and "\x9b" not in text and "\\u009b" in text
@@ -114,6 +120,9 @@ def test_the_escaping_helpers() -> None:
     assert printable("tab\there\x00\x7f é ✓") == "tab\\x09here\\x00\\x7f é ✓"
     assert printable("a\nb\rc", keep_newlines=True) == "a\nb\\x0dc"
     assert json_text({"n": "\x1b\u2028"}) == '{\n  "n": "\\u001b\\u2028"\n}'
+    # a lone surrogate (an undecodable byte of a file name) no encoder writes: escaped too
+    assert printable("name\udcff.png") == "name\\udcff.png"
+    assert json_text(["\ud800"]) == '[\n  "\\ud800"\n]'
 
 
 def test_demo_model_refuses_a_file_and_fills_an_empty_folder(
@@ -206,3 +215,108 @@ def test_a_warning_has_a_line_of_its_own(
     err = capfd.readouterr().err
     (line,) = [line for line in err.split("\n") if "warning:" in line]
     assert line.split("\r")[-1].startswith("warning: 'Other' was tuned on another version of")
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_info_reads_a_png_record_through_its_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], json_flag: list[str]
+) -> None:
+    """A lone surrogate in the `ostaf` chunk survived json.loads and crashed the printing."""
+    record = '{"prompt": "\\ud800 x", "seed": 1}'
+    alone = tmp_path / "alone.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("ostaf", record)
+    Image.new("RGB", (8, 8)).save(alone, pnginfo=info)
+    assert main(["info", str(alone), *json_flag]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {alone} carries no generation parameters (the OSTAF record")
+    assert "not valid Unicode (a lone surrogate" in line
+    info.add_text("parameters", "a cat\nSteps: 2, Seed: 1")
+    both = tmp_path / "both.png"
+    Image.new("RGB", (8, 8)).save(both, pnginfo=info)
+    assert main(["info", str(both), *json_flag]) == 0
+    captured = capsys.readouterr()
+    assert "Steps: 2, Seed: 1" in captured.out and "\ud800" not in captured.out
+    assert captured.err.startswith("warning: the OSTAF record is damaged (")
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_listings_print_on_any_stdout_encoding(home: Path, tmp_path: Path, encoding: str) -> None:
+    """`library list/show/import/edit` print λ: on a cp1252 stdout (what a redirected stdout
+    gets on Windows) or an ASCII one they ended in UnicodeEncodeError. Characters the
+    encoding cannot hold are written as escapes now; the exit code is 0."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "PYTHONPATH": str(root)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ostaf", "library", *args, "--project", "Enc"],
+            env=env, cwd=root, capture_output=True, timeout=120, encoding=encoding,
+        )  # fmt: skip
+
+    ProjectStore().create("Enc").release()
+    source = write_attribute_file(tmp_path / "a.safetensors", name="Glaze 青")
+    imported = cli("import", str(source))
+    assert imported.returncode == 0, imported.stderr
+    entry_id = imported.stdout.split()[1]
+    for args in (["list"], ["show", entry_id], ["edit", entry_id, "--lambda", "0.5"]):
+        done = cli(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert "\\u03bb" in done.stdout and "Glaze \\u9752" in done.stdout
+        done.stdout.encode(encoding)  # nothing the encoding cannot hold reached it
+    helped = subprocess.run(
+        [sys.executable, "-m", "ostaf", "library", "edit", "--help"],
+        env=env, cwd=root, capture_output=True, timeout=120, encoding=encoding,
+    )  # fmt: skip
+    assert helped.returncode == 0 and "default \\u03bb" in helped.stdout
+
+
+def test_one_image_limit_for_render_and_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`render --seeds "0-10000,"×30` took 300,030 seeds (batch refuses over 10,000 cells);
+    `batch --seeds ""` rendered seed 0 where `render --seeds ""` refused."""
+    from ostaf.requests import RenderSettings
+
+    many = "0-10000," * 30
+    with pytest.raises(SettingsError, match="more than 10000 seeds"):
+        parse_seeds(many)
+    assert len(parse_seeds("0-9999")) == 10_000
+    with pytest.raises(SettingsError, match="at most 10000"):
+        RenderSettings("x", seeds=list(range(10_001))).validate()
+    out = str(tmp_path / "o")
+    for command in (["render", "--prompt", "x", "--out", out], ["batch", "--prompt", "x"]):
+        assert main([*command, "--out", out, "--seeds", many]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == "error: more than 10000 seeds; give fewer"
+        assert main([*command, "--out", out, "--seeds", ""]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: no seeds given")
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_model_on_a_full_disk_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copytree gathers every file's error: the line ended in a Python list of tuples."""
+    import errno
+    import shutil
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    assert main(["demo-model", "--out", str(tmp_path / "demo")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"error: cannot write the demo model to {tmp_path / 'demo'}: the disk is full; "
+        "free some space and try again"
+    )
+    assert list(tmp_path.iterdir()) == []  # the half-made copy is gone
+    from ostaf.library.atomic import describe_os_error
+
+    gathered = shutil.Error([("a", "b", "[Errno 13] Permission denied: 'b'")] * 3)
+    assert describe_os_error(gathered) == "[Errno 13] Permission denied: 'b' (and 2 more files)"

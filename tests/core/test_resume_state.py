@@ -249,3 +249,57 @@ def test_a_job_checks_its_name_and_interval(reference_png: Path, tmp_path: Path)
         job.validate()
     with pytest.raises(OstafError, match="120"):
         TuneJob(job.image, job.settings, job.out, "y" * 500).validate()
+
+
+def _rewrite_state(path: Path, change: str) -> None:
+    """Rewrite a saved state as a crafted one that keeps its run key: one optimiser setting
+    mistyped in the JSON record, or one optimiser tensor of another shape."""
+    import json
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata() or {})
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    record = json.loads(meta[STATE_KEY])
+    if change == "exp_avg shape":
+        name = next(k for k in tensors if k.endswith("/exp_avg") and tensors[k].ndim == 2)
+        tensors[name] = tensors[name][:1].clone()  # broadcasts against its parameter
+    else:
+        key, value = change.split("=", 1)
+        record["param_groups"][0][key] = json.loads(value)
+    meta[STATE_KEY] = json.dumps(record)
+    path.write_bytes(save(tensors, metadata=meta))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        'eps="abc"',
+        "betas=[0.9]",
+        'weight_decay="x"',
+        'maximize="x"',
+        "amsgrad=true",
+        "eps=-1",
+        "betas=[0.9, 1.5]",
+        "exp_avg shape",
+    ],
+)
+def test_a_state_the_optimiser_cannot_use_is_set_aside(
+    model: BaseModel, reference_png: Path, tmp_path: Path, straight: bytes, change: str
+) -> None:
+    """Mistyped optimiser settings passed the schema and crashed every rerun inside
+    `optimizer.step()`; a wrong-shaped optimiser tensor ended in 'the loss became nan … lower
+    the learning rate' and was resumed again. Each is a damaged state now: set aside, run
+    over, the same bytes as an uninterrupted run."""
+    out = tmp_path / "o.safetensors"
+    job = _job(reference_png, out)
+    with pytest.raises(Crash):
+        _service(model).tune(job, _crash_at(4))
+    assert job.checkpoint is not None
+    _rewrite_state(job.checkpoint, change)
+    notes: list[str] = []
+    outcome = _service(model).tune(job, lambda r: notes.extend([r.note] if r.note else []))
+    assert out.read_bytes() == straight
+    aside = job.checkpoint.with_name(job.checkpoint.name + ".damaged")
+    assert aside.exists() and not job.checkpoint.exists()
+    (note,) = [n for n in outcome.notes if "starts over" in n]
+    assert "\n" not in note and aside.name in note and "optimiser" in note

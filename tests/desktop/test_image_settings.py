@@ -112,3 +112,27 @@ def test_an_image_without_settings_is_refused(
     assert not vm.image_settings.open(plain)
     assert vm.session.error is not None and "no generation parameters" in vm.session.error.message
     assert vm.rendering.prompt == "kept"
+
+
+def test_values_the_renderer_refuses_are_reset_and_listed(
+    window: MainWindow, vm: MainViewModel, tmp_path: Path
+) -> None:
+    """Recall resets what RenderSettings would refuse; the message lists each reset."""
+    shown: list[str] = []
+    vm.session.notice.connect(lambda _title, text: shown.append(text))
+    record = {
+        "prompt": "a teapot",
+        "seed": 7,
+        "steps": 99_999,
+        "guidance": 5.5,
+        "sampler": "evil\x1b[2J",
+        "width": 64,
+        "height": 64,
+    }
+    png = write_png(tmp_path / "odd.png", Image.new("RGB", (8, 8)), "a teapot\nSteps: 1", record)
+    assert vm.image_settings.open(png)
+    panel = window.render_panel
+    assert (panel.steps.value(), panel.sampler.currentData()) == (25, "dpmpp2m")
+    (text,) = shown
+    assert "• steps 99999 must be a whole number in 1..500 (reset to 25)" in text
+    assert "• sampler 'evil\\x1b[2J' is unknown" in text

@@ -16,6 +16,7 @@ from ostaf_desktop.app import report_dead_runs
 from ostaf_desktop.crash_handling import collect_dead_runs, runs_dir
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets.main_window import MainWindow
+from tests.fifo import fifo_at, finishes, needs_fifo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +95,20 @@ def test_a_running_app_is_left_alone_and_a_killed_one_is_named(home: Path) -> No
     message = dead[0].report().message
     assert "stopped unexpectedly" in message and "killed" in message
     assert list(runs_dir().glob("*.crash.log")) == []  # empty logs are not kept
+
+
+@needs_fifo
+def test_a_run_record_or_crash_log_that_never_ends_is_named_not_waited_for(
+    home: Path,
+) -> None:
+    """The run records and crash logs are read at every start, from the data folder: a FIFO
+    in their place would keep the window from ever appearing."""
+    with (
+        fifo_at(runs_dir() / "20260101-000000-7.running"),
+        fifo_at(runs_dir() / "20260101-000000-7.crash.log") as log,
+    ):
+        done, result = finishes(collect_dead_runs)
+        assert done
+        (dead,) = result[0]
+        assert dead.crash_log == log and "not a regular file" in dead.crash_text
+        assert log.exists()  # not deleted as an empty log: it was never read
