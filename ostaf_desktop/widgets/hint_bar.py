@@ -14,7 +14,7 @@ DEMO_HINT = (
     "<b>Demo model in use</b>: a small model that only knows coloured, patterned shapes "
     "(circle, square, triangle, star, heart) in flat, outline or sketchy style, at 64 px. "
     "Try <i>a sks heart, flat style, on a gray background</i>. For real pictures choose your "
-    "Stable Diffusion 1.x/2.x checkpoint in <b>Settings → Base model</b>."
+    "Stable Diffusion 1.x, 2.x or XL model in <b>Settings → Base model</b>."
 )
 
 
