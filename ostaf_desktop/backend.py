@@ -81,7 +81,7 @@ class LoraWritten:
     intensity: float
     target: str  # which models it applies to, e.g. "Stable Diffusion XL models"
     layers: int
-    advice: str = ""  # how to use the learned word written beside it, if any
+    advice: str = ""  # how to use it in other tools: its word and the embedding beside it
 
 
 class Backend(Protocol):
@@ -115,6 +115,7 @@ def write_lora(
     `attribute` is the already loaded attribute, if the caller has it."""
     from ostaf.interop.lora_export import export_lora, word_advice
     from ostaf.library.attribute_file import load_attribute
+    from ostaf.method.words import attribute_word
 
     if attribute is None:
         attribute = load_attribute(request.attribute)
@@ -126,9 +127,7 @@ def write_lora(
         overwrite=request.overwrite,
         cancel=cancel,
     )
-    advice = ""
-    if done.word is not None:
-        advice = word_advice(done.word, str(attribute.meta.tuning.get("token", "")))
+    advice = word_advice(attribute_word(attribute.meta), done.word)
     layers = len(attribute.factors)
     return LoraWritten(done.path, done.format, done.intensity, done.target, layers, advice)
 
