@@ -84,6 +84,25 @@ class LoraWritten:
     advice: str = ""  # how to use it in other tools: its word and the embedding beside it
 
 
+@dataclass(frozen=True)
+class WordRequest:
+    """Give the attribute file another word, re-based on the model of `model`."""
+
+    attribute: Path
+    word: str
+    model: ModelChoice
+
+
+@dataclass
+class WordChange:
+    """The attribute with its new word (not written yet: the project writes it over its file
+    on the GUI thread, as it imports a tuned one) and the content hash of the file it was
+    made from."""
+
+    attribute: Any  # ostaf.library.attribute_file.Attribute
+    was: str
+
+
 class Backend(Protocol):
     """What the worker thread asks of the core; every call may raise the core's errors."""
 
@@ -107,13 +126,18 @@ class Backend(Protocol):
         self, request: LoraRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> LoraWritten: ...
 
+    def rebase_word(
+        self, request: WordRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> WordChange: ...
+
 
 def write_lora(
     request: LoraRequest, attribute: Any = None, cancel: CancelToken | None = None
 ) -> LoraWritten:
     """Write the LoRA file of `request` (imports torch: call it on the worker thread);
     `attribute` is the already loaded attribute, if the caller has it."""
-    from ostaf.interop.lora_export import export_lora, word_advice
+    from ostaf.interop.lora_export import export_lora
+    from ostaf.interop.lora_formats import word_advice
     from ostaf.library.attribute_file import load_attribute
     from ostaf.method.words import attribute_word
 
@@ -201,3 +225,12 @@ class CoreBackend:
     ) -> LoraWritten:
         cancel.check()
         return write_lora(request, self._service.attribute(request.attribute), cancel)
+
+    def rebase_word(
+        self, request: WordRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> WordChange:
+        was = self._service.attribute(request.attribute).content_hash()
+        renamed = self._service.rebase_word(
+            request.attribute, request.word, request.model, progress, cancel
+        )
+        return WordChange(renamed, was)

@@ -323,7 +323,8 @@ def run_empty_trash(args: argparse.Namespace, _p: ProgressCallback, _c: CancelTo
 
 
 def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: CancelToken) -> int:
-    from ostaf.interop.lora_export import export_lora, word_advice
+    from ostaf.interop.lora_export import export_lora
+    from ostaf.interop.lora_formats import word_advice
     from ostaf.library.attribute_file import load_attribute
 
     path = Path(args.file)

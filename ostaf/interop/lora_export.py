@@ -37,10 +37,9 @@ import torch
 from safetensors.torch import save
 
 from ostaf.errors import SettingsError
-from ostaf.interop.lora_formats import FORMATS, LoraFormat
+from ostaf.interop.lora_formats import FORMATS, LoraFormat, word_path
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_file import Attribute
-from ostaf.library.project_paths import is_reserved_name
 from ostaf.method.words import attribute_word
 from ostaf.models.families import Family, family_of_attribute, sd1
 from ostaf.progress import CancelToken
@@ -67,27 +66,6 @@ WORD_KEYS = {
     ("text_encoder",): ("emb_params",),
     ("text_encoder", "text_encoder_2"): ("clip_l", "clip_g"),
 }
-
-
-def word_path(out: Path, word: str) -> Path:
-    """Where the learned word of a LoRA written at `out` goes: beside it, named after the
-    word, as other tools call an embedding by its file name."""
-    if is_reserved_name(word):
-        raise SettingsError(
-            f"the word '{word}' cannot name a file on Windows; give the attribute another word"
-        )
-    return out.with_name(f"{word}{out.suffix}")
-
-
-def word_advice(word: str, word_file: Path | None) -> str:
-    """How to use an exported attribute in other tools, in one or two sentences."""
-    if word_file is None:
-        return f"Write {word} in prompts where the attribute goes, as in OSTAF"
-    return (
-        f"Write {word} in prompts where the attribute goes, as in OSTAF, and put "
-        f"{word_file.name} (its learned word) in the tool's embeddings folder: A1111/Forge "
-        f"read {word} by the file's name, ComfyUI (models/embeddings) as embedding:{word}"
-    )
 
 
 def word_tensors(attribute: Attribute, intensity: float) -> dict[str, torch.Tensor]:
