@@ -25,6 +25,7 @@ from ostaf.method.placeholder import word_token_ids
 from ostaf.method.tuning import TuningResult, tune
 from ostaf.method.tuning_checkpoint import Checkpointing, discard, sidecar, sweep_leftovers
 from ostaf.method.word_rebase import rebase_word
+from ostaf.method.words import check_distinct_words
 from ostaf.models.base_model import BaseModel, load_base_model
 from ostaf.models.model_check import model_sizes
 from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
@@ -165,6 +166,7 @@ class OstafService:
         cancel = cancel or CancelToken()
         job.settings.validate()
         applied = [(self.attribute(a.path), a.intensity) for a in job.settings.attributes]
+        check_distinct_words([(a.meta, lam) for a, lam in applied])  # before a model loads
         model = self.model(job.model, progress, cancel)
         images = render(model, job.settings, applied, progress, cancel)
         paths: list[Path] = []

@@ -35,9 +35,13 @@ class IntensitySlider(QWidget):
         self.slider.setToolTip("Intensity λ: 0 = the base model, 1 = as learned, 2 = exaggerated")
         self.value = label(role="value")
         self.value.setMinimumWidth(48)
-        self.word = QToolButton()
-        self.word.setAutoRaise(True)
-        self.word.clicked.connect(lambda: self.word_clicked.emit(self.word.text()))
+        self._word = word
+        self.word = QToolButton()  # a chip: the word, with a sign that a click adds it
+        self.word.setStyleSheet(
+            "QToolButton { border: 1px solid #3a4150; border-radius: 8px; padding: 0 6px; }"
+            "QToolButton:hover { border-color: #5b8def; }"
+        )
+        self.word.clicked.connect(lambda: self.word_clicked.emit(self._word))
         row.addWidget(self.name)
         row.addWidget(self.word)
         row.addWidget(self.slider, 1)
@@ -58,7 +62,8 @@ class IntensitySlider(QWidget):
 
     def set_word(self, word: str) -> None:
         """Show the attribute's word (none: no button)."""
-        self.word.setText(word)
+        self._word = word
+        self.word.setText(f"+ {word}")
         self.word.setToolTip(f"Insert {word} into the prompt: where it stands, the attribute goes")
         self.word.setVisible(bool(word))
 

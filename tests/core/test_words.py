@@ -154,3 +154,22 @@ def test_tuning_takes_a_word_of_one_token_only(
     capsys.readouterr()
     assert main([*tune, "--word", "two words", "--device", "cpu"]) == 2
     assert "must be one word" in capsys.readouterr().err
+
+
+def test_the_service_refuses_such_a_pair_before_loading_a_model(
+    model: BaseModel,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from ostaf.library.attribute_file import save_attribute
+    from ostaf.requests import AppliedAttribute, RenderJob, RenderSettings
+    from ostaf.service import OstafService
+
+    paths = [
+        save_attribute(tmp_path / f"{n}.safetensors", make_attribute(model, seed=n, name=f"A{n}"))
+        for n in (1, 2)
+    ]
+    settings = RenderSettings("a sks star", attributes=[AppliedAttribute(p, 1.0) for p in paths])
+    service = OstafService()
+    with pytest.raises(SharedWordError, match="'A1' and 'A2' both use the word 'sks'"):
+        service.render(RenderJob(settings, tmp_path / "out"))
+    assert service.loaded_model is None and not (tmp_path / "out").exists()

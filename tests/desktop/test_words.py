@@ -62,7 +62,7 @@ def test_ticked_attributes_with_one_word_are_refused_and_fixed_in_one_click(
     assert attribute_word(read_meta(vm.library.row(second).path)) == "cat"  # type: ignore[union-attr]
     assert vm.words.clash == "" and not panel.clash.isVisible()
     assert "'Ink' is now written cat in prompts (was sks)" in vm.session.status_message
-    assert sorted(s.word.text() for s in panel.sliders()) == ["cat", "sks"]
+    assert sorted(s.word.text() for s in panel.sliders()) == ["+ cat", "+ sks"]
     qtbot.waitUntil(lambda: len(fake.of_kind("preview")) == 1, timeout=5000)
     assert panel.render_button.isEnabled()
 
@@ -112,7 +112,7 @@ def test_a_click_writes_the_word_into_the_prompt(
     vm.library.set_applied(add_attribute(vm, "Ink", seed=2, word="cat"), True)
     panel = window.render_panel
     (slider,) = panel.sliders()
-    assert slider.word.text() == "cat" and not slider.word.isHidden()
+    assert slider.word.text() == "+ cat" and not slider.word.isHidden()
     assert "'cat' names the attribute" in panel.prompt.placeholderText()
     slider.word.click()
     assert vm.rendering.prompt == "cat"
