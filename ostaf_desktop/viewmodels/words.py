@@ -40,7 +40,6 @@ class WordsViewModel(ViewModel):
         self._jobs = jobs
         self._projects = projects
         self._library = library
-        self._job: Job | None = None
         library.changed.connect(self._on_library_changed)
         session.changed.connect(self._on_session_changed)
         self._update()
@@ -71,19 +70,22 @@ class WordsViewModel(ViewModel):
         self._session.notify(f"Giving '{row.name}' the word '{word}'…")
         request = WordRequest(row.path, word, self._session.model_choice())
         job = Job(JobKind.WORD, request)
-        self._job = job
-        return self._jobs.submit(job, on_done=lambda done: self._on_done(done, row.id, row.token))
+        slug = project.slug
+        return self._jobs.submit(
+            job, on_done=lambda done: self._on_done(done, slug, row.id, row.token)
+        )
 
     def give_own_word(self, attribute_id: str = "") -> Job | None:
         """One click: give the attribute (by default the clash's) the next free word."""
         target = attribute_id or self.clash_id
         return self.change_word(target, self.suggestion()) if target else None
 
-    def _on_done(self, job: Job, attribute_id: str, was: str) -> None:
-        self._job = None
+    def _on_done(self, job: Job, slug: str, attribute_id: str, was: str) -> None:
         self.renaming = False
         project = self._projects.current
-        if job.state is JobState.DONE and project is not None:
+        if job.state is JobState.DONE and (project is None or project.slug != slug):
+            self._session.notify("The project was closed before the new word was ready: unchanged")
+        elif job.state is JobState.DONE and project is not None:
             change: WordChange = job.result
             try:
                 entry = project.change_word(attribute_id, change.attribute, change.was)

@@ -125,3 +125,36 @@ def test_a_click_writes_the_word_into_the_prompt(
     assert panel.prompt.textCursor().position() == len("a cat")
     assert vm.rendering.insert_word("cat", len("a cat star")) == len("a cat star cat")
     assert vm.rendering.prompt == "a cat star cat, flat style"
+
+
+def test_the_batch_dialog_refuses_a_combination_that_shares_a_word(
+    window: MainWindow, vm: MainViewModel
+) -> None:
+    from PySide6.QtCore import Qt
+
+    add_attribute(vm, "Blue glaze", seed=1)
+    add_attribute(vm, "Ink", seed=2)  # both sks
+    window.shortcuts.batch.trigger()
+    dialog = window.batch_dialog
+    assert dialog is not None
+    for index in range(dialog.attributes.count()):
+        dialog.attributes.item(index).setCheckState(Qt.CheckState.Checked)
+    dialog.combine.setCurrentIndex(dialog.combine.findData("together"))
+    assert "both use the word 'sks'" in dialog.error.text() and not dialog.start.isEnabled()
+    dialog.combine.setCurrentIndex(dialog.combine.findData("each"))  # one at a time: allowed
+    assert dialog.error.isHidden() and dialog.start.isEnabled()
+
+
+def test_a_new_word_ready_after_its_project_closed_changes_nothing(
+    window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    glaze = add_attribute(vm, "Blue glaze", seed=1)
+    path = vm.library.row(glaze).path  # type: ignore[union-attr]
+    original = path.read_bytes()
+    fake.gate.clear()  # the worker waits
+    assert vm.words.change_word(glaze, "dog") is not None
+    assert vm.projects.create("Another")
+    fake.gate.set()
+    qtbot.waitUntil(lambda: not vm.words.renaming, timeout=5000)
+    assert "closed before the new word was ready" in vm.session.status_message
+    assert path.read_bytes() == original
