@@ -55,7 +55,7 @@ def test_demo_candidates_are_one_token_the_world_never_writes(demo: BaseModel) -
 def test_a_new_attribute_gets_the_first_free_word() -> None:
     assert choose_word([], demo=False) == CLIP_CANDIDATES[0]
     assert choose_word(["OHWX", "sks"], demo=False) == CLIP_CANDIDATES[1]
-    assert choose_word(["sks", "Cat", "sks"], demo=True) == DEMO_CANDIDATES[1] == "dog"
+    assert choose_word(["sks", "Cat", "sks"], demo=True) == DEMO_CANDIDATES[1]
     crowded = [*DEMO_CANDIDATES, *DEMO_CANDIDATES[1:]]  # every word taken: the least used
     assert choose_word(crowded, demo=True) == DEMO_CANDIDATES[0]
 
