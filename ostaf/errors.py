@@ -29,6 +29,14 @@ class SettingsError(OstafError):
     """A setting or a request holds an impossible value."""
 
 
+class SharedWordError(SettingsError):
+    """Two attributes applied together share one placeholder word."""
+
+    def __init__(self, message: str, names: tuple[str, str], word: str) -> None:
+        super().__init__(message)
+        self.names, self.word = names, word
+
+
 class TuningDivergedError(OstafError):
     """The tuning loss became NaN or infinite."""
 

@@ -14,10 +14,18 @@ from ostaf.errors import Cancelled, SettingsError
 from ostaf.images import load_reference
 from ostaf.interop.pngmeta import write_png
 from ostaf.library.atomic import check_writable
-from ostaf.library.attribute_file import Attribute, load_attribute, save_attribute
+from ostaf.library.attribute_file import (
+    Attribute,
+    check_compatible,
+    load_attribute,
+    save_attribute,
+)
 from ostaf.library.output_lock import hold_output
+from ostaf.method.placeholder import word_token_ids
 from ostaf.method.tuning import TuningResult, tune
 from ostaf.method.tuning_checkpoint import Checkpointing, discard, sidecar, sweep_leftovers
+from ostaf.method.word_rebase import rebase_word
+from ostaf.method.words import check_distinct_words
 from ostaf.models.base_model import BaseModel, load_base_model
 from ostaf.models.model_check import model_sizes
 from ostaf.progress import CancelToken, Progress, ProgressCallback, ignore_progress
@@ -114,6 +122,9 @@ class OstafService:
             # A size the model cannot take is refused from its configs, before a load of GBs.
             model_sizes(job.model.source).tuning_size(job.settings.size)
         model = self.model(job.model, progress, cancel)
+        # Shifts are kept per token id: a word of several tokens shares them with other words.
+        family = model.family
+        word_token_ids(model.pipe, family.text_encoders, family.tokenizers, job.settings.token)
         size = model.tuning_size(job.settings.size)  # checked against the model first
         reference = load_reference(
             job.image, size, crop=job.settings.crop, mask_path=job.settings.mask
@@ -155,6 +166,7 @@ class OstafService:
         cancel = cancel or CancelToken()
         job.settings.validate()
         applied = [(self.attribute(a.path), a.intensity) for a in job.settings.attributes]
+        check_distinct_words([(a.meta, lam) for a, lam in applied])  # before a model loads
         model = self.model(job.model, progress, cancel)
         images = render(model, job.settings, applied, progress, cancel)
         paths: list[Path] = []
@@ -164,6 +176,21 @@ class OstafService:
                 target = job.out_dir / f"{index + offset:05d}-{item.seed}.png"
                 paths.append(write_png(target, item.image, item.parameters, item.record))
         return RenderOutcome(images, paths)
+
+    def rebase_word(
+        self,
+        path: Path,
+        word: str,
+        choice: ModelChoice,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None,
+    ) -> Attribute:
+        """The attribute file at `path` named by `word` instead of its own word, re-based on
+        the model of `choice` (ostaf.method.word_rebase); nothing is written."""
+        attribute = self.attribute(path)
+        model = self.model(choice, progress, cancel)
+        check_compatible(attribute, model)  # refuses another architecture; the rest may differ
+        return rebase_word(attribute, model, word)
 
     def batch(
         self,

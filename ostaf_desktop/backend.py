@@ -81,7 +81,26 @@ class LoraWritten:
     intensity: float
     target: str  # which models it applies to, e.g. "Stable Diffusion XL models"
     layers: int
-    advice: str = ""  # how to use the learned word written beside it, if any
+    advice: str = ""  # how to use it in other tools: its word and the embedding beside it
+
+
+@dataclass(frozen=True)
+class WordRequest:
+    """Give the attribute file another word, re-based on the model of `model`."""
+
+    attribute: Path
+    word: str
+    model: ModelChoice
+
+
+@dataclass
+class WordChange:
+    """The attribute with its new word (not written yet: the project writes it over its file
+    on the GUI thread, as it imports a tuned one) and the content hash of the file it was
+    made from."""
+
+    attribute: Any  # ostaf.library.attribute_file.Attribute
+    was: str
 
 
 class Backend(Protocol):
@@ -107,14 +126,20 @@ class Backend(Protocol):
         self, request: LoraRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> LoraWritten: ...
 
+    def rebase_word(
+        self, request: WordRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> WordChange: ...
+
 
 def write_lora(
     request: LoraRequest, attribute: Any = None, cancel: CancelToken | None = None
 ) -> LoraWritten:
     """Write the LoRA file of `request` (imports torch: call it on the worker thread);
     `attribute` is the already loaded attribute, if the caller has it."""
-    from ostaf.interop.lora_export import export_lora, word_advice
+    from ostaf.interop.lora_export import export_lora
+    from ostaf.interop.lora_formats import word_advice
     from ostaf.library.attribute_file import load_attribute
+    from ostaf.method.words import attribute_word
 
     if attribute is None:
         attribute = load_attribute(request.attribute)
@@ -126,9 +151,7 @@ def write_lora(
         overwrite=request.overwrite,
         cancel=cancel,
     )
-    advice = ""
-    if done.word is not None:
-        advice = word_advice(done.word, str(attribute.meta.tuning.get("token", "")))
+    advice = word_advice(attribute_word(attribute.meta), done.word)
     layers = len(attribute.factors)
     return LoraWritten(done.path, done.format, done.intensity, done.target, layers, advice)
 
@@ -204,3 +227,12 @@ class CoreBackend:
     ) -> LoraWritten:
         cancel.check()
         return write_lora(request, self._service.attribute(request.attribute), cancel)
+
+    def rebase_word(
+        self, request: WordRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> WordChange:
+        was = self._service.attribute(request.attribute).content_hash()
+        renamed = self._service.rebase_word(
+            request.attribute, request.word, request.model, progress, cancel
+        )
+        return WordChange(renamed, was)

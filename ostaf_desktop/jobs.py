@@ -25,6 +25,7 @@ class JobKind(StrEnum):
     RENDER = "render"
     BATCH = "batch export"
     EXPORT_LORA = "LoRA export"
+    WORD = "new word"
 
 
 class JobState(StrEnum):
@@ -45,7 +46,7 @@ _next_id = itertools.count(1)
 @dataclass(eq=False)
 class Job:
     """One request for the worker: `request` is a core request (ModelChoice, TuneJob, RenderJob,
-    BatchJob) or a LoraRequest."""
+    BatchJob), a LoraRequest or a WordRequest."""
 
     kind: JobKind
     request: Any

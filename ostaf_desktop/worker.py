@@ -102,6 +102,8 @@ def _dispatch(
         return backend.batch(job.request, report, cancel)
     if job.kind is JobKind.EXPORT_LORA:
         return backend.export_lora(job.request, report, cancel)
+    if job.kind is JobKind.WORD:
+        return backend.rebase_word(job.request, report, cancel)
     return backend.render(job.request, report, cancel)
 
 

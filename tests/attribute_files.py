@@ -29,8 +29,12 @@ def write_attribute_file(
     base_model: str = "test model",
     steps: int = 10,
     notes: str = "",
+    word: str = "",
+    learned_word: bool = False,
 ) -> Path:
-    """A tiny attribute file (one target layer, rank 2) with a coloured thumbnail."""
+    """A tiny attribute file (one target layer, rank 2) with a coloured thumbnail, named in
+    prompts by `word` (none recorded: `sks`, as in files from before words); with
+    `learned_word`, a shift of the word's embedding (token id 5 of an 8-wide encoder)."""
     rng = np.random.default_rng(seed)
     target = TARGETS[kind]
     colour = tuple(int(c) for c in rng.integers(0, 255, 3))
@@ -48,15 +52,25 @@ def write_attribute_file(
             thumbnail=thumbnail_data_url(Image.new("RGB", (32, 32), colour)),
             file_name="ref.png",
         ),
-        tuning={"prompt": "a photo of a sks object", "steps": steps, "final_loss": 0.1},
+        tuning={
+            "prompt": f"a photo of a {word or 'sks'} object",
+            "steps": steps,
+            "final_loss": 0.1,
+            **({"token": word} if word else {}),
+        },
         default_lambda=default_lambda,
         created_at=created_at,
         notes=notes,
+        shifts=["text_encoder.5"] if learned_word else [],
+        format_version=2 if learned_word else 1,
     )
     tensors = {
         f"{target}.A": rng.standard_normal((8, 2)).astype(np.float32),
         f"{target}.B": rng.standard_normal((2, 8)).astype(np.float32),
     }
+    if learned_word:
+        tensors["placeholder.text_encoder.5"] = rng.standard_normal(8).astype(np.float32)
+        tensors["placeholder_base.text_encoder.5"] = rng.standard_normal(8).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={METADATA_KEY: meta.to_json()})
     return path

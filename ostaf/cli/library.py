@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ostaf.cli.numbers import number
+from ostaf.cli.options import add_model_arguments, model_choice
 from ostaf.cli.terminal import err, out, out_json, out_lines
 from ostaf.errors import SettingsError
 from ostaf.interop.lora_formats import DEFAULT_FORMAT, FORMAT_USE, FORMATS
@@ -21,6 +22,7 @@ from ostaf.library.projects import (
     thumbnail_png,
 )
 from ostaf.method.regions import AttributeKind
+from ostaf.method.words import attribute_word
 from ostaf.progress import CancelToken, ProgressCallback
 
 
@@ -63,6 +65,16 @@ def add_library_commands(sub: argparse._SubParsersAction) -> None:
     rename.add_argument("attribute", help="id, id prefix or name")
     rename.add_argument("name")
     rename.set_defaults(handler=run_edit)
+
+    word = actions.add_parser(
+        "word",
+        parents=[common],
+        help="give an attribute another word for prompts (loads the model: its embeddings)",
+    )
+    word.add_argument("attribute", help="id, id prefix or name")
+    word.add_argument("word", help="one word no other attribute of the project has, e.g. ohwx")
+    add_model_arguments(word)
+    word.set_defaults(handler=run_word)
 
     tag = actions.add_parser("tag", parents=[common], help="add, remove or set tags")
     tag.add_argument("attribute", help="id, id prefix or name")
@@ -141,7 +153,10 @@ def open_project(name: str, create: bool = False) -> Iterator[Project]:
 def _line(entry: AttributeEntry) -> str:
     meta = entry.meta
     tags = f"  [{', '.join(meta.tags)}]" if meta.tags else ""
-    return f"{entry.id}  {meta.kind!s:<10}  λ {meta.default_lambda:<4g}  {meta.name}{tags}"
+    word = attribute_word(meta)
+    return (
+        f"{entry.id}  {meta.kind!s:<10}  {word:<6}  λ {meta.default_lambda:<4g}  {meta.name}{tags}"
+    )
 
 
 def _summary(entry: AttributeEntry) -> dict[str, object]:
@@ -151,6 +166,7 @@ def _summary(entry: AttributeEntry) -> dict[str, object]:
         "path": str(entry.path),
         "name": meta.name,
         "kind": str(meta.kind),
+        "word": attribute_word(meta),
         "default_lambda": meta.default_lambda,
         "tags": meta.tags,
         "notes": meta.notes,
@@ -191,6 +207,7 @@ def run_show(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) ->
             f"id:            {entry.id}",
             f"name:          {meta.name}",
             f"kind:          {meta.kind} ({meta.kind.summary})",
+            f"word:          {attribute_word(meta)} (write it in prompts where it goes)",
             f"default λ:     {meta.default_lambda:g}",
             f"tags:          {', '.join(meta.tags) or '-'}",
             f"notes:         {meta.notes or '-'}",
@@ -233,6 +250,28 @@ def run_edit(args: argparse.Namespace, _p: ProgressCallback, _c: CancelToken) ->
             default_lambda=getattr(args, "default_lambda", None),
         )
     out(_line(entry))
+    return 0
+
+
+def run_word(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
+    """Give an attribute another word: checked against the project first, re-based on the
+    model (ostaf.method.word_rebase), then written over its file (its id stays)."""
+    from ostaf.service import OstafService
+
+    with open_project(args.project) as project:
+        entry = project.find_attribute(args.attribute)
+        word = project.check_new_word(entry.id, args.word)  # before a model loads
+    was = attribute_word(entry.meta)
+    service = OstafService()
+    attribute = service.attribute(entry.path)
+    renamed = service.rebase_word(entry.path, word, model_choice(args), progress, cancel)
+    with open_project(args.project) as project:
+        entry = project.change_word(entry.id, renamed, attribute.content_hash())
+    out(_line(entry))
+    err(
+        f"'{entry.meta.name}' is now written {word} in prompts (was {was}); at λ 1 a prompt "
+        f"with {word} renders as one with {was} did"
+    )
     return 0
 
 
@@ -284,7 +323,8 @@ def run_empty_trash(args: argparse.Namespace, _p: ProgressCallback, _c: CancelTo
 
 
 def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: CancelToken) -> int:
-    from ostaf.interop.lora_export import export_lora, word_advice
+    from ostaf.interop.lora_export import export_lora
+    from ostaf.interop.lora_formats import word_advice
     from ostaf.library.attribute_file import load_attribute
 
     path = Path(args.file)
@@ -301,7 +341,7 @@ def run_export_lora(args: argparse.Namespace, _p: ProgressCallback, cancel: Canc
         f"weight 1 in other tools = λ {done.intensity:g}"
     )
     out(done.path)
+    err(word_advice(attribute_word(attribute.meta), done.word))
     if done.word is not None:
-        err(word_advice(done.word, str(attribute.meta.tuning.get("token", ""))))
         out(done.word)
     return 0

@@ -19,7 +19,8 @@ from ostaf.cli.numbers import number, whole
 from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
 from ostaf.cli.terminal import err, out, out_json, out_lines, printable, use_safe_streams
 from ostaf.errors import Cancelled, OstafError, SettingsError
-from ostaf.method.regions import AttributeKind, suggested_caption
+from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, suggested_caption
+from ostaf.method.words import CLIP_CANDIDATES, attribute_word, check_word
 from ostaf.progress import CancelToken, Progress, ProgressCallback
 from ostaf.requests import (
     SAMPLERS,
@@ -55,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the kind's template, e.g. '"
         + suggested_caption(AttributeKind.SHAPE)
         + "'): tuning then learns only the attribute, not the rest of the picture",
+    )
+    tune.add_argument(
+        "--word",
+        default=DEFAULT_TOKEN,
+        help="the word that names the attribute in prompts, one token of the model's "
+        f"tokenizer (default: {DEFAULT_TOKEN}); give each attribute you combine its own, e.g. "
+        + ", ".join(CLIP_CANDIDATES[:3])
+        + " (`library word` changes it later)",
     )
     tune.add_argument("--mask", type=Path, help="white = the region that drives tuning")
     tune.add_argument(
@@ -241,6 +250,7 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         **chosen,
         rank=args.rank,
         caption=args.caption,
+        token=check_word(args.word),
         seed=args.seed,
         class_word=args.class_word,
         mask=args.mask,
@@ -330,6 +340,7 @@ def run_info(args: argparse.Namespace) -> int:
     lines = [
         f"name:          {meta.name}",
         f"kind:          {meta.kind} ({meta.kind.summary})",
+        f"word:          {attribute_word(meta)}",
         f"region:        {', '.join(meta.region.blocks)} "
         f"({len(meta.targets)} layers, rank {meta.rank})",
         f"base model:    {meta.base_model.name} (fingerprint {meta.base_model.fingerprint})",

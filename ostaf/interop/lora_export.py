@@ -13,12 +13,14 @@ attribute at λ, and m = 0.5 gives it at λ/2:
   `unet.<module path>.lora_A.weight` = B (r, in), with no alpha: PEFT then scales by 1
   (lora_alpha = r), and B·A = λ·A·B/r.
 
-An attribute that also learned its placeholder word (ostaf.method.placeholder) exports that
-word beside the LoRA as a textual-inversion embedding, `<name>-word.safetensors`: the model's
-embedding of each of the placeholder's tokens plus λ·shift, as `emb_params` (n, D) for SD
-1.x/2.x and `clip_l` / `clip_g` for SDXL, the keys A1111/Forge, ComfyUI and InvokeAI read
-embeddings by. Other tools trigger an embedding by its name, so prompts there write
-`<name>-word` where OSTAF's prompts write the placeholder.
+Every attribute is named in prompts by its own word (ostaf.method.words); the LoRA's metadata
+carries it (`modelspec.trigger_phrase`, `ostaf.word`). An attribute that also learned its
+word (ostaf.method.placeholder, or a word given later) exports it beside the LoRA as a
+textual-inversion embedding named after the word, `<word>.safetensors`: the model's
+embedding of each of the word's tokens plus λ·shift, as `emb_params` (n, D) for SD 1.x/2.x
+and `clip_l` / `clip_g` for SDXL, the keys A1111/Forge, ComfyUI and InvokeAI read
+embeddings by. Those tools call an embedding by its file name, so the prompts written for
+OSTAF work there unchanged (ComfyUI: `embedding:<word>`).
 
 Pick kohya for every tool but diffusers/PEFT code (see lora_formats.FORMAT_USE). Both carry
 the `ss_*` and `modelspec.*` metadata by which A1111/Forge, ComfyUI and LoRA browsers tell
@@ -35,9 +37,10 @@ import torch
 from safetensors.torch import save
 
 from ostaf.errors import SettingsError
-from ostaf.interop.lora_formats import FORMATS, LoraFormat
+from ostaf.interop.lora_formats import FORMATS, LoraFormat, word_path
 from ostaf.library.atomic import atomic_write_bytes
 from ostaf.library.attribute_file import Attribute
+from ostaf.method.words import attribute_word
 from ostaf.models.families import Family, family_of_attribute, sd1
 from ostaf.progress import CancelToken
 
@@ -58,26 +61,11 @@ class LoraExport:
     word: Path | None = None  # the learned placeholder as an embedding file, if any
 
 
-WORD_SUFFIX = "-word"
 # The embedding key each text encoder's vectors go under, per family (SDXL: two encoders).
 WORD_KEYS = {
     ("text_encoder",): ("emb_params",),
     ("text_encoder", "text_encoder_2"): ("clip_l", "clip_g"),
 }
-
-
-def word_path(out: Path) -> Path:
-    """Where the learned word of a LoRA written at `out` goes."""
-    return out.with_name(out.stem + WORD_SUFFIX + out.suffix)
-
-
-def word_advice(word: Path, placeholder: str) -> str:
-    """How to use an exported word in other tools, in one sentence."""
-    return (
-        f"The attribute's learned word is in {word.name}: put it in the tool's embeddings "
-        f"folder and write {word.stem} in prompts where OSTAF's write "
-        f"{placeholder or 'the placeholder'}"
-    )
 
 
 def word_tensors(attribute: Attribute, intensity: float) -> dict[str, torch.Tensor]:
@@ -146,6 +134,7 @@ def lora_metadata(
     resolution = int(meta.tuning.get("resolution") or family.native_size)
     prediction_type = str(meta.tuning.get("prediction_type") or "")
     description = meta.notes or f"{meta.kind} attribute learned by OSTAF from one image"
+    word = attribute_word(meta)
     own = json.loads(meta.to_json())
     own["reference"].pop("thumbnail", None)  # already in modelspec.thumbnail
     metadata = {
@@ -156,7 +145,7 @@ def lora_metadata(
         "ss_sd_model_name": meta.base_model.name,
         "ss_resolution": f"({resolution}, {resolution})",
         "ss_training_comment": description,
-        "ss_tag_frequency": json.dumps({output_name: {t: 1 for t in meta.tags}}),
+        "ss_tag_frequency": json.dumps({output_name: {t: 1 for t in [word, *meta.tags]}}),
         "modelspec.sai_model_spec": "1.0.0",
         **family.lora_metadata(fmt, resolution, prediction_type),
         "modelspec.title": meta.name,
@@ -164,9 +153,11 @@ def lora_metadata(
         "modelspec.date": meta.created_at,
         "modelspec.resolution": f"{resolution}x{resolution}",
         "modelspec.tags": ", ".join(meta.tags),
+        "modelspec.trigger_phrase": word,
         "ostaf.format": fmt,
         "ostaf.lambda": f"{intensity:g}",
         "ostaf.content_hash": attribute.content_hash(),
+        "ostaf.word": word,
         "ostaf.attribute": json.dumps(own, sort_keys=True, ensure_ascii=False),
     }
     if meta.reference.thumbnail:
@@ -189,7 +180,12 @@ def export_lora(
         raise SettingsError(f"LoRA format {fmt!r} is unknown; use kohya or diffusers")
     if out.suffix != ".safetensors":
         raise SettingsError(f"LoRA file {out} must end in .safetensors")
-    word = word_path(out) if attribute.shifts else None
+    word = word_path(out, attribute_word(attribute.meta)) if attribute.shifts else None
+    if word == out:
+        raise SettingsError(
+            f"{out.name} is where the attribute's word goes ({word.stem}.safetensors, its "
+            "embedding); give the LoRA another name"
+        )
     for path in (out, word):
         if path is not None and path.exists() and not overwrite:
             raise SettingsError(
@@ -205,11 +201,11 @@ def export_lora(
     data = save(tensors, metadata=metadata)
     word_data = None
     if word is not None:
-        metadata["ostaf.word"] = word.stem
+        metadata["ostaf.word_file"] = word.name
         data = save(tensors, metadata=metadata)
         word_data = save(
             word_tensors(attribute, lam),
-            metadata={"ostaf.placeholder": str(attribute.meta.tuning.get("token", ""))},
+            metadata={"ostaf.placeholder": attribute_word(attribute.meta)},
         )
     if cancel is not None:
         cancel.check()

@@ -1,9 +1,13 @@
-"""The LoRA formats we export and which tool reads which (no torch here: the CLI's help and
-the export dialog show it)."""
+"""The LoRA formats we export, which tool reads which, and where the attribute's word goes
+beside a LoRA (no torch here: the CLI's help and the export dialog show it)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
+
+from ostaf.errors import SettingsError
+from ostaf.library.project_paths import is_reserved_name
 
 LoraFormat = Literal["kohya", "diffusers"]
 FORMATS: tuple[LoraFormat, ...] = ("kohya", "diffusers")
@@ -20,3 +24,24 @@ FORMAT_USE: dict[str, str] = {
         "but apply nothing"
     ),
 }
+
+
+def word_path(out: Path, word: str) -> Path:
+    """Where the learned word of a LoRA written at `out` goes: beside it, named after the
+    word, as other tools call an embedding by its file name."""
+    if is_reserved_name(word):
+        raise SettingsError(
+            f"the word '{word}' cannot name a file on Windows; give the attribute another word"
+        )
+    return out.with_name(f"{word}{out.suffix}")
+
+
+def word_advice(word: str, word_file: Path | None) -> str:
+    """How to use an exported attribute in other tools, in one or two sentences."""
+    if word_file is None:
+        return f"Write {word} in prompts where the attribute goes, as in OSTAF"
+    return (
+        f"Write {word} in prompts where the attribute goes, as in OSTAF, and put "
+        f"{word_file.name} (its learned word) in the tool's embeddings folder: A1111/Forge "
+        f"read {word} by the file's name, ComfyUI (models/embeddings) as embedding:{word}"
+    )

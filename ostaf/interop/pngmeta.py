@@ -42,6 +42,8 @@ class ImageAttribute:
     content_hash: HexHash  # a file name in a library: hex only, so it stays inside it
     name: str = ""
     kind: str = ""
+    file: Annotated[str, Field(pattern=r"^([0-9a-f]{16})?$")] = ""  # the library file's id
+    word: str = ""
 
 
 @dataclass

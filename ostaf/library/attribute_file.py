@@ -39,6 +39,8 @@ class Attribute:
     # The tuning model's own embedding of each shifted token (same keys): with the shift,
     # the learned word as other tools take it (a textual-inversion embedding).
     shift_bases: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The file it was read from (not part of its content): a library file's name is its id.
+    source: Path | None = field(default=None, compare=False)
 
     def content_hash(self) -> str:
         """Hash of the factors (and shifts): equal hashes, the same attribute."""
@@ -113,7 +115,7 @@ def load_attribute(path: Path | str) -> Attribute:
             f"{path}: unexpected tensor {extra[0]}; not an OSTAF attribute file"
         )
     _validate_factors(meta, factors, path)
-    attribute = Attribute(meta, factors, shifts, bases)
+    attribute = Attribute(meta, factors, shifts, bases, source=path)
     _validate_shifts(attribute, path)
     return attribute
 

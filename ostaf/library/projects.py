@@ -65,6 +65,7 @@ from ostaf.library.project_paths import (
     skipped_link,
 )
 from ostaf.limits import MAX_NOTES
+from ostaf.method.words import attribute_word, check_word, choose_word, tuned_on_demo
 
 if TYPE_CHECKING:
     from ostaf.library.attribute_file import Attribute
@@ -457,6 +458,51 @@ class Project:
         if default_lambda is not None:
             changes["default_lambda"] = float(default_lambda)
         return self.edit_attribute(ref, lambda meta: replace(meta, **changes))
+
+    def words(self, but: str = "") -> dict[str, str]:
+        """The words of the project's attributes (lower case) and whose they are, leaving
+        out the attribute `but` (an id)."""
+        return {
+            attribute_word(e.meta).lower(): e.meta.name for e in self.attributes() if e.id != but
+        }
+
+    def check_new_word(self, ref: str, word: str) -> str:
+        """`word` as it would be stored for the attribute `ref`; ProjectError when it is no
+        word or another attribute of the project has it."""
+        entry = self.find_attribute(ref)
+        try:
+            word = check_word(word)
+        except SettingsError as exc:
+            raise ProjectError(str(exc)) from exc
+        owner = self.words(but=entry.id).get(word)
+        if owner is not None:
+            raise ProjectError(
+                f"'{owner}' already uses the word '{word}' in this project; choose another, "
+                f"e.g. {self.free_word(demo=tuned_on_demo(entry.meta))}"
+            )
+        return word
+
+    def free_word(self, demo: bool) -> str:
+        """The word a new attribute of this project gets (ostaf.method.words)."""
+        return choose_word(self.words(), demo)
+
+    def change_word(self, ref: str, renamed: Attribute, was: str) -> AttributeEntry:
+        """Write `renamed`, the attribute `ref` with another word (see
+        ostaf.method.word_rebase), over its file, which keeps its name, so its id stays.
+        Inside the lock the file must still hold the attribute it was made from (`was`: that
+        one's content hash) and no other attribute may have the word."""
+        from ostaf.library.attribute_file import load_attribute, save_attribute
+
+        with self.locked():
+            entry = self.find_attribute(ref)
+            word = self.check_new_word(entry.id, attribute_word(renamed.meta))
+            if load_attribute(entry.path).content_hash() != was:
+                raise ProjectError(
+                    f"'{entry.meta.name}' changed while its new word '{word}' was worked out; "
+                    "give it the word again"
+                )
+            save_attribute(entry.path, renamed)
+            return AttributeEntry(entry.path, renamed.meta)
 
     def change_tags(
         self, ref: str, add: Iterable[str] = (), remove: Iterable[str] = ()

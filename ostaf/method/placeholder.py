@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 import torch
 from torch import nn
 
+from ostaf.errors import SettingsError
 from ostaf.method.shift_keys import shift_key, split_shift_key
 
 Shifts = Mapping[str, torch.Tensor]  # "<encoder>.<token id>" -> (D,)
@@ -96,3 +97,21 @@ def shifted_embeddings(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def word_token_ids(
+    pipe: object, encoders: tuple[str, ...], tokenizers: tuple[str, ...], word: str
+) -> dict[str, int]:
+    """The one token id `word` is written with in each text encoder; SettingsError when any
+    tokenizer writes it with more than one token (shifts are kept per token id, and the
+    pieces of a longer word are shared with other words)."""
+    found = {}
+    for encoder, tokenizer in zip(encoders, tokenizers, strict=True):
+        ids = getattr(pipe, tokenizer)(word, add_special_tokens=False).input_ids
+        if len(ids) != 1:
+            raise SettingsError(
+                f"'{word}' is {len(ids)} tokens for this model's {tokenizer}; a placeholder "
+                "word must be one token: choose another (e.g. one the library suggests)"
+            )
+        found[encoder] = int(ids[0])
+    return found

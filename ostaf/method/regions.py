@@ -44,6 +44,8 @@ TEMPLATES = {
 # One token of the vocabulary with no trained meaning. The demo model draws "sks" in the shape
 # slot as a heart, but a placeholder it has never seen ("zqx", three byte tokens) costs the
 # untuned model most of its prompt fidelity (BENCHMARKS.md): lift is measured per reference.
+# The word of attribute files from before each attribute got its own (ostaf.method.words),
+# of the command line's tune, and of the attribute benchmark.
 DEFAULT_TOKEN = "sks"
 DEFAULT_CLASS_WORD = {
     AttributeKind.APPEARANCE: "object",

@@ -18,6 +18,7 @@ from ostaf.file_reading import MiB, UnreadableFileError, read_regular_text
 from ostaf.library.atomic import describe_os_error
 from ostaf.library.attribute_meta import AttributeMeta
 from ostaf.limits import MAX_IMAGES
+from ostaf.method.words import check_distinct_words
 from ostaf.render.naming import DEFAULT_TEMPLATE, NameTemplate, check_names, slug
 from ostaf.requests import (
     SAMPLERS,
@@ -258,6 +259,10 @@ def _variants(request: BatchRequest, metas: Mapping[Path, AttributeMeta]) -> lis
         names = tuple(metas[c.path].name for c in combination)
         kinds = tuple(str(metas[c.path].kind) for c in combination)
         for lams in itertools.product(*lists):
+            # Refused here, before a model loads, as rendering would refuse the cell.
+            check_distinct_words(
+                [(metas[c.path], lam) for c, lam in zip(combination, lams, strict=True)]
+            )
             applied = tuple(
                 AppliedAttribute(c.path, lam) for c, lam in zip(combination, lams, strict=True)
             )

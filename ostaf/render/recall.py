@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ostaf.errors import InputImageError, SettingsError
+from ostaf.errors import AttributeFileError, InputImageError, SettingsError
 from ostaf.interop.pngmeta import (
     SAMPLER_LABELS,
     SCHEDULE_LABELS,
@@ -22,7 +22,9 @@ from ostaf.interop.pngmeta import (
     parse_a1111,
     read_png,
 )
+from ostaf.library.attribute_meta import read_meta
 from ostaf.library.projects import Project
+from ostaf.method.words import attribute_word, replace_word
 from ostaf.requests import AppliedAttribute, RenderSettings, parse_size
 
 SAMPLER_BY_LABEL = {label: name for name, label in SAMPLER_LABELS.items()}
@@ -46,6 +48,8 @@ class RecalledAttribute:
     kind: str
     intensity: float
     content_hash: str
+    file: str = ""  # the library file's id when rendered (given another word, it stays)
+    word: str = ""  # the word it had when rendered ("" in older images)
     path: Path | None = None  # the live library file
     trashed: Path | None = None  # found only in a project's trash
 
@@ -129,6 +133,8 @@ def _from_record(record: ImageRecord, projects: Sequence[Project]) -> Recall:
             kind=item.kind,
             intensity=item.intensity,
             content_hash=item.content_hash,
+            file=item.file,
+            word=item.word,
         )
         for item in record.attributes
     ]
@@ -138,6 +144,8 @@ def _from_record(record: ImageRecord, projects: Sequence[Project]) -> Recall:
         _locate(item, ordered)
         if item.path is not None:
             settings.attributes.append(AppliedAttribute(item.path, item.intensity))
+            shared = sum(other.word.lower() == item.word.lower() for other in wanted) > 1
+            warnings += _follow_word(item, item.path, settings, shared)
         elif item.trashed is not None:
             warnings.append(f"'{item.name}' is in the trash ({item.trashed}); restore it first")
         else:
@@ -153,13 +161,36 @@ def _from_record(record: ImageRecord, projects: Sequence[Project]) -> Recall:
 
 
 def _locate(item: RecalledAttribute, projects: Sequence[Project]) -> None:
-    for project in projects:
-        live, trashed = project.locate_attribute(item.content_hash)  # links never followed
-        if live is not None:
-            item.path = live
-            return
-        if item.trashed is None and trashed is not None:
-            item.trashed = trashed
+    """Find the attribute by its content, else by its file (an attribute given another word
+    keeps its file, not its content)."""
+    for key in dict.fromkeys(k for k in (item.content_hash, item.file) if k):
+        for project in projects:
+            live, trashed = project.locate_attribute(key)  # links never followed
+            if live is not None:
+                item.path = live
+                return
+            if item.trashed is None and trashed is not None:
+                item.trashed = trashed
+
+
+def _follow_word(
+    item: RecalledAttribute, path: Path, settings: RenderSettings, shared: bool
+) -> list[str]:
+    """When the attribute was given another word since the image was rendered, the prompt
+    is written with the new one (at λ 1 it renders as the old did), unless another of the
+    image's attributes had the same word (which one each place meant is not known); a note
+    says so."""
+    try:
+        now = attribute_word(read_meta(path))
+    except AttributeFileError:
+        return []  # applying it reports the damage, naming the file
+    if not item.word or item.word.lower() == now.lower():
+        return []
+    if shared:
+        return [f"'{item.name}' is now written {now} (was {item.word}): write {now} where it goes"]
+    settings.prompt = replace_word(settings.prompt, item.word, now)
+    settings.negative_prompt = replace_word(settings.negative_prompt, item.word, now)
+    return [f"'{item.name}' is now written {now} (was {item.word}): the prompt says {now}"]
 
 
 def _sampling_from_parameters(values: dict[str, str], settings: RenderSettings) -> list[str]:

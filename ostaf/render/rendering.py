@@ -24,7 +24,8 @@ from ostaf import __version__
 from ostaf.interop.a1111_schedules import nearest_a1111_schedule
 from ostaf.interop.pngmeta import SAMPLER_LABELS, SCHEDULE_LABELS, a1111_parameters
 from ostaf.library.attribute_file import Attribute, check_compatible
-from ostaf.method.regions import DEFAULT_TOKEN
+from ostaf.library.projects import ATTRIBUTE_FILE_NAME
+from ostaf.method.words import attribute_word, check_distinct_words
 from ostaf.models.base_model import BaseModel
 from ostaf.models.devices import generator_for, out_of_memory_as_error, use_job_threads
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
@@ -114,31 +115,15 @@ def decode_latents(model: BaseModel, latents: torch.Tensor) -> list[Image.Image]
 
 
 def apply_attributes(model: BaseModel, applied: Sequence[tuple[Attribute, float]]) -> list[str]:
-    """Merge the attributes at their intensities into the model; returns compatibility warnings."""
+    """Merge the attributes at their intensities into the model; returns compatibility
+    warnings. Two applied (λ ≠ 0) with one word are refused before anything is merged: a
+    prompt could not say which goes where, and their learned words would add up."""
+    check_distinct_words([(attribute.meta, lam) for attribute, lam in applied])
     warnings: list[str] = []
     for attribute, _ in applied:
         warnings += check_compatible(attribute, model)
-    warnings += shared_word_warnings(applied)
     shifts = [(a.shifts, lam) for a, lam in applied if a.shifts]
     model.merger.apply([(a.factors, lam) for a, lam in applied], shifts)
-    return warnings
-
-
-def shared_word_warnings(applied: Sequence[tuple[Attribute, float]]) -> list[str]:
-    """One warning per pair of applied attributes (λ ≠ 0) that learned the same placeholder
-    word: their learned words are added to the same embedding rows, so each blurs the
-    other wherever the word is written."""
-    warnings = []
-    learned = [a for a, lam in applied if lam and a.shifts]
-    for index, first in enumerate(learned):
-        for second in learned[index + 1 :]:
-            if first.shifts.keys() & second.shifts.keys():
-                warnings.append(
-                    f"'{first.meta.name}' and '{second.meta.name}' both learned the "
-                    f"placeholder word '{first.meta.tuning.get('token', DEFAULT_TOKEN)}', so their "
-                    "words add up and blur each other; lower one's λ, or tune one again "
-                    "with Word rate 0 (--embedding-rate 0)"
-                )
     return warnings
 
 
@@ -234,6 +219,7 @@ def _metadata(
     for index, (attribute, lam) in enumerate(applied, start=1):
         suffix = "" if len(applied) == 1 else f" {index}"
         pairs.append((f"OSTAF attribute{suffix}", attribute.meta.name))
+        pairs.append((f"OSTAF word{suffix}", attribute_word(attribute.meta)))
         pairs.append((f"OSTAF lambda{suffix}", f"{lam:g}"))
     pairs.append(("Version", f"OSTAF {__version__}"))
     record = {
@@ -253,14 +239,21 @@ def _metadata(
             "fingerprint": model.fingerprint,  # our U-Net fingerprint, what attributes check
             "sha256": model.file_sha256,
         },
-        "attributes": [
-            {
-                "name": a.meta.name,
-                "kind": str(a.meta.kind),
-                "intensity": lam,
-                "content_hash": a.content_hash(),
-            }
-            for a, lam in applied
-        ],
+        "attributes": [_attribute_record(a, lam) for a, lam in applied],
     }
     return a1111_parameters(settings.prompt, settings.negative_prompt, pairs), record
+
+
+def _attribute_record(attribute: Attribute, lam: float) -> dict[str, Any]:
+    """How a PNG's record names an applied attribute: by content, its library file (a word
+    given later changes the content, not the file) and its word."""
+    record: dict[str, Any] = {
+        "name": attribute.meta.name,
+        "kind": str(attribute.meta.kind),
+        "intensity": lam,
+        "content_hash": attribute.content_hash(),
+        "word": attribute_word(attribute.meta),
+    }
+    if attribute.source is not None and ATTRIBUTE_FILE_NAME.fullmatch(attribute.source.name):
+        record["file"] = attribute.source.stem
+    return record

@@ -11,11 +11,12 @@ from PySide6.QtCore import QObject
 from ostaf.errors import OstafError
 from ostaf.library.projects import AttributeEntry, Project, filter_attributes
 from ostaf.method.regions import DEFAULT_TOKEN
+from ostaf.method.words import attribute_word
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
 
-DEFAULT_PROMPT = "a photo of a sks object"
+DEFAULT_PROMPT = f"a photo of a {DEFAULT_TOKEN} object"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def attribute_row(entry: AttributeEntry) -> AttributeRow:
         steps=int(meta.tuning.get("steps", 0) or 0),
         final_loss=_float_or_none(meta.tuning.get("final_loss")),
         tags=tuple(meta.tags),
-        token=str(meta.tuning.get("token") or DEFAULT_TOKEN),
+        token=attribute_word(meta),
     )
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from ostaf.interop.lora_formats import DEFAULT_FORMAT, FORMAT_USE
+from ostaf.errors import SettingsError
+from ostaf.interop.lora_formats import DEFAULT_FORMAT, FORMAT_USE, word_advice, word_path
+from ostaf.method.words import attribute_word
 from ostaf.render.naming import slug
 from ostaf_desktop.backend import LoraRequest, LoraWritten
 from ostaf_desktop.jobs import Job, JobKind, JobState
@@ -45,6 +47,7 @@ class LoraExportViewModel(ViewModel):
     running = Observable(False)
     can_export = Observable(False)
     hint = Observable("")
+    word_note = Observable("")  # the attribute's word and how other tools take it
     result_text = Observable("")
     written = Observable[Path | None](None)
 
@@ -101,7 +104,6 @@ class LoraExportViewModel(ViewModel):
                 f"Wrote {done.path}: a {done.format} LoRA for {done.target}, "
                 f"{done.layers} layer{'s' * (done.layers != 1)}. "
                 f"Weight 1 in other tools = λ {done.intensity:g}."
-                + (f" {done.advice}." if done.advice else "")
             )
             self._session.notify(f"Exported '{self.attribute_name}' as a LoRA: {done.path}")
         elif job.state is JobState.FAILED and job.error is not None:
@@ -125,9 +127,24 @@ class LoraExportViewModel(ViewModel):
         if name in ("format", "intensity", "out_path", "overwrite", "attribute_id", "written"):
             self._update()
 
+    def _word_file(self, out: Path) -> Path | None:
+        """Where the attribute's learned word goes beside the LoRA at `out`, if it has one."""
+        entry = self._library.entry(self.attribute_id)
+        if entry is None or not entry.meta.shifts:
+            return None
+        try:
+            return word_path(out, attribute_word(entry.meta))
+        except SettingsError:
+            return None  # the export says why, naming the word
+
     def _update(self) -> None:
         text = self.out_path.strip()
         out = Path(text).expanduser() if text else None
+        row = self._library.row(self.attribute_id)
+        # Only the embedding's name is shown: it is the word's, whatever the LoRA's folder.
+        shown = self._word_file(out or Path(f"lora{SUFFIX}"))
+        self.word_note = f"{word_advice(row.token, shown)}." if row is not None else ""
+        word_file = self._word_file(out) if out is not None else None
         lam = float(self.intensity)
         if self.running:
             hint, ok = "Writing…", False
@@ -137,9 +154,20 @@ class LoraExportViewModel(ViewModel):
             hint, ok = f"The LoRA file name must end in {SUFFIX}", False
         elif not 0 < lam <= 2:
             hint, ok = "λ must be above 0 and at most 2 (a LoRA at λ 0 changes nothing)", False
+        elif word_file == out:
+            hint, ok = (
+                f"{out.name} is where the attribute's word goes: name the LoRA otherwise",
+                False,
+            )
         elif out.exists() and not self.overwrite and self.written is not None:
             # Just written: not a problem to report next to the success.
             hint, ok = f"To write {out.name} again, tick Replace or choose another name", False
+        elif word_file is not None and word_file.exists() and not self.overwrite:
+            hint, ok = (
+                f"{word_file.name} (the attribute's word) already exists there: choose another "
+                "folder or tick Replace",
+                False,
+            )
         elif out.exists() and not self.overwrite:
             hint, ok = f"{out.name} already exists: choose another name or tick Replace", False
         else:

@@ -27,6 +27,7 @@ from ostaf_desktop.viewmodels.resume import ResumeViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
 from ostaf_desktop.viewmodels.settings import DIALOG_FIELDS
 from ostaf_desktop.viewmodels.tuning import TuningViewModel
+from ostaf_desktop.viewmodels.words import WordsViewModel
 from ostaf_desktop.worker import BackendFactory, JobController
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,15 @@ class MainViewModel(ViewModel):
         self.jobs = JobController(backend_factory, self)
         self.projects = ProjectsViewModel(self.session, store, self)
         self.library = LibraryViewModel(self.session, self.projects, self)
+        self.words = WordsViewModel(self.session, self.jobs, self.projects, self.library, self)
         self.reference = ReferenceViewModel(self.session, self.projects, self)
         self.results = ResultsViewModel(self.session, self)
         self.tuning = TuningViewModel(
-            self.session, self.jobs, self.projects, self.reference, self.library, self
+            self.session, self.jobs, self.projects, self.reference, self.library, self.words, self
         )
         self.resume = ResumeViewModel(self.session, self.projects, self.tuning, self)
         self.rendering = RenderViewModel(
-            self.session, self.jobs, self.projects, self.library, self.results, self
+            self.session, self.jobs, self.projects, self.library, self.words, self.results, self
         )
         self.editor = AttributeEditorViewModel(self.library, self)
         self.transfer = AttributeTransferViewModel(self.session, self.projects, self.library, self)

@@ -30,6 +30,7 @@ from ostaf_desktop.viewmodels.library import DEFAULT_PROMPT, LibraryViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.results import ResultsViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
+from ostaf_desktop.viewmodels.words import WordsViewModel
 from ostaf_desktop.worker import JobController
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,8 @@ class RenderViewModel(ViewModel):
     preview_image = Observable[QImage | None](None)
     preview_caption = Observable("Tick an attribute in the library to preview it")
     preview_pending = Observable(False)
-    # What the last preview or render warned about the applied attributes (e.g. two that
-    # learned the same word), one per line: too long for the status bar.
+    # What the last preview or render warned about the applied attributes (e.g. one tuned on
+    # another version of the model), one per line: too long for the status bar.
     warnings = Observable("")
     rendering = Observable(False)
     render_step = Observable(0)
@@ -94,6 +95,7 @@ class RenderViewModel(ViewModel):
         jobs: JobController,
         projects: ProjectsViewModel,
         library: LibraryViewModel,
+        words: WordsViewModel,
         results: ResultsViewModel,
         parent: QObject | None = None,
     ) -> None:
@@ -102,6 +104,7 @@ class RenderViewModel(ViewModel):
         self._jobs = jobs
         self._projects = projects
         self._library = library
+        self._words = words
         self._results = results
         self._render_job: Job | None = None
         self._preview_job: Job | None = None
@@ -118,6 +121,7 @@ class RenderViewModel(ViewModel):
         self._remember.timeout.connect(self.remember)
         results.changed.connect(lambda name, _: name == "items" and self._remember.start())
         library.changed.connect(self._on_library_changed)
+        words.changed.connect(self._on_words_changed)
         session.changed.connect(self._on_session_changed)
         projects.changed.connect(lambda *_: self._update_can_render())
         projects.closing.connect(self._save_state)
@@ -136,15 +140,32 @@ class RenderViewModel(ViewModel):
         self._remember.stop()
         self.preview_pending = False
 
+    def insert_word(self, word: str, position: int) -> int:
+        """Write an attribute's `word` into the prompt at `position` (a character index),
+        with a space on each side where a word touches it; returns the position after it."""
+        text = self.prompt if self.prompt.strip() else ""
+        position = max(0, min(position, len(text)))
+        before, after = text[:position], text[position:]
+        lead = " " if before and not before[-1].isspace() else ""
+        trail = " " if after and not after[0].isspace() and after[0] not in ",.;:!?" else ""
+        self.prompt = f"{before}{lead}{word}{trail}{after}"
+        return len(before) + len(lead) + len(word)
+
     def roll_seed(self) -> None:
         self.seed = random.randint(0, MAX_SEED)
 
     def request_preview(self) -> None:
-        """Ask for a quick preview; requests within the debounce interval collapse into one."""
-        if not self._library.applied:
+        """Ask for a quick preview; requests within the debounce interval collapse into one.
+        Ticked attributes that share a word are not previewed: the panel says why."""
+        if not self._library.applied or self._words.clash:
             self._debounce.stop()
             self.preview_image = None
-            self.preview_caption = "Tick an attribute in the library to preview it"
+            self.preview_pending = False
+            self.preview_caption = (
+                "Not previewed: two ticked attributes share a word"
+                if self._library.applied
+                else "Tick an attribute in the library to preview it"
+            )
             self.warnings = ""
             return
         self.preview_pending = True
@@ -284,6 +305,11 @@ class RenderViewModel(ViewModel):
             self.request_preview()
             self._update_can_render()
 
+    def _on_words_changed(self, name: str, value: object) -> None:
+        if name == "clash":
+            self.request_preview()
+            self._update_can_render()
+
     def _on_session_changed(self, name: str, value: object) -> None:
         if name == "model":
             info = self._session.model
@@ -328,6 +354,8 @@ class RenderViewModel(ViewModel):
     def _update_can_render(self) -> None:
         if self.rendering:
             hint, ok = "Rendering…", False
+        elif self._words.clash:
+            hint, ok = "Give one of the ticked attributes a word of its own first", False
         elif self.output_dir() is None:
             hint, ok = "Open a project (or choose an output folder in Settings)", False
         else:

@@ -14,7 +14,7 @@ from ostaf.library.attribute_meta import clip_name
 from ostaf.library.projects import Project
 from ostaf.library.staging import staging_path
 from ostaf.method.previews import preview_prompt
-from ostaf.method.regions import AttributeKind, suggested_caption
+from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, suggested_caption
 from ostaf.method.tuning_checkpoint import discard, read_sidecar
 from ostaf.models.demo_model import is_demo_source
 from ostaf.requests import (
@@ -44,6 +44,7 @@ from ostaf_desktop.viewmodels.library import LibraryViewModel
 from ostaf_desktop.viewmodels.projects import ProjectsViewModel
 from ostaf_desktop.viewmodels.reference import ReferenceViewModel
 from ostaf_desktop.viewmodels.session import SessionViewModel
+from ostaf_desktop.viewmodels.words import WordsViewModel
 from ostaf_desktop.worker import JobController
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class TuningViewModel(ViewModel):
     words_available = Observable(False)  # the demo model: its world's words describe a picture
     words_open = Observable(False)  # the word picker is shown
     name = Observable("")
+    word = Observable("")  # what the new attribute will be written as in prompts
     preset = Observable(DEFAULT_PRESET)
     steps = Observable(preset_steps(AttributeKind.APPEARANCE, DEFAULT_PRESET))
     seed = Observable(0)
@@ -125,6 +127,7 @@ class TuningViewModel(ViewModel):
         projects: ProjectsViewModel,
         reference: ReferenceViewModel,
         library: LibraryViewModel,
+        words: WordsViewModel,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -133,6 +136,7 @@ class TuningViewModel(ViewModel):
         self._projects = projects
         self._reference = reference
         self._library = library
+        self._words = words
         self._job: Job | None = None
         self._project: Project | None = None
         self._pil_previews: list[tuple[int, Any]] = []
@@ -145,6 +149,8 @@ class TuningViewModel(ViewModel):
         reference.changed.connect(self._on_reference_changed)
         library.changed.connect(self._on_library_changed)
         session.changed.connect(self._on_session_changed)
+        words.changed.connect(self._on_words_changed)
+        self.word = words.next_word
         self._update_can_tune()
 
     # -- actions -------------------------------------------------------------------------
@@ -170,6 +176,7 @@ class TuningViewModel(ViewModel):
                 rank=int(self.rank),
                 seed=int(self.seed),
                 class_word=self.class_word.strip(),
+                token=self.word or DEFAULT_TOKEN,  # one no attribute of the project has
                 caption=" ".join(self.caption.split()),
                 crop=self._reference.crop,
                 mask=mask,
@@ -221,10 +228,11 @@ class TuningViewModel(ViewModel):
             reference.set_crop(settings.crop)
             if settings.mask is None or not reference.load_mask(settings.mask):
                 reference.clear_mask()
-        self.kind, self.class_word, self.name = (
+        self.kind, self.class_word, self.name, self.word = (
             str(settings.kind),
             settings.class_word,
             request.name,
+            settings.token,
         )
         if settings.caption:  # runs from before the description keep the kind's suggestion
             self._set_suggestion(settings.caption)  # the run's own, not an edit of it
@@ -323,6 +331,7 @@ class TuningViewModel(ViewModel):
         self._job = None
         self._projects.busy_slug = ""
         self.running, self.cancelling = False, False
+        self.word = self._words.next_word  # a resumed run showed its own
         self.time_text = f"{format_duration(self._elapsed_s)} elapsed" if self._elapsed_s else ""
         request: TuneJob = job.request
         saved = read_sidecar(request.checkpoint) if request.checkpoint is not None else None
@@ -486,6 +495,10 @@ class TuningViewModel(ViewModel):
     def _on_library_changed(self, name: str, value: object) -> None:
         if name == "selected_id" and not self.running:
             self.show_run(str(value))
+
+    def _on_words_changed(self, name: str, value: object) -> None:
+        if name == "next_word" and not self.running:  # a running one keeps its own
+            self.word = str(value)
 
     def _update_can_tune(self) -> None:
         if self.running:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import html
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QInputDialog,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -20,6 +22,7 @@ from ostaf_desktop.binding import bind, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.viewmodels.attribute_editor import AttributeEditorViewModel
 from ostaf_desktop.viewmodels.library import AttributeRow, LibraryViewModel
+from ostaf_desktop.viewmodels.words import WordsViewModel
 from ostaf_desktop.widgets.layout import label, show_start
 
 
@@ -43,11 +46,13 @@ class AttributeDetails(QWidget):
         self,
         library: LibraryViewModel,
         editor: AttributeEditorViewModel,
+        words: WordsViewModel,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.library = library
         self.editor = editor
+        self.words = words
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 2, 0, 0)
         layout.setSpacing(4)
@@ -64,6 +69,14 @@ class AttributeDetails(QWidget):
         self.default_lambda.setToolTip("The λ this attribute starts at when ticked")
         self.keep_lambda = QPushButton()
         self.keep_lambda.setToolTip("Make the λ set in the Render panel this attribute's default")
+        self.word = label(role="value")
+        self.word.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.word.setToolTip("The attribute's own word: write it in prompts where it goes")
+        self.change_word = QPushButton("Change…")
+        self.change_word.setToolTip(
+            "Give the attribute another word (one token, no other attribute of the project's): "
+            "its learned word moves with it, so at λ 1 the new word renders as the old one did"
+        )
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("Notes about this attribute…")
         self.notes.setFixedHeight(46)
@@ -78,7 +91,11 @@ class AttributeDetails(QWidget):
         lam_row = QHBoxLayout()
         lam_row.addWidget(self.default_lambda)
         lam_row.addWidget(self.keep_lambda, 1)
+        word_row = QHBoxLayout()
+        word_row.addWidget(self.word, 1)
+        word_row.addWidget(self.change_word)
         form.addRow("Name", self.name)
+        form.addRow("Word", word_row)
         form.addRow("Tags", self.tags)
         form.addRow("λ", lam_row)
         form.addRow("Notes", self.notes)
@@ -95,6 +112,8 @@ class AttributeDetails(QWidget):
         self.save.clicked.connect(editor.save)
         self.revert.clicked.connect(editor.revert)
         self.keep_lambda.clicked.connect(self._keep_lambda)
+        self.change_word.clicked.connect(self.ask_word)
+        bind(words, "renaming", self.change_word, "enabled", convert=lambda busy: not busy)
         bind(editor, "name", self.name)
         bind_to(editor, "name", lambda _: show_start(self.name), self)
         bind(editor, "tags", self.tags)
@@ -112,7 +131,24 @@ class AttributeDetails(QWidget):
         if row is not None:
             self.facts.setText(describe(row))
             self.facts.setToolTip(provenance(row))
+            self.word.setText(row.token)
         self._update_keep_lambda()
+
+    def ask_word(self) -> None:
+        """Ask for the selected attribute's new word (a free one is offered)."""
+        row = self.library.row(self.editor.editing_id)
+        if row is None:
+            return
+        word, ok = QInputDialog.getText(
+            self,
+            "Attribute word",
+            f"A new word for '{row.name}' (now {row.token}), one no other attribute of the "
+            "project has:",
+            QLineEdit.EchoMode.Normal,
+            self.words.suggestion(),
+        )
+        if ok and word.strip():
+            self.words.change_word(row.id, word)
 
     def _current(self) -> float | None:
         return self.library.intensity(self.editor.editing_id)

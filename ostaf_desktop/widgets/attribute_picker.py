@@ -3,6 +3,8 @@ optional class word and name, a quality preset and the advanced values."""
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
@@ -139,6 +141,13 @@ class AttributePicker(QWidget):
         self.words = WorldWordPicker(vm)
         self.name = QLineEdit()
         self.name.setPlaceholderText("optional, e.g. Blue crackle glaze")
+        self.word = label(role="hint", wrap=True)
+        self.word.setToolTip(
+            "The new attribute's own word: write it in prompts where the attribute goes, and "
+            "attributes combine, each in its place (no other attribute of the project has it; "
+            "the library can change it later)"
+        )
+        self.word.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.preset = compact_combo(12)
         for key, preset in PRESETS.items():
             self.preset.addItem(f"{preset.name} — {preset.steps} steps", key)
@@ -147,6 +156,7 @@ class AttributePicker(QWidget):
         form.addRow("Description", description)
         form.addRow(self.words)
         form.addRow("Name", self.name)
+        form.addRow("Word", self.word)
         form.addRow("Quality", self.preset)
         layout.addLayout(form)
 
@@ -208,6 +218,7 @@ class AttributePicker(QWidget):
         bind_to(vm, "words_available", lambda _: self._show_words(), self)
         bind(vm, "name", self.name)
         bind_to(vm, "name", lambda _: show_start(self.name), self)
+        bind_to(vm, "word", self._show_word, self)
         bind_combo(vm, "preset", self.preset)
         bind(vm, "advanced_open", self.advanced_toggle, "checked")
         bind_to(vm, "advanced_open", self._show_advanced, self)
@@ -226,6 +237,14 @@ class AttributePicker(QWidget):
         self.class_word.setPlaceholderText(f"optional, e.g. {examples.class_words}")
         for kind, card in self.cards.items():
             card.example.setText(examples.kinds[kind])
+
+    def _show_word(self, word: str) -> None:
+        shown = html.escape(word)
+        self.word.setText(
+            f"<b style='color:#e8ecf3'>{shown}</b> — write it in prompts where the attribute goes"
+            if word
+            else ""
+        )
 
     def _show_kind(self, kind: str) -> None:
         card = self.cards.get(AttributeKind(kind))

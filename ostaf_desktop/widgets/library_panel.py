@@ -23,6 +23,7 @@ from ostaf_desktop.icons import icon
 from ostaf_desktop.qt_images import qimage_from_data_url
 from ostaf_desktop.viewmodels.attribute_editor import AttributeEditorViewModel
 from ostaf_desktop.viewmodels.library import AttributeRow, LibraryViewModel
+from ostaf_desktop.viewmodels.words import WordsViewModel
 from ostaf_desktop.widgets.attribute_details import AttributeDetails
 from ostaf_desktop.widgets.layout import Section, label, tool_button
 from ostaf_desktop.widgets.thumbnails import square_icon
@@ -34,7 +35,7 @@ ATTRIBUTE_SUFFIX = ".safetensors"
 
 def item_text(row: AttributeRow) -> str:
     tags = "  " + " ".join(f"#{t}" for t in row.tags) if row.tags else ""
-    return f"{row.name}\n{row.kind} · λ {row.default_lambda:g}{tags}"
+    return f"{row.name}\n{row.kind} · {row.token} · λ {row.default_lambda:g}{tags}"
 
 
 def attribute_icon(row: AttributeRow, side: int = THUMB) -> QIcon:
@@ -58,6 +59,7 @@ class LibraryPanel(Section):
         self,
         vm: LibraryViewModel,
         editor: AttributeEditorViewModel,
+        words: WordsViewModel,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__("Library", parent)
@@ -91,7 +93,7 @@ class LibraryPanel(Section):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setToolTip("Tick attributes to apply them together; each gets its own λ")
         self.summary = label(role="hint")
-        self.details = AttributeDetails(vm, editor)
+        self.details = AttributeDetails(vm, editor, words)
         self.problems = label(role="warning", wrap=True)
         self.body.addLayout(search_row)
         self.body.addWidget(self.empty)
@@ -125,7 +127,10 @@ class LibraryPanel(Section):
                 Qt.CheckState.Checked if row.id in applied else Qt.CheckState.Unchecked
             )
             tags = f"\ntags: {', '.join(row.tags)}" if row.tags else ""
-            item.setToolTip(f"{row.name} — {row.kind}, default λ {row.default_lambda:g}{tags}")
+            item.setToolTip(
+                f"{row.name} — {row.kind}, written {row.token} in prompts, "
+                f"default λ {row.default_lambda:g}{tags}"
+            )
             self.list.addItem(item)
             if row.id == self.vm.selected_id:
                 self.list.setCurrentItem(item)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -64,6 +64,9 @@ class LoraExportDialog(ScreenFittedDialog):
         form.addRow("λ", self.intensity)
         form.addRow("File", out_row)
         form.addRow("", self.overwrite)
+        self.word_note = label(role="hint", wrap=True)
+        self.word_note.setTextFormat(Qt.TextFormat.PlainText)
+        form.addRow("Word", self.word_note)
         self.hint = label(role="hint", wrap=True)
         self.outcome = label(wrap=True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -91,6 +94,7 @@ class LoraExportDialog(ScreenFittedDialog):
         bind(vm, "out_path", self.out)
         bind(vm, "overwrite", self.overwrite)
         bind(vm, "hint", self.hint, "text")
+        bind(vm, "word_note", self.word_note, "text")
         bind(vm, "result_text", self.outcome, "text")
         bind(vm, "can_export", self.export, "enabled")
         bind_to(vm, "written", lambda path: self.show_folder.setVisible(path is not None), self)

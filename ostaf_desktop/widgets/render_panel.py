@@ -18,12 +18,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ostaf.method.words import replace_word
 from ostaf_desktop.binding import bind, bind_combo, bind_plain_text, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.prompt_examples import PromptExamples
 from ostaf_desktop.qt_images import display_pixmap
 from ostaf_desktop.viewmodels.library import AppliedEntry, LibraryViewModel
 from ostaf_desktop.viewmodels.rendering import MAX_SEED, RenderViewModel
+from ostaf_desktop.viewmodels.words import WordsViewModel
 from ostaf_desktop.widgets.intensity_slider import IntensitySlider
 from ostaf_desktop.widgets.layout import (
     Section,
@@ -67,11 +69,17 @@ class RenderPanel(Section):
     """The prompt form, the applied attributes' λ sliders, the preview and Render."""
 
     def __init__(
-        self, vm: RenderViewModel, library: LibraryViewModel, parent: QWidget | None = None
+        self,
+        vm: RenderViewModel,
+        library: LibraryViewModel,
+        words: WordsViewModel,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__("Render", parent)
         self.vm = vm
         self.library = library
+        self.words = words
+        self._examples: PromptExamples | None = None
         self.prompt = QPlainTextEdit()
         self.prompt.setFixedHeight(58)
         self.negative = QPlainTextEdit()
@@ -107,6 +115,14 @@ class RenderPanel(Section):
         self.no_attributes = label(
             "Tick attributes in the library to apply them", "hint", wrap=True
         )
+        # Two ticked attributes with one word: said in one line, fixed in one click.
+        self.clash = label(role="warning", wrap=True)
+        self.clash.setTextFormat(Qt.TextFormat.PlainText)
+        self.clash_fix = QPushButton()
+        self.clash_fix.setToolTip(
+            "Give it the next free word; its learned word moves with it (at λ 1 the new word "
+            "renders as the old one did)"
+        )
         self.preview = PreviewImage()
         self.caption = label(role="hint", wrap=True)
         # Whole sentences that say what to change: wrapped, never cut off.
@@ -126,6 +142,8 @@ class RenderPanel(Section):
         self.body.addWidget(label("Applied attributes", "title"))
         self.body.addWidget(self.no_attributes)
         self.body.addLayout(self.sliders_box)
+        self.body.addWidget(self.clash)
+        self.body.addWidget(self.clash_fix)
         self.body.addWidget(self.preview, 1)
         self.body.addWidget(self.caption)
         self.body.addWidget(self.warnings)
@@ -134,6 +152,14 @@ class RenderPanel(Section):
         self.body.addWidget(self.render_hint)
 
         self.dice.clicked.connect(vm.roll_seed)
+        self.clash_fix.clicked.connect(lambda: words.give_own_word())
+        bind(words, "clash", self.clash, "text")
+        bind(words, "clash", self.clash, "visible", convert=bool)
+        bind(words, "clash_fix", self.clash_fix, "text")
+        bind(words, "clash", self.clash_fix, "visible", convert=bool)
+        bind(words, "renaming", self.clash_fix, "enabled", convert=lambda busy: not busy)
+        bind_to(library, "rows", lambda _: self._show_sliders(library.applied), self)
+        bind_to(words, "next_word", lambda _: self._show_placeholder(), self)
         self.render_button.clicked.connect(vm.render)
         bind_plain_text(vm, "prompt", self.prompt)
         bind_plain_text(vm, "negative_prompt", self.negative)
@@ -160,11 +186,24 @@ class RenderPanel(Section):
 
     def show_examples(self, examples: PromptExamples) -> None:
         """Example prompts the model in use can draw."""
+        self._examples = examples
+        self._show_placeholder()
+        self.negative.setPlaceholderText(f"negative prompt (optional), e.g. {examples.negative}")
+
+    def _show_placeholder(self) -> None:
+        """The example prompt, written with the first ticked attribute's word (else the word
+        the next attribute gets)."""
+        examples = self._examples
+        if examples is None:
+            return
+        rows = [self.library.row(a.id) for a in self.library.applied]
+        words = [row.token for row in rows if row is not None]
+        word = words[0] if words else (self.words.next_word or examples.token)
+        prompt = replace_word(examples.prompt, examples.token, word)
         self.prompt.setPlaceholderText(
-            f"e.g. {examples.prompt} — '{examples.token}' names the attribute; "
+            f"e.g. {prompt} — '{word}' names the attribute (click a word below to insert it); "
             "empty: the attribute's own prompt"
         )
-        self.negative.setPlaceholderText(f"negative prompt (optional), e.g. {examples.negative}")
 
     def _fill_sizes(self, options: tuple[tuple[str, str], ...]) -> None:
         current = self.vm.size
@@ -192,22 +231,34 @@ class RenderPanel(Section):
         for entry in applied:
             found = existing.get(entry.id)
             if found is None:
-                slider = IntensitySlider(entry.name, entry.intensity, self)
+                slider = IntensitySlider(entry.name, entry.intensity, parent=self)
                 slider.setObjectName(entry.id)
                 slider.intensity_changed.connect(
                     lambda value, i=entry.id: self.library.set_intensity(i, value)
                 )
+                slider.word_clicked.connect(self.insert_word)
                 self.sliders_box.addWidget(slider)
             else:
                 slider = found
                 if abs(slider.intensity - entry.intensity) > 1e-6:
                     slider.set_intensity(entry.intensity)
             slider.name.setText(entry.name)
+            row = self.library.row(entry.id)
+            slider.set_word(row.token if row is not None else "")
         sliders = [s for s in self.sliders() if s.objectName() in wanted]
         width = max((s.name_width() for s in sliders), default=0)
         for slider in sliders:  # one name column: the sliders line up
             slider.set_name_width(width)
         self.no_attributes.setVisible(not applied)
+        self._show_placeholder()
+
+    def insert_word(self, word: str) -> None:
+        """Write `word` into the prompt at the cursor (spaced from its neighbours)."""
+        cursor = self.prompt.textCursor()
+        position = self.vm.insert_word(word, cursor.position())
+        cursor.setPosition(min(position, len(self.prompt.toPlainText())))
+        self.prompt.setTextCursor(cursor)
+        self.prompt.setFocus()
 
     def sliders(self) -> list[IntensitySlider]:
         """The λ sliders, in the order the attributes were ticked."""

@@ -27,8 +27,10 @@ def make_attribute(
     rank: int = 4,
     default_lambda: float = 1.0,
     region: Region | None = None,
+    word: str = "",
 ) -> Attribute:
-    """A valid attribute for `model` with seeded random factors A (out, r), B (r, in)."""
+    """A valid attribute for `model` with seeded random factors A (out, r), B (r, in), named
+    in prompts by `word` (none recorded: `sks`, as in files from before words)."""
     region = region or REGION_BY_KIND[kind]
     paths = sorted(region.select(n for n, _ in model.unet.named_modules()))
     generator = torch.Generator().manual_seed(seed)
@@ -53,7 +55,12 @@ def make_attribute(
             thumbnail=thumbnail_data_url(draw_reference(colour="blue")),
             file_name=f"reference-{seed}.png",
         ),
-        tuning={"steps": 0, "resolution": model.resolution, "family": model.family.id},
+        tuning={
+            "steps": 0,
+            "resolution": model.resolution,
+            "family": model.family.id,
+            **({"token": word} if word else {}),
+        },
         default_lambda=default_lambda,
     )
     return Attribute(meta, factors)

@@ -41,7 +41,7 @@ FAST_ARGS = ["--steps", "2", "--sampler", "ddim", "--size", "32x32", "--guidance
 def attributes(demo: BaseModel, tmp_path_factory: pytest.TempPathFactory) -> dict[Path, Attribute]:
     folder = tmp_path_factory.mktemp("attributes")
     look = make_attribute(demo, AttributeKind.APPEARANCE, 1, "Blue glaze", default_lambda=1.2)
-    pose = make_attribute(demo, AttributeKind.SHAPE, 2, "Pose")
+    pose = make_attribute(demo, AttributeKind.SHAPE, 2, "Pose", word="cat")
     return {
         save_attribute(folder / "look.safetensors", look): look,
         save_attribute(folder / "pose.safetensors", pose): pose,

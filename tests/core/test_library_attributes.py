@@ -259,7 +259,7 @@ def test_library_command(
     assert code == 0 and "λ 1.5" in out and "[glaze]" in out
     code, out, _ = run("library", "list", "--project", "Cli", "--tag", "glaze")
     assert code == 0 and out.splitlines() == [
-        f"{ids['Blue glaze']}  appearance  λ 1.5   Cobalt  [glaze]"
+        f"{ids['Blue glaze']}  appearance  sks     λ 1.5   Cobalt  [glaze]"
     ]
     code, out, _ = run(
         "library", "show", "--project", "Cli", "cobalt", "--thumbnail", str(tmp_path / "t.png")

@@ -26,7 +26,7 @@ def test_recall_finds_settings_and_library_files(
     model: BaseModel, home: Path, tmp_path: Path
 ) -> None:
     look = make_attribute(model, AttributeKind.APPEARANCE, 7, "Glaze")
-    pose = make_attribute(model, AttributeKind.SHAPE, 8, "Pose")
+    pose = make_attribute(model, AttributeKind.SHAPE, 8, "Pose", word="cat")
     project = ProjectStore().create("Recall")
     entries = [
         project.import_attribute(save_attribute(tmp_path / f"{a.meta.name}.safetensors", a)).entry

@@ -27,7 +27,7 @@ from ostaf.method.placeholder import placeholder_ids, shifted_embeddings
 from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning import tune
 from ostaf.models.base_model import BaseModel
-from ostaf.render.rendering import apply_attributes, shared_word_warnings
+from ostaf.render.rendering import apply_attributes
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 from ostaf.service import OstafService
 from tests.core.attribute_factory import make_attribute
@@ -103,17 +103,12 @@ def test_rendering_adds_lambda_times_the_shift_and_restores_exactly(
     token_id = int(key.rsplit(".", 1)[1])
     weight = model.pipe.text_encoder.get_input_embeddings().weight
     before = weight.detach().clone()
-    other = Attribute(
-        learned.meta, learned.factors, {key: torch.full_like(learned.shifts[key], 0.1)}
-    )
-    warnings = apply_attributes(model, [(learned, 0.5), (other, 2.0)])
-    # Two words on one placeholder add up: the user is told, naming both.
-    shared = [w for w in warnings if "both learned the placeholder word" in w]
-    assert len(shared) == 1 and shared[0].count(f"'{learned.meta.name}'") == 2
-    assert not shared_word_warnings([(learned, 0.5), (other, 0.0)])  # λ 0 adds nothing
-    assert not shared_word_warnings(
-        [(learned, 0.5), (Attribute(learned.meta, learned.factors), 1.0)]
-    )
+    apply_attributes(model, [(learned, 0.5)])
+    torch.testing.assert_close(weight[token_id], before[token_id] + 0.5 * learned.shifts[key])
+    # Shifts of one token id add up (two attributes with one word are refused before this:
+    # tests/core/test_words.py).
+    other = {key: torch.full_like(learned.shifts[key], 0.1)}
+    model.merger.apply([], [(learned.shifts, 0.5), (other, 2.0)])
     expected = before[token_id] + 0.5 * learned.shifts[key] + 2.0 * 0.1
     torch.testing.assert_close(weight[token_id], expected)
     rows = torch.ones(weight.shape[0], dtype=torch.bool)
@@ -268,8 +263,8 @@ def test_export_writes_the_learned_word_as_an_embedding_beside_the_lora(
 ) -> None:
     out = tmp_path / "glaze.safetensors"
     done = export_lora(learned, out, "kohya", intensity=0.5)
-    assert done.word == tmp_path / "glaze-word.safetensors"
-    assert done.metadata["ostaf.word"] == "glaze-word"
+    assert done.word == tmp_path / "sks.safetensors"  # named after the word
+    assert done.metadata["ostaf.word"] == "sks"
     word = load_file(str(done.word))
     (key,) = learned.meta.shifts
     expected = learned.shift_bases[key] + 0.5 * learned.shifts[key]
@@ -280,14 +275,16 @@ def test_export_writes_the_learned_word_as_an_embedding_beside_the_lora(
     row = model.pipe.text_encoder.get_input_embeddings().weight[int(key.rsplit(".", 1)[1])]
     torch.testing.assert_close(word["emb_params"][0], row)
     model.merger.restore()
-    # A name whose word file is taken is refused before anything is written.
-    (tmp_path / "clash-word.safetensors").write_bytes(b"mine")
-    with pytest.raises(SettingsError, match=r"clash-word\.safetensors already exists"):
-        export_lora(learned, tmp_path / "clash.safetensors", "kohya")
-    assert not (tmp_path / "clash.safetensors").exists()
-    assert (tmp_path / "clash-word.safetensors").read_bytes() == b"mine"
-    plain = export_lora(make_attribute(model), tmp_path / "plain.safetensors", "kohya")
-    assert plain.word is None and not (tmp_path / "plain-word.safetensors").exists()
+    # A word file that is there already is refused before anything is written.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "sks.safetensors").write_bytes(b"mine")
+    with pytest.raises(SettingsError, match=r"sks\.safetensors already exists"):
+        export_lora(learned, elsewhere / "clash.safetensors", "kohya")
+    assert not (elsewhere / "clash.safetensors").exists()
+    assert (elsewhere / "sks.safetensors").read_bytes() == b"mine"
+    plain = export_lora(make_attribute(model), elsewhere / "plain.safetensors", "kohya")
+    assert plain.word is None and plain.metadata["ostaf.word"] == "sks"
 
 
 def test_sdxl_words_use_the_two_encoder_keys(
@@ -313,9 +310,10 @@ def test_the_export_command_names_the_word_and_how_to_use_it(
     out = tmp_path / "glaze.safetensors"
     assert main(["export-lora", str(source), "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    word = tmp_path / "glaze-word.safetensors"
+    word = tmp_path / "sks.safetensors"
     assert captured.out.split() == [str(out), str(word)] and word.is_file()
-    assert "write glaze-word in prompts where OSTAF's write sks" in captured.err
+    assert "Write sks in prompts where the attribute goes, as in OSTAF" in captured.err
+    assert "put sks.safetensors (its learned word) in the tool's embeddings folder" in captured.err
 
 
 def test_diffusers_reads_the_exported_word_as_the_embedding_ostaf_renders_with(
@@ -328,14 +326,16 @@ def test_diffusers_reads_the_exported_word_as_the_embedding_ostaf_renders_with(
     done = export_lora(learned, tmp_path / "glaze.safetensors", "kohya", intensity=0.7)
     assert done.word is not None
     other = load_base_model("demo", device="cpu")  # the loader adds a token: not the shared one
-    other.pipe.load_textual_inversion(str(done.word), token=done.word.stem)
+    # diffusers adds the embedding as a new token, so it needs a name the tokenizer does not
+    # know yet; A1111/Forge and ComfyUI take the file's name, the word.
+    other.pipe.load_textual_inversion(str(done.word), token="learnedword")
     cpu = torch.device("cpu")
     apply_attributes(model, [(learned, 0.7)])
     try:
         ours = model.family.encode_prompt(model.pipe, "a sks star", cpu, (64, 64)).hidden
     finally:
         model.merger.restore()
-    prompt = f"a {done.word.stem} star"
+    prompt = "a learnedword star"
     theirs = other.family.encode_prompt(other.pipe, prompt, cpu, (64, 64)).hidden
     torch.testing.assert_close(theirs, ours)
     plain = model.family.encode_prompt(model.pipe, "a sks star", cpu, (64, 64)).hidden
@@ -355,7 +355,7 @@ def test_diffusers_reads_an_sdxl_word_into_both_encoders(
     assert done.word is not None
     word = load_file(str(done.word))
     other = load_base_model(sdxl_folder, device="cpu")
-    pipe, name = other.pipe, done.word.stem
+    pipe, name = other.pipe, "learnedword"
     pipe.load_textual_inversion(
         word["clip_l"], token=name, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer
     )

@@ -32,14 +32,14 @@ def attributes(demo: BaseModel, tmp_path_factory: pytest.TempPathFactory) -> lis
 
     folder = tmp_path_factory.mktemp("refs")
     found = []
-    for kind, colour, shape in (
-        (AttributeKind.APPEARANCE, "red", "circle"),
-        (AttributeKind.SHAPE, "blue", "triangle"),
+    for kind, colour, shape, word in (
+        (AttributeKind.APPEARANCE, "red", "circle", "sks"),
+        (AttributeKind.SHAPE, "blue", "triangle", "cat"),  # applied together: its own word
     ):
         path = folder / f"{kind}.png"
         draw_reference(colour=colour, shape=shape).save(path)
         reference = load_reference(path, demo.resolution)
-        settings = TuningSettings(kind=kind, steps=30, seed=2, learning_rate=3e-3)
+        settings = TuningSettings(kind=kind, steps=30, seed=2, learning_rate=3e-3, token=word)
         found.append(tune(demo, reference, settings, name=f"{colour} {shape}").attribute)
     return found
 

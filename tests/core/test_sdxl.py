@@ -70,7 +70,9 @@ def tuned(sdxl_session: BaseModel, reference: Path) -> tuple[TuningResult, dict]
 
 @pytest.fixture(scope="module")
 def shape(sdxl_session: BaseModel, reference: Path) -> Attribute:
-    settings = TuningSettings(kind=AttributeKind.SHAPE, steps=8, seed=2, learning_rate=3e-3)
+    settings = TuningSettings(
+        kind=AttributeKind.SHAPE, steps=8, seed=2, learning_rate=3e-3, token="ohwx"
+    )  # applied with the glaze: a word of its own
     reference_image = load_reference(reference, sdxl_session.resolution)
     return tune(sdxl_session, reference_image, settings, "XL pose").attribute
 
@@ -442,8 +444,9 @@ def test_cli_tunes_renders_and_exports_on_sdxl(
     lora = tmp_path / "look-lora.safetensors"
     assert main(["export-lora", str(out), "--out", str(lora)]) == 0
     captured = capsys.readouterr()
-    # Appearance learns its word by default: the word's embedding is written beside the LoRA.
-    word = tmp_path / "look-lora-word.safetensors"
+    # Appearance learns its word by default: the word's embedding is written beside the LoRA,
+    # named after the word.
+    word = tmp_path / "sks.safetensors"
     assert captured.out.split() == [str(lora), str(word)] and word.is_file()
     assert "for Stable Diffusion XL models" in captured.err
 

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from ostaf_desktop.backend import (
     ModelInfo,
     RenderedImage,
     TunedAttribute,
+    WordChange,
+    WordRequest,
     write_lora,
 )
 from ostaf_desktop.ui_state import UiState
@@ -40,7 +42,7 @@ from tests.attribute_files import write_attribute_file
 
 @dataclass
 class Call:
-    kind: str  # "load", "tune", "preview", "render", "batch" or "lora"
+    kind: str  # "load", "tune", "preview", "render", "batch", "lora" or "word"
     request: Any
     cancel: CancelToken
 
@@ -59,6 +61,7 @@ class FakeBackend:
     fail_tune: Exception | None = None  # raised once, after step `fail_tune_at` (state kept)
     fail_tune_at: int = 0
     tune_content: int | None = None  # the same factors for every run (a deterministic tune)
+    fail_word: OstafError | None = None  # what giving an attribute another word raises
     gate: threading.Event = field(default_factory=threading.Event)
     load_gate: threading.Event = field(default_factory=threading.Event)  # clear: loading waits
     info: ModelInfo = field(
@@ -112,7 +115,12 @@ class FakeBackend:
             raise
         content = len(self.calls) if self.tune_content is None else self.tune_content
         write_attribute_file(
-            job.out, name=job.name, kind=job.settings.kind, seed=content, steps=total
+            job.out,
+            name=job.name,
+            kind=job.settings.kind,
+            seed=content,
+            steps=total,
+            word=job.settings.token,
         )
         if job.checkpoint is not None:
             discard(job.checkpoint)
@@ -175,6 +183,26 @@ class FakeBackend:
         """The real conversion (it needs no model)."""
         self.calls.append(Call("lora", request, cancel))
         return write_lora(request)
+
+    def rebase_word(
+        self, request: WordRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> WordChange:
+        """The attribute under its new word, as the core answers but without a model: its
+        metadata changes (re-basing the learned word needs the model's embeddings; tested
+        in tests/core/test_word_rebase.py)."""
+        from ostaf.library.attribute_file import load_attribute
+        from ostaf.method.words import attribute_word, check_word, replace_word
+
+        self.calls.append(Call("word", request, cancel))
+        self._wait(cancel)
+        if self.fail_word is not None:
+            raise self.fail_word
+        attribute = load_attribute(request.attribute)
+        old, new = attribute_word(attribute.meta), check_word(request.word)
+        tuning = {**attribute.meta.tuning, "token": new}
+        tuning["prompt"] = replace_word(str(tuning.get("prompt", "")), old, new)
+        meta = replace(attribute.meta, tuning=tuning)
+        return WordChange(replace(attribute, meta=meta), attribute.content_hash())
 
     def _wait(self, cancel: CancelToken) -> None:
         while not self.gate.wait(0.01):
@@ -311,12 +339,14 @@ def window(vm: MainViewModel, qtbot: QtBot) -> MainWindow:
     return win
 
 
-def add_attribute(vm: MainViewModel, name: str = "Blue glaze", seed: int = 0) -> str:
+def add_attribute(
+    vm: MainViewModel, name: str = "Blue glaze", seed: int = 0, word: str = ""
+) -> str:
     """Put an attribute file into the open project's library; returns its id."""
     project = vm.projects.current
     assert project is not None
     path = write_attribute_file(
-        project.attribute_path(f"{seed + 1:016x}" + "0" * 48), name=name, seed=seed
+        project.attribute_path(f"{seed + 1:016x}" + "0" * 48), name=name, seed=seed, word=word
     )
     vm.library.refresh()
     return path.stem

@@ -22,10 +22,10 @@ def test_tick_several_each_with_its_own_lambda(
     window: MainWindow, vm: MainViewModel, qtbot: QtBot
 ) -> None:
     first = add_attribute(vm, "Blue glaze", seed=1)
-    second = add_attribute(vm, "Curled pose", seed=2)
+    second = add_attribute(vm, "Curled pose", seed=2, word="cat")
     listing = window.library.list
     assert listing.count() == 2
-    assert "appearance · λ 1" in listing.item(0).text()
+    assert listing.item(0).text() == "Curled pose\nappearance · cat · λ 1"  # its word shows
     assert not listing.item(0).icon().isNull()
     for index in range(2):
         listing.item(index).setCheckState(Qt.CheckState.Checked)
@@ -43,7 +43,7 @@ def test_tick_several_each_with_its_own_lambda(
     assert keep.isHidden()
     assert vm.library.row(low).default_lambda == 0.4  # type: ignore[union-attr]
     assert read_meta(vm.library.row(low).path).default_lambda == 0.4  # type: ignore[union-attr]
-    assert "appearance · λ 0.4" in listing.item(1).text() + listing.item(0).text()
+    assert " · λ 0.4" in listing.item(1).text() + listing.item(0).text()
     listing.item(0).setCheckState(Qt.CheckState.Unchecked)
     assert len(vm.library.applied) == 1 and len(window.render_panel.sliders()) == 1
 

@@ -14,11 +14,13 @@ from ostaf_desktop.widgets.main_window import MainWindow
 from tests.attribute_files import write_attribute_file
 
 
-def open_dialog(window: MainWindow, vm: MainViewModel, base_model: str) -> LoraExportDialog:
+def open_dialog(
+    window: MainWindow, vm: MainViewModel, base_model: str, **file: object
+) -> LoraExportDialog:
     project = vm.projects.current
     assert project is not None
     path = project.attribute_path("1" * 16 + "0" * 48)
-    write_attribute_file(path, name="Blue glaze", base_model=base_model)
+    write_attribute_file(path, name="Blue glaze", base_model=base_model, **file)  # type: ignore[arg-type]
     vm.library.refresh()
     vm.library.selected_id = path.stem
     window.shortcuts.export_lora.trigger()
@@ -73,3 +75,31 @@ def test_a_demo_model_lora_is_labelled_as_the_demo_models(
     export(dialog, qtbot)
     text = dialog.outcome.text()
     assert "for the demo model only" in text and "sd_v1" not in text
+
+
+def test_the_dialog_says_how_to_use_the_word_and_names_its_embedding_after_it(
+    window: MainWindow, vm: MainViewModel, qtbot: QtBot, tmp_path: Path
+) -> None:
+    dialog = open_dialog(window, vm, "test model", word="dog", learned_word=True)
+    note = dialog.word_note.text()
+    assert note.startswith("Write dog in prompts where the attribute goes, as in OSTAF")
+    assert "put dog.safetensors (its learned word) in the tool's embeddings folder" in note
+    assert "embedding:dog" in note
+    dialog.out.setText(str(tmp_path / "dog.safetensors"))  # the word's own file name
+    assert "is where the attribute's word goes" in dialog.hint.text()
+    assert not dialog.export.isEnabled()
+    dialog.out.setText(str(tmp_path / "glaze-lora.safetensors"))
+    export(dialog, qtbot)
+    assert dialog.outcome.text().startswith("Wrote ")
+    assert (tmp_path / "glaze-lora.safetensors").is_file() and (
+        tmp_path / "dog.safetensors"
+    ).is_file()
+    dialog.out.setText(str(tmp_path / "another.safetensors"))  # the word's file is there
+    assert "dog.safetensors (the attribute's word) already exists" in dialog.hint.text()
+
+
+def test_an_attribute_that_learned_no_word_is_still_named_by_it(
+    window: MainWindow, vm: MainViewModel
+) -> None:
+    dialog = open_dialog(window, vm, "test model")
+    assert dialog.word_note.text() == "Write sks in prompts where the attribute goes, as in OSTAF."

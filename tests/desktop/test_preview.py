@@ -112,10 +112,9 @@ def test_saving_a_result_copies_the_png(
     assert fake.of_kind("render")[0].request.settings.attributes == []
 
 
-SHARED_WORD = (
-    "'Ink' and 'Blue crackle glaze' both learned the placeholder word 'sks', so their words "
-    "add up and blur each other; lower one's λ, or tune one again with Word rate 0 "
-    "(--embedding-rate 0)"
+LONG_WARNING = (
+    "'Ink' was tuned on 'a friend's fine-tune of Stable Diffusion 1.5', this is 'Fake model' "
+    "(same layers, other weights): results may differ"
 )
 
 
@@ -123,12 +122,12 @@ def test_a_warning_about_the_applied_attributes_is_shown_in_full_in_the_render_p
     window: MainWindow, vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
 ) -> None:
     window.resize(1280, 720)
-    fake.render_warnings = [SHARED_WORD]
+    fake.render_warnings = [LONG_WARNING]
     vm.library.set_applied(add_attribute(vm, "Ink", seed=1), True)
-    vm.library.set_applied(add_attribute(vm, "Blue crackle glaze", seed=2), True)
+    vm.library.set_applied(add_attribute(vm, "Blue crackle glaze", seed=2, word="cat"), True)
     shown = window.render_panel.warnings
     qtbot.waitUntil(lambda: shown.isVisible(), timeout=5000)  # the preview warns already
-    assert shown.text() == f"⚠ {SHARED_WORD}" and shown.wordWrap()
+    assert shown.text() == f"⚠ {LONG_WARNING}" and shown.wordWrap()
     qtbot.wait(50)
     assert shown.height() >= shown.heightForWidth(shown.width())  # every line shows
     vm.rendering.render()
