@@ -199,6 +199,12 @@ class SoakDriver(QObject):
         for slider in panel.sliders():
             slider.slider.setValue(self.random.randint(0, slider.slider.maximum()))
         panel.render_button.click()
+        words = self.vm.words
+        if words.clash and self.random.random() < 0.7:  # two ticked attributes share a word
+            self.log.write("word", action="give-own-word")
+            words.give_own_word(words.clash_id)
+            self._wait_for("word change", lambda: not words.renaming, self._next)
+            return
         self.log.write("render", attributes=len(self.vm.library.applied))
         self._wait_for("render", lambda: not self.vm.rendering.rendering, self._next)
 
@@ -239,6 +245,9 @@ class SoakDriver(QObject):
         if library.trashed and self.random.random() < 0.5:
             action = "restore"
             library.restore(self.random.choice(library.trashed).id)
+        elif self.random.random() < 0.2:
+            action = "change-word"
+            self.vm.words.give_own_word(row.id)
         elif len(library.rows) > 3 and self.random.random() < 0.3:
             action = "delete"  # asks first: the closer answers Yes
             library.selected_id = self.random.choice(library.rows).id
