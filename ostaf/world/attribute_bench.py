@@ -492,6 +492,10 @@ class Bench:
         final = float(result.attribute.meta.tuning["final_loss"])
         return {"seconds": seconds, "final_loss": final}, result.attribute
 
+    def attribute(self, variant: Variant, kind: AttributeKind, index: int, seed: int) -> Any:
+        """The tuned attribute of a record made before (at the variant's strength)."""
+        return self._attribute(variant, kind, index, seed)
+
     def _attribute(self, variant: Variant, kind: AttributeKind, index: int, seed: int) -> Any:
         from ostaf.library.attribute_file import load_attribute
 

@@ -51,6 +51,11 @@ USER_SIZES = (0.3, 0.42)  # below the training pictures' smallest (scenes.SIZE_R
 USER_ROTATION = 40.0  # degrees either way; training pictures turn at most 25
 
 
+def values_of(name: str) -> tuple[str, ...]:
+    """Every value of one subject attribute ("shape", "colour", "pattern" or "style")."""
+    return tuple(_VALUES[name])
+
+
 def references(kind: AttributeKind, count: int, reference_set: str = "bench") -> list[Scene]:
     """`count` held-out reference scenes for `kind` from one of `REFERENCE_SETS`, balanced over
     the values of its attribute (five shapes for shape, eight colours and four patterns for

@@ -1,0 +1,70 @@
+"""The combination benchmark's cases: prompts that use every attribute's word on a new
+subject, and scores that ask for every transferred attribute and the rest of the prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from ostaf.method.regions import AttributeKind
+from ostaf.world.attribute_cases import references
+from ostaf.world.combination_bench import GROUPS, WORDS, ComboPlan, combo_cases, combo_score
+
+APPEARANCE, SHAPE, STYLE = AttributeKind.APPEARANCE, AttributeKind.SHAPE, AttributeKind.STYLE
+
+
+def _chosen(group: str) -> dict[AttributeKind, object]:
+    plan = ComboPlan()
+    return {k: references(k, plan.combinations)[i] for k, i in plan.indices(group, 5).items()}
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_prompts_name_every_attribute_by_its_word_and_ask_for_the_rest(group: str) -> None:
+    chosen = _chosen(group)
+    cases = combo_cases(chosen, 8, seed=3)  # type: ignore[arg-type]
+    assert cases == combo_cases(chosen, 8, seed=3)  # type: ignore[arg-type]
+    for case in cases:
+        prompt = case.prompt(WORDS)
+        for kind in GROUPS[group]:
+            assert f" {WORDS[kind]}" in prompt
+        scene = case.expected
+        if SHAPE in GROUPS[group]:
+            assert scene.shape == chosen[SHAPE].shape  # type: ignore[attr-defined]
+            assert f" {scene.shape}," not in prompt
+        else:
+            assert f" {scene.shape}," in prompt
+        if APPEARANCE not in GROUPS[group]:
+            assert scene.colour in prompt and scene.pattern in prompt
+            for reference in chosen.values():
+                assert scene.colour != reference.colour  # type: ignore[attr-defined]
+        if STYLE in GROUPS[group]:
+            assert f"{WORDS[STYLE]} style" in prompt
+        assert prompt.endswith(f"on a {scene.background} background")
+
+
+def test_joint_needs_every_transferred_attribute_and_the_rest_of_the_prompt() -> None:
+    chosen = _chosen("all three")
+    case = combo_cases(chosen, 1, seed=1)[0]  # type: ignore[arg-type]
+    perfect = {
+        "shape": case.expected.shape,
+        "colour": case.expected.colour,
+        "pattern": case.expected.pattern,
+        "style": case.expected.style,
+        "background": case.expected.background,
+    }
+    assert combo_score(case, perfect)["joint"] == 1.0
+    wrong_style = {
+        **perfect,
+        "style": next(s for s in ("flat", "outline", "sketchy") if s != perfect["style"]),
+    }
+    score = combo_score(case, wrong_style)
+    assert score["joint"] == 0.0 and score["transfer_style"] == 0.0
+    assert score["transfer_shape"] == 1.0 and score["fidelity"] == 1.0
+    wrong_background = {**perfect, "background": "no such background"}
+    assert combo_score(case, wrong_background)["fidelity"] == 0.0
+
+
+def test_a_combinations_references_come_from_different_indices() -> None:
+    plan = ComboPlan()
+    for combo in range(plan.combinations):
+        indices = plan.indices("all three", combo)
+        assert len(set(indices.values())) == 3
