@@ -39,6 +39,7 @@ from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.method.placeholder import PlaceholderShift, placeholder_ids, shifted_embeddings
+from ostaf.method.preview_worker import preview_worker
 from ostaf.method.regions import (
     TIMESTEPS_BY_KIND,
     Region,
@@ -227,6 +228,7 @@ def tune(
     last_save = time.perf_counter()
     # Losses stay on the device until read back together (every step on the CPU).
     pending = DeferredLosses(float(speed.sync_interval_s or 0.0))
+    held: Image.Image | None = None  # a preview waiting for the next progress report
 
     def settle(ready: list[tuple[int, float]]) -> None:
         """Check and keep losses read back from the device."""
@@ -260,6 +262,9 @@ def tune(
     shifts = tuned.shift() if tuned.shift is not None else {}
     try:
         with (
+            preview_worker(
+                model, paths, probe, settings, size, cancel, bool(speed.background_previews)
+            ) as aside,
             offset_layers(unet, paths) as wrappers,
             shifted_embeddings(embeddings, shifts),
             out_of_memory_as_error("tuning", OOM_ADVICE),
@@ -301,11 +306,16 @@ def tune(
                 if checkpointing is not None and wants_save:
                     save(checkpointing, step)
                     last_save = time.perf_counter()
-                preview = None
-                if wants_preview:
-                    preview = _preview(model, hyper, wrappers, probe, settings, size, cancel)
-                for done, value in ready:
-                    shown = preview if done == step else None
+                if wants_preview and aside is None:
+                    held = _preview(model, hyper, wrappers, probe, settings, size, cancel)
+                elif wants_preview and aside is not None:
+                    with torch.no_grad():  # skipped while the previous one still renders
+                        aside.submit(hyper(), wait=step == settings.steps)
+                if aside is not None:
+                    held = (aside.finish() if step == settings.steps else aside.take()) or held
+                for index, (done, value) in enumerate(ready):
+                    # A preview goes with the newest report (the step's own when inline).
+                    shown, held = (held, None) if index == len(ready) - 1 else (None, held)
                     progress(clock.report("tuning", done, loss=value, preview=shown))
             notes += accelerator.report()
     finally:
