@@ -404,8 +404,8 @@ class Accelerator:
         notes = list(self.notes)
         if self.fast and self.first_step_s is not None:
             notes.append(
-                f"{self.what}: the first step took {self.first_step_s:.1f} s, "
-                "compiling or capturing included"
+                f"{self.what}: the first step took {self.first_step_s:.1f} s "
+                "(compiling or capturing included, where it was not done before)"
             )
         return notes
 
