@@ -217,8 +217,10 @@ def _default_run(
     def around(step: int) -> AbstractContextManager[object]:
         if step == 2:
             synchronize(device)  # the first step's end, for the start-up figure
-        if time.perf_counter() - clock.called > limit:
-            cancel.cancel()  # stops before the next step
+        # Past the limit the run stops before the next step; two steps after the first one
+        # give the rate to extrapolate with.
+        if step >= 3 and time.perf_counter() - clock.called > limit:
+            cancel.cancel()
         return nullcontext()
 
     if device.type == "cuda":
