@@ -13,10 +13,11 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,11 +25,11 @@ from bench.architectures import build_model, precision_name
 from bench.instrument import watched_run
 from bench.plans import Case, Plan
 from bench.report import Report, Row
-from bench.timing import synchronize
+from bench.timing import Step, synchronize, time_variants
 from bench.tuning_speed import device_label
 from ostaf.images import Reference, load_reference
 from ostaf.method.regions import AttributeKind
-from ostaf.method.speed import SpeedOptions, sdpa_attention
+from ostaf.method.speed import SpeedOptions, lean_attention, sdpa_attention
 from ostaf.method.tuning import tune
 from ostaf.models.base_model import BaseModel
 from ostaf.requests import TuningSettings
@@ -140,6 +141,7 @@ def speed_rows(plan: Plan, report: Report) -> None:
             )
         )
     _sdpa_row(plan, case, model, report)
+    _lean_forward_row(plan, case, model, report)
 
 
 class _Runner:
@@ -223,4 +225,60 @@ def _note_row(plan: Plan, case: Case, name: str, why: str) -> Row:
         value=float("nan"),
         unit="",
         notes=why,
+    )
+
+
+def _lean_forward_row(plan: Plan, case: Case, model: BaseModel, report: Report) -> None:
+    """The U-Net's forward alone (one sample, no gradients) with the lean attention calls
+    against diffusers' own path: the per-call cost the option removes, without the rest of
+    a step around it."""
+    unet, device = model.unet, model.placement.device
+    latent = model.resolution // model.vae_scale_factor
+    config: Any = unet.config
+    dtype = model.placement.dtype
+    sample = torch.randn(1, config.in_channels, latent, latent, device=device, dtype=dtype)
+    text = torch.randn(1, 77, config.cross_attention_dim, device=device, dtype=dtype)
+    added = {
+        k: torch.zeros(1, w, device=device, dtype=dtype)
+        for k, w in model.family.added_inputs(config).items()
+    }
+    timestep = torch.tensor([500], device=device)
+
+    def forward() -> object:
+        return unet(sample, timestep, encoder_hidden_states=text, added_cond_kwargs=added)
+
+    @contextmanager
+    def lean() -> Iterator[Step]:
+        with lean_attention(unet):
+            yield forward
+
+    @contextmanager
+    def diffusers_path() -> Iterator[Step]:
+        yield forward
+
+    s = case.scale
+    with torch.no_grad():
+        timings = time_variants(
+            {"lean": lean, "diffusers": diffusers_path}, device, 3 * s.rounds, 2, 10
+        )
+    attention = sum(1 for m in unet.modules() if type(m).__name__ == "Attention")
+    report.add(
+        Row(
+            section="speed",
+            name="U-Net forward alone: lean attention calls vs diffusers' path",
+            command=plan.command,
+            device=device_label(plan),
+            precision=precision_name(dtype),
+            model=case.arch,
+            resolution=case.resolution,
+            steps=10,
+            value=timings.median("lean"),
+            unit="s/forward",
+            baseline="diffusers' Attention.forward (signature check per call)",
+            baseline_value=timings.median("diffusers"),
+            ratio=timings.ratio("lean", "diffusers"),
+            notes=f"one sample, no gradients, {attention} attention layers; "
+            f"{3 * s.rounds} alternating rounds of 10 forwards",
+            extra={"rounds_s": timings.seconds["lean"]},
+        )
     )

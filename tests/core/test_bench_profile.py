@@ -146,6 +146,8 @@ def test_speed_variants_are_timed_against_the_plain_loop() -> None:
     assert rows["previews in the background (plain loop)"].baseline == "previews inline"
     assert "already on PyTorch SDPA" in rows["SDPA attention in use"].notes
     assert "not measured on a CPU" in rows["torch.compile of the U-Net (inductor)"].notes
+    lean = rows["U-Net forward alone: lean attention calls vs diffusers' path"]
+    assert lean.value > 0 and lean.baseline_value and lean.ratio
 
 
 @pytest.mark.parametrize(("arch", "real"), [("sd15-tiny", "sd15"), ("sdxl-tiny", "sdxl")])
