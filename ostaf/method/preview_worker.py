@@ -109,11 +109,15 @@ class PreviewWorker:
         self._join()
         return self.take()
 
-    def close(self) -> None:
-        """Wait for the thread and unwrap the copy; a preview's error is dropped here (the
-        run is ending for a reason of its own)."""
+    def wait(self) -> None:
+        """Wait for a preview still rendering; its image and error are dropped (the run is
+        ending for a reason of its own)."""
         with contextlib.suppress(Exception):
             self._join()
+
+    def close(self) -> None:
+        """Wait for the thread and unwrap the copy."""
+        self.wait()
         self._stack.close()
 
     def _join(self) -> None:
@@ -186,3 +190,14 @@ def preview_worker(
         yield worker
     finally:
         worker.close()
+
+
+@contextlib.contextmanager
+def settled(worker: PreviewWorker | None) -> Iterator[None]:
+    """On leaving, wait for a preview still rendering: the loop's contexts put the U-Net's
+    weights back (e.g. their layout) as they close, which a preview must not be reading."""
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.wait()

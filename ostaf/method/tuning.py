@@ -39,7 +39,7 @@ from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.method.placeholder import PlaceholderShift, placeholder_ids, shifted_embeddings
-from ostaf.method.preview_worker import preview_worker
+from ostaf.method.preview_worker import preview_worker, settled
 from ostaf.method.regions import (
     TIMESTEPS_BY_KIND,
     Region,
@@ -269,6 +269,7 @@ def tune(
             shifted_embeddings(embeddings, shifts),
             out_of_memory_as_error("tuning", OOM_ADVICE),
             accelerated(unet, wrappers, speed, device) as accelerator,
+            settled(aside),
         ):
             for step in range(first_step, settings.steps + 1):
                 # Quitting (not the user's Stop) keeps the steps done since the last save.
