@@ -7,7 +7,8 @@ its own (on a CUDA stream of its own), from a snapshot of the factors and of the
 encoding (which carries the learned placeholder word) taken when it was asked for, so the
 loop goes on while it renders. It renders through a structural copy of the U-Net that shares
 every weight (no memory) but has offset wrappers of its own: the loop's wrappers keep the
-training factors meanwhile.
+training factors meanwhile. Its activations do need memory beside the loop's, so previews go
+beside the loop only when the memory preflight finds room (`room_beside`), else inline.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from diffusers import DDIMScheduler
 from PIL import Image
 
+from ostaf.method.memory import MemoryPlan
 from ostaf.method.offsets import Factors, OffsetLinear, offset_layers, set_terms
 from ostaf.models.base_model import BaseModel
 from ostaf.models.devices import generator_for
@@ -169,6 +171,18 @@ class PreviewWorker:
             callback_on_step_end=stop_if_cancelled,
         ).images
         return decode_latents(model, latents)[0]
+
+
+def room_beside(plan: MemoryPlan | None) -> bool:
+    """Whether previews may render beside the loop: the memory preflight finds room for a
+    second step's working memory next to the step's peak (a preview, a forward of two
+    samples without gradients and a decode, needs less). Without a budget (the CPU pages
+    rather than fails) there is room; without a plan there is none."""
+    if plan is None:
+        return False
+    if plan.budget is None:
+        return True
+    return plan.fits and plan.estimate.total + plan.estimate.step <= plan.budget
 
 
 @contextlib.contextmanager

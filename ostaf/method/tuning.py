@@ -39,7 +39,7 @@ from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.method.placeholder import PlaceholderShift, placeholder_ids, shifted_embeddings
-from ostaf.method.preview_worker import preview_worker, settled
+from ostaf.method.preview_worker import preview_worker, room_beside, settled
 from ostaf.method.regions import (
     TIMESTEPS_BY_KIND,
     Region,
@@ -263,7 +263,13 @@ def tune(
     try:
         with (
             preview_worker(
-                model, paths, probe, settings, size, cancel, bool(speed.background_previews)
+                model,
+                paths,
+                probe,
+                settings,
+                size,
+                cancel,
+                bool(speed.background_previews) and room_beside(plan),
             ) as aside,
             offset_layers(unet, paths) as wrappers,
             shifted_embeddings(embeddings, shifts),

@@ -134,3 +134,34 @@ def test_cancelling_stops_a_rendering_preview_and_the_loop(
         _run(model, reference, ASIDE, steps=6, on_report=on_report, cancel=cancel)
     assert _no_preview_thread()
     assert all("forward" not in vars(m) for m in model.unet.modules())
+
+
+def test_previews_stay_inline_when_memory_has_no_room_beside_the_loop(
+    model: BaseModel, reference: Reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    measured, _ = _run(model, reference, PLAIN, steps=2)
+    assert measured.memory is not None
+    estimate = measured.memory.estimate
+    # The step fits the budget, a second step's working memory beside it does not.
+    budget_mb = (estimate.total + estimate.step // 2) // 2**20 + 1
+    started: list[int] = []
+    real_init = PreviewWorker.__init__
+
+    def counting_init(self: PreviewWorker, *args: Any) -> None:
+        started.append(1)
+        real_init(self, *args)
+
+    monkeypatch.setattr(PreviewWorker, "__init__", counting_init)
+    settings = TuningSettings.for_kind(
+        "appearance", steps=2, seed=2, preview_every=2, preview_steps=2, memory_budget_mb=budget_mb
+    )
+    reports: list[Progress] = []
+    result = tune(model, reference, settings, progress=reports.append, speed=ASIDE)
+    assert result.memory is not None and result.memory.fits
+    assert started == []  # inline
+    assert _previews(reports)[-1][0] == 2
+    roomy = TuningSettings.for_kind(
+        "appearance", steps=2, seed=2, preview_every=2, preview_steps=2, memory_budget_mb=10**6
+    )
+    tune(model, reference, roomy, speed=ASIDE)
+    assert started == [1]
