@@ -118,6 +118,9 @@ def speed_rows(plan: Plan, report: Report) -> None:
         note = variant.note
         if variant.speed.compile_unet:
             note = f"first 2-step run incl. compiling: {first_runs[variant.name]:.1f} s"
+        said = sorted(runner.notes.get(variant.name, ()))
+        if said:
+            note = f"{note}; the loop's notes: {' | '.join(said)}".lstrip("; ")
         report.add(
             Row(
                 section="speed",
@@ -149,6 +152,7 @@ class _Runner:
 
     def __init__(self, model: BaseModel, reference: Reference, case: Case) -> None:
         self.model, self.reference, self.case = model, reference, case
+        self.notes: dict[str, set[str]] = {}
 
     def run(self, variant: Variant, steps: int = 0) -> float:
         warm, calls = self.case.scale.warmup, self.case.scale.calls
@@ -161,9 +165,12 @@ class _Runner:
         device = self.model.placement.device
         first = min(warm, total - 1) + 1
         with watched_run(device, _synchronise_at(first, device)) as clock:
-            tune(self.model, self.reference, settings, speed=variant.speed)
+            result = tune(self.model, self.reference, settings, speed=variant.speed)
             synchronize(device)
             end = time.perf_counter()
+        # What the loop said about itself (a compile or capture that fell back, its time).
+        known = self.notes.setdefault(variant.name, set())
+        known.update(n for n in result.notes if not known or "failed" in n)
         return clock.per_step(first, end)
 
 

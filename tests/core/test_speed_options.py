@@ -300,11 +300,13 @@ def test_cuda_graphs_on_a_cpu_are_left_out_with_a_note(
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
-def test_cuda_graphs_give_the_plain_run(reference_png: Path) -> None:
+def test_cuda_graphs_give_the_plain_run(
+    reference_png: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gpu = load_base_model("demo", device="cuda", precision="fp32")
     reference = load_reference(reference_png, gpu.resolution)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     plain = _tune(gpu, reference, PLAIN)
     result = _tune(gpu, reference, _with(cuda_graphs=True))
     _assert_same_run(result, plain, rtol=1e-3)
