@@ -231,9 +231,9 @@ def full_plan(command: str, placement: Placement, threads: int | None) -> Plan:
         ],
         run_cases=[
             Case("sd15", 512, Scale(1, 0, 1)),
-            # At today's speed an SDXL run may take minutes: past 150 s it is stopped and
+            # At today's speed an SDXL run may take minutes: past 120 s it is stopped and
             # its time extrapolated from the steps done (the row says so).
-            Case("sdxl", 1024, Scale(1, 0, 1), kinds=("appearance",), limit_s=150),
+            Case("sdxl", 1024, Scale(1, 0, 1), kinds=("appearance",), limit_s=120),
             Case("demo", 64, Scale(1, 0, 1)),
         ],
         cli_run=False,
