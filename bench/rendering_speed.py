@@ -32,6 +32,11 @@ PROMPT = "a photo of a sks vase on a table"
 SAMPLER = "dpmpp2m"
 GUIDANCE = 7.5
 SEED = 1
+# The window's quick λ preview: PREVIEW_STEPS steps at the native size, started
+# PREVIEW_DEBOUNCE_MS after the slider stops (ostaf_desktop/viewmodels/rendering.py; a desktop
+# test keeps these equal).
+PREVIEW_STEPS = 10
+PREVIEW_DEBOUNCE_MS = 300
 
 
 def render_rows(plan: Plan, report: Report) -> None:
@@ -41,6 +46,7 @@ def render_rows(plan: Plan, report: Report) -> None:
             look, shape = attributes_for(model)
             _compare(plan, case, model, look, shape, report)
             _lambda_change(plan, case, model, look, report)
+            _preview_latency(plan, case, model, look, report)
 
 
 def attributes_for(model: BaseModel) -> tuple[Attribute, Attribute]:
@@ -184,5 +190,44 @@ def _lambda_change(
                 f"parameter kept its storage: {same_objects}"
             ),
             extra={"no_reload": same_objects},
+        )
+    )
+
+
+def _preview_latency(
+    plan: Plan, case: Case, model: BaseModel, look: Attribute, report: Report
+) -> None:
+    """From a λ change to the quick preview's image: the re-merge and a PREVIEW_STEPS-step
+    render at the native size, as the window's preview job runs them (model loaded)."""
+    device = model.placement.device
+    settings = RenderSettings(prompt=PROMPT, seeds=[SEED], steps=PREVIEW_STEPS)
+    render(model, settings, [(look, 0.8)])  # the pipeline warm, as after the first preview
+    times = []
+    for lam in (1.3, 0.5, 1.1, 0.9, 1.6):
+        synchronize(device)
+        start = time.perf_counter()
+        render(model, settings, [(look, lam)])
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    model.merger.restore()
+    report.add(
+        Row(
+            section="rendering",
+            name="λ preview after a slider move (re-merge + quick render, model loaded)",
+            command=plan.command,
+            device=device_label(plan),
+            precision=precision_name(model.placement.dtype),
+            model=case.arch,
+            resolution=model.resolution,
+            steps=PREVIEW_STEPS,
+            value=statistics.median(times) * 1000,
+            unit="ms",
+            notes=(
+                f"median of {len(times)}: render() of {PREVIEW_STEPS} steps "
+                f"({settings.sampler}, guidance {settings.guidance}) at "
+                f"{model.resolution} px with one attribute re-merged at a new λ; the window "
+                f"starts it {PREVIEW_DEBOUNCE_MS} ms after the slider stops"
+            ),
+            extra={"times_s": times, "debounce_ms": PREVIEW_DEBOUNCE_MS},
         )
     )

@@ -8,12 +8,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from bench.architectures import added_inputs, build_model, build_unet, precision_name
+from bench.instrument import watched_run
 from bench.plans import Case, Plan
 from bench.report import Report, Row
 from bench.timing import Timings, Variant, device_peak, synchronize, time_calls, time_variants
@@ -25,10 +28,12 @@ from bench.tuning_steps import (
     random_batch,
     region_paths,
 )
+from ostaf.errors import Cancelled
 from ostaf.images import Reference, load_reference
 from ostaf.method.regions import REGION_BY_KIND, AttributeKind, tuning_prompt
-from ostaf.method.tuning import _prepare, tune
+from ostaf.method.tuning import TuningResult, _prepare, tune
 from ostaf.models.base_model import BaseModel
+from ostaf.progress import CancelToken
 from ostaf.requests import DEFAULT_PRESET, PRESETS, TuningSettings
 from ostaf.world.demo_reference import demo_reference
 
@@ -170,9 +175,9 @@ STEP_NOTE = "rank 4, AdamW, grad clip 1, latents and text embedding computed onc
 def _scheduler_config(arch: str) -> dict:
     from diffusers import DDIMScheduler
 
-    from ostaf.models.single_file import model_config_dir
+    from bench.architectures import config_dir
 
-    return dict(DDIMScheduler.load_config(model_config_dir(arch) / "scheduler"))
+    return dict(DDIMScheduler.load_config(config_dir(arch) / "scheduler"))
 
 
 def run_rows(plan: Plan, report: Report) -> None:
@@ -187,45 +192,109 @@ def _run_case(plan: Plan, case: Case, report: Report) -> None:
     with tempfile.TemporaryDirectory() as folder:
         reference = load_reference(demo_reference(Path(folder) / "reference.png"), model.resolution)
     steps = TuningSettings(kind=AttributeKind.APPEARANCE).steps
-    baseline = _baseline_run(model, reference, steps)
-    for kind in REGION_LABEL:
+    baseline = _baseline_run(model, reference, steps) if plan.run_baseline else None
+    for kind in case.kinds:
         with report.guard(f"{case.arch}@{case.resolution} {kind}"):
-            settings = TuningSettings(kind=kind)
-            device = plan.placement.device
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            synchronize(device)
-            start = time.perf_counter()
-            result = tune(model, reference, settings)
-            synchronize(device)
-            seconds = time.perf_counter() - start
-            peak = (
-                torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-            )
-            plan_note = result.memory.describe() if result.memory else "no preflight"
-            report.add(
-                Row(
-                    section="tuning run",
-                    name=f"default run ({DEFAULT_PRESET}, {settings.steps} steps), "
-                    f"{REGION_LABEL[kind]}, model loaded",
-                    command=plan.command,
-                    device=device_label(plan),
-                    precision=precision_name(plan.placement.dtype),
-                    model=case.arch,
-                    resolution=case.resolution,
-                    steps=settings.steps,
-                    value=seconds,
-                    unit="s",
-                    baseline=f"A: peft LoRA on the whole U-Net, {steps} steps, same batch",
-                    baseline_value=baseline[0],
-                    ratio=seconds / baseline[0],
-                    peak_memory_gib=peak,
-                    baseline_peak_memory_gib=baseline[1],
-                    notes=f"tune() end to end incl. encoding the reference; preflight: "
-                    f"{plan_note}; final loss {result.losses[-1]:.4f}",
-                    extra={"steps_per_s": settings.steps / seconds},
-                )
-            )
+            _default_run(plan, case, model, reference, AttributeKind(kind), baseline, report)
+
+
+def _default_run(
+    plan: Plan,
+    case: Case,
+    model: BaseModel,
+    reference: Reference,
+    kind: AttributeKind,
+    baseline: tuple[float, float | None] | None,
+    report: Report,
+) -> None:
+    """One default run, model loaded: its time (stopped at the case's limit and then
+    extrapolated from the steps done), peak memory and start-up to the first step."""
+    settings = TuningSettings.for_kind(kind)
+    device = plan.placement.device
+    cancel = CancelToken()
+    limit = case.limit_s or float("inf")
+
+    def around(step: int) -> AbstractContextManager[object]:
+        if step == 2:
+            synchronize(device)  # the first step's end, for the start-up figure
+        # Past the limit the run stops before the next step; two steps after the first one
+        # give the rate to extrapolate with.
+        if step >= 3 and time.perf_counter() - clock.called > limit:
+            cancel.cancel()
+        return nullcontext()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    synchronize(device)
+    stopped = False
+    with watched_run(device, around) as clock:
+        try:
+            result: TuningResult | None = tune(model, reference, settings, cancel=cancel)
+        except Cancelled:
+            result, stopped = None, True
+        synchronize(device)
+        end = time.perf_counter()
+    starts = clock.step_starts
+    seconds = end - clock.called
+    done = len(starts) - 1 if stopped else settings.steps
+    note = "tune() end to end incl. encoding the reference"
+    if stopped:  # steps after the first at the rate of those done
+        rate = (starts[-1] - starts[1]) / (len(starts) - 2)
+        seconds = starts[1] - clock.called + rate * (settings.steps - 1)
+        note = (
+            f"EXTRAPOLATED: stopped after {done} of {settings.steps} steps at the "
+            f"{limit:.0f} s limit; start-up and first step measured, then "
+            f"{rate * 1000:.1f} ms per step"
+        )
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    plan_note = result.memory.describe() if result and result.memory else "no preflight"
+    final = f"; final loss {result.losses[-1]:.4f}" if result else ""
+    common: dict[str, Any] = {
+        "command": plan.command,
+        "device": device_label(plan),
+        "precision": precision_name(plan.placement.dtype),
+        "model": case.arch,
+        "resolution": case.resolution,
+    }
+    report.add(
+        Row(
+            section="tuning run",
+            name=f"default run ({DEFAULT_PRESET}, {settings.steps} steps), "
+            f"{REGION_LABEL[kind]}, model loaded",
+            **common,
+            steps=settings.steps,
+            value=seconds,
+            unit="s",
+            baseline=(
+                f"A: peft LoRA on the whole U-Net, {settings.steps} steps, same batch"
+                if baseline
+                else ""
+            ),
+            baseline_value=baseline[0] if baseline else None,
+            ratio=seconds / baseline[0] if baseline else None,
+            peak_memory_gib=peak,
+            baseline_peak_memory_gib=baseline[1] if baseline else None,
+            notes=f"{note}; preflight: {plan_note}{final}",
+            extra={"steps_per_s": settings.steps / seconds, "steps_done": done},
+        )
+    )
+    report.add(
+        Row(
+            section="tuning run",
+            name=f"start-up: Tune to the first step, {REGION_LABEL[kind]}, model loaded",
+            **common,
+            steps=1,
+            value=clock.to_first_step(),
+            unit="s",
+            notes=(
+                "tune() called → first step starts (encoding the reference, memory preflight "
+                f"{clock.one_off_s.get('memory preflight', 0.0):.2f} s: traced once per "
+                f"model, size and region in a process; hypernetwork); the first step itself "
+                f"{starts[1] - starts[0]:.2f} s"
+            ),
+            extra={"first_step_s": starts[1] - starts[0], "one_off_s": clock.one_off_s},
+        )
+    )
 
 
 def _baseline_run(model: BaseModel, reference: Reference, steps: int) -> tuple[float, float | None]:

@@ -39,6 +39,7 @@ from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
 from ostaf.method.memory import MemoryPlan, plan_tuning_memory, resident_bytes_of
 from ostaf.method.offsets import OffsetLinear, offset_layers, set_terms, target_layers
 from ostaf.method.placeholder import PlaceholderShift, placeholder_ids, shifted_embeddings
+from ostaf.method.preview_worker import preview_worker, room_beside, settled
 from ostaf.method.regions import (
     TIMESTEPS_BY_KIND,
     Region,
@@ -47,6 +48,7 @@ from ostaf.method.regions import (
     tuning_prompt,
 )
 from ostaf.method.shift_keys import split_shift_key
+from ostaf.method.speed import DeferredLosses, SpeedOptions, accelerated
 from ostaf.method.tuning_checkpoint import (
     Checkpointing,
     DamagedStateError,
@@ -113,12 +115,15 @@ def tune(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken | None = None,
     checkpointing: Checkpointing | None = None,
+    speed: SpeedOptions | None = None,
 ) -> TuningResult:
     """Tune an attribute of kind `settings.kind` on `reference`; raise Cancelled if asked to.
 
     With `checkpointing`, the run's state is saved every few seconds and a saved state of the
-    same run is resumed from; the result is the same as an uninterrupted run's."""
+    same run is resumed from; the result is the same as an uninterrupted run's. `speed`
+    switches the loop's optimisations (default: `OSTAF_SPEED`, else `SpeedOptions()`)."""
     settings.validate()
+    speed = (speed or SpeedOptions.from_env()).resolved(model.placement.device)
     use_job_threads(model.placement.device)
     cancel = cancel or CancelToken()
     clock = StepClock(settings.steps)
@@ -171,7 +176,7 @@ def tune(
             shift = PlaceholderShift(ids, widths).to(device)
             rate = settings.embedding_rate
             groups.append({"params": list(shift.parameters()), "lr": rate, "weight_decay": 0})
-        optim = make_optimizer(groups, settings.learning_rate)
+        optim = make_optimizer(groups, settings.learning_rate, fused=speed.fused_optimizer)
         return Tuned(net, shift), optim, torch.Generator("cpu").manual_seed(settings.seed)
 
     tuned, optimizer, sampler = fresh()
@@ -223,8 +228,25 @@ def tune(
             progress(clock.report("preparing", 0, message=note, note=note))
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     last_save = time.perf_counter()
+    # Losses stay on the device until read back together (every step on the CPU).
+    pending = DeferredLosses(float(speed.sync_interval_s or 0.0))
+    held: Image.Image | None = None  # a preview waiting for the next progress report
+
+    def settle(ready: list[tuple[int, float]]) -> None:
+        """Check and keep losses read back from the device."""
+        for done, value in ready:
+            if not math.isfinite(value):
+                kept = ""
+                if checkpointing is not None and checkpointing.path.is_file():
+                    kept = " (the last good state is kept: the next run resumes from it)"
+                raise TuningDivergedError(
+                    f"the loss became {value} at step {done}; lower the learning rate "
+                    f"(now {settings.learning_rate:g}) or use fp32 precision{kept}"
+                )
+        losses.extend(value for _, value in ready)
 
     def save(to: Checkpointing, step: int) -> None:
+        settle(pending.flush())  # a state never holds steps whose loss is unchecked
         state = TuningState(
             key, step, losses, tuned.state(), optimizer.state_dict(), sampler.get_state()
         )
@@ -242,9 +264,20 @@ def tune(
     shifts = tuned.shift() if tuned.shift is not None else {}
     try:
         with (
+            preview_worker(
+                model,
+                paths,
+                probe,
+                settings,
+                size,
+                cancel,
+                bool(speed.background_previews) and room_beside(plan),
+            ) as aside,
             offset_layers(unet, paths) as wrappers,
             shifted_embeddings(embeddings, shifts),
             out_of_memory_as_error("tuning", OOM_ADVICE),
+            accelerated(unet, wrappers, speed, device) as accelerator,
+            settled(aside),
         ):
             for step in range(first_step, settings.steps + 1):
                 # Quitting (not the user's Stop) keeps the steps done since the last save.
@@ -252,41 +285,48 @@ def tune(
                     save(checkpointing, step - 1)
                 cancel.check()
                 optimizer.zero_grad(set_to_none=True)
-                loss = _step(
-                    unet,
-                    model.placement,
-                    hyper,
-                    wrappers,
-                    batch,
-                    noise_scheduler,
+                loss = accelerator.step(
+                    lambda: _step(
+                        unet,
+                        model.placement,
+                        hyper,
+                        wrappers,
+                        batch,
+                        noise_scheduler,
+                        sampler,
+                        settings.timesteps_per_step,
+                        per_pass,
+                        window,
+                    ),
                     sampler,
-                    settings.timesteps_per_step,
-                    per_pass,
-                    window,
+                    parameters,
                 )
-                value = float(loss)
-                if not math.isfinite(value):
-                    kept = ""
-                    if checkpointing is not None and checkpointing.path.is_file():
-                        kept = " (the last good state is kept: the next run resumes from it)"
-                    raise TuningDivergedError(
-                        f"the loss became {value} at step {step}; lower the learning rate "
-                        f"(now {settings.learning_rate:g}) or use fp32 precision{kept}"
-                    )
+                wants_preview = bool(settings.preview_every) and (
+                    step % settings.preview_every == 0 or step == settings.steps
+                )
+                wants_save = checkpointing is not None and (
+                    time.perf_counter() - last_save >= checkpointing.interval_s
+                )
+                now = wants_preview or wants_save or step == settings.steps
+                ready = pending.add(step, loss, now=now)
+                settle(ready)  # a non-finite loss stops the run before the optimiser step
                 torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimizer.step()
-                losses.append(value)
-                if checkpointing is not None and (
-                    time.perf_counter() - last_save >= checkpointing.interval_s
-                ):
+                if checkpointing is not None and wants_save:
                     save(checkpointing, step)
                     last_save = time.perf_counter()
-                preview = None
-                if settings.preview_every and (
-                    step % settings.preview_every == 0 or step == settings.steps
-                ):
-                    preview = _preview(model, hyper, wrappers, probe, settings, size, cancel)
-                progress(clock.report("tuning", step, loss=value, preview=preview))
+                if wants_preview and aside is None:
+                    held = _preview(model, hyper, wrappers, probe, settings, size, cancel)
+                elif wants_preview and aside is not None:
+                    with torch.no_grad():  # skipped while the previous one still renders
+                        aside.submit(hyper(), wait=step == settings.steps)
+                if aside is not None:
+                    held = (aside.finish() if step == settings.steps else aside.take()) or held
+                for index, (done, value) in enumerate(ready):
+                    # A preview goes with the newest report (the step's own when inline).
+                    shown, held = (held, None) if index == len(ready) - 1 else (None, held)
+                    progress(clock.report("tuning", done, loss=value, preview=shown))
+            notes += accelerator.report()
     finally:
         if recompute:
             unet.disable_gradient_checkpointing()
@@ -379,14 +419,16 @@ class Tuned:
 SHIFT_STATE = "placeholder:"
 
 
-def make_optimizer(parameters: list[Any], lr: float) -> torch.optim.Optimizer:
+def make_optimizer(parameters: list[Any], lr: float, fused: bool = True) -> torch.optim.Optimizer:
     """AdamW for the hypernetwork (parameters, or parameter groups), as one fused kernel
-    where the device has one: the hypernetwork has ~10× a LoRA's parameters, and fused is
-    3× faster on a CPU."""
-    try:
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4, fused=True)
-    except RuntimeError:  # a device without the fused kernel
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4)
+    where the device has one (and `fused`): the hypernetwork has ~10× a LoRA's parameters,
+    and fused is 3× faster on a CPU."""
+    if fused:
+        try:
+            return torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4, fused=True)
+        except RuntimeError:  # a device without the fused kernel
+            pass
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-4)
 
 
 def _memory_plan(

@@ -139,3 +139,10 @@ def test_a_warning_about_the_applied_attributes_is_shown_in_full_in_the_render_p
     for entry in vm.library.applied:
         vm.library.set_applied(entry.id, False)
     assert vm.rendering.warnings == ""
+
+
+def test_the_benchmark_times_the_preview_the_window_renders() -> None:
+    from bench import rendering_speed
+
+    assert rendering_speed.PREVIEW_STEPS == PREVIEW_STEPS
+    assert rendering_speed.PREVIEW_DEBOUNCE_MS == PREVIEW_DEBOUNCE_MS

@@ -188,6 +188,11 @@ class Family:
         """The U-Net's extra inputs and their width per sample (for the memory preflight)."""
         return {}
 
+    def prompt_inputs(self, cond: Conditioning) -> dict[str, Any]:
+        """The pipeline's keyword arguments that stand for a prompt encoded as `cond` (the
+        negative prompt is left to the pipeline)."""
+        return {"prompt_embeds": cond.hidden}
+
     # --- sizes ---------------------------------------------------------------------------
 
     def offered_sizes(self, native: int) -> tuple[SizeChoice, ...]:

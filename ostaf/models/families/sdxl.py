@@ -126,6 +126,10 @@ class StableDiffusionXL(Family):
         time_ids = torch.tensor([ids], dtype=hidden.dtype, device=device)  # (1, 6)
         return Conditioning(hidden, {"text_embeds": pooled, "time_ids": time_ids})
 
+    def prompt_inputs(self, cond: Conditioning) -> dict[str, Any]:
+        # The size/crop ids are the pipeline's own for the size it renders.
+        return {"prompt_embeds": cond.hidden, "pooled_prompt_embeds": cond.added["text_embeds"]}
+
     def added_inputs(self, unet_config: Mapping[str, Any]) -> dict[str, int]:
         ids = TIME_IDS * int(unet_config["addition_time_embed_dim"])
         pooled = int(unet_config["projection_class_embeddings_input_dim"]) - ids
