@@ -209,6 +209,7 @@ class OstafService:
         checkpointing = None
         if job.checkpoint is not None and settings.one_pass:
             record = {
+                "name": f"All three of {job.image.stem}",
                 "image": str(job.image),
                 "outs": {str(kind): str(path) for kind, path in job.outs.items()},
                 "names": {str(kind): name for kind, name in job.names.items()},
