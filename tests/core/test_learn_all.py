@@ -354,3 +354,23 @@ def test_the_command_saves_into_a_project_with_words_of_their_own(
     assert sorted(project.words()) == sorted(["cat", *words])
     staging = project.folder / ".staging"
     assert not list(staging.glob("*.safetensors"))
+
+
+def test_one_kind_also_saves_into_a_project_with_a_word_of_its_own(
+    star: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.attribute_files import write_attribute_file
+
+    project, _ = ProjectStore().find_or_create("Single")
+    project.release()
+    write_attribute_file(project.attributes_dir / "old.safetensors", word="cat")
+    args = ["tune", str(star), "--attribute", "shape", "--steps", "2", "--device", "cpu"]
+    code = main([*args, "--project", "Single", "--model", "demo"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    word, path = printed.out.split()
+    assert word == "d" and Path(path).parent == project.attributes_dir  # "cat" is taken
+    assert load_attribute(Path(path)).meta.tuning["token"] == "d"
+    assert not list((project.folder / ".staging").glob("*.safetensors"))
+    code = main([*args, "--passes", "three", "--out", str(home / "x.safetensors")])
+    assert code == 2 and "--passes is for --attribute all" in capsys.readouterr().err
