@@ -410,16 +410,20 @@ class TuneJob:
         self.settings.validate()
         if self.name:
             check_attribute_name(self.name)
-        interval = self.checkpoint_interval_s
-        if (
-            not isinstance(interval, int | float)
-            or not math.isfinite(interval)
-            or not 0 <= interval <= MAX_CHECKPOINT_INTERVAL_S
-        ):
-            raise SettingsError(
-                f"checkpoint interval {interval!r} must be a number of seconds in "
-                f"0..{MAX_CHECKPOINT_INTERVAL_S:g}; 10 is usual"
-            )
+        check_checkpoint_interval(self.checkpoint_interval_s)
+
+
+def check_checkpoint_interval(interval: object) -> None:
+    """Refuse (SettingsError) a checkpoint interval that is no number of seconds in range."""
+    if (
+        not isinstance(interval, int | float)
+        or not math.isfinite(interval)
+        or not 0 <= interval <= MAX_CHECKPOINT_INTERVAL_S
+    ):
+        raise SettingsError(
+            f"checkpoint interval {interval!r} must be a number of seconds in "
+            f"0..{MAX_CHECKPOINT_INTERVAL_S:g}; 10 is usual"
+        )
 
 
 @dataclass

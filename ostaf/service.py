@@ -6,10 +6,12 @@ when a job has finished (a cancelled or failed job leaves nothing behind).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ostaf.decompose_request import DecomposeJob
 from ostaf.errors import Cancelled, SettingsError
 from ostaf.images import load_reference
 from ostaf.interop.pngmeta import write_png
@@ -21,7 +23,9 @@ from ostaf.library.attribute_file import (
     save_attribute,
 )
 from ostaf.library.output_lock import hold_output
+from ostaf.method.decompose import DecomposeResult, learn_all
 from ostaf.method.placeholder import word_token_ids
+from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning import TuningResult, tune
 from ostaf.method.tuning_checkpoint import Checkpointing, discard, sidecar, sweep_leftovers
 from ostaf.method.word_rebase import rebase_word
@@ -39,6 +43,15 @@ from ostaf.requests import ModelChoice, RenderJob, TuneJob
 class TuneOutcome:
     path: Path
     result: TuningResult
+    notes: list[str]
+
+
+@dataclass
+class LearnAllOutcome:
+    """The three files written, by kind, and how the run went."""
+
+    paths: dict[AttributeKind, Path]
+    result: DecomposeResult
     notes: list[str]
 
 
@@ -155,6 +168,76 @@ class OstafService:
         if job.checkpoint is not None:
             discard(job.checkpoint)
         return TuneOutcome(path, result, [*reference.notes, *result.notes])
+
+    def learn_all(
+        self,
+        job: DecomposeJob,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken | None = None,
+    ) -> LearnAllOutcome:
+        """Learn shape, appearance and style from one reference and save the three files; they
+        appear only when the run finished (all three, or none)."""
+        cancel = cancel or CancelToken()
+        job.validate()
+        outs = list(job.outs.values())
+        companions = [job.checkpoint, sidecar(job.checkpoint)] if job.checkpoint else []
+        for out in outs:
+            check_writable(out, *companions)
+        with contextlib.ExitStack() as holds:
+            for out in outs:  # a second run into one of the files fails here, at once
+                holds.enter_context(hold_output(out))
+            return self._learn_all(job, progress, cancel)
+
+    def _learn_all(
+        self, job: DecomposeJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> LearnAllOutcome:
+        companions = [job.checkpoint, sidecar(job.checkpoint)] if job.checkpoint else []
+        sweep_leftovers(*job.outs.values(), *companions)
+        settings = job.settings
+        first = next(iter(settings.members.values()))
+        if first.size and self._model_choice != job.model:
+            model_sizes(job.model.source).tuning_size(first.size)
+        model = self.model(job.model, progress, cancel)
+        family = model.family
+        for member in settings.members.values():  # each word one token, before any work
+            word_token_ids(model.pipe, family.text_encoders, family.tokenizers, member.token)
+        size = model.tuning_size(first.size)
+        reference = load_reference(job.image, size, crop=first.crop, mask_path=first.mask)
+        for note in reference.notes:
+            progress(Progress("preparing", 0, settings.steps, message=note, note=note))
+        cancel.check()
+        checkpointing = None
+        if job.checkpoint is not None and settings.one_pass:
+            record = {
+                "name": f"All three of {job.image.stem}",
+                "image": str(job.image),
+                "outs": {str(kind): str(path) for kind, path in job.outs.items()},
+                "names": {str(kind): name for kind, name in job.names.items()},
+                "learn_all": settings.to_record(),
+                "model": asdict(job.model),
+            }
+            checkpointing = Checkpointing(job.checkpoint, job.checkpoint_interval_s, record)
+        try:
+            result = learn_all(
+                model, reference, settings, job.names, progress, cancel, checkpointing
+            )
+            cancel.check()
+        except Cancelled:
+            if job.checkpoint is not None and not cancel.keeps_progress:
+                discard(job.checkpoint)
+            raise
+        written: list[Path] = []
+        try:
+            for kind, attribute in result.attributes.items():
+                written.append(save_attribute(job.outs[kind], attribute))
+        except BaseException:
+            for path in written:  # all three or none
+                path.unlink(missing_ok=True)
+            raise
+        if job.checkpoint is not None:
+            discard(job.checkpoint)
+        paths = dict(zip(result.attributes, written, strict=True))
+        return LearnAllOutcome(paths, result, [*reference.notes, *result.notes])
 
     def render(
         self,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ostaf.decompose_request import DecomposeJob
+from ostaf.method.regions import AttributeKind
 from ostaf.progress import CancelToken, ProgressCallback
 from ostaf.render.batch_plan import BatchJob
 from ostaf.requests import ModelChoice, RenderJob, TuneJob
@@ -36,6 +38,17 @@ class TunedAttribute:
     """A finished tuning run: the written file and how it went."""
 
     path: Path  # where the service wrote it (the project's staging folder)
+    losses: list[float]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LearnedAll:
+    """A finished "Learn all three" run: the three written files, by kind, and how it went
+    (one loss curve: the one loop's, or the three runs' one after the other)."""
+
+    paths: dict[AttributeKind, Path]
     losses: list[float]
     seconds: float
     notes: list[str] = field(default_factory=list)
@@ -113,6 +126,10 @@ class Backend(Protocol):
     def tune(
         self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken
     ) -> TunedAttribute: ...
+
+    def learn_all(
+        self, job: DecomposeJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> LearnedAll: ...
 
     def render(
         self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken
@@ -201,6 +218,17 @@ class CoreBackend:
             seconds=outcome.result.seconds,
             notes=list(outcome.notes),
         )
+
+    def learn_all(
+        self, job: DecomposeJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> LearnedAll:
+        outcome = self._service.learn_all(job, progress, cancel)
+        results = outcome.result.results
+        if job.settings.one_pass:
+            losses = list(next(iter(results.values())).losses)
+        else:
+            losses = [loss for result in results.values() for loss in result.losses]
+        return LearnedAll(outcome.paths, losses, outcome.result.seconds, list(outcome.notes))
 
     def render(
         self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken

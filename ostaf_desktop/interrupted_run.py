@@ -17,10 +17,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ostaf.decompose_request import ALL_KINDS, DecomposeJob, DecomposeSettings
 from ostaf.errors import ProjectError, SettingsError, StorageError
 from ostaf.library.atomic import atomic_write_bytes, describe_os_error
 from ostaf.library.project_paths import entry_kind, inside, library_folder, make_library_folder
 from ostaf.library.projects import Project
+from ostaf.method.regions import AttributeKind
 from ostaf.method.tuning_checkpoint import DamagedStateError, discard, load_sidecar
 from ostaf.requests import ModelChoice, TuneJob, TuningSettings
 
@@ -66,7 +68,9 @@ def keep_reference(project: Project, image: Path) -> Path:
 
 @dataclass(frozen=True)
 class InterruptedRun:
-    """What an interrupted run was and how far it got; `problem` says why it cannot resume."""
+    """What an interrupted run was and how far it got; `problem` says why it cannot resume.
+    A run that learnt all three kinds at once has `learn_all` (and its names) instead of
+    `settings`."""
 
     name: str
     step: int
@@ -77,10 +81,49 @@ class InterruptedRun:
     model: ModelChoice | None = None
     losses: tuple[float, ...] = ()
     problem: str = ""
+    learn_all: DecomposeSettings | None = None
+    names: tuple[tuple[AttributeKind, str], ...] = ()
 
     @property
     def resumable(self) -> bool:
-        return not self.problem and self.settings is not None and self.image is not None
+        known = self.settings is not None or self.learn_all is not None
+        return not self.problem and known and self.image is not None
+
+    @property
+    def memory_saving(self) -> bool:
+        """Whether the run saved memory (the three kinds of a learn-all run share it)."""
+        if self.learn_all is not None:
+            return self.learn_all.members[ALL_KINDS[0]].memory_saving
+        return self.settings is not None and self.settings.memory_saving
+
+    def learn_all_job(
+        self, outs: dict[AttributeKind, Path], memory_saving: bool, rate_factor: float = 1.0
+    ) -> DecomposeJob:
+        """The same learn-all job again, continuing from the checkpoint; only memory saving
+        and, after a diverged loss, every rate scaled by `rate_factor` may differ."""
+        if self.learn_all is None or self.image is None:
+            raise SettingsError(f"the interrupted run '{self.name}' cannot be resumed")
+        members = {
+            kind: replace(
+                member,
+                learning_rate=member.learning_rate * rate_factor,
+                embedding_rate=member.embedding_rate * rate_factor,
+                memory_saving=memory_saving,
+            )
+            for kind, member in self.learn_all.members.items()
+        }
+        settings = replace(self.learn_all, members=members)
+        job = DecomposeJob(
+            self.image,
+            settings,
+            outs,
+            dict(self.names),
+            self.model or ModelChoice(),
+            checkpoint=self.checkpoint,
+            checkpoint_interval_s=CHECKPOINT_INTERVAL_S,
+        )
+        job.validate()
+        return job
 
     def job(self, out: Path, memory_saving: bool, learning_rate: float | None = None) -> TuneJob:
         """The same job again, continuing from the checkpoint with every setting of the run,
@@ -129,6 +172,8 @@ def parse_record(record: dict[str, Any], checkpoint: Path) -> InterruptedRun:
     name = record.get("name") if isinstance(record.get("name"), str) else ""
     step = record.get("step")
     step = step if type(step) is int and step >= 0 else 0
+    if "learn_all" in record:
+        return _parse_learn_all(record, checkpoint, str(name or ""), step)
     try:
         settings = TuningSettings.from_record(record.get("settings"))
         model = ModelChoice(**record["model"])
@@ -140,11 +185,7 @@ def parse_record(record: dict[str, Any], checkpoint: Path) -> InterruptedRun:
         return InterruptedRun(
             name or "unnamed", step, 0, checkpoint, problem="its saved description is damaged"
         )
-    kept = inside(checkpoint.parent / REFERENCE_FOLDER, image.name)
-    outside = kept is None or image != kept
-    if settings.mask is not None and settings.mask != checkpoint.parent / MASK_NAME:
-        outside = True
-    if outside:
+    if _outside(checkpoint, image, settings.mask):
         log.warning("the run in %s names files outside its project: %s", checkpoint, image)
         return InterruptedRun(
             name or "unnamed",
@@ -159,6 +200,60 @@ def parse_record(record: dict[str, Any], checkpoint: Path) -> InterruptedRun:
     return InterruptedRun(
         name, step, settings.steps, checkpoint, image, settings, model, losses, problem
     )
+
+
+def _parse_learn_all(
+    record: dict[str, Any], checkpoint: Path, name: str, step: int
+) -> InterruptedRun:
+    """A learn-all run's sidecar (see parse_record)."""
+    try:
+        settings = DecomposeSettings.from_record(record.get("learn_all"))
+        model = ModelChoice(**record["model"])
+        image = Path(record["image"])
+        names = record.get("names") or {}
+        if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+            raise TypeError("the names are not text")
+        named = tuple((AttributeKind(kind), value) for kind, value in names.items())
+        if not all(isinstance(v, str) for v in (model.source, model.device, model.precision)):
+            raise TypeError("the model choice is not text")
+    except (SettingsError, KeyError, TypeError, ValueError) as exc:
+        log.warning("cannot resume the run in %s: %s", checkpoint, exc)
+        return InterruptedRun(
+            name or "unnamed", step, 0, checkpoint, problem="its saved description is damaged"
+        )
+    name = name or f"All three of {image.stem}"
+    if _outside(checkpoint, image, settings.members[ALL_KINDS[0]].mask):
+        log.warning("the run in %s names files outside its project: %s", checkpoint, image)
+        return InterruptedRun(
+            name,
+            step,
+            0,
+            checkpoint,
+            problem="its saved description names files outside the project",
+        )
+    problem = "" if image.is_file() else f"its reference image {image} no longer exists"
+    losses = _losses(record.get("losses"), step)
+    return InterruptedRun(
+        name,
+        step,
+        settings.steps,
+        checkpoint,
+        image,
+        None,
+        model,
+        losses,
+        problem,
+        learn_all=settings,
+        names=named,
+    )
+
+
+def _outside(checkpoint: Path, image: Path, mask: Path | None) -> bool:
+    """Whether a run's image or mask is not the copy kept beside its checkpoint."""
+    kept = inside(checkpoint.parent / REFERENCE_FOLDER, image.name)
+    if kept is None or image != kept:
+        return True
+    return mask is not None and mask != checkpoint.parent / MASK_NAME
 
 
 def discard_interrupted(project: Project) -> None:

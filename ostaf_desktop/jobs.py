@@ -21,6 +21,7 @@ from ostaf_desktop.error_report import ErrorReport
 class JobKind(StrEnum):
     LOAD_MODEL = "load model"
     TUNE = "tune"
+    LEARN_ALL = "learn all three"
     PREVIEW = "preview"
     RENDER = "render"
     BATCH = "batch export"
@@ -45,8 +46,8 @@ _next_id = itertools.count(1)
 
 @dataclass(eq=False)
 class Job:
-    """One request for the worker: `request` is a core request (ModelChoice, TuneJob, RenderJob,
-    BatchJob), a LoraRequest or a WordRequest."""
+    """One request for the worker: `request` is a core request (ModelChoice, TuneJob,
+    DecomposeJob, RenderJob, BatchJob), a LoraRequest or a WordRequest."""
 
     kind: JobKind
     request: Any

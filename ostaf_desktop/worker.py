@@ -98,6 +98,8 @@ def _dispatch(
         return backend.load_model(job.request, report, cancel)
     if job.kind is JobKind.TUNE:
         return backend.tune(job.request, report, cancel)
+    if job.kind is JobKind.LEARN_ALL:
+        return backend.learn_all(job.request, report, cancel)
     if job.kind is JobKind.BATCH:
         return backend.batch(job.request, report, cancel)
     if job.kind is JobKind.EXPORT_LORA:

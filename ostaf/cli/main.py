@@ -18,6 +18,7 @@ from typing import Any
 from ostaf.cli.numbers import number, whole
 from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
 from ostaf.cli.terminal import err, out, out_json, out_lines, printable, use_safe_streams
+from ostaf.decompose_request import JOINT_TEMPLATE
 from ostaf.errors import Cancelled, OstafError, SettingsError
 from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, suggested_caption
 from ostaf.method.words import CLIP_CANDIDATES, attribute_word, check_word
@@ -44,8 +45,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = sub.add_parser("tune", help="learn an attribute from one reference image")
     tune.add_argument("image", type=Path, help="the reference image")
-    tune.add_argument("--attribute", required=True, choices=[k.value for k in AttributeKind])
-    tune.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
+    tune.add_argument(
+        "--attribute",
+        required=True,
+        choices=[*(k.value for k in AttributeKind), "all"],
+        help="what to learn; all: shape, appearance and style in one run, three files",
+    )
+    tune.add_argument(
+        "--out",  # text: a trailing separator says "a folder" for --attribute all
+        help="the .safetensors file to write; with --attribute all a folder (shape/appearance/"
+        "style.safetensors in it) or a name prefix (PREFIX-shape.safetensors …); may be left "
+        "out with --project",
+    )
+    tune.add_argument(
+        "--project",
+        help="also save the result into this project's library (new words: none of its "
+        "attributes' words)",
+    )
+    tune.add_argument(
+        "--passes",
+        choices=["one", "three"],
+        default="one",
+        help="with --attribute all: one loop for the three (default) or three ordinary runs",
+    )
     tune.add_argument("--class-word", default="", help="what the subject is, e.g. 'cat'")
     tune.add_argument(
         "--caption",
@@ -55,15 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. for shape 'a red striped {token}, flat style, on a white background' "
         "(default: the kind's template, e.g. '"
         + suggested_caption(AttributeKind.SHAPE)
-        + "'): tuning then learns only the attribute, not the rest of the picture",
+        + "'): tuning then learns only the attribute, not the rest of the picture; with "
+        "--attribute all {shape}, {appearance} and {style}, e.g. 'a {appearance} {shape}, "
+        "{style} style, on a white background' (default on the demo model: what its world "
+        "reads in the picture; elsewhere '" + JOINT_TEMPLATE + "')",
     )
     tune.add_argument(
         "--word",
-        default=DEFAULT_TOKEN,
         help="the word that names the attribute in prompts, one token of the model's "
-        f"tokenizer (default: {DEFAULT_TOKEN}); give each attribute you combine its own, e.g. "
+        f"tokenizer (default: {DEFAULT_TOKEN}; with --project one none of its attributes has); "
+        "give each attribute you combine its own, e.g. "
         + ", ".join(CLIP_CANDIDATES[:3])
-        + " (`library word` changes it later)",
+        + " (`library word` changes it later); with --attribute all three, for shape, "
+        "appearance and style, e.g. "
+        + ",".join(CLIP_CANDIDATES[:3])
+        + " (default: three free ones)",
     )
     tune.add_argument("--mask", type=Path, help="white = the region that drives tuning")
     tune.add_argument(
@@ -229,6 +257,55 @@ class ProgressBar:
 
 
 def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken) -> int:
+    if args.attribute == "all":
+        from ostaf.cli.learn_all import run_learn_all
+
+        return run_learn_all(args, progress, cancel)
+    if args.passes != "one":
+        raise SettingsError("--passes is for --attribute all")
+    args.out = Path(args.out) if args.out else None
+    if args.project is not None:
+        return run_tune_into_project(args, progress, cancel)
+    if args.out is None:
+        raise SettingsError("give --out, the .safetensors file to write (or --project)")
+    return run_tune_one(args, progress, cancel, check_word(args.word or DEFAULT_TOKEN))
+
+
+def run_tune_into_project(
+    args: argparse.Namespace, progress: ProgressCallback, cancel: CancelToken
+) -> int:
+    """Tune one attribute with a word no attribute of the project has (unless --word says)
+    and import it into the project's library (from --out, or from its staging folder)."""
+    from ostaf.cli.library import open_project
+    from ostaf.library.staging import staging_path
+    from ostaf.models.demo_model import is_demo_source
+
+    with open_project(args.project) as project:
+        word = check_word(args.word or project.free_word(is_demo_source(model_choice(args).source)))
+        staged = args.out is None
+        if staged:
+            args.out = staging_path(project)
+        try:
+            run_tune_one(args, progress, cancel, word, quiet=True)
+            owner = project.words().get(word)
+            if owner is not None:
+                err(f"note: '{owner}' also uses the word '{word}'")
+            entry = project.import_attribute(args.out).entry
+        finally:
+            if staged:
+                args.out.unlink(missing_ok=True)
+    out(f"{word}  {entry.path}")
+    return 0
+
+
+def run_tune_one(
+    args: argparse.Namespace,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+    word: str,
+    quiet: bool = False,
+) -> int:
+    """Tune one attribute into --out (printing its path unless `quiet`)."""
     from ostaf.library.atomic import check_writable
     from ostaf.library.output_lock import hold_output
     from ostaf.method.tuning_checkpoint import discard, read_sidecar, sidecar
@@ -250,7 +327,7 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
         **chosen,
         rank=args.rank,
         caption=args.caption,
-        token=check_word(args.word),
+        token=word,
         seed=args.seed,
         class_word=args.class_word,
         mask=args.mask,
@@ -278,7 +355,8 @@ def run_tune(args: argparse.Namespace, progress: ProgressCallback, cancel: Cance
                 "resumes if the settings match (--restart to start over)"
             )
         outcome = OstafService().tune(job, progress, cancel)  # its notes were shown as they came
-    out(outcome.path)
+    if not quiet:
+        out(outcome.path)
     return 0
 
 

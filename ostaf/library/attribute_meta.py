@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -48,6 +48,7 @@ SHIFTS_VERSION = 2
 METADATA_KEY = "ostaf"
 SUFFIX = ".safetensors"
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Together = Literal["one pass", "three passes"]  # how attributes learnt together were learnt
 
 
 def now_iso() -> str:
@@ -206,6 +207,11 @@ class TuningRecord(TypedDict, total=False):
     prior: Annotated[float, Field(ge=0)]  # prior-preservation weight (0 or absent: none)
     strength: Annotated[float, Field(gt=0)]  # the stored offsets' multiple of the tuned ones
     embedding_rate: Annotated[float, Field(ge=0)]  # the placeholder's (0 or absent: not learned)
+    # Learnt together with others from one reference ("Learn all three"): their ids (the
+    # first 16 hex digits of their content hashes, as the library names them), comma-separated
+    # (one text: a file stays readable by versions that keep only plain extra values), and how.
+    learned_with: Annotated[str, Field(pattern=r"^(?:[0-9a-f]{16}(?:,[0-9a-f]{16}){0,7})?$")]
+    together: Together
 
 
 _TUNING_KEYS = frozenset(TuningRecord.__annotations__)

@@ -66,8 +66,10 @@ def _parent_and_name(root: nn.Module, path: str) -> tuple[nn.Module, str]:
 
 
 @contextlib.contextmanager
-def offset_layers(unet: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, OffsetLinear]]:
-    """Wrap the Linear layers at `paths` for the duration of the context."""
+def offset_layers(
+    unet: nn.Module, paths: Sequence[str], wrapper_type: type[OffsetLinear] = OffsetLinear
+) -> Iterator[dict[str, OffsetLinear]]:
+    """Wrap the Linear layers at `paths` in `wrapper_type` for the duration of the context."""
     wrappers: dict[str, OffsetLinear] = {}
     try:
         for path in paths:
@@ -75,7 +77,7 @@ def offset_layers(unet: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, O
             base = getattr(parent, name)
             if not isinstance(base, nn.Linear):
                 raise TypeError(f"{path} is not a Linear layer (already wrapped?)")
-            wrapper = OffsetLinear(base)
+            wrapper = wrapper_type(base)
             setattr(parent, name, wrapper)
             wrappers[path] = wrapper
         yield wrappers

@@ -10,6 +10,7 @@ prompts. The token is the run's own placeholder (`TuningSettings.token`), never 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from ostaf.method.regions import AttributeKind
 
@@ -26,6 +27,11 @@ NATURAL_PROBES = {
     AttributeKind.STYLE: "a painting of a lighthouse in {token} style",
 }
 
+# Learning all three: the three on a background of their own (the demo world), or together on
+# a scene of their own (real models).
+WORLD_JOINT_PROBE = "a {appearance} {shape}, {style} style, on a gray background"
+NATURAL_JOINT_PROBE = "a photo of a {appearance} {shape} on a table, in {style} style"
+
 
 def outside_world(prompt: str, token: str) -> list[str]:
     """The words of `prompt` the demo model cannot draw (not in its world's captions and not
@@ -41,3 +47,10 @@ def preview_prompt(kind: AttributeKind | str, token: str, demo_world: bool) -> s
     `demo_world`: the model is the demo model, which knows only its world's words."""
     probes = WORLD_PROBES if demo_world else NATURAL_PROBES
     return probes[AttributeKind(kind)].format(token=token)
+
+
+def joint_preview_prompt(words: Mapping[AttributeKind, str], demo_world: bool) -> str:
+    """The prompt the previews of a run that learns all three render, each kind's word in
+    its place."""
+    probe = WORLD_JOINT_PROBE if demo_world else NATURAL_JOINT_PROBE
+    return probe.format(**{AttributeKind(kind).value: word for kind, word in words.items()})

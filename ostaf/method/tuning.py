@@ -31,6 +31,7 @@ from ostaf.library.attribute_meta import (
     AttributeMeta,
     BaseModelInfo,
     ReferenceInfo,
+    TuningRecord,
     check_attribute_name,
     default_attribute_name,
 )
@@ -330,15 +331,61 @@ def tune(
     finally:
         if recompute:
             unet.disable_gradient_checkpointing()
+    ran = TuningRecord(
+        prompt=prompt, timesteps_per_pass=per_pass, memory_saving=wants_checkpointing
+    )
+    attribute = tuned_attribute(model, reference, settings, region, tuned, ran, losses, name)
+    seconds = clock.report("done", settings.steps).elapsed_s
+    return TuningResult(attribute, losses, seconds, plan, notes)
+
+
+def tuned_attribute(
+    model: BaseModel,
+    reference: Reference,
+    settings: TuningSettings,
+    region: Region,
+    tuned: Tuned,
+    ran: TuningRecord,
+    losses: list[float],
+    name: str = "",
+) -> Attribute:
+    """The attribute a run learnt, as it is saved: the offsets at the settings' strength, the
+    placeholder's shifts and their base rows, and the metadata; `ran` holds what only the run
+    knows (its prompt, timesteps per pass, memory saving) and anything it adds."""
+    embeddings = model.merger.embeddings
+    shifts = tuned.shift() if tuned.shift is not None else {}
     with torch.no_grad():
         # The up factor carries the strength: ΔW = strength · A·B / r.
         strength = float(settings.strength)
         factors = {
             p: ((a.detach().float() * strength).cpu().clone(), b.detach().float().cpu().clone())
-            for p, (a, b) in hyper().items()
+            for p, (a, b) in tuned.hyper().items()
         }
         learned = {k: v.detach().float().cpu().clone() for k, v in shifts.items()}
         bases = {k: _row(embeddings, k).detach().float().cpu().clone() for k in learned}
+    tuning: TuningRecord = {
+        "steps": settings.steps,
+        "learning_rate": settings.learning_rate,
+        "seed": settings.seed,
+        "timesteps_per_step": settings.timesteps_per_step,
+        "token": settings.token,
+        "class_word": settings.class_word,
+        "caption": settings.caption,
+        "timestep_low": timestep_share(settings)[0],
+        "timestep_high": timestep_share(settings)[1],
+        "prior": float(settings.prior),
+        "strength": strength,
+        "embedding_rate": float(settings.embedding_rate),
+        "resolution": model.tuning_size(settings.size),
+        "family": model.family.id,
+        "prediction_type": str(model.pipe.scheduler.config.prediction_type),
+        "crop": list(settings.crop) if settings.crop else None,
+        "masked": reference.mask is not None,
+        "flip": settings.flips(),
+        "rotate": settings.rotate,
+        "final_loss": round(float(np.mean(losses[-20:])), 6),
+        "device": model.placement.label,
+    }
     meta = AttributeMeta(
         name=check_attribute_name(name)
         if name
@@ -355,37 +402,11 @@ def tune(
             thumbnail=thumbnail_data_url(reference.image),
             file_name=reference.file_name,
         ),
-        tuning={
-            "steps": settings.steps,
-            "learning_rate": settings.learning_rate,
-            "seed": settings.seed,
-            "timesteps_per_step": settings.timesteps_per_step,
-            "timesteps_per_pass": per_pass,
-            "memory_saving": wants_checkpointing,
-            "prompt": prompt,
-            "token": settings.token,
-            "class_word": settings.class_word,
-            "caption": settings.caption,
-            "timestep_low": timestep_share(settings)[0],
-            "timestep_high": timestep_share(settings)[1],
-            "prior": float(settings.prior),
-            "strength": strength,
-            "embedding_rate": float(settings.embedding_rate),
-            "resolution": size,
-            "family": model.family.id,
-            "prediction_type": str(model.pipe.scheduler.config.prediction_type),
-            "crop": list(settings.crop) if settings.crop else None,
-            "masked": reference.mask is not None,
-            "flip": settings.flips(),
-            "rotate": settings.rotate,
-            "final_loss": round(float(np.mean(losses[-20:])), 6),
-            "device": model.placement.label,
-        },
+        tuning=tuning | ran,
         shifts=list(learned),  # in the placeholder's token order (for exports)
         format_version=SHIFTS_VERSION if learned else 1,
     )
-    seconds = clock.report("done", settings.steps).elapsed_s
-    return TuningResult(Attribute(meta, factors, learned, bases), losses, seconds, plan, notes)
+    return Attribute(meta, factors, learned, bases)
 
 
 def _row(embeddings: dict[str, torch.nn.Embedding], key: str) -> torch.Tensor:

@@ -20,6 +20,13 @@ MIN_CONFIDENCE = 0.25  # the shape template match of a circle reads about 0.4
 def describe_reference(image: Image.Image, kind: AttributeKind, token: str = "{token}") -> str:
     """The reference's description with `token` where the `kind`'s words go, or "" when the
     oracle cannot read every part of the picture with confidence (not a world picture)."""
+    words = read_words(image)
+    return describe_words(words, kind, token) if words is not None else ""
+
+
+def read_words(image: Image.Image) -> dict[str, str] | None:
+    """The world's word for each of shape, colour, pattern, style and background that the
+    oracle reads in `image`, or None when it cannot read every one with confidence."""
     seen = analyse(image.convert("RGB"))
     values = seen.attributes()
     confidences = (
@@ -30,8 +37,25 @@ def describe_reference(image: Image.Image, kind: AttributeKind, token: str = "{t
         seen.background_confidence,
     )
     if any(value is None for value in values.values()) or min(confidences) < MIN_CONFIDENCE:
-        return ""
-    return describe_words({name: str(values[name]) for name in ATTRIBUTES}, kind, token)
+        return None
+    return {name: str(values[name]) for name in ATTRIBUTES}
+
+
+def describe_all(words: Mapping[str, str]) -> tuple[str, dict[AttributeKind, str]]:
+    """For learning all three: the description of a world picture of these `words` with
+    {shape}, {appearance} and {style} where each kind's words go, and each kind's own words
+    (what its single run's description names), e.g. ("a {appearance} {shape}, {style} style,
+    on a white background", {shape: "star", appearance: "red striped", style: "flat"})."""
+    plain = describe_words(words, AttributeKind.APPEARANCE, "{appearance}")
+    caption = plain.replace(f" {words['shape']},", " {shape},", 1).replace(
+        f", {words['style']} style,", ", {style} style,", 1
+    )
+    described = {
+        AttributeKind.SHAPE: words["shape"],
+        AttributeKind.APPEARANCE: f"{words['colour']} {words['pattern']}",
+        AttributeKind.STYLE: words["style"],
+    }
+    return caption, described
 
 
 def describe_words(words: Mapping[str, str], kind: AttributeKind, token: str = "{token}") -> str:

@@ -66,10 +66,11 @@ class ResumeViewModel(ViewModel):
     def resume(self) -> Job | None:
         """Continue the run from its last saved step on the worker."""
         run = self.run
-        if run is None or run.settings is None or not self.can_resume:
+        if run is None or not self.can_resume:
             return None
-        memory_saving = run.settings.memory_saving or self._failure == OUT_OF_MEMORY
-        job = self._tuning.resume(run, memory_saving, self._lowered_rate(run))
+        memory_saving = run.memory_saving or self._failure == OUT_OF_MEMORY
+        factor = DIVERGED_RATE_FACTOR if self._halves_rates(run) else 1.0
+        job = self._tuning.resume(run, memory_saving, self._lowered_rate(run), factor)
         if job is not None:
             self._failure = ""
             self.run = None
@@ -118,6 +119,8 @@ class ResumeViewModel(ViewModel):
         self.message = "" if run is None else self._describe(run)
         rate = self._lowered_rate(run) if run is not None else None
         self.resume_text = "Resume" if rate is None else f"Resume at {rate:g}"
+        if run is not None and self._halves_rates(run):
+            self.resume_text = "Resume at half the rates"
 
     def _lowered_rate(self, run: InterruptedRun | None) -> float | None:
         """The learning rate a diverged run continues at; None: the run's own."""
@@ -125,19 +128,30 @@ class ResumeViewModel(ViewModel):
             return None
         return run.settings.learning_rate * DIVERGED_RATE_FACTOR
 
+    def _halves_rates(self, run: InterruptedRun) -> bool:
+        """A diverged learn-all run continues with every kind's rates halved."""
+        return run.learn_all is not None and self._failure == DIVERGED
+
     def _describe(self, run: InterruptedRun) -> str:
         where = f"step {run.step} of {run.total}" if run.total else f"step {run.step}"
         head = f"An interrupted tuning run <b>'{html.escape(run.name)}'</b> ({where})"
-        if not run.resumable or run.settings is None:
+        if not run.resumable:
             return f"{head} cannot be resumed: {html.escape(run.problem)}."
         parts = [f"{head} can be resumed with its own settings."]
-        if self._failure == OUT_OF_MEMORY and not run.settings.memory_saving:
+        if run.learn_all is not None:
+            parts[0] = (
+                f"{head}, which learns shape, appearance and style together, can be resumed "
+                "with its own settings."
+            )
+        if self._failure == OUT_OF_MEMORY and not run.memory_saving:
             parts.append(
                 "It ran out of memory, so it continues with memory saving on "
                 "(slower, needs less memory)."
             )
+        if self._halves_rates(run):
+            parts.append("Its loss diverged, so every kind continues at half its rates.")
         lowered = self._lowered_rate(run)
-        if lowered is not None:
+        if lowered is not None and run.settings is not None:
             parts.append(
                 f"Its loss diverged at learning rate {run.settings.learning_rate:g}, so it "
                 f"continues at half that, {lowered:g}."

@@ -54,6 +54,15 @@ class WordsViewModel(ViewModel):
         """A word no attribute of the open project has."""
         return self.next_word
 
+    def free_words(self, count: int) -> list[str]:
+        """`count` words no attribute of the open project has, none the same (the first is
+        `next_word`)."""
+        taken = [row.token for row in self._library.rows]
+        chosen: list[str] = []
+        for _ in range(count):
+            chosen.append(choose_word([*taken, *chosen], self.demo))
+        return chosen
+
     # -- giving an attribute another word ----------------------------------------------------
     def change_word(self, attribute_id: str, word: str) -> Job | None:
         """Give the attribute `word` (checked against the project first); the worker

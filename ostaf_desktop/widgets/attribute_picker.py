@@ -29,15 +29,29 @@ from ostaf.requests import MAX_STEPS, PRESETS
 from ostaf_desktop.binding import assign_when_checked, bind, bind_combo, bind_to
 from ostaf_desktop.icons import icon
 from ostaf_desktop.prompt_examples import PromptExamples
-from ostaf_desktop.viewmodels.tuning import CUSTOM, TuningViewModel
+from ostaf_desktop.viewmodels.tuning import ALL_THREE, CUSTOM, TuningViewModel
 from ostaf_desktop.widgets.layout import compact_combo, label, show_start, tool_button
 from ostaf_desktop.widgets.world_words import WorldWordPicker
 
+ALL_THREE_TITLE = "All three (shape, appearance, style)"
+ALL_THREE_SUMMARY = (
+    "Shape, appearance and style of the reference in one run: three attributes, each with "
+    "its own word, each usable alone"
+)
+ALL_THREE_EXAMPLE = "e.g. a character: its pose, its colours and its drawing style, separately"
+
 
 class KindCard(QFrame):
-    """One attribute kind: a radio button, what it captures and an example."""
+    """One choice of what to learn (a kind, or all three): a radio button, what it captures
+    and an example."""
 
-    def __init__(self, kind: AttributeKind, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        title: str = "",
+        summary: str = "",
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.kind = kind
         self.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -46,14 +60,17 @@ class KindCard(QFrame):
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(1)
         badge = QLabel()
-        badge.setPixmap(icon(str(kind)).pixmap(20, 20))
-        self.radio = QRadioButton(kind.value.title())
+        badge.setPixmap(icon(kind if kind != ALL_THREE else "tune").pixmap(20, 20))
+        if kind != ALL_THREE:
+            title = title or AttributeKind(kind).value.title()
+            summary = summary or AttributeKind(kind).summary
+        self.radio = QRadioButton(title)
         self.radio.setStyleSheet("font-weight: 600;")
-        summary = label(kind.summary[:1].upper() + kind.summary[1:], wrap=True)
+        what = label(summary[:1].upper() + summary[1:], wrap=True)
         self.example = label(role="hint", wrap=True)
         grid.addWidget(badge, 0, 0, 2, 1, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.radio, 0, 1)
-        grid.addWidget(summary, 1, 1)
+        grid.addWidget(what, 1, 1)
         grid.addWidget(self.example, 2, 1)
         grid.setColumnStretch(1, 1)
         self.radio.toggled.connect(self._restyle)
@@ -108,12 +125,14 @@ class AttributePicker(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(5)
-        self.cards = {kind: KindCard(kind) for kind in AttributeKind}
+        self.cards = {kind: KindCard(str(kind)) for kind in AttributeKind}
+        self.all_three = KindCard(ALL_THREE, ALL_THREE_TITLE, ALL_THREE_SUMMARY)
+        self.all_three.example.setText(ALL_THREE_EXAMPLE)
         self.kind_group = QButtonGroup(self)
-        for kind, card in self.cards.items():
+        for card in (*self.cards.values(), self.all_three):
             self.kind_group.addButton(card.radio)
             layout.addWidget(card)
-            card.radio.toggled.connect(assign_when_checked(vm, "kind", str(kind)))
+            card.radio.toggled.connect(assign_when_checked(vm, "kind", card.kind))
 
         form = QFormLayout()
         form.setContentsMargins(0, 4, 0, 0)
@@ -125,7 +144,9 @@ class AttributePicker(QWidget):
         self.caption.setToolTip(
             "Describe the reference, writing {token} where the chosen attribute's words would "
             "be (shape: 'a red striped {token}, on a white background'; style: 'a cat on a "
-            "sofa, in {token} style'). What you name here is not learnt into the attribute."
+            "sofa, in {token} style'); for all three {shape}, {appearance} and {style} (e.g. "
+            "'a {appearance} {shape}, {style} style, on a white background'). What you name "
+            "here is not learnt into the attribute."
         )
         self.restore_caption = tool_button(
             "restore", "Put the suggested description back (it follows the picture and the kind)"
@@ -218,7 +239,9 @@ class AttributePicker(QWidget):
         bind_to(vm, "words_available", lambda _: self._show_words(), self)
         bind(vm, "name", self.name)
         bind_to(vm, "name", lambda _: show_start(self.name), self)
-        bind_to(vm, "word", self._show_word, self)
+        bind_to(vm, "word", lambda _: self._show_word(), self)
+        bind_to(vm, "words_of_all", lambda _: self._show_word(), self)
+        bind_to(vm, "kind", lambda _: self._show_word(), self)
         bind_combo(vm, "preset", self.preset)
         bind(vm, "advanced_open", self.advanced_toggle, "checked")
         bind_to(vm, "advanced_open", self._show_advanced, self)
@@ -228,6 +251,8 @@ class AttributePicker(QWidget):
         bind(vm, "rank", self.rank)
         bind(vm, "prior", self.prior)
         bind(vm, "embedding_rate", self.embedding_rate)
+        for field in (self.learning_rate, self.prior, self.embedding_rate):
+            bind(vm, "own_rates", field, "enabled")
         bind_to(vm, "resolution_options", self._fill_resolutions, self)
         bind_combo(vm, "resolution", self.resolution)
         bind_to(vm, "running", lambda running: self.setEnabled(not running), self)
@@ -238,7 +263,15 @@ class AttributePicker(QWidget):
         for kind, card in self.cards.items():
             card.example.setText(examples.kinds[kind])
 
-    def _show_word(self, word: str) -> None:
+    def _show_word(self) -> None:
+        if self.vm.kind == ALL_THREE:
+            words = " · ".join(
+                f"{kind} <b style='color:#e8ecf3'>{html.escape(word)}</b>"
+                for kind, word in self.vm.words_of_all
+            )
+            self.word.setText(f"{words} — write each where its attribute goes" if words else "")
+            return
+        word = self.vm.word
         shown = html.escape(word)
         self.word.setText(
             f"<b style='color:#e8ecf3'>{shown}</b> — write it in prompts where the attribute goes"
@@ -247,7 +280,7 @@ class AttributePicker(QWidget):
         )
 
     def _show_kind(self, kind: str) -> None:
-        card = self.cards.get(AttributeKind(kind))
+        card = self.all_three if kind == ALL_THREE else self.cards.get(AttributeKind(kind))
         if card is not None and not card.radio.isChecked():
             card.radio.setChecked(True)
 

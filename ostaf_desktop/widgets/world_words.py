@@ -10,7 +10,7 @@ from ostaf.method.regions import AttributeKind
 from ostaf.world.description import words_in_description
 from ostaf.world.scenes import ATTRIBUTES, VALUES
 from ostaf_desktop.binding import bind_to
-from ostaf_desktop.viewmodels.tuning import TuningViewModel
+from ostaf_desktop.viewmodels.tuning import ALL_THREE, TuningViewModel
 from ostaf_desktop.widgets.layout import compact_combo
 
 
@@ -45,6 +45,7 @@ class WorldWordPicker(QWidget):
         return {name: box.currentText() for name, box in self.boxes.items()}
 
     def _show_kind(self, kind: str) -> None:
-        named = words_in_description(AttributeKind(kind))
+        # All three: the description is the picture's every word, each kind's as its own.
+        named = ATTRIBUTES if kind == ALL_THREE else words_in_description(AttributeKind(kind))
         for name, box in self.boxes.items():
             box.setEnabled(name in named)

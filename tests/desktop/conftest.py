@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
+from ostaf.decompose_request import DecomposeJob
 from ostaf.errors import Cancelled, OstafError
 from ostaf.interop.pngmeta import a1111_parameters, write_png
 from ostaf.library.atomic import atomic_write_bytes, atomic_write_text
@@ -25,6 +26,7 @@ from ostaf.render.batch_plan import BatchJob, plan_batch
 from ostaf.requests import ModelChoice, RenderJob, RenderSettings, TuneJob
 from ostaf_desktop.backend import (
     BatchResult,
+    LearnedAll,
     LoraRequest,
     LoraWritten,
     ModelInfo,
@@ -42,7 +44,7 @@ from tests.attribute_files import write_attribute_file
 
 @dataclass
 class Call:
-    kind: str  # "load", "tune", "preview", "render", "batch", "lora" or "word"
+    kind: str  # "load", "tune", "learn_all", "preview", "render", "batch", "lora" or "word"
     request: Any
     cancel: CancelToken
 
@@ -125,6 +127,44 @@ class FakeBackend:
         if job.checkpoint is not None:
             discard(job.checkpoint)
         return TunedAttribute(job.out, losses, total * 0.1)
+
+    def learn_all(
+        self, job: DecomposeJob, progress: ProgressCallback, cancel: CancelToken
+    ) -> LearnedAll:
+        """Like the service: one loop of the settings' steps, checkpointed and resumed as
+        `tune` is, then three files (one per kind, each with its own word); nothing written
+        when it is cancelled or fails."""
+        self.calls.append(Call("learn_all", job, cancel))
+        total = job.settings.steps
+        saved = read_sidecar(job.checkpoint) if job.checkpoint is not None else None
+        losses: list[float] = list(saved["losses"]) if saved is not None else []
+        try:
+            for step in range(len(losses) + 1, total + 1):
+                cancel.check()
+                self._wait(cancel)
+                losses.append(1.0 / step)
+                if job.checkpoint is not None:
+                    save_fake_learn_all_state(job, losses)
+                progress(Progress("tuning", step, total, 1.0 / step, step * 0.1))
+                if self.fail_tune is not None and step == self.fail_tune_at:
+                    failure, self.fail_tune = self.fail_tune, None
+                    raise failure
+        except Cancelled:
+            if job.checkpoint is not None:
+                discard(job.checkpoint)
+            raise
+        for index, (kind, out) in enumerate(job.outs.items()):
+            write_attribute_file(
+                out,
+                name=job.names.get(kind) or f"{kind} of {job.image.stem}",
+                kind=kind,
+                seed=len(self.calls) * 10 + index,
+                steps=total,
+                word=job.settings.words[kind],
+            )
+        if job.checkpoint is not None:
+            discard(job.checkpoint)
+        return LearnedAll(dict(job.outs), losses, total * 0.1)
 
     def render(
         self, job: RenderJob, progress: ProgressCallback, cancel: CancelToken
@@ -219,6 +259,24 @@ def save_fake_state(job: TuneJob, losses: list[float]) -> None:
         "out": str(job.out),
         "name": job.name,
         "settings": job.settings.to_record(),
+        "model": asdict(job.model),
+        "key": "fake",
+        "step": len(losses),
+        "losses": losses,
+    }
+    atomic_write_bytes(job.checkpoint, b"fake state")
+    atomic_write_text(sidecar(job.checkpoint), json.dumps(record))
+
+
+def save_fake_learn_all_state(job: DecomposeJob, losses: list[float]) -> None:
+    """A learn-all checkpoint and the sidecar the service writes beside it."""
+    assert job.checkpoint is not None
+    record = {
+        "name": f"All three of {job.image.stem}",
+        "image": str(job.image),
+        "outs": {str(kind): str(path) for kind, path in job.outs.items()},
+        "names": {str(kind): name for kind, name in job.names.items()},
+        "learn_all": job.settings.to_record(),
         "model": asdict(job.model),
         "key": "fake",
         "step": len(losses),

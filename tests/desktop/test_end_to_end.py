@@ -153,3 +153,24 @@ def test_minimum_size_fits_a_1280x720_screen_with_the_demo_model(
     qtbot.wait(50)
     hint = real_window.minimumSizeHint()
     assert hint.width() <= 1280 and hint.height() <= 720 - 70  # room for title and task bars
+
+
+def test_learn_all_three_on_the_demo_model(
+    real_window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    from tests.desktop.test_learn_all_panel import star
+
+    window, vm = real_window, real_window.vm
+    assert vm.reference.open_image(star(tmp_path))
+    window.tuning.picker.all_three.radio.click()
+    vm.tuning.steps = 3
+    window.tuning.tune_button.click()
+    qtbot.waitUntil(lambda: not vm.tuning.running, timeout=TIMEOUT_MS)
+    assert vm.session.error is None, vm.session.error
+    rows = {row.kind: row for row in vm.library.rows}
+    assert sorted(rows) == ["appearance", "shape", "style"]
+    assert len({row.token for row in rows.values()}) == 3
+    assert all(row.steps == 3 and row.path.is_file() for row in rows.values())
+    assert len(vm.tuning.losses) == 3 and len(vm.tuning.previews) == 1
+    assert sorted(a.id for a in vm.library.applied) == sorted(r.id for r in rows.values())
+    assert "{token}" not in rows["shape"].tuning_prompt  # the one description, words in place
