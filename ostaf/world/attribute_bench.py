@@ -432,8 +432,7 @@ class Bench:
             else:
                 images = self.render(chosen, token, attribute, lam)
             record.scores[key] = [
-                _score_dict(case, image, reference)
-                for case, image in zip(chosen, images, strict=True)
+                scored(case, image, reference) for case, image in zip(chosen, images, strict=True)
             ]
             if index == 0 and record.seed <= 0:
                 self._keep_images(record.variant, kind, key, images)
@@ -599,7 +598,8 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
     return settings
 
 
-def _score_dict(case: Case, image: Any, reference: Any) -> dict[str, float]:
+def scored(case: Case, image: Any, reference: Any) -> dict[str, float]:
+    """The oracle's scores of one rendered `image` for `case`, rounded for the cache."""
     from ostaf.world.attribute_cases import score
     from ostaf.world.oracle import analyse
 

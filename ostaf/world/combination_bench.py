@@ -224,7 +224,8 @@ class ComboBench:
         for key, applied in (("0", []), ("1", attributes)):
             images = self._render(prompts, cases, applied)
             record.scores[key] = [
-                combo_score(case, _seen(image)) for case, image in zip(cases, images, strict=True)
+                combo_score(case, seen_attributes(image))
+                for case, image in zip(cases, images, strict=True)
             ]
         path.write_text(json.dumps(asdict(record), indent=1))
         return record
@@ -250,7 +251,8 @@ class ComboBench:
             self.model.merger.restore()
 
 
-def _seen(image: Any) -> dict[str, str | None]:
+def seen_attributes(image: Any) -> dict[str, str | None]:
+    """What the oracle reads in a picture, attribute by attribute."""
     from ostaf.world.oracle import analyse
 
     return analyse(image).attributes()

@@ -68,3 +68,30 @@ def test_a_combinations_references_come_from_different_indices() -> None:
     for combo in range(plan.combinations):
         indices = plan.indices("all three", combo)
         assert len(set(indices.values())) == 3
+
+
+def test_the_decomposition_report_pairs_each_kind_per_reference() -> None:
+    from ostaf.world.decomposition_bench import HOW, UnitRecord, joint_caption, report
+
+    scene = references(STYLE, 1)[0]
+    assert joint_caption(scene).startswith("a {appearance} {shape}, {style} style, on a ")
+
+    def rows(joint: float) -> list[dict[str, float]]:
+        return [{"joint": joint}] * 4
+
+    records = [
+        UnitRecord(
+            index,
+            scores={
+                "alone": {str(k): rows(0.5) for k in AttributeKind},
+                "one pass": {str(k): rows(0.5 + 0.25 * index) for k in AttributeKind},
+            },
+            untuned={str(k): rows(0.0) for k in AttributeKind},
+            seconds=dict.fromkeys(HOW, 10.0) | {"one pass": 6.0},
+        )
+        for index in range(2)
+    ]
+    lines = report(records, "test model", "unseen")
+    shape = next(line for line in lines if line.startswith("| shape |"))
+    assert "| 0 % | 50 % | 62 % | **+12**" in shape
+    assert lines[-1].endswith("0.60×.")
