@@ -23,7 +23,7 @@ HEARTBEAT_MS = 5_000  # the parent calls the GUI hung when these stop
 POLL_MS = 200
 WAIT_LIMIT_S = 900.0  # a job that has not finished by then is reported as stuck
 MODAL_LIMIT_S = 60.0  # a modal dialog still open by then is reported as stuck
-KINDS = ("appearance", "shape", "style")
+KINDS = ("appearance", "shape", "style", "all")  # "all": Learn all three
 PROMPTS = (
     "a sks heart, flat style, on a white background",
     "a red striped sks, outline style, on a white background",
@@ -167,7 +167,9 @@ class SoakDriver(QObject):
         else:
             vm.reference.open_image(self.random.choice(self.pictures))
         kind = self.random.choice(KINDS)
-        next(c for k, c in controls.picker.cards.items() if str(k) == kind).radio.click()
+        picker = controls.picker
+        cards = {str(k): card for k, card in picker.cards.items()} | {"all": picker.all_three}
+        cards[kind].radio.click()
         controls.picker.preset.setCurrentIndex(0 if self.random.random() < 0.8 else 1)
         if self.random.random() < 0.2:
             controls.picker.advanced_toggle.click()
