@@ -21,10 +21,12 @@ class _OomOnce:
     """Replace a module's forward so that its next call raises a CUDA-style OOM."""
 
     def __init__(self, module: torch.nn.Module, error: BaseException) -> None:
-        self.module, self.error, self.original = module, error, module.forward
+        self.module, self.error = module, error
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.module.forward = self.original  # type: ignore[method-assign]
+        # Remove the instance attribute (not assign the bound method back): later tests check
+        # that nothing is left patched on the shared model's modules.
+        del self.module.forward
         raise self.error
 
 
