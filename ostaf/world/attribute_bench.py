@@ -177,6 +177,11 @@ CATALOGUE: dict[str, Variant] = _by_key(
         Variant(before=True),
         Variant(caption="template"),
         Variant(token="zqx"),
+        # Each kind under the word the combination benchmark gives it (issue 27): a new
+        # attribute learns under a word of its own, not under "sks".
+        Variant(token="cat", kinds=("appearance",)),
+        Variant(token="d", kinds=("shape",)),
+        Variant(token="f", kinds=("style",)),
         Variant(region="encoder", kinds=("shape",)),
         Variant(region="whole", kinds=("style",)),
         Variant(region="mid+decoder", kinds=("appearance",)),

@@ -80,6 +80,23 @@ def test_every_variant_of_the_catalogue_is_described_apart_in_the_report() -> No
     assert tuning_settings(DEFAULT, AttributeKind.APPEARANCE).rotate is False
 
 
+def test_each_kind_is_also_measured_under_the_word_combinations_give_it() -> None:
+    from ostaf.world.combination_bench import WORDS
+
+    for kind, word in WORDS.items():
+        variant = CATALOGUE[f"hypernetwork-{word}"]
+        assert variant.applies_to(kind)
+        assert not any(variant.applies_to(other) for other in WORDS if other != kind)
+        settings = tuning_settings(variant, kind)
+        assert settings.token == word
+        default = tuning_settings(DEFAULT, kind)
+        assert (settings.learning_rate, settings.strength, settings.embedding_rate) == (
+            default.learning_rate,
+            default.strength,
+            default.embedding_rate,
+        )
+
+
 def test_the_cross_attention_regions_tune_only_the_decoders_text_attention() -> None:
     block = "up_blocks.1.attentions.0.transformer_blocks.0"
     paths = [
