@@ -243,7 +243,7 @@ def embedded_models() -> dict[str, EmbeddedModel]:
             xl.DEMO_XL_NAME,
             xl.SHIPPED_DEMO_XL_DIR,
             xl.TRAIN_XL_COMMAND,
-            "about three hours",
+            "about two hours",
             "SDXL-shaped, two text encoders",
         ),
     }

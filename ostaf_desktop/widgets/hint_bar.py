@@ -13,7 +13,8 @@ from ostaf_desktop.widgets.layout import tool_button
 DEMO_HINT = (
     "<b>Demo model in use</b>: a small model that only knows coloured, patterned shapes "
     "(circle, square, triangle, star, heart) in flat, outline or sketchy style, at 64 px. "
-    "Try <i>a sks heart, flat style, on a gray background</i>. For real pictures choose your "
+    "Try <i>a red striped heart, flat style, on a gray background</i>, then an attribute's "
+    "word in place of the words it carries. For real pictures choose your "
     "Stable Diffusion 1.x, 2.x or XL model in <b>Settings → Base model</b>."
 )
 
