@@ -62,6 +62,12 @@ class PreviewWorker:
         )
         components = dict(model.pipe.components)
         components["unet"] = unet
+        # A fast tokenizer sets its padding and truncation on its Rust object at every call:
+        # shared with the loop's thread, a call there can leave this thread's unconditional
+        # prompt unpadded (2 tokens instead of 77). The copies are small.
+        for name in ("tokenizer", "tokenizer_2"):
+            if components.get(name) is not None:
+                components[name] = copy.deepcopy(components[name])
         components["scheduler"] = DDIMScheduler.from_config(model.pipe.scheduler.config)
         options = {
             k: v for k, v in model.pipe.config.items() if k not in components and k[0] != "_"

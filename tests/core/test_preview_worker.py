@@ -66,6 +66,23 @@ def test_the_copy_shares_every_weight(model: BaseModel) -> None:
     assert copy is not model.unet and copy.conv_in is not model.unet.conv_in
 
 
+def test_the_worker_tokenizes_with_a_tokenizer_of_its_own(model: BaseModel) -> None:
+    """A fast tokenizer keeps its padding on its Rust object between calls: shared with the
+    loop's thread, the loop's calls raced the worker's unconditional prompt (a 2-token
+    encoding beside a 77-token one, and the preview failed)."""
+    paths = [n for n, _ in model.unet.named_modules() if n.endswith("attn2.to_k")][:1]
+    settings = TuningSettings.for_kind("appearance", preview_every=2, preview_steps=2)
+    worker = PreviewWorker(model, paths, "a sks star", settings, 64, CancelToken())
+    try:
+        mine, theirs = worker._pipe.tokenizer, model.pipe.tokenizer
+        assert mine is not theirs and mine.backend_tokenizer is not theirs.backend_tokenizer
+        for text in ("", "a red striped star, outline style"):
+            padded = {"padding": "max_length", "max_length": 77}
+            assert mine(text, **padded).input_ids == theirs(text, **padded).input_ids
+    finally:
+        worker.close()
+
+
 def test_background_previews_show_what_inline_ones_show(
     model: BaseModel, reference: Reference
 ) -> None:
