@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from diffusers import DDIMScheduler
 from PIL import Image
 
 from ostaf.decompose_request import ALL_KINDS, DecomposeSettings, placeholder
@@ -56,6 +55,7 @@ from ostaf.method.tuning import (
     _prepare,
     _prepare_text,
     make_optimizer,
+    render_probe,
     timestep_share,
     training_scheduler,
     tune,
@@ -73,9 +73,8 @@ from ostaf.method.tuning_checkpoint import (
 )
 from ostaf.models.base_model import BaseModel
 from ostaf.models.demo_model import is_demo_source
-from ostaf.models.devices import generator_for, out_of_memory_as_error, use_job_threads
+from ostaf.models.devices import out_of_memory_as_error, use_job_threads
 from ostaf.progress import CancelToken, Progress, ProgressCallback, StepClock, ignore_progress
-from ostaf.render.rendering import decode_latents, pipeline_with_scheduler
 from ostaf.requests import TuningSettings
 
 ONE_PASS: Together = "one pass"
@@ -461,24 +460,4 @@ def _preview(
         (m.learnt().hyper(), float(m.settings.strength), None) for m in members
     ]
     set_gated_terms(wrappers, applied, model.placement.dtype)
-    pipe = pipeline_with_scheduler(
-        model.pipe, DDIMScheduler.from_config(model.pipe.scheduler.config)
-    )
-
-    def stop_if_cancelled(
-        _pipe: Any, _step: int, _t: Any, kwargs: dict[str, Any]
-    ) -> dict[str, Any]:
-        cancel.check()
-        return kwargs
-
-    latents = pipe(
-        prompt,
-        height=size,
-        width=size,
-        num_inference_steps=settings.preview_steps,
-        guidance_scale=5.0,
-        generator=generator_for(model.placement.device, settings.seed),
-        output_type="latent",
-        callback_on_step_end=stop_if_cancelled,
-    ).images
-    return decode_latents(model, latents)[0]
+    return render_probe(model, prompt, settings, size, cancel)

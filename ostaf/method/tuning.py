@@ -728,6 +728,14 @@ def _preview(
     """A low-step render of `prompt` (the kind's probe) with the current offsets at the
     strength they will be saved with (fixed seed)."""
     set_terms(wrappers, [(hyper(), float(settings.strength))], model.placement.dtype)
+    return render_probe(model, prompt, settings, size, cancel)
+
+
+def render_probe(
+    model: BaseModel, prompt: str, settings: TuningSettings, size: int, cancel: CancelToken
+) -> Image.Image:
+    """A preview's render of `prompt` with whatever offsets are set: DDIM, the settings'
+    preview steps, guidance 5 and seed; stops between steps when `cancel` is set."""
     pipe = pipeline_with_scheduler(
         model.pipe, DDIMScheduler.from_config(model.pipe.scheduler.config)
     )
