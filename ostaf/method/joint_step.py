@@ -33,6 +33,7 @@ from ostaf.method.tuning import (
     _frozen_prediction,
     _noisy_samples,
     masked_mse,
+    pass_share,
     unet_inputs,
 )
 from ostaf.models.base_model import BaseModel
@@ -202,11 +203,7 @@ def joint_step(
     total = torch.zeros((), device=device)
     for start in range(0, n, per_pass):
         part = slice(start, min(start + per_pass, n))
-        share = 1.0
-        if part.stop - part.start < n:
-            share = (part.stop - part.start) / n
-            if weights is not None:
-                share = float(weights[part].sum() / weights.sum())
+        share = pass_share(part, n, weights)
         last = part.stop == n
         on = [a[part] for a in active]
         blocks = [i for i in keepers if bool(on[i].any())]

@@ -581,11 +581,7 @@ def _step(
     total = torch.zeros((), device=device)
     for start in range(0, timesteps, per_pass):
         part = slice(start, min(start + per_pass, timesteps))
-        share = 1.0
-        if part.stop - part.start < timesteps:
-            share = (part.stop - part.start) / timesteps
-            if weights is not None:
-                share = float(weights[part].sum() / weights.sum())
+        share = pass_share(part, timesteps, weights)
         part_weights = None if weights is None else weights[part]
         last = part.stop == timesteps
         prior_part = None if prior_target is None else prior_target[part]
@@ -602,6 +598,16 @@ def _step(
             prior_part,
         )
     return total
+
+
+def pass_share(part: slice, timesteps: int, weights: torch.Tensor | None) -> float:
+    """The share of a step's loss that the timesteps `part` of `timesteps` carry (by their
+    loss weights when there are any): 1 when one pass takes them all."""
+    if part.stop - part.start >= timesteps:
+        return 1.0
+    if weights is not None:
+        return float(weights[part].sum() / weights.sum())
+    return (part.stop - part.start) / timesteps
 
 
 @torch.no_grad()
