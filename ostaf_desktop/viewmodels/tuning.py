@@ -196,12 +196,7 @@ class TuningViewModel(ViewModel):
                 class_word=self.class_word.strip(),
                 token=self.word or DEFAULT_TOKEN,  # one no attribute of the project has
                 caption=" ".join(self.caption.split()),
-                crop=self._reference.crop,
-                mask=mask,
-                preview_every=preview_interval(int(self.steps)),
-                preview_steps=PREVIEW_STEPS,
-                memory_saving=self._session.settings.memory_saving,
-                size=0 if self.resolution == NATIVE_SIZE else int(self.resolution),
+                **self._run_options(mask),
             )
             name = " ".join(self.name.split()) or clip_name(f"{kind.value.title()} of {image.stem}")
             request = TuneJob(
@@ -220,6 +215,17 @@ class TuningViewModel(ViewModel):
             return None
         return self._start(project, request)
 
+    def _run_options(self, mask: Path | None) -> dict[str, Any]:
+        """The settings a run takes from the panel and the session whatever its kind."""
+        return {
+            "crop": self._reference.crop,
+            "mask": mask,
+            "preview_every": preview_interval(int(self.steps)),
+            "preview_steps": PREVIEW_STEPS,
+            "memory_saving": self._session.settings.memory_saving,
+            "size": 0 if self.resolution == NATIVE_SIZE else int(self.resolution),
+        }
+
     def _learn_all(self, project: Project, image: Path) -> Job | None:
         """Start learning shape, appearance and style in one run (three attributes)."""
         discard_interrupted(project)  # a new run replaces the project's interrupted one
@@ -235,12 +241,7 @@ class TuningViewModel(ViewModel):
                 rank=int(self.rank),
                 seed=int(self.seed),
                 class_word=self.class_word.strip(),
-                crop=self._reference.crop,
-                mask=mask,
-                preview_every=preview_interval(int(self.steps)),
-                preview_steps=PREVIEW_STEPS,
-                memory_saving=self._session.settings.memory_saving,
-                size=0 if self.resolution == NATIVE_SIZE else int(self.resolution),
+                **self._run_options(mask),
             )
             name = " ".join(self.name.split())
             names = {
