@@ -30,23 +30,14 @@ from ostaf.progress import CancelToken, Progress
 from ostaf.render.rendering import render
 from ostaf.requests import KIND_TUNING, ModelChoice, RenderSettings
 from ostaf.service import OstafService
+from ostaf.world.demo_reference import DEMO_SCENE
 from ostaf.world.description import describe_all, describe_words
 from ostaf.world.scenes import ATTRIBUTES, Scene
 
 SHAPE, APPEARANCE, STYLE = AttributeKind.SHAPE, AttributeKind.APPEARANCE, AttributeKind.STYLE
 WORDS = {SHAPE: "f", APPEARANCE: "d", STYLE: "g"}
 CAPTION = "a {appearance} {shape}, {style} style, on a white background"
-STAR = Scene(
-    shape="star",
-    colour="orange",
-    pattern="striped",
-    style="flat",
-    background="white",
-    centre=(0.5, 0.5),
-    size=0.7,
-    rotation=0.0,
-    detail_seed=0,
-)
+STAR = replace(DEMO_SCENE, centre=(0.5, 0.5), detail_seed=0)  # the demo's star, centred
 
 
 def _words(scene: Scene) -> dict[str, str]:

@@ -4,6 +4,7 @@ selects them, and an interrupted one on the resume bar."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from ostaf.decompose_request import ALL_KINDS, DecomposeJob
 from ostaf.errors import TuningDivergedError
 from ostaf.method.words import attribute_word
-from ostaf.world.scenes import Scene
+from ostaf.world.demo_reference import DEMO_SCENE
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.viewmodels.tuning import ALL_THREE
 from ostaf_desktop.widgets.main_window import MainWindow
@@ -24,17 +25,7 @@ CAPTION = "a {appearance} {shape}, {style} style, on a white background"
 def star(folder: Path) -> Path:
     """A picture of the demo world (the fake model is a demo model): an orange striped star."""
     path = folder / "star.png"
-    scene = Scene(
-        shape="star",
-        colour="orange",
-        pattern="striped",
-        style="flat",
-        background="white",
-        centre=(0.5, 0.5),
-        size=0.7,
-        rotation=0.0,
-        detail_seed=0,
-    )
+    scene = replace(DEMO_SCENE, centre=(0.5, 0.5), detail_seed=0)  # the demo's star, centred
     scene.render(64).save(path)
     return path
 
