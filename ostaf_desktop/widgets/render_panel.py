@@ -3,12 +3,11 @@ ticked attribute with a live low-step preview; and Render for full-quality image
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QResizeEvent
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -37,32 +36,51 @@ from ostaf_desktop.widgets.layout import (
 )
 
 
-class PreviewImage(QLabel):
-    """A square image that scales with the panel (nearest-neighbour when enlarging)."""
+class PreviewImage(QWidget):
+    """The λ preview: the image fitted, square, into whatever size the layout gives
+    (nearest-neighbour when enlarging), painted; "λ preview" while there is none.
+
+    Its size hint is fixed. A hint that followed the scaled image (a QLabel's pixmap) fed back
+    into the scrolling column: a wider column gave a taller preview, a taller preview needed the
+    scroll bar, the bar made the column narrower, and so on: Qt's resize recursion never ended
+    and the app died of a stack overflow while the window was being resized."""
+
+    HINT = QSize(120, 120)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(120, 120)
+        self._scaled: QPixmap | None = None
+        self.setMinimumSize(self.HINT)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("background: #1a1d23; border: 1px solid #323846; border-radius: 4px;")
+
+    def sizeHint(self) -> QSize:
+        return self.HINT
+
+    @property
+    def image(self) -> QImage | None:
+        return self._image
 
     def set_image(self, image: QImage | None) -> None:
-        self._image = image
-        self._rescale()
+        self._image, self._scaled = image, None
+        self.update()
 
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._rescale()
-
-    def _rescale(self) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QColor("#323846"))
+        painter.setBrush(QColor("#1a1d23"))
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
         if self._image is None:
-            self.clear()
-            self.setText("λ preview")
+            painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "λ preview")
             return
         side = min(self.width(), self.height()) - 4
-        self.setPixmap(display_pixmap(self._image, side, side))
+        if self._scaled is None or max(self._scaled.width(), self._scaled.height()) != side:
+            self._scaled = display_pixmap(self._image, side, side)
+        if not self._scaled.isNull():
+            corner = self.rect().center() - self._scaled.rect().center()
+            painter.drawPixmap(corner, self._scaled)
 
 
 class RenderPanel(Section):
