@@ -106,11 +106,20 @@ def _put(text: str, mark: str, value: str) -> str:
 class DecomposeSettings:
     """How to learn shape, appearance and style from one reference: each kind's own settings
     (its word, rates, strength and single-run description) and the one description with the
-    three placeholders that the one pass tunes on. `one_pass` False: three ordinary runs."""
+    three placeholders that the one pass tunes on. `one_pass` False: three ordinary runs.
+
+    `samples` (one pass only): "split", the default, gives each kind samples of its own each
+    step (half as many as its single run draws), on its single run's own description, seen by
+    its offsets alone; "shared" lets the three kinds see every sample together, on the one
+    description. On 8 held-out references split keeps each kind at its single run's joint
+    (shape -2, appearance +5, style +17 points) where shared lost appearance (-33) and shape
+    (-11): there the words and the decoder's two kinds explained the same pixels together
+    (BENCHMARKS.md, "Learn all three")."""
 
     members: dict[AttributeKind, TuningSettings]
     caption: str = JOINT_TEMPLATE
     one_pass: bool = True
+    samples: str = "split"
 
     @classmethod
     def create(
@@ -164,6 +173,8 @@ class DecomposeSettings:
         if not isinstance(self.members, dict) or set(self.members) != set(ALL_KINDS):
             raise SettingsError("learning all three needs settings for shape, appearance, style")
         self._check_caption()
+        if self.samples not in ("shared", "split"):
+            raise SettingsError(f"samples must be 'shared' or 'split', not {self.samples!r}")
         for kind, settings in self.members.items():
             if AttributeKind(settings.kind) is not kind:
                 raise SettingsError(f"the {kind} settings are for {settings.kind}")
@@ -211,6 +222,7 @@ class DecomposeSettings:
         return {
             "caption": self.caption,
             "one_pass": self.one_pass,
+            "samples": self.samples,
             "members": {str(kind): self.members[kind].to_record() for kind in ALL_KINDS},
         }
 
@@ -220,7 +232,10 @@ class DecomposeSettings:
         if not isinstance(record, dict) or not isinstance(record.get("members"), dict):
             raise SettingsError("the saved settings of learning all three are damaged")
         caption, one_pass = record.get("caption"), record.get("one_pass", True)
+        samples = record.get("samples", "shared")  # runs saved before the choice shared them
         if not isinstance(caption, str) or type(one_pass) is not bool:
+            raise SettingsError("the saved settings of learning all three are damaged")
+        if samples not in ("shared", "split"):
             raise SettingsError("the saved settings of learning all three are damaged")
         try:
             members = {
@@ -231,7 +246,7 @@ class DecomposeSettings:
             raise SettingsError(
                 f"the saved settings of learning all three are damaged ({exc})"
             ) from exc
-        settings = cls(members, caption, one_pass)
+        settings = cls(members, caption, one_pass, samples)
         settings.validate()
         return settings
 

@@ -474,11 +474,19 @@ class Project:
             word = check_word(word)
         except SettingsError as exc:
             raise ProjectError(str(exc)) from exc
-        owner = self.words(but=entry.id).get(word)
+        others = self.words(but=entry.id)
+        owner = others.get(word)
         if owner is not None:
+            suggestion = self.free_word(demo=tuned_on_demo(entry.meta))
+            advice = (
+                f"choose another, e.g. {suggestion}"
+                if suggestion not in others
+                else "every word OSTAF suggests is in use in this project: type one of your "
+                "own (one word the model reads as one token), or move unused attributes "
+                "to another project"
+            )
             raise ProjectError(
-                f"'{owner}' already uses the word '{word}' in this project; choose another, "
-                f"e.g. {self.free_word(demo=tuned_on_demo(entry.meta))}"
+                f"'{owner}' already uses the word '{word}' in this project; {advice}"
             )
         return word
 

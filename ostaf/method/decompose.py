@@ -1,14 +1,15 @@
 """Learning shape, appearance and style from one reference in one run ("Learn all three").
 
-The preparation is shared: the reference's VAE latents and the description's encoding are
-computed once. Each step draws one set of noisy samples and runs them through the U-Net once
-(with the prior-preservation copies of a kind that keeps the prompt, as a single run of that
-kind does), with every kind's offsets applied on its own region by its own hypernetwork;
-where two kinds share layers (appearance and style, the decoder) their offsets add. Each kind
-keeps what its single run has: its learning rates, its gradient clipped on its own, its word
-learned or not, its strength when saved, so a step costs about one run's step, not three.
-Which samples each kind's offsets act on (its own timesteps, shape never a mirror) is
-`ostaf.method.joint_step`'s.
+The preparation is shared: the reference's VAE latents and the descriptions' encodings are
+computed once, and one loop runs the three kinds' steps in the same U-Net passes, each kind's
+offsets on its own region by its own hypernetwork. Each kind keeps what its single run has:
+its learning rates, its gradient clipped on its own, its word learned or not, its strength
+when saved, its prior preservation. By default (`DecomposeSettings.samples` "split") each kind
+has samples of its own every step, half as many as its single run, drawn as that run draws
+them and conditioned on that run's own description (`joint_step.split_step`): together the
+three cost about one single run's U-Net work. With "shared" the kinds see every sample
+together, on the one description with all three words (`joint_step.joint_step`); where two
+kinds share layers (appearance and style, the decoder) their offsets then add.
 
 `learn_all` with `one_pass` False runs the three ordinary runs (`ostaf.method.tuning.tune`)
 one after the other instead, for the benchmark to compare.
@@ -32,7 +33,13 @@ from ostaf.images import Reference
 from ostaf.library.attribute_file import Attribute
 from ostaf.library.attribute_meta import Together, TuningRecord
 from ostaf.method.hypernetwork import Hypernetwork, HypernetworkConfig
-from ostaf.method.joint_step import GatedOffsetLinear, Member, joint_step, set_gated_terms
+from ostaf.method.joint_step import (
+    GatedOffsetLinear,
+    Member,
+    joint_step,
+    set_gated_terms,
+    split_step,
+)
 from ostaf.method.memory import MemoryPlan
 from ostaf.method.offsets import Factors, OffsetLinear, offset_layers, target_layers
 from ostaf.method.placeholder import PlaceholderShift, placeholder_ids, shifted_embeddings
@@ -198,6 +205,7 @@ def _one_pass(
         window = timestep_window(timestep_share(member), total_timesteps)
         members.append(Member(member, region, paths, window))
     prompt = settings.prompt()
+    split = settings.samples == "split"
     progress(clock.report("preparing", 0, message="Encoding the reference…"))
     with out_of_memory_as_error("preparing the reference", OOM_ADVICE):
         batch = _prepare(model, reference, prompt, any(m.flips for m in members))
@@ -205,6 +213,11 @@ def _one_pass(
             if m.settings.prior:
                 kept = _prior_prompt(m.settings)
                 m.prior = _prepare_text(model, reference, kept)
+            if split:
+                own = _own_prompt(m.settings)
+                m.text = _prepare_text(model, reference, own)
+                if m.settings.embedding_rate:
+                    m.encode = lambda own=own: _prepare_text(model, reference, own, grad=True)
     cancel.check()
 
     plan, note = _joint_memory_plan(model, members, size)
@@ -306,9 +319,22 @@ def _one_pass(
                     save(checkpointing, step - 1)
                 cancel.check()
                 optimizer.zero_grad(set_to_none=True)
-                loss = joint_step(
-                    unet, model, members, wrappers, batch, noise_scheduler, sampler, n, per_pass
-                )
+                if split:
+                    loss = split_step(
+                        unet,
+                        model,
+                        members,
+                        wrappers,
+                        batch,
+                        noise_scheduler,
+                        sampler,
+                        max(1, n // 2),
+                        per_pass,
+                    )
+                else:
+                    loss = joint_step(
+                        unet, model, members, wrappers, batch, noise_scheduler, sampler, n, per_pass
+                    )
                 value = float(loss)
                 if not math.isfinite(value):
                     kept = ""
@@ -340,9 +366,13 @@ def _one_pass(
     results = {}
     for m in members:
         ran = TuningRecord(
-            prompt=prompt, timesteps_per_pass=per_pass, memory_saving=wants_checkpointing
+            prompt=_own_prompt(m.settings) if split else prompt,
+            timesteps_per_pass=per_pass,
+            memory_saving=wants_checkpointing,
         )
-        recorded = replace(m.settings, caption=_recorded_caption(settings, m.kind))
+        # What the kind tuned on: its own description when split, else the one description.
+        caption = m.settings.caption if split else _recorded_caption(settings, m.kind)
+        recorded = replace(m.settings, caption=caption)
         attribute = tuned_attribute(
             model, reference, recorded, m.region, m.learnt(), ran, losses, names.get(m.kind, "")
         )
@@ -350,11 +380,16 @@ def _one_pass(
     return DecomposeResult(results, seconds, notes)
 
 
+def _own_prompt(settings: TuningSettings) -> str:
+    """The description a single run of this kind tunes on."""
+    s = settings
+    return tuning_prompt(s.kind, s.token, s.class_word, s.caption)
+
+
 def _prior_prompt(settings: TuningSettings) -> str:
     """What prior preservation keeps for a kind: its single run's description without it."""
     s = settings
-    prompt = tuning_prompt(s.kind, s.token, s.class_word, s.caption)
-    return prior_prompt(s.kind, prompt, s.token, s.class_word)
+    return prior_prompt(s.kind, _own_prompt(s), s.token, s.class_word)
 
 
 def _recorded_caption(settings: DecomposeSettings, kind: AttributeKind) -> str:
@@ -392,6 +427,8 @@ def _run_key(
     that they learn together."""
     parts = [run_key(model, reference, m.settings, m.region) for m in members]
     parts += [settings.prompt(), ONE_PASS]
+    if settings.samples != "shared":
+        parts.append(settings.samples)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 

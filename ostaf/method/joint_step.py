@@ -18,7 +18,7 @@ a single run does (`tuning._noisy_samples`), so one kind alone is its single run
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -99,6 +99,10 @@ class Member:
     tuned: Tuned | None = None
     prior: _Batch | None = None  # the description without it (prior preservation)
     parameters: list[torch.Tensor] = field(default_factory=list)
+    # Its single run's own description (split samples only), and when its word is learned,
+    # the encoding of it again with gradients, every step.
+    text: _Batch | None = None
+    encode: Callable[[], _Batch] | None = None
 
     @property
     def kind(self) -> AttributeKind:
@@ -268,3 +272,121 @@ def joint_pass(
     # The hypernetworks' part of the graph is shared by the passes: keep it for the next one.
     loss.backward(retain_graph=not last)
     return loss.detach()
+
+
+def split_step(
+    unet: UNet2DConditionModel,
+    model: BaseModel,
+    members: list[Member],
+    wrappers: dict[str, OffsetLinear],
+    batch: _Batch,
+    noise_scheduler: DDPMScheduler,
+    sampler: torch.Generator,
+    each: int,
+    per_pass: int,
+) -> torch.Tensor:
+    """Loss of one step in which every kind has samples of its own: `each` per kind, drawn as
+    its single run draws them (its timesteps, its views), conditioned on its single run's own
+    description (`Member.text`) and seen by its offsets alone. The kinds share the loop, the
+    preparation and the U-Net passes, not a description: in the shared step the three words
+    and the decoder's two kinds explain the same pixels together, and the fast ones (style's
+    offsets) take what the slow ones (appearance's) learn alone."""
+    device, dtype = model.placement.device, model.placement.dtype
+    draws, texts, extras = [], [], []
+    for m in members:
+        kept = batch.latents.shape[0] if m.flips else 1
+        own = dataclasses.replace(
+            batch,
+            latents=batch.latents[:kept],
+            weights=None if batch.weights is None else batch.weights[:kept],
+        )
+        draws.append(_noisy_samples(own, noise_scheduler, sampler, each, device, m.window))
+        cond = m.encode() if m.encode is not None else m.text
+        assert cond is not None, "split_step needs each member's own description"
+        text, added = unet_inputs(cond, each, dtype)
+        texts.append(text)
+        extras.append(added)
+    n = each * len(members)
+    noisy = torch.cat([d[0] for d in draws])
+    t = torch.cat([d[1] for d in draws])
+    target = torch.cat([d[2] for d in draws])
+    weights = None if batch.weights is None else torch.cat([d[3] for d in draws])  # type: ignore[misc]
+    text = torch.cat(texts)
+    added = None if extras[0] is None else {k: torch.cat([e[k] for e in extras]) for k in extras[0]}  # type: ignore[index]
+    owner = torch.arange(len(members)).repeat_interleave(each).to(device)
+    factors = [m.learnt().hyper() for m in members]
+    frozen: dict[int, torch.Tensor] = {}
+    for i, m in enumerate(members):
+        if m.prior is not None:
+            rows = slice(i * each, (i + 1) * each)
+            set_gated_terms(wrappers, [], dtype)
+            frozen[i] = _frozen_prediction(unet, dtype, m.prior, noisy[rows], t[rows], per_pass)
+    total = torch.zeros((), device=device)
+    for part in _calls(owner, [m.prior is not None for m in members], per_pass):
+        start = part.start
+        share = pass_share(part, n, weights)
+        mine = owner[part]
+        rows_noisy, rows_t, rows_text = [noisy[part]], [t[part]], [text[part]]
+        rows_added = [{k: v[part] for k, v in added.items()}] if added is not None else []
+        gates = [[mine == j] for j in range(len(members))]
+        keepers = []
+        for i, m in enumerate(members):
+            on = mine == i
+            if m.prior is None or not bool(on.any()):
+                continue
+            prior_text, prior_added = unet_inputs(m.prior, int(on.sum()), dtype)
+            rows_noisy.append(noisy[part][on])
+            rows_t.append(t[part][on])
+            rows_text.append(prior_text)
+            if prior_added is not None:
+                rows_added.append(prior_added)
+            for j in range(len(members)):
+                gates[j].append(torch.full_like(on[on], i == j))
+            own_rows = torch.nonzero(on).flatten() + start - i * each
+            keepers.append((m, frozen[i][own_rows], int(on.sum())))
+        set_gated_terms(
+            wrappers,
+            [(f, 1.0, torch.cat(g)) for f, g in zip(factors, gates, strict=True)],
+            dtype,
+        )
+        extra = (
+            {k: torch.cat([r[k] for r in rows_added]) for k in rows_added[0]}
+            if rows_added
+            else None
+        )
+        size = part.stop - part.start
+        pred = unet(
+            torch.cat(rows_noisy).to(dtype),
+            torch.cat(rows_t),
+            encoder_hidden_states=torch.cat(rows_text),
+            added_cond_kwargs=extra,
+        ).sample
+        loss = masked_mse(
+            pred[:size].float(), target[part], None if weights is None else weights[part]
+        )
+        at = size
+        for member, kept_frozen, count in keepers:
+            block = pred[at : at + count].float()
+            loss = loss + member.settings.prior * F.mse_loss(block, kept_frozen) * count / size
+            at += count
+        # Each kind's loss is the mean over its own samples, as in its single run.
+        loss = loss * (len(members) * share)
+        loss.backward(retain_graph=part.stop != n)
+        total += loss.detach()
+    return total
+
+
+def _calls(owner: torch.Tensor, keeps: list[bool], per_pass: int) -> list[slice]:
+    """The samples of each U-Net call: as many as fit in the rows a shared pass may use
+    (`per_pass` samples and a copy of each for every kind that keeps the prompt), counting a
+    copy only for the samples of a kind that keeps it."""
+    budget = per_pass * (1 + sum(keeps))
+    calls, start, rows = [], 0, 0
+    for index, who in enumerate(owner.tolist()):
+        need = 2 if keeps[who] else 1
+        if rows + need > budget and index > start:
+            calls.append(slice(start, index))
+            start, rows = index, 0
+        rows += need
+    calls.append(slice(start, len(owner)))
+    return calls

@@ -71,7 +71,10 @@ def _job(image: Path, folder: Path, settings: DecomposeSettings, **kw: object) -
 def test_the_run_saves_three_attributes_with_own_words_regions_and_each_others_ids(
     model: BaseModel, star: Path, tmp_path: Path
 ) -> None:
-    outcome = _service(model).learn_all(_job(star, tmp_path, _settings()))
+    from ostaf.method.decompose import _own_prompt
+
+    settings = _settings()
+    outcome = _service(model).learn_all(_job(star, tmp_path, settings))
     loaded = {kind: load_attribute(path) for kind, path in outcome.paths.items()}
     assert sorted(loaded) == sorted(ALL_KINDS)
     ids = {kind: attribute.content_hash()[:16] for kind, attribute in loaded.items()}
@@ -80,7 +83,11 @@ def test_the_run_saves_three_attributes_with_own_words_regions_and_each_others_i
         meta, tuning = attribute.meta, attribute.meta.tuning
         assert meta.kind is kind and meta.region == REGION_BY_KIND[kind]
         assert tuning["token"] == WORDS[kind]
-        assert tuning["prompt"] == "a d f, g style, on a white background"
+        # each kind tuned on its single run's own description (split samples, the default)
+        assert tuning["prompt"] == _own_prompt(settings.members[kind])
+        words = tuning["prompt"].replace(",", " ").split()
+        assert WORDS[kind] in words
+        assert not {WORDS[other] for other in ALL_KINDS if other != kind} & set(words)
         assert tuning["learning_rate"] == KIND_TUNING[kind].learning_rate
         assert tuning["strength"] == KIND_TUNING[kind].strength
         assert tuning["together"] == "one pass"
@@ -153,33 +160,38 @@ def test_the_loss_falls_when_overfitting(model: BaseModel, star: Path) -> None:
     assert tuned < 0.9 * base, (base, tuned)
 
 
-def test_one_pass_costs_the_forwards_and_steps_of_one_run(model: BaseModel, star: Path) -> None:
+@pytest.mark.parametrize("samples", ["split", "shared"])
+def test_one_pass_costs_the_unet_work_of_one_run(
+    model: BaseModel, star: Path, samples: str
+) -> None:
     reference = load_reference(star, model.resolution)
-    calls = []
-    hook = model.unet.register_forward_pre_hook(lambda *_: calls.append(1))
+    rows: list[int] = []
+    hook = model.unet.register_forward_pre_hook(lambda _m, args: rows.append(len(args[0])))
     steps: list[int] = []
 
     def count(report: Progress) -> None:
         if report.stage == "tuning":
             steps.append(report.step)
 
+    settings = replace(_settings(steps=5), samples=samples)
     try:
-        learn_all(model, reference, _settings(steps=5), progress=count)
-        together, together_steps = len(calls), list(steps)
-        calls.clear()
-        style = tune(model, reference, _settings(steps=5).members[STYLE])
-        one_style_run = len(calls)
-        calls.clear()
+        learn_all(model, reference, settings, progress=count)
+        together, together_steps = sum(rows), list(steps)
+        rows.clear()
+        style = tune(model, reference, settings.members[STYLE])
+        one_style_run = sum(rows)
+        rows.clear()
         steps.clear()
-        learn_all(model, reference, replace(_settings(steps=5), one_pass=False), progress=count)
-        three_runs = len(calls)
+        learn_all(model, reference, replace(settings, one_pass=False), progress=count)
+        three_runs = sum(rows)
     finally:
         hook.remove()
     assert together_steps == [1, 2, 3, 4, 5]
-    # style keeps the prompt (a frozen prediction and a second copy in the same call), so
-    # its run calls the U-Net twice a step; shape and appearance once each
-    assert together == one_style_run == 2 * 5
-    assert three_runs == 4 * 5
+    # A style run keeps the prompt: per step 4 samples, their 4 frozen predictions and 4
+    # copies; shape and appearance 4 each. Shared: style's 12 with everyone's offsets on.
+    # Split: 2 samples per kind, style's 2 frozen predictions and 2 copies.
+    assert one_style_run == 12 * 5 and three_runs == 20 * 5
+    assert together == (10 if samples == "split" else 12) * 5
     assert steps == list(range(1, 16))  # three passes report one job of 15 steps
     assert len(style.losses) == 5
 
@@ -192,7 +204,7 @@ def test_a_kind_alone_in_the_loop_is_its_ordinary_run_bit_for_bit(
     settings = _settings(steps=4)
     # the kind's own description is the one description, so both runs see the same prompt
     member = replace(settings.members[kind], caption=_recorded_caption(settings, kind))
-    settings = DecomposeSettings({**settings.members, kind: member}, CAPTION)
+    settings = DecomposeSettings({**settings.members, kind: member}, CAPTION, samples="shared")
     looped = _one_pass(model, reference, settings, {}, lambda _: None, CancelToken(), None, (kind,))
     alone = tune(model, reference, member)
     ours, theirs = looped.results[kind].attribute, alone.attribute
@@ -314,8 +326,9 @@ def test_the_command_writes_three_files_and_prints_their_words(
         assert meta.kind == kind
     assert "reads the picture as 'a {appearance} {shape}, {style} style" in printed.err
     assert "star" in printed.err  # the demo world's description, with the star's own words
+    # style tuned on its own description: the star's own words for shape and appearance
     assert load_attribute(out / "style.safetensors").meta.tuning["prompt"] == (
-        "a d f, g style, on a white background"
+        "an orange striped star, g style, on a white background"
     )
     code = main([*args, "--out", str(out / "x"), "--learning-rate", "0.1"])
     assert code == 2 and "each kind tunes with its own" in capsys.readouterr().err
@@ -365,3 +378,61 @@ def test_one_kind_also_saves_into_a_project_with_a_word_of_its_own(
     assert not list((project.folder / ".staging").glob("*.safetensors"))
     code = main([*args, "--passes", "three", "--out", str(home / "x.safetensors")])
     assert code == 2 and "--passes is for --attribute all" in capsys.readouterr().err
+
+
+def test_split_samples_condition_each_kind_on_its_own_description(
+    model: BaseModel, star: Path
+) -> None:
+    from ostaf.method.decompose import _own_prompt, _prior_prompt
+    from ostaf.method.tuning import _prepare_text
+
+    reference = load_reference(star, model.resolution)
+    settings = replace(_settings(steps=1), samples="split")
+    seen: list[torch.Tensor] = []
+
+    def record(_module: object, _args: tuple, kwargs: dict) -> None:
+        seen.append(kwargs["encoder_hidden_states"].detach().clone())
+
+    hook = model.unet.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        learn_all(model, reference, settings)
+    finally:
+        hook.remove()
+    own = {
+        kind: _prepare_text(model, reference, _own_prompt(settings.members[kind])).text[0]
+        for kind in ALL_KINDS
+    }
+    assert not torch.equal(own[SHAPE], own[APPEARANCE])
+    kept = _prepare_text(model, reference, _prior_prompt(settings.members[STYLE])).text[0]
+    # calls: style's frozen prediction (its description without the style, 2 samples), then
+    # one pass: 2 samples per kind in ALL_KINDS order and style's 2 copies that keep the
+    # prompt, the 8 rows a shared pass uses too (4 samples and their 4 copies)
+    assert [len(rows) for rows in seen] == [2, 8]
+    rows = seen[1]
+    for index, kind in enumerate(ALL_KINDS):
+        for row in rows[2 * index : 2 * index + 2]:
+            torch.testing.assert_close(row, own[kind])
+    for row in [*seen[0], *rows[6:]]:
+        torch.testing.assert_close(row, kept)
+
+
+def test_split_samples_learn_too(model: BaseModel, star: Path) -> None:
+    reference = load_reference(star, model.resolution)
+    result = learn_all(model, reference, replace(_settings(steps=40), samples="split"))
+    base = _joint_loss(model, star, None)
+    tuned = _joint_loss(model, star, result.attributes)
+    assert tuned < 0.9 * base, (base, tuned)
+    with pytest.raises(SettingsError, match="samples"):
+        replace(_settings(), samples="halves").validate()
+
+
+def test_split_calls_fill_the_rows_a_shared_pass_may_use() -> None:
+    from ostaf.method.joint_step import _calls
+
+    owner = torch.tensor([0, 0, 1, 1, 2, 2])
+    # budget 8 rows: 6 samples and style's 2 copies fit in one call
+    assert _calls(owner, [False, False, True], 4) == [slice(0, 6)]
+    # budget 4 rows: shape's and appearance's 4 samples, then style's 2 with their copies
+    assert _calls(owner, [False, False, True], 2) == [slice(0, 4), slice(4, 6)]
+    # no kind keeps the prompt: budget 1 row, one sample a call
+    assert _calls(owner, [False, False, False], 1) == [slice(i, i + 1) for i in range(6)]

@@ -159,3 +159,21 @@ def test_a_new_word_ready_after_its_project_closed_changes_nothing(
     qtbot.waitUntil(lambda: not vm.words.renaming, timeout=5000)
     assert "closed before the new word was ready" in vm.session.status_message
     assert path.read_bytes() == original
+
+
+def test_when_every_suggested_word_is_taken_the_error_says_so_not_a_taken_word(
+    vm: MainViewModel, fake: FakeBackend, qtbot: QtBot
+) -> None:
+    from ostaf.method.words import CLIP_CANDIDATES, DEMO_CANDIDATES
+
+    words = sorted(set(DEMO_CANDIDATES) | set(CLIP_CANDIDATES))  # whichever list applies
+    for index, word in enumerate(words):
+        add_attribute(vm, f"Attribute {index}", seed=index, word=word)
+    twin = add_attribute(vm, "Twin", seed=99, word="cat")  # a word in use twice
+    assert vm.words.suggestion() in words  # the least used one: all are taken
+    assert vm.words.give_own_word(twin) is None
+    error = vm.session.error
+    assert error is not None
+    assert "every word OSTAF suggests is in use in this project" in error.message
+    assert "e.g." not in error.message  # no taken word offered as a free one
+    assert fake.of_kind("word") == []
