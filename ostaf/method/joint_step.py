@@ -118,6 +118,16 @@ class Member:
         return self.tuned
 
 
+def own_views(batch: _Batch, member: Member) -> _Batch:
+    """`batch` with the views `member`'s single run samples: the mirror too when it flips."""
+    kept = batch.latents.shape[0] if member.flips else 1
+    return dataclasses.replace(
+        batch,
+        latents=batch.latents[:kept],
+        weights=None if batch.weights is None else batch.weights[:kept],
+    )
+
+
 def draw_samples(
     batch: _Batch,
     members: list[Member],
@@ -132,14 +142,8 @@ def draw_samples(
     flips = {m.flips for m in members}
     if len(windows) == 1 and len(flips) == 1:
         # The kinds see the same samples: drawn exactly as a single run draws them.
-        kept = batch.latents.shape[0] if members[0].flips else 1
-        own = dataclasses.replace(
-            batch,
-            latents=batch.latents[:kept],
-            weights=None if batch.weights is None else batch.weights[:kept],
-        )
         noisy, t, target, weights = _noisy_samples(
-            own, noise_scheduler, sampler, n, device, members[0].window
+            own_views(batch, members[0]), noise_scheduler, sampler, n, device, members[0].window
         )
         everywhere = torch.ones(n, dtype=torch.bool, device=device)
         return noisy, t, target, weights, [everywhere for _ in members]
@@ -294,12 +298,7 @@ def split_step(
     device, dtype = model.placement.device, model.placement.dtype
     draws, texts, extras = [], [], []
     for m in members:
-        kept = batch.latents.shape[0] if m.flips else 1
-        own = dataclasses.replace(
-            batch,
-            latents=batch.latents[:kept],
-            weights=None if batch.weights is None else batch.weights[:kept],
-        )
+        own = own_views(batch, m)
         draws.append(_noisy_samples(own, noise_scheduler, sampler, each, device, m.window))
         cond = m.encode() if m.encode is not None else m.text
         assert cond is not None, "split_step needs each member's own description"
