@@ -183,7 +183,7 @@ CATALOGUE: dict[str, Variant] = _by_key(
         Variant(token="d", kinds=("shape",)),
         Variant(token="f", kinds=("style",)),
         Variant(region="encoder", kinds=("shape",)),
-        Variant(region="whole", kinds=("style",)),
+        Variant(region="whole", kinds=("shape", "style")),
         Variant(region="mid+decoder", kinds=("appearance",)),
         Variant(timesteps="all", kinds=("shape",)),
         Variant(timesteps="high", kinds=("appearance", "style")),
