@@ -213,11 +213,12 @@ def _one_pass(
             if m.settings.prior:
                 kept = _prior_prompt(m.settings)
                 m.prior = _prepare_text(model, reference, kept)
-            if split:
+            if split:  # a learned word is encoded again every step, with gradients
                 own = _own_prompt(m.settings)
-                m.text = _prepare_text(model, reference, own)
                 if m.settings.embedding_rate:
                     m.encode = lambda own=own: _prepare_text(model, reference, own, grad=True)
+                else:
+                    m.text = _prepare_text(model, reference, own)
     cancel.check()
 
     plan, note = _joint_memory_plan(model, members, size)

@@ -99,8 +99,8 @@ class Member:
     tuned: Tuned | None = None
     prior: _Batch | None = None  # the description without it (prior preservation)
     parameters: list[torch.Tensor] = field(default_factory=list)
-    # Its single run's own description (split samples only), and when its word is learned,
-    # the encoding of it again with gradients, every step.
+    # Split samples only: its single run's own description, encoded once (`text`), or, when
+    # its word is learned, encoded again with gradients every step (`encode`).
     text: _Batch | None = None
     encode: Callable[[], _Batch] | None = None
 
@@ -309,9 +309,11 @@ def split_step(
     noisy = torch.cat([d[0] for d in draws])
     t = torch.cat([d[1] for d in draws])
     target = torch.cat([d[2] for d in draws])
-    weights = None if batch.weights is None else torch.cat([d[3] for d in draws])  # type: ignore[misc]
+    drawn_weights = [d[3] for d in draws if d[3] is not None]
+    weights = torch.cat(drawn_weights) if drawn_weights else None
     text = torch.cat(texts)
-    added = None if extras[0] is None else {k: torch.cat([e[k] for e in extras]) for k in extras[0]}  # type: ignore[index]
+    present = [e for e in extras if e is not None]
+    added = {k: torch.cat([e[k] for e in present]) for k in present[0]} if present else None
     owner = torch.arange(len(members)).repeat_interleave(each).to(device)
     factors = [m.learnt().hyper() for m in members]
     frozen: dict[int, torch.Tensor] = {}
