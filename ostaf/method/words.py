@@ -59,7 +59,9 @@ DEMO_CANDIDATES: tuple[str, ...] = (
 # (tests/core/test_words.py checks them against the shipped tokenizers), late merges of the
 # BPE table, so rare in CLIP's training text: "ohwx" is what DreamBooth users write for a
 # word with little meaning; "sks" comes last, Stable Diffusion 1.5 draws it as a rifle; "zwx",
-# also in use, is two tokens. Their pull on real models is not measured here (no weights).
+# also in use, is two tokens. After the first ten come the other weather tags of ohwx's kind
+# (a US state's two letters and "wx"), so that a project of up to 25 attributes gives each its
+# own word. Their pull on real models is not measured here (no weights).
 CLIP_CANDIDATES: tuple[str, ...] = (
     "ohwx",
     "nmwx",
@@ -71,6 +73,21 @@ CLIP_CANDIDATES: tuple[str, ...] = (
     "yler",
     "aucus",
     "omile",
+    "wiwx",
+    "mowx",
+    "miwx",
+    "ilwx",
+    "gawx",
+    "mswx",
+    "scwx",
+    "kywx",
+    "mnwx",
+    "kswx",
+    "ncwx",
+    "inwx",
+    "alwx",
+    "flwx",
+    "azwx",
     "sks",
 )
 
