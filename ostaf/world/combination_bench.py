@@ -11,6 +11,10 @@ product of the single attributes' joints (what independent attributes would give
 The single attributes are the attribute benchmark's own (its default variant, tuning seed 0,
 tuned with `sks`; `--single-cache` shares its cache): each is given its word by re-basing
 (ostaf/method/word_rebase.py), which at λ = 1 conditions the model exactly as `sks` did.
+With `--own-words` each single is instead the one tuned under its combination word from the
+start (the variants `hypernetwork-cat`, `-d`, `-f`), as an attribute tuned in the app is;
+`--untuned-from` takes the untuned renders' scores from another run's cache (the same
+prompts and seeds: they do not depend on the singles).
 """
 
 from __future__ import annotations
@@ -147,6 +151,13 @@ class ComboPlan:
     groups: tuple[str, ...] = tuple(GROUPS)
     reference_set: str = "bench"
     variant: Variant = DEFAULT  # how the single attributes were tuned
+    own_words: bool = False  # each single tuned under its combination word (not re-based)
+
+    def variant_for(self, kind: AttributeKind) -> Variant:
+        """How `kind`'s single attribute was tuned."""
+        if not self.own_words:
+            return self.variant
+        return replace(self.variant, token=WORDS[kind], kinds=(str(kind),))
 
     def indices(self, group: str, combo: int) -> dict[AttributeKind, int]:
         """The reference of each kind in combination `combo` of `group`."""
@@ -171,8 +182,11 @@ class ComboBench:
     """Runs and caches combinations on one loaded model; the singles come from (and go
     into) an attribute benchmark cache."""
 
-    def __init__(self, cache: Path, singles: Bench, log: Any = print) -> None:
+    def __init__(
+        self, cache: Path, singles: Bench, log: Any = print, untuned_from: Path | None = None
+    ) -> None:
         self.cache = cache
+        self.untuned_from = untuned_from
         self.singles = singles
         self.model = singles.model
         self.log = log
@@ -202,13 +216,14 @@ class ComboBench:
         chosen = {kind: scenes[kind][index] for kind, index in indices.items()}
         attributes, joint, transfer = [], {}, {}
         for kind, index in indices.items():
+            variant = plan.variant_for(kind)
             single = self.singles.record(
-                plan.variant, kind, index, chosen[kind], plan.prompts, (1.0,), seed=0
+                variant, kind, index, chosen[kind], plan.prompts, (1.0,), seed=0
             )
             joint[str(kind)] = mean(row["joint"] for row in single.scores["1"])
             transfer[str(kind)] = mean(row["transfer"] for row in single.scores["1"])
             attributes.append(
-                self._with_word(self.singles.attribute(plan.variant, kind, index, 0), kind)
+                self._with_word(self.singles.attribute(variant, kind, index, 0), kind)
             )
         cases = combo_cases(chosen, plan.prompts, seed=case_seed(combo) + 31 * len(indices))
         prompts = [case.prompt(WORDS) for case in cases]
@@ -221,7 +236,12 @@ class ComboBench:
             single_joint=joint,
             single_transfer=transfer,
         )
+        earlier = self._untuned(path.name, record, len(prompts))
+        if earlier is not None:
+            record.scores["0"] = earlier
         for key, applied in (("0", []), ("1", attributes)):
+            if key in record.scores:
+                continue
             images = self._render(prompts, cases, applied)
             record.scores[key] = [
                 combo_score(case, seen_attributes(image))
@@ -229,6 +249,15 @@ class ComboBench:
             ]
         path.write_text(json.dumps(asdict(record), indent=1))
         return record
+
+    def _untuned(self, name: str, record: ComboRecord, count: int) -> list | None:
+        """The untuned scores of the same combination in `untuned_from`, if it has them."""
+        if self.untuned_from is None or not (self.untuned_from / name).is_file():
+            return None
+        earlier = ComboRecord(**json.loads((self.untuned_from / name).read_text()))
+        same = (earlier.references, earlier.words) == (record.references, record.words)
+        rows = earlier.scores.get("0", [])
+        return rows if same and len(rows) == count else None
 
     def _with_word(self, attribute: Any, kind: AttributeKind) -> Any:
         from ostaf.method.word_rebase import rebase_word
@@ -308,7 +337,9 @@ def report(records: Sequence[ComboRecord], plan: ComboPlan, model_name: str) -> 
         "",
         f"Model: {model_name}; references: the '{plan.reference_set}' set; "
         f"{plan.combinations} combinations per group × {plan.prompts} prompts; each attribute "
-        "at λ = 1 under its own word; DDIM 25 steps, CFG 5. Joint: every transferred attribute "
+        "at λ = 1 under its own word ("
+        + ("tuned under it" if plan.own_words else "tuned under `sks` and re-based to it")
+        + "); DDIM 25 steps, CFG 5. Joint: every transferred attribute "
         "AND the rest of the prompt. Lift: joint with the attributes minus joint of the same "
         "prompts untuned, with a 95 % bootstrap interval over combinations. Product: the "
         "singles' own joints multiplied (what independent attributes would give).",
@@ -350,6 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/combination_bench.md"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--part", default="0/1", metavar="I/N")
+    parser.add_argument(
+        "--own-words",
+        action="store_true",
+        help="singles tuned under their combination words (not tuned with sks and re-based)",
+    )
+    parser.add_argument(
+        "--untuned-from", type=Path, default=None, help="reuse untuned scores of this cache"
+    )
     args = parser.parse_args(argv)
     groups = tuple(g for g in args.groups.split(",") if g) or tuple(GROUPS)
     if unknown := [g for g in groups if g not in GROUPS]:
@@ -365,13 +404,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     model = load_base_model(args.model, device="cpu", precision="fp32")
-    plan = ComboPlan(args.combinations, args.prompts, groups, args.reference_set)
+    plan = ComboPlan(
+        args.combinations, args.prompts, groups, args.reference_set, own_words=args.own_words
+    )
 
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     singles = Bench(args.single_cache, model, log)
-    records = ComboBench(args.cache, singles, log).run(plan, part, parts)
+    records = ComboBench(args.cache, singles, log, args.untuned_from).run(plan, part, parts)
     if parts > 1 and part != parts - 1:
         return 0
     everything = [

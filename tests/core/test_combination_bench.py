@@ -3,6 +3,8 @@ subject, and scores that ask for every transferred attribute and the rest of the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ostaf.method.regions import AttributeKind
@@ -96,3 +98,36 @@ def test_the_decomposition_report_pairs_each_kind_per_reference() -> None:
     assert "| 0 % | 50 % | 62 % | **+12**" in shape
     assert shape.endswith("| – | – |")  # no split pass in these records
     assert "- one pass 6.0 s: 0.60×." in lines
+
+
+def test_own_word_singles_are_the_catalogues_variants_under_each_kinds_word() -> None:
+    from ostaf.world.attribute_bench import CATALOGUE, DEFAULT
+
+    rebased, own = ComboPlan(), ComboPlan(own_words=True)
+    for kind in (APPEARANCE, SHAPE, STYLE):
+        assert rebased.variant_for(kind) == DEFAULT
+        variant = own.variant_for(kind)
+        assert variant.placeholder() == WORDS[kind] != DEFAULT.placeholder()
+        assert CATALOGUE[variant.key] == variant  # the attribute benchmark's own cache entry
+
+
+def test_untuned_scores_are_taken_only_from_the_same_combination(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from ostaf.world.combination_bench import ComboBench, ComboRecord
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    rows = [{"joint": 1.0}, {"joint": 0.0}]
+    words = {"shape": "d", "style": "f"}
+    old = ComboRecord("shape+style", 3, {"shape": 10, "style": 16}, words, {"0": rows})
+    (earlier / "shape+style-3.json").write_text(json.dumps(asdict(old)))
+    bench = ComboBench(tmp_path / "new", SimpleNamespace(model=None), untuned_from=earlier)  # type: ignore[arg-type]
+    same = ComboRecord("shape+style", 3, {"shape": 10, "style": 16}, dict(words))
+    assert bench._untuned("shape+style-3.json", same, 2) == rows
+    assert bench._untuned("shape+style-3.json", same, 3) is None  # other prompt count
+    other = ComboRecord("shape+style", 3, {"shape": 11, "style": 16}, dict(words))
+    assert bench._untuned("shape+style-3.json", other, 2) is None  # other references
+    assert bench._untuned("shape+style-4.json", same, 2) is None  # not there
