@@ -69,9 +69,17 @@ class UnitRecord:
 class DecompositionBench:
     """Runs and caches the decomposition on one loaded model."""
 
-    def __init__(self, cache: Path, model: Any, log: Any = print, steps: int | None = None) -> None:
+    def __init__(
+        self,
+        cache: Path,
+        model: Any,
+        log: Any = print,
+        steps: int | None = None,
+        ways: Sequence[str] = HOW,
+    ) -> None:
         self.cache, self.model, self.log = cache, model, log
         self.steps = steps  # None: the Balanced preset's
+        self.ways = tuple(ways)  # which of HOW to run ("alone" is every comparison's base)
         cache.mkdir(parents=True, exist_ok=True)
 
     def attributes(self, scene: Scene, index: int, how: str) -> tuple[dict, float]:
@@ -115,7 +123,7 @@ class DecompositionBench:
         added later is run for a cached record too)."""
         path = self.cache / f"unit-{index}.json"
         record = UnitRecord(**json.loads(path.read_text())) if path.is_file() else UnitRecord(index)
-        missing = [how for how in HOW if how not in record.scores]
+        missing = [how for how in self.ways if how not in record.scores]
         if not missing:
             return record
         from ostaf.world.oracle import analyse
@@ -145,7 +153,7 @@ class DecompositionBench:
         """Each kind's attribute from another reference's run, the three applied together."""
         path = self.cache / f"unit-{index}.json"
         record = UnitRecord(**json.loads(path.read_text()))
-        missing = [how for how in HOW if how not in record.recombined]
+        missing = [how for how in self.ways if how not in record.recombined]
         if not missing:
             return record
         count = len(scenes)
@@ -262,8 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=None, help="default: the Balanced preset's")
     parser.add_argument("--part", default="0/1", metavar="I/N")
+    parser.add_argument(
+        "--ways", default=",".join(HOW), help=f"comma-separated, from: {', '.join(HOW)}"
+    )
     args = parser.parse_args(argv)
     part, parts = (int(n) for n in args.part.split("/"))
+    ways = tuple(w.strip() for w in args.ways.split(",") if w.strip())
+    if "alone" not in ways or [w for w in ways if w not in HOW]:
+        parser.error(f"--ways must include 'alone' and name only {', '.join(HOW)}")
 
     from ostaf.models.offline import quiet_libraries
 
@@ -278,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    bench = DecompositionBench(args.cache, model, log, args.steps)
+    bench = DecompositionBench(args.cache, model, log, args.steps, ways)
     scenes = references(STYLE, args.references, args.reference_set)
     for index in range(args.references):
         if index % parts == part:

@@ -131,3 +131,20 @@ def test_untuned_scores_are_taken_only_from_the_same_combination(tmp_path: Path)
     other = ComboRecord("shape+style", 3, {"shape": 11, "style": 16}, dict(words))
     assert bench._untuned("shape+style-3.json", other, 2) is None  # other references
     assert bench._untuned("shape+style-4.json", same, 2) is None  # not there
+
+
+def test_the_decomposition_runs_only_the_ways_asked_for(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from ostaf.world.decomposition_bench import DecompositionBench, UnitRecord
+
+    rows = {str(k): [{"joint": 1.0}] for k in AttributeKind}
+    cached = UnitRecord(0, scores={"alone": rows, "split pass": rows}, untuned=rows)
+    (tmp_path / "unit-0.json").write_text(json.dumps(asdict(cached)))
+    scenes = references(STYLE, 1)
+    chosen = DecompositionBench(tmp_path, None, ways=("alone", "split pass"))
+    assert chosen.unit(scenes, 0, 1) == cached  # nothing to run: no model needed
+    every = DecompositionBench(tmp_path, None)  # one pass is missing: it would learn it
+    with pytest.raises(AttributeError):  # ...on the model, which this test does not load
+        every.unit(scenes, 0, 1)
