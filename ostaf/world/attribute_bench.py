@@ -213,6 +213,12 @@ CATALOGUE: dict[str, Variant] = _by_key(
             )
         ),
         Variant(embedding_rate=1e-3, kinds=("shape",)),
+        # Shape before it learned its word (the default until issue 26), and its plain LoRA
+        # that way (the plain LoRA's shape keys take shape's default word rate).
+        Variant(embedding_rate=0.0, kinds=("shape",)),
+        Variant(
+            method="lora", learning_rate=3e-3, strength=1.0, embedding_rate=0.0, kinds=("shape",)
+        ),
         Variant(embedding_rate=3e-3),
         # Robustness (issue 26): each kind's default learning rate and strength at 1/3 and 3×.
         *(Variant(lr_scale=scale) for scale in ROBUSTNESS_SCALES),

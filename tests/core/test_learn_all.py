@@ -96,7 +96,7 @@ def test_the_run_saves_three_attributes_with_own_words_regions_and_each_others_i
         assert set(meta.targets) == set(REGION_BY_KIND[kind].select(meta.targets))
         assert [t for t in all_targets if REGION_BY_KIND[kind].matches(t)]
         assert all(torch.count_nonzero(a @ b) > 0 for a, b in attribute.factors.values())
-        # appearance and style learn their words, shape keeps the model's (KIND_TUNING)
+        # each kind learns its word where KIND_TUNING says so (every kind since issue 26)
         assert bool(attribute.shifts) == bool(KIND_TUNING[kind].embedding_rate)
     assert len({a.meta.tuning["token"] for a in loaded.values()}) == 3
     shape_layers = set(loaded[SHAPE].factors)
