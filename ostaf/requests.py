@@ -79,10 +79,9 @@ class KindTuning:
 # seeds that is 20 [11, 28] points more joint than 3e-4 at 0.5 (the default before), level
 # with the best plain LoRA (3e-4, strength 1.5: -1 [-5, +2]). Shape learns its word too
 # (lr 1e-3, since issue 26): on the SDXL-shaped demo model, where the offsets alone barely
-# moved a shape, that is 30 points more joint on 24 held-out references, and on the first demo
-# model 12 more on the same references (BENCHMARKS.md, "Shape learns its word"). Style's
-# hypernetwork learns at 1e-3:
-# on 24 references x 2 seeds its fidelity is 4 points higher than at 3e-4 (joint +2, within
+# moved a shape, that is 30 points more joint on 24 held-out references, and on the first
+# demo model 9 [-1, +20] more on the same references (BENCHMARKS.md, "Shape learns its
+# word"). Style's hypernetwork learns at 1e-3: on 24 references x 2 seeds its fidelity is 4 points higher than at 3e-4 (joint +2, within
 # noise), level with the best plain LoRA's.
 KIND_TUNING: dict[AttributeKind, KindTuning] = {
     AttributeKind.APPEARANCE: KindTuning(1e-5, 300, embedding_rate=1e-3),
