@@ -216,6 +216,9 @@ CATALOGUE: dict[str, Variant] = _by_key(
         # Shape before it learned its word (the default until issue 26), and its plain LoRA
         # that way (the plain LoRA's shape keys take shape's default word rate).
         Variant(embedding_rate=0.0, kinds=("shape",)),
+        # Shape's offsets stored at 0.5 of their tuned size, with the word at full size (its
+        # λ sweeps peaked at 0.5 with the word learned, where λ scales the word too).
+        Variant(strength=0.5, kinds=("shape",)),
         Variant(
             method="lora", learning_rate=3e-3, strength=1.0, embedding_rate=0.0, kinds=("shape",)
         ),
