@@ -66,12 +66,14 @@ class KindTuning:
 
 # One table for the CLI and the Learn panel, from the attribute benchmark (BENCHMARKS.md,
 # "Attribute benchmark at full size"). The Fast and Best presets scale `steps` by the same
-# factors as for every kind (150/300, 600/300). Shape's offsets are stored at 0.75 of the
-# size tuning finds: on 24 references × 2 seeds that is 7 [2, 12] points more joint than
-# 0.5 and far more than 1, where the prompt's other words are pushed out. Style tunes with
-# prior preservation, so that the placeholder carries the style, and learns the placeholder
-# word itself (lr 1e-3), which "sks style" otherwise ties to soft flat pictures; with the
-# word learned, its offsets are stored at 0.56 of their tuned size (0.7 before the word).
+# factors as for every kind (150/300, 600/300). Shape's offsets are stored at 0.5 of the
+# size tuning finds: with its word learned, that is 4 [1, 7] points more joint than 0.75
+# (the best before the word: 7 [2, 12] over 0.5 then) on 79 references of both demo models'
+# four reference sets, and no lower on any one set; at 3x, joint falls by 27-51 points.
+# Style tunes with prior preservation, so that the placeholder carries the style, and learns
+# the placeholder word itself (lr 1e-3), which "sks style" otherwise ties to soft flat
+# pictures; with the word learned, its offsets are stored at 0.56 of their tuned size (0.7
+# before the word).
 # Appearance learns its word too (lr 1e-3): on 48 references x 2 seeds that is 8 [3, 13]
 # points more joint than the model's word, from transfer (+10), at the same fidelity. Its
 # offsets learn at 1e-5 and are stored at their tuned size: slow offsets leave the reference's
@@ -81,11 +83,11 @@ class KindTuning:
 # (lr 1e-3, since issue 26): on the SDXL-shaped demo model, where the offsets alone barely
 # moved a shape, that is 30 points more joint on 24 held-out references, and on the first
 # demo model 9 [-1, +20] more on the same references (BENCHMARKS.md, "Shape learns its
-# word"). Style's hypernetwork learns at 1e-3: on 24 references x 2 seeds its fidelity is 4 points higher than at 3e-4 (joint +2, within
-# noise), level with the best plain LoRA's.
+# word"). Style's hypernetwork learns at 1e-3: on 24 references x 2 seeds its fidelity is
+# 4 points higher than at 3e-4 (joint +2, within noise), level with the best plain LoRA's.
 KIND_TUNING: dict[AttributeKind, KindTuning] = {
     AttributeKind.APPEARANCE: KindTuning(1e-5, 300, embedding_rate=1e-3),
-    AttributeKind.SHAPE: KindTuning(3e-4, 300, strength=0.75, embedding_rate=1e-3),
+    AttributeKind.SHAPE: KindTuning(3e-4, 300, strength=0.5, embedding_rate=1e-3),
     AttributeKind.STYLE: KindTuning(1e-3, 300, prior=1.0, strength=0.56, embedding_rate=1e-3),
 }
 

@@ -217,8 +217,11 @@ CATALOGUE: dict[str, Variant] = _by_key(
         # that way (the plain LoRA's shape keys take shape's default word rate).
         Variant(embedding_rate=0.0, kinds=("shape",)),
         # Shape's offsets stored at 0.5 of their tuned size, with the word at full size (its
-        # λ sweeps peaked at 0.5 with the word learned, where λ scales the word too).
+        # λ sweeps peaked at 0.5 with the word learned, where λ scales the word too): the
+        # default since issue 26; and at 0.75, the default before.
         Variant(strength=0.5, kinds=("shape",)),
+        Variant(strength=0.75, kinds=("shape",)),
+        Variant(strength=0.75, embedding_rate=0.0, kinds=("shape",)),  # before issue 26
         Variant(
             method="lora", learning_rate=3e-3, strength=1.0, embedding_rate=0.0, kinds=("shape",)
         ),
