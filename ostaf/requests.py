@@ -67,9 +67,9 @@ class KindTuning:
 # One table for the CLI and the Learn panel, from the attribute benchmark (BENCHMARKS.md,
 # "Attribute benchmark at full size"). The Fast and Best presets scale `steps` by the same
 # factors as for every kind (150/300, 600/300). Shape's offsets are stored at 0.5 of the
-# size tuning finds: with its word learned, that is 4 [1, 7] points more joint than 0.75
-# (the best before the word: 7 [2, 12] over 0.5 then) on 79 references of both demo models'
-# four reference sets, and no lower on any one set; at 3x, joint falls by 27-51 points.
+# size tuning finds: with its word learned, that is 3 [1, 6] points more joint than 0.75
+# (the best before the word: 7 [2, 12] over 0.5 then) on 88 references of both demo models'
+# four reference sets, and no lower on any one set; at 3x, joint falls by 27-50 points.
 # Style tunes with prior preservation, so that the placeholder carries the style, and learns
 # the placeholder word itself (lr 1e-3), which "sks style" otherwise ties to soft flat
 # pictures; with the word learned, its offsets are stored at 0.56 of their tuned size (0.7
