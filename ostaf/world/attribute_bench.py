@@ -216,15 +216,16 @@ CATALOGUE: dict[str, Variant] = _by_key(
         # Shape before it learned its word (the default until issue 26), and its plain LoRA
         # that way (the plain LoRA's shape keys take shape's default word rate).
         Variant(embedding_rate=0.0, kinds=("shape",)),
-        # Shape's offsets stored at 0.5 of their tuned size, with the word at full size (its
-        # λ sweeps peaked at 0.5 with the word learned, where λ scales the word too): the
-        # default since issue 26; and at 0.75, the default before.
-        Variant(strength=0.5, kinds=("shape",)),
-        Variant(strength=0.75, kinds=("shape",)),
-        Variant(strength=0.75, embedding_rate=0.0, kinds=("shape",)),  # before issue 26
         Variant(
             method="lora", learning_rate=3e-3, strength=1.0, embedding_rate=0.0, kinds=("shape",)
         ),
+        # Shape's offsets stored at 0.5 of their tuned size, with the word at full size (its
+        # λ sweeps peaked at 0.5 with the word learned, where λ scales the word too): the
+        # default since issue 26; at 0.75, the default before; and shape's whole default
+        # before issue 26 (0.75, the word not learned).
+        Variant(strength=0.5, kinds=("shape",)),
+        Variant(strength=0.75, kinds=("shape",)),
+        Variant(strength=0.75, embedding_rate=0.0, kinds=("shape",)),
         Variant(embedding_rate=3e-3),
         # Robustness (issue 26): each kind's default learning rate and strength at 1/3 and 3×.
         *(Variant(lr_scale=scale) for scale in ROBUSTNESS_SCALES),
