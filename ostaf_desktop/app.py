@@ -27,6 +27,7 @@ from ostaf_desktop.crash_handling import (
 )
 from ostaf_desktop.icons import icon
 from ostaf_desktop.launch_options import LaunchOptions
+from ostaf_desktop.quit_signals import QuitOnSignals
 from ostaf_desktop.screenshot import ScreenshotWhenIdle
 from ostaf_desktop.theme import apply_theme
 from ostaf_desktop.viewmodels.main import MainViewModel
@@ -56,8 +57,12 @@ def run_app(options: LaunchOptions, qt_args: list[str], driver: AppDriver | None
     relay = ErrorRelay()
     install_exception_hooks(relay)
     dead = collect_dead_runs()
+    # Before the run record, whose SIGTERM tracebacks then hand the signal on to it.
+    signals = QuitOnSignals.install(on_second=lambda name: note_second_signal(record, name))
     record = RunRecord.start()
     window, vm = build_window(options, relay)
+    if signals is not None:
+        signals.quit_with(window.close_without_asking)
     report_dead_runs(vm.session, dead)
     if driver is not None:
         driver(window, vm)
@@ -73,8 +78,15 @@ def run_app(options: LaunchOptions, qt_args: list[str], driver: AppDriver | None
         collector.stop()
         if record is not None:
             record.stop()
+        if signals is not None:
+            signals.uninstall()
     log.info("the window has closed; exit code %d", code)
     return code
+
+
+def note_second_signal(record: RunRecord | None, name: str) -> None:
+    if record is not None:
+        record.note_cause(f"ended by a second {name} while it was quitting")
 
 
 def collect_on_gui_thread(app: QApplication) -> QTimer:

@@ -97,7 +97,7 @@ def asyncio_exception_handler(relay: ErrorRelay) -> Any:
 # -- runs that died --------------------------------------------------------------------------
 RUNS_FOLDER = "runs"  # in the data folder: a record per running app, and crash logs
 KEEP_CRASH_LOGS = 10
-MAX_MARKER = 4096  # {"pid": …, "started": …}
+MAX_MARKER = 4096  # {"pid": …, "started": …, "cause": …}
 MAX_CRASH_LOG = 16 * MiB  # faulthandler's tracebacks of every thread: a few kB to a few MB
 
 
@@ -113,11 +113,14 @@ class DeadRun:
     last_seen: float  # the last sign of life: the crash log's time, else the last heartbeat
     crash_log: Path
     crash_text: str  # what faulthandler wrote at the end ("" after SIGKILL or power loss)
+    cause: str = ""  # what the run itself said of its end, when it could
 
     def report(self, others: int = 0) -> ErrorReport:
         """A banner message naming when it died and where its log is."""
         when = _clock(self.last_seen)
-        if self.crash_text:
+        if self.cause:
+            how = f"at {when} ({self.cause})"
+        elif self.crash_text:
             first = next((ln for ln in self.crash_text.splitlines() if ln.strip()), "")
             how = f"at {when} ({first.strip()})"
         else:
@@ -140,7 +143,8 @@ def _clock(epoch: float) -> str:
 class RunRecord:
     """`<data>/runs/<id>.running` exists while this process runs, held by a lock the OS lets go
     when the process dies, and faulthandler writes a fatal error's tracebacks to
-    `<id>.crash.log`. A clean exit removes both (the log only when empty)."""
+    `<id>.crash.log`, and every thread's at a SIGTERM (a hung app that is then killed leaves
+    where it hung). A clean exit removes both: what was written then was not a crash."""
 
     def __init__(self, folder: Path) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -148,6 +152,7 @@ class RunRecord:
         self.crash_log = folder / f"{stamp}-{os.getpid()}.crash.log"
         self._lock = FileLock(f"{self.marker}.lock")
         self._log: IO[str] | None = None
+        self._started = time.time()
 
     @classmethod
     def start(cls, folder: Path | None = None) -> RunRecord | None:
@@ -157,9 +162,7 @@ class RunRecord:
             record.marker.parent.mkdir(parents=True, exist_ok=True)
             record._lock.acquire(timeout=0)
             record._log = open(record.crash_log, "w", encoding="utf-8")  # noqa: SIM115 (kept open)
-            record.marker.write_text(
-                json.dumps({"pid": os.getpid(), "started": time.time()}), encoding="utf-8"
-            )
+            record._write_marker()
         except (OSError, Timeout) as exc:
             log.warning("cannot record this run in %s: %s", record.marker.parent, exc)
             record.stop()
@@ -168,6 +171,16 @@ class RunRecord:
         if hasattr(signal, "SIGTERM") and sys.platform != "win32":
             faulthandler.register(signal.SIGTERM, record._log, all_threads=True, chain=True)
         return record
+
+    def _write_marker(self, cause: str = "") -> None:
+        fields = {"pid": os.getpid(), "started": self._started}
+        self.marker.write_text(json.dumps({**fields, "cause": cause}), encoding="utf-8")
+
+    def note_cause(self, cause: str) -> None:
+        """Say how this run is ending, for the next start to show (when it cannot end cleanly)."""
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._write_marker(cause[:200])
 
     def heartbeat(self) -> None:
         """Touch the record, so that a later start knows when this run was last alive."""
@@ -182,20 +195,13 @@ class RunRecord:
             faulthandler.disable()
             self._log.close()
             self._log = None
-            _remove_if_empty(self.crash_log)
+            with contextlib.suppress(OSError):
+                self.crash_log.unlink(missing_ok=True)
         for path in (self.marker,):
             path.unlink(missing_ok=True)
         if self._lock.is_locked:
             self._lock.release()
         Path(f"{self.marker}.lock").unlink(missing_ok=True)
-
-
-def _remove_if_empty(path: Path) -> None:
-    try:
-        if path.stat().st_size == 0:
-            path.unlink()
-    except OSError:
-        pass
 
 
 def collect_dead_runs(folder: Path | None = None) -> list[DeadRun]:
@@ -228,9 +234,11 @@ def _read_dead_run(marker: Path) -> DeadRun:
     crash_log = marker.with_name(marker.name.removesuffix(".running") + ".crash.log")
     heartbeat = marker.stat().st_mtime
     try:
-        started = float(json.loads(read_regular_file(marker, MAX_MARKER))["started"])
-    except (OSError, ValueError, KeyError, TypeError):
-        started = heartbeat
+        fields = json.loads(read_regular_file(marker, MAX_MARKER))
+        started = float(fields["started"])
+        cause = str(fields.get("cause", ""))[:200]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        started, cause = heartbeat, ""
     try:
         data = read_regular_file(crash_log, MAX_CRASH_LOG)
         text = data.decode("utf-8", errors="replace").strip()
@@ -242,7 +250,7 @@ def _read_dead_run(marker: Path) -> DeadRun:
     if not text:
         crash_log.unlink(missing_ok=True)
         crash_log = log_file()  # nothing of its own: the app's log has what happened before
-    return DeadRun(started, max(heartbeat, written), crash_log, text[-20_000:])
+    return DeadRun(started, max(heartbeat, written), crash_log, text[-20_000:], cause)
 
 
 def _prune_crash_logs(folder: Path) -> None:

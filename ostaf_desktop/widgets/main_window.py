@@ -4,11 +4,25 @@ status bar with the model and the worker's state."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QMargins, QPoint, QRect, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QMargins,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -40,6 +54,8 @@ from ostaf_desktop.widgets.screen_fit import fitted
 from ostaf_desktop.widgets.settings_dialog import SettingsDialog
 from ostaf_desktop.widgets.shortcuts import SHORTCUT_HELP, Shortcuts
 from ostaf_desktop.widgets.tuning_panel import TuningControls, TuningProgress
+
+log = logging.getLogger("ostaf_desktop")
 
 DEFAULT_SIZE = QSize(1440, 900)
 # Room for the window manager's title bar and borders, which the first placement cannot
@@ -74,6 +90,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.vm = vm
         self._painted = False
+        self._ask_before_closing = True
         self.remember_layout = (
             True  # off for --screenshot: a picture must not move the user's layout
         )
@@ -287,6 +304,21 @@ class MainWindow(QMainWindow):
             self.first_painted.emit()
         return handled
 
+    def close_without_asking(self, why: str = "") -> None:
+        """Close as a confirmed close does (a logout, `kill` or Ctrl+C asked for it): the open
+        dialogs are dismissed first, then the window closes at the top of the event loop and
+        the application quits."""
+        log.info("closing without asking%s", f" ({why})" if why else "")
+        self._ask_before_closing = False
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, QDialog) and widget.isVisible():
+                widget.reject()
+        QTimer.singleShot(0, self._close_and_quit)
+
+    def _close_and_quit(self) -> None:
+        if self.close():
+            QApplication.quit()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         for running, title, text in (
             (
@@ -301,7 +333,7 @@ class MainWindow(QMainWindow):
                 "again resumes.",
             ),
         ):
-            if running and not confirm(self, title, text):
+            if running and self._ask_before_closing and not confirm(self, title, text):
                 event.ignore()
                 return
         if self.batch_dialog is not None:
