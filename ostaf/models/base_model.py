@@ -194,11 +194,20 @@ def load_base_model(
 
 
 def _folder_display_name(path: Path, source: str | Path) -> str:
+    from ostaf.models.demo_model import is_demo_source
+
+    return model_display_name(source) if is_demo_source(source) else path.name
+
+
+def model_display_name(source: str | Path) -> str:
+    """The name a model choice is shown by, without loading it: an embedded model's own name,
+    else the folder's or the file's."""
     from ostaf.models.demo_model import embedded_model, is_demo_source
 
     if is_demo_source(source):
         return embedded_model(source).name
-    return path.name
+    path = Path(source)
+    return path.stem if path.suffix.lower() in SINGLE_FILE_SUFFIXES else path.name
 
 
 def _load_folder(path: Path, family: Family, dtype: torch.dtype) -> Any:

@@ -722,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from ostaf import paths
-    from ostaf.models.base_model import load_base_model
+    from ostaf.models.base_model import load_base_model, model_display_name
     from ostaf.world.attribute_report import write_report
 
     plan = (
@@ -740,7 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--kinds {args.kinds}: choose from {', '.join(KINDS)}")
     if args.report_only:
         records = Bench(args.cache, model=None).cached(plan)
-        for path in write_report(records, plan, args.cache, args.out, quick=args.quick):
+        name = model_display_name(args.model)
+        for path in write_report(records, plan, args.cache, args.out, args.quick, name):
             print(path)
         return 0
     torch.set_num_threads(args.threads)

@@ -240,6 +240,10 @@ def test_a_report_is_written_from_the_cache_alone_with_what_it_holds(
     headline = (out / "attribute_bench.md").read_text().split("## Variants")[0]
     # One reference ran: 75 % joint against 0 % untuned on it.
     assert "| style | 1 |" in headline and "| 75 % |" in headline and "+75 [+75, +75]" in headline
+    assert "Model: OSTAF demo world (64 px);" in headline
+    # The model the records came from is named without loading it.
+    assert attribute_bench.main(["--report-only", "--seeds", "1", "--model", "demo-xl", *argv]) == 0
+    assert "Model: OSTAF demo world XL (64 px);" in (out / "attribute_bench.md").read_text()
     with pytest.raises(SystemExit):
         attribute_bench.main(["--report-only", "--out", str(out)])
     assert "--report-only reads a --cache" in capsys.readouterr().err
