@@ -137,6 +137,8 @@ def summarise(sessions: list[dict[str, object]], events: list[dict[str, object]]
         "tuning_runs_by_kind": dict(kinds),
         "actions": dict(actions),
         "dialogs": dict(Counter(str(e.get("name")) for e in events if e["event"] == "dialog")),
+        # How sessions were ended: the window closed, or SIGTERM as a logout sends it.
+        "quits": dict(Counter(str(e.get("by", "window")) for e in events if e["event"] == "quit")),
         "errors_shown": [str(e.get("text")) for e in events if e["event"] == "error"],
     }
 

@@ -12,8 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from ostaf_desktop.crash_handling import collect_dead_runs, runs_dir
+from ostaf_desktop.viewmodels.main import MainViewModel
+from ostaf_desktop.widgets import main_window
+from ostaf_desktop.widgets.main_window import MainWindow
+from tests.desktop.conftest import FakeBackend, reference_image
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -97,3 +102,28 @@ def test_a_second_signal_while_quitting_ends_it_and_is_named_next_time(home: Pat
     message = dead.report().message
     assert "(ended by a second SIGTERM while it was quitting)" in message
     assert "most recent call first" in dead.crash_text  # where it was stuck, for the log
+
+
+def test_closing_without_asking_skips_the_question_of_a_running_tuning(
+    window: MainWindow,
+    vm: MainViewModel,
+    fake: FakeBackend,
+    qtbot: QtBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(main_window, "confirm", lambda _w, title, _t: asked.append(title))
+    assert vm.reference.open_image(reference_image(tmp_path))
+    fake.gate.clear()  # the run waits in its first step
+    assert vm.tuning.tune() is not None
+    qtbot.waitUntil(lambda: vm.tuning.running, timeout=5000)
+
+    window.close()  # the user's close asks, and "Cancel" keeps the window
+    assert asked == ["Tuning is running"] and window.isVisible()
+
+    fake.gate.set()  # the run's step ends, as the worker's next step would
+    window.close_without_asking("SIGTERM")
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
+    assert asked == ["Tuning is running"]  # not asked again
+    assert vm.jobs.running_job is None  # the worker was stopped
