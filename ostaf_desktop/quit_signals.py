@@ -55,8 +55,11 @@ class QuitOnSignals(QObject):
         return cls(on_second) if sys.platform != "win32" else None
 
     def quit_with(self, quit_now: Callable[[str], None]) -> None:
-        """Call `quit_now` from the event loop, never from inside the handler."""
+        """Call `quit_now` from the event loop, never from inside the handler; at once when a
+        signal came while the window was still being built."""
         self.requested.connect(quit_now, Qt.ConnectionType.QueuedConnection)
+        if self.received is not None:
+            self.requested.emit(self.received)
 
     def uninstall(self) -> None:
         """Give the signals back their earlier handlers."""

@@ -15,6 +15,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from ostaf_desktop.crash_handling import collect_dead_runs, runs_dir
+from ostaf_desktop.quit_signals import QuitOnSignals
 from ostaf_desktop.viewmodels.main import MainViewModel
 from ostaf_desktop.widgets import main_window
 from ostaf_desktop.widgets.main_window import MainWindow
@@ -127,3 +128,19 @@ def test_closing_without_asking_skips_the_question_of_a_running_tuning(
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
     assert asked == ["Tuning is running"]  # not asked again
     assert vm.jobs.running_job is None  # the worker was stopped
+
+
+def test_a_signal_before_the_window_exists_still_quits_it(qtbot: QtBot) -> None:
+    """The handlers are installed before the window is built; a signal in between is kept
+    and delivered once the window says how to quit."""
+    signals = QuitOnSignals()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # caught: this test process goes on
+        assert signals.received == "SIGTERM"
+        delivered: list[str] = []
+        signals.quit_with(delivered.append)
+        assert delivered == []  # from the event loop, not from inside the call
+        qtbot.waitUntil(lambda: delivered == ["SIGTERM"], timeout=5000)
+    finally:
+        signals.uninstall()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
