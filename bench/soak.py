@@ -6,8 +6,9 @@ after each session, crash or hang; reports crashes and hangs per hour. Not a tes
         [--offscreen] [--out bench/results/soak.json]
 
 A crash is a session that ends with another exit code than 0 (a segfault is -11); a hang is a
-GUI thread that stops its 5 s heartbeat for --hang-s seconds (the app is then sent SIGTERM, so
-that faulthandler writes every thread's stack into its crash log, and killed after 20 s), or a
+GUI thread that stops its 5 s heartbeat for --hang-s seconds (the app is then sent SIGABRT, so
+that faulthandler writes every thread's stack into its crash log, and killed after 20 s; a
+SIGTERM would ask it to quit), or a
 job still running after 15 minutes. The data folder is kept across sessions, as a user's is:
 a session killed during a run is offered for resume at the next start.
 """
@@ -103,7 +104,7 @@ def run_session(
         elif any(e["event"] == "stuck" for e in beats):
             hung = "a job did not finish within 15 minutes"
         if hung:
-            child.send_signal(signal.SIGTERM)  # faulthandler dumps every thread's stack
+            child.send_signal(signal.SIGABRT)  # faulthandler dumps every thread's stack
             try:
                 child.wait(20)
             except subprocess.TimeoutExpired:

@@ -57,7 +57,6 @@ def run_app(options: LaunchOptions, qt_args: list[str], driver: AppDriver | None
     relay = ErrorRelay()
     install_exception_hooks(relay)
     dead = collect_dead_runs()
-    # Before the run record, whose SIGTERM tracebacks then hand the signal on to it.
     signals = QuitOnSignals.install(on_second=lambda name: note_second_signal(record, name))
     record = RunRecord.start()
     window, vm = build_window(options, relay)
@@ -87,6 +86,7 @@ def run_app(options: LaunchOptions, qt_args: list[str], driver: AppDriver | None
 def note_second_signal(record: RunRecord | None, name: str) -> None:
     if record is not None:
         record.note_cause(f"ended by a second {name} while it was quitting")
+        record.dump_threads()  # where quitting was stuck
 
 
 def collect_on_gui_thread(app: QApplication) -> QTimer:

@@ -10,7 +10,6 @@ import faulthandler
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -143,8 +142,9 @@ def _clock(epoch: float) -> str:
 class RunRecord:
     """`<data>/runs/<id>.running` exists while this process runs, held by a lock the OS lets go
     when the process dies, and faulthandler writes a fatal error's tracebacks to
-    `<id>.crash.log`, and every thread's at a SIGTERM (a hung app that is then killed leaves
-    where it hung). A clean exit removes both: what was written then was not a crash."""
+    `<id>.crash.log`. A clean exit removes both. (A SIGTERM is a request to quit, see
+    `quit_signals`: faulthandler does not dump on it, because reading the frames of threads
+    that are running, as it does from a signal handler, can itself crash the process.)"""
 
     def __init__(self, folder: Path) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -168,8 +168,6 @@ class RunRecord:
             record.stop()
             return None
         faulthandler.enable(record._log, all_threads=True)
-        if hasattr(signal, "SIGTERM") and sys.platform != "win32":
-            faulthandler.register(signal.SIGTERM, record._log, all_threads=True, chain=True)
         return record
 
     def _write_marker(self, cause: str = "") -> None:
@@ -182,6 +180,14 @@ class RunRecord:
             with contextlib.suppress(OSError):
                 self._write_marker(cause[:200])
 
+    def dump_threads(self) -> None:
+        """Write every thread's traceback to the crash log (called with the GIL held, so no
+        thread's frames change while they are read)."""
+        if self._log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._log.flush()
+                faulthandler.dump_traceback(self._log, all_threads=True)
+
     def heartbeat(self) -> None:
         """Touch the record, so that a later start knows when this run was last alive."""
         with contextlib.suppress(OSError):  # the next heartbeat tries again
@@ -190,8 +196,6 @@ class RunRecord:
     def stop(self) -> None:
         """A clean exit: nothing to report next time."""
         if self._log is not None:
-            if sys.platform != "win32" and hasattr(signal, "SIGTERM"):
-                faulthandler.unregister(signal.SIGTERM)
             faulthandler.disable()
             self._log.close()
             self._log = None

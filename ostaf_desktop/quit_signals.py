@@ -5,8 +5,8 @@ batch keeps its finished images, and the exit is clean, so the next start report
 
 Python runs a signal handler only when the interpreter gets control, which an idle Qt event
 loop does not give it; so the signal also writes to a socket (`signal.set_wakeup_fd`) whose
-notifier wakes the loop. A second signal while the app quits ends the process at once, with a
-line in the run's crash log saying so."""
+notifier wakes the loop. A second signal while the app quits ends the process at once; the app
+passes `on_second` what to leave for the next start (the cause, every thread's traceback)."""
 
 from __future__ import annotations
 
