@@ -25,6 +25,12 @@ DATA_URL_PREFIX = "data:image/png;base64,"
 MIN_SIDE = 32
 THUMBNAIL_SIDE = 96
 ASPECT_TOLERANCE = 0.01  # a mask this close to the image's shape is a scaled copy of it
+# How much of the model's view a subject spans (its larger side, as a share of the view's):
+# the world models' training pictures span 0.42-0.78, and a reference cropped to about the
+# middle of that carried shape and appearance over about twice as far as a small subject
+# (BENCHMARKS.md, "The users' kind of picture, cropped").
+SUBJECT_FILL = 0.6
+SMALL_SUBJECT = 0.42
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom in the upright image's pixels
 
@@ -121,6 +127,33 @@ def flatten_alpha(
     return img.convert("RGB")
 
 
+def subject_crop(mask: np.ndarray, fill: float = SUBJECT_FILL) -> Box:
+    """The square crop that frames the subject marked in `mask` (H × W, true or non-zero =
+    subject): centred on it, the subject's larger side `fill` of the crop's, moved inside
+    the picture where it would cross an edge, and no larger than the picture's shorter side."""
+    rows, columns = np.nonzero(mask)
+    if rows.size == 0:
+        raise InputImageError("the mask marks no subject; paint the subject with the mask brush")
+    height, width = mask.shape[:2]
+    top, bottom = int(rows.min()), int(rows.max()) + 1
+    left, right = int(columns.min()), int(columns.max()) + 1
+    side = min(width, height, max(1, round(max(bottom - top, right - left) / fill)))
+    x = min(max(round((left + right - side) / 2), 0), width - side)
+    y = min(max(round((top + bottom - side) / 2), 0), height - side)
+    return x, y, x + side, y + side
+
+
+def subject_span(mask: np.ndarray, box: Box) -> float:
+    """The larger side of the subject marked in `mask`, as a share of the shorter side of
+    `box` (the square the model sees); 0 when nothing in the box is marked."""
+    left, top, right, bottom = box
+    rows, columns = np.nonzero(mask[top:bottom, left:right])
+    if rows.size == 0:
+        return 0.0
+    larger = max(int(rows.max() - rows.min()), int(columns.max() - columns.min())) + 1
+    return larger / max(1, min(right - left, bottom - top))
+
+
 def square_box(size: tuple[int, int], crop: Box | None) -> Box:
     """The crop box clipped to the image, then centre-squared (the model sees a square)."""
     width, height = size
@@ -166,17 +199,13 @@ def load_reference(
     )
 
 
-def load_mask(
-    path: Path | str,
-    image_size: tuple[int, int],
-    box: Box,
-    size: int,
-    notes: list[str] | None = None,
+def mask_at(
+    path: Path | str, image_size: tuple[int, int], notes: list[str] | None = None
 ) -> Image.Image:
-    """A mask for the reference: white (or opaque) = the region that drives tuning. A mask
-    of another size is used only when it has the image's shape (a scaled copy, as a painting
-    program or the app's canvas exports one), with a note; any other shape would put the
-    region in the wrong place, so it is refused."""
+    """The mask file as grayscale at the reference image's size: white (or opaque) = the
+    region that drives tuning. A mask of another size is used only when it has the image's
+    shape (a scaled copy, as a painting program or the app's canvas exports one), with a
+    note; any other shape would put the region in the wrong place, so it is refused."""
     raw = open_image(path, "mask")
     gray = raw.getchannel("A") if raw.mode in ("RGBA", "LA") else raw.convert("L")
     if gray.size != image_size:
@@ -189,12 +218,37 @@ def load_mask(
         gray = gray.resize(image_size, Image.Resampling.NEAREST)
         if notes is not None:
             notes.append(f"the mask ({mw}×{mh}) was scaled to the reference's {iw}×{ih} pixels")
+    return gray
+
+
+def load_mask(
+    path: Path | str,
+    image_size: tuple[int, int],
+    box: Box,
+    size: int,
+    notes: list[str] | None = None,
+) -> Image.Image:
+    """The mask (`mask_at`) cropped to `box` and scaled to `size`; refused when the crop
+    leaves no region."""
+    gray = mask_at(path, image_size, notes)
     mask = gray.crop(box).resize((size, size), Image.Resampling.BILINEAR)
     if int(np.asarray(mask).max()) < 128:
         raise InputImageError(
             f"mask {path} marks no region (it is all dark); paint the region to keep in white"
         )
     return mask
+
+
+def mask_subject_crop(mask_path: Path | str, image_path: Path | str) -> Box:
+    """`subject_crop` of the region painted in the mask file, in the (upright) reference
+    image's pixels: the crop that frames the subject the mask marks."""
+    size = open_image(image_path, "reference image").size
+    painted = np.asarray(mask_at(mask_path, size)) > 127
+    if not painted.any():
+        raise InputImageError(
+            f"mask {mask_path} marks no region (it is all dark); paint the subject in white"
+        )
+    return subject_crop(painted)
 
 
 def thumbnail_data_url(img: Image.Image, side: int = THUMBNAIL_SIDE) -> str:

@@ -7,11 +7,11 @@ import argparse
 from contextlib import ExitStack
 from pathlib import Path
 
-from ostaf.cli.options import model_choice
+from ostaf.cli.options import model_choice, reference_crop
 from ostaf.cli.terminal import err, out
 from ostaf.decompose_request import ALL_KINDS, DecomposeJob, DecomposeSettings
 from ostaf.errors import SettingsError
-from ostaf.images import load_reference
+from ostaf.images import Box, load_reference
 from ostaf.library.attribute_meta import SUFFIX
 from ostaf.method.regions import AttributeKind
 from ostaf.method.words import check_word, choose_word
@@ -65,7 +65,7 @@ def chosen_words(text: str | None, taken: list[str], demo: bool) -> dict[Attribu
 
 
 def describe_demo_reference(
-    image: Path, choice: ModelChoice, size: int
+    image: Path, choice: ModelChoice, size: int, crop: Box | None = None
 ) -> tuple[str, dict[AttributeKind, str]]:
     """On the demo model: the description the world's oracle reads in the picture, with the
     three placeholders, and each kind's own words; ("", {}) when it cannot read it."""
@@ -73,7 +73,7 @@ def describe_demo_reference(
     from ostaf.world.description import describe_all, read_words
 
     px = model_sizes(choice.source).tuning_size(size)
-    words = read_words(load_reference(image, px).image)
+    words = read_words(load_reference(image, px, crop).image)
     return describe_all(words) if words is not None else ("", {})
 
 
@@ -108,13 +108,20 @@ def run_learn_all(args: argparse.Namespace, progress: ProgressCallback, cancel: 
     with ExitStack() as stack:
         project = stack.enter_context(open_project(args.project)) if args.project else None
         words = chosen_words(args.word, list(project.words()) if project else [], demo)
+        crop = reference_crop(args)
         caption, described = args.caption, dict[AttributeKind, str]()
         if not caption.strip() and demo:
-            caption, described = describe_demo_reference(args.image, choice, args.size)
+            caption, described = describe_demo_reference(args.image, choice, args.size, crop)
             if caption:
                 read = ", ".join(f"{kind} '{described[kind]}'" for kind in ALL_KINDS)
                 err(f"note: the demo world reads the picture as '{caption}' with {read}")
-        shared = {"seed": args.seed, "rank": args.rank, "mask": args.mask, "size": args.size}
+        shared = {
+            "seed": args.seed,
+            "rank": args.rank,
+            "mask": args.mask,
+            "crop": crop,
+            "size": args.size,
+        }
         if args.steps is not None:
             shared["steps"] = args.steps
         settings = DecomposeSettings.create(

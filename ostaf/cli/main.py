@@ -15,8 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ostaf.cli.numbers import number, whole
-from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
+from ostaf.cli.numbers import crop_box, number, whole
+from ostaf.cli.options import (
+    add_model_arguments,
+    add_schedule_argument,
+    model_choice,
+    reference_crop,
+)
 from ostaf.cli.terminal import err, out, out_json, out_lines, printable, use_safe_streams
 from ostaf.decompose_request import JOINT_TEMPLATE
 from ostaf.errors import Cancelled, OstafError, SettingsError
@@ -94,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         + " (default: three free ones)",
     )
     tune.add_argument("--mask", type=Path, help="white = the region that drives tuning")
+    tune.add_argument(
+        "--crop",
+        type=crop_box,
+        metavar="L,T,R,B|mask",
+        help="tune on this part of the image (pixels; the centre square of it is used), or "
+        "'mask': a square around the subject painted in --mask. A subject that fills more of "
+        "the picture carries over further (BENCHMARKS.md)",
+    )
     tune.add_argument(
         "--steps", type=whole, help="default: the kind's Balanced steps (KIND_TUNING)"
     )
@@ -331,6 +344,7 @@ def run_tune_one(
         seed=args.seed,
         class_word=args.class_word,
         mask=args.mask,
+        crop=reference_crop(args),
         memory_saving=args.memory_saving or load_settings().memory_saving,
         size=args.size,
     )

@@ -1,9 +1,12 @@
-"""Command-line options shared by several commands: the model to load and the noise schedule."""
+"""Command-line options shared by several commands: the model to load, the noise schedule
+and the reference's crop."""
 
 from __future__ import annotations
 
 import argparse
 
+from ostaf.errors import SettingsError
+from ostaf.images import Box, mask_subject_crop
 from ostaf.requests import SCHEDULES, ModelChoice, RenderSettings
 
 
@@ -39,3 +42,12 @@ def model_choice(args: argparse.Namespace) -> ModelChoice:
         device=args.device or settings.device,
         precision=args.precision or settings.precision,
     )
+
+
+def reference_crop(args: argparse.Namespace) -> Box | None:
+    """The crop box of `tune --crop`: as given, or around the subject painted in --mask."""
+    if args.crop != "mask":
+        return args.crop
+    if args.mask is None:
+        raise SettingsError("--crop mask frames the subject painted in --mask: give --mask too")
+    return mask_subject_crop(args.mask, args.image)

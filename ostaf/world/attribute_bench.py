@@ -58,6 +58,9 @@ KINDS = (AttributeKind.APPEARANCE, AttributeKind.SHAPE, AttributeKind.STYLE)
 NAMED = "named"
 RENDER_STEPS = 25
 RENDER_GUIDANCE = 5.0
+# A prepared reference (Variant.prepare) is drawn at this size before its crop, as people's
+# pictures have more pixels than the model's resolution.
+PREPARED_PIXELS = 256
 # The settings before the benchmark was enlarged: the template prompt, "sks", shape on the
 # encoder alone, every timestep, lr 3e-4 for every kind.
 BEFORE_REGION = {
@@ -84,6 +87,10 @@ class Variant:
     embedding_rate: float | None = None  # the placeholder embedding's learning rate (0: off)
     timesteps_per_step: int | None = None  # timesteps sampled per tuning step
     rotate: bool | None = None  # quarter turns of the reference
+    # What the user does to the reference before tuning, with the app's own tools:
+    # "cropped" (the crop box drawn around the subject), "masked" (the subject's mask given)
+    # or both, "cropped+masked".
+    prepare: str = ""
     # The kind's own default learning rate / strength times this (how flat the joint is
     # around a default: a default on a plateau is safer on a model it was not fitted on).
     lr_scale: float | None = None
@@ -97,7 +104,7 @@ class Variant:
         parts = [self.method]
         if self.before:
             parts.append("before")
-        for text in (self.region, self.caption, self.token, self.timesteps):
+        for text in (self.region, self.caption, self.token, self.timesteps, self.prepare):
             if text:
                 parts.append(text.replace("+", "-"))
         for label, value in (
@@ -191,6 +198,10 @@ CATALOGUE: dict[str, Variant] = _by_key(
         Variant(learning_rate=1e-3, kinds=("shape",)),
         Variant(learning_rate=3e-4, kinds=("style",)),
         Variant(learning_rate=1e-4),
+        # The users' kind of picture (issue 26) with what the app lets a user do about it.
+        Variant(prepare="cropped"),
+        Variant(prepare="masked"),
+        Variant(prepare="cropped+masked"),
         Variant(method="lora", learning_rate=1e-3),
         Variant(method="lora", learning_rate=3e-3),
         Variant(method="lora", learning_rate=3e-4),
@@ -466,7 +477,13 @@ class Bench:
 
         settings = tuning_settings(variant, kind, scene, seed)
         unscaled = replace(settings, strength=1.0)
-        text = json.dumps([variant.method, unscaled.to_record()], sort_keys=True, default=str)
+        # A prepared reference's tunings differ in it (a mask is not in the settings' record).
+        about_run = [
+            variant.method,
+            unscaled.to_record(),
+            *([variant.prepare] * bool(variant.prepare)),
+        ]
+        text = json.dumps(about_run, sort_keys=True, default=str)
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         tuned = self.cache / "tuned" / f"{kind}-{index}-s{seed}-{digest}.safetensors"
         about = tuned.with_suffix(".json")
@@ -474,7 +491,7 @@ class Bench:
             facts, attribute = json.loads(about.read_text()), load_attribute(tuned)
         else:
             self.log(f"tuning {variant.key} {kind} #{index} seed {seed}")
-            facts, attribute = self._run_tuning(variant.method, unscaled, kind, index, scene)
+            facts, attribute = self._run_tuning(variant, unscaled, kind, index, scene)
             tuned.parent.mkdir(parents=True, exist_ok=True)
             save_attribute(tuned, attribute)
             _write_json(about, facts)
@@ -485,18 +502,27 @@ class Bench:
         return Record(variant.key, str(kind), index, seed, facts["seconds"], facts["final_loss"])
 
     def _run_tuning(
-        self, method: str, settings: Any, kind: AttributeKind, index: int, scene: Any
+        self, variant: Variant, settings: Any, kind: AttributeKind, index: int, scene: Any
     ) -> tuple[dict[str, float], Any]:
         """The tuned attribute, with its tuning's seconds and final loss."""
+        from PIL import Image
+
         from ostaf.images import load_reference
         from ostaf.method.tuning import tune
         from ostaf.world.plain_lora import FACTOR_MODELS, factor_model_tuning
 
-        image_path = self.cache / "references" / f"{kind}-{index}.png"
+        method = variant.method
+        pixels = PREPARED_PIXELS if "cropped" in variant.prepare else 64
+        name = f"{kind}-{index}{'' if pixels == 64 else f'-{pixels}'}"
+        image_path = self.cache / "references" / f"{name}.png"
         image_path.parent.mkdir(parents=True, exist_ok=True)
         if not image_path.is_file():
-            scene.render(64).save(image_path)
-        reference = load_reference(image_path, self.model.resolution)
+            scene.render(pixels).save(image_path)
+        mask_path = None
+        if "masked" in variant.prepare:
+            mask_path = image_path.with_name(f"{name}-mask.png")
+            Image.fromarray(scene.mask(pixels)).convert("L").save(mask_path)
+        reference = load_reference(image_path, self.model.resolution, settings.crop, mask_path)
         started = time.perf_counter()
         swap = (
             factor_model_tuning(FACTOR_MODELS[method])
@@ -570,6 +596,7 @@ def case_seed(reference_index: int) -> int:
 def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, seed: int = 0) -> Any:
     """The tuning settings of `variant` for the reference `scene`: the app's defaults for
     the kind (`TuningSettings.for_kind`) where the variant says nothing."""
+    from ostaf.images import subject_crop
     from ostaf.method.regions import REGION_BY_KIND
     from ostaf.requests import TuningSettings
 
@@ -610,6 +637,8 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
         changes["region"] = REGIONS[variant.region]
     if variant.timesteps:
         changes["timesteps"] = (0.5, 1.0) if variant.timesteps == "high" else (0.0, 1.0)
+    if "cropped" in variant.prepare and scene is not None:
+        changes["crop"] = subject_crop(scene.mask(PREPARED_PIXELS))
     settings = replace(settings, **changes)
     if settings.region is None:
         settings = replace(settings, region=REGION_BY_KIND[kind])

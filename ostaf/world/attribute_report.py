@@ -257,6 +257,13 @@ def value_table(records: Sequence[Record], plan: Plan) -> list[str]:
 METHOD_NAMES = {"lora": "plain LoRA", "gains": "hypernetwork with per-layer gains"}
 
 
+PREPARED = {
+    "cropped": "the reference cropped to its subject",
+    "masked": "the subject's mask given",
+    "cropped+masked": "the reference cropped to its subject, its mask given",
+}
+
+
 def describe(variant: Variant) -> str:
     """A short description of what the variant changes."""
     if variant == DEFAULT:
@@ -287,6 +294,8 @@ def describe(variant: Variant) -> str:
     for label, scale in (("lr", variant.lr_scale), ("strength", variant.strength_scale)):
         if scale is not None:
             parts.append(f"the kind's own {label} × {scale:.3g}")
+    if variant.prepare:
+        parts.append(PREPARED[variant.prepare])
     if variant.rotate is not None:
         parts.append("quarter turns of the reference" if variant.rotate else "no quarter turns")
     if variant.embedding_rate == 0:

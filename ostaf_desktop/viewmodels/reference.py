@@ -11,7 +11,15 @@ from PySide6.QtGui import QImage
 
 from ostaf import paths
 from ostaf.errors import InputImageError
-from ostaf.images import MIN_SIDE, Box, open_image
+from ostaf.images import (
+    MIN_SIDE,
+    SMALL_SUBJECT,
+    Box,
+    open_image,
+    square_box,
+    subject_crop,
+    subject_span,
+)
 from ostaf.library.projects import Project
 from ostaf_desktop.observable import Observable, ViewModel
 from ostaf_desktop.qt_images import qimage_from_pil
@@ -116,6 +124,24 @@ class ReferenceViewModel(ViewModel):
         self.crop = box
         self._update_notes()
 
+    def crop_to_mask(self) -> None:
+        """Crop to the painted subject: a square around it, which the subject spans
+        `SUBJECT_FILL` of, as the world models' pictures do."""
+        painted = self.painted()
+        if painted is None or not painted.any():
+            self._session.report(
+                InputImageError(
+                    "Crop to the mask frames what the mask brush painted: paint the subject "
+                    "with the mask brush (B) first"
+                )
+            )
+            return
+        left, top, right, bottom = subject_crop(painted)
+        scale = self.scale
+        self.set_crop(
+            (round(left * scale), round(top * scale), round(right * scale), round(bottom * scale))
+        )
+
     # -- mask ------------------------------------------------------------------------------
     def ensure_mask(self) -> QImage | None:
         """The mask to paint into, created empty on first use."""
@@ -129,14 +155,25 @@ class ReferenceViewModel(ViewModel):
 
     def mask_painted(self) -> None:
         """Called after a brush or eraser stroke changed the mask."""
-        mask = self.mask
-        self.has_mask = mask is not None and _has_ink(mask)
+        painted = self.painted()
+        self.has_mask = painted is not None and bool(painted.any())
         self.mask_revision += 1
+        self._update_notes()
 
     def clear_mask(self) -> None:
         self.mask = None
         self.has_mask = False
         self.mask_revision += 1
+        self._update_notes()
+
+    def painted(self) -> np.ndarray | None:
+        """The painted pixels of the mask (display size, true = painted), or None."""
+        mask = self.mask
+        if mask is None:
+            return None
+        rows = np.frombuffer(mask.constBits(), dtype=np.uint8, count=mask.sizeInBytes())
+        rows = rows.reshape(mask.height(), mask.bytesPerLine())[:, : mask.width()]
+        return rows > 127
 
     def load_mask(self, path: Path) -> bool:
         """Show a mask written by `write_mask` (e.g. an interrupted run's) over the image."""
@@ -184,7 +221,27 @@ class ReferenceViewModel(ViewModel):
                 )
             if width != height:
                 notes.append("Not square: the centre square of the crop is used")
+            span = self._subject_span()
+            if span is not None and span < SMALL_SUBJECT:
+                notes.append(f"Small subject ({span:.0%} of the view): Crop to the mask (Shift+C)")
         self.notes = tuple(notes)
+
+    def _subject_span(self) -> float | None:
+        """How much of the model's view the painted subject spans (None: nothing painted)."""
+        painted = self.painted() if self.has_mask else None
+        if painted is None or self.image is None:
+            return None
+        scale, crop = self.scale, self.crop
+        shown: Box | None = None
+        if crop is not None:
+            left, top, right, bottom = (round(v / scale) for v in crop)
+            shown = (left, top, right, bottom)
+        size = (self.image.width(), self.image.height())
+        try:
+            view = square_box(size, shown)
+        except InputImageError:
+            return None
+        return subject_span(painted, view) or None
 
     def _on_session_changed(self, name: str, value: object) -> None:
         if name == "model":
@@ -209,8 +266,3 @@ class ReferenceViewModel(ViewModel):
         reopened = Path(state.reference).is_file() and self.open_image(state.reference)
         if reopened and state.crop is not None and len(state.crop) == 4:
             self.set_crop((state.crop[0], state.crop[1], state.crop[2], state.crop[3]))
-
-
-def _has_ink(mask: QImage) -> bool:
-    """True when any mask pixel is set."""
-    return bool(np.frombuffer(mask.constBits(), dtype=np.uint8, count=mask.sizeInBytes()).any())

@@ -23,7 +23,10 @@ from ostaf_desktop.widgets.reference_canvas import ReferenceCanvas
 
 TOOL_BUTTONS = {
     "pan": ("pan", "Move and zoom (H) — wheel zooms, double-click fits"),
-    "crop": ("crop", "Crop (C) — drag a rectangle; double-click removes it"),
+    "crop": (
+        "crop",
+        "Crop (C) — drag a rectangle; double-click removes it; crop close to the subject",
+    ),
     "brush": ("brush", "Mask brush (B) — paint the region that should drive tuning"),
     "eraser": ("eraser", "Mask eraser (E)"),
 }
@@ -59,6 +62,11 @@ class ReferencePanel(Section):
         self.brush_size.setMaximumWidth(110)
         self.brush_size.setToolTip("Brush size ([ and ])")
         self.clear_mask = tool_button("clear-mask", "Clear the mask")
+        self.crop_to_mask = tool_button(
+            "crop-to-mask",
+            "Crop to the mask (Shift+C) — a square around the painted subject; a subject that "
+            "fills more of the picture carries over further",
+        )
         self.clear_crop = tool_button("close", "Remove the crop")
         self.fit_button = tool_button("fit", "Fit the image in the view (F)")
         self.zoom_in = tool_button("zoom-in", "Zoom in (+)")
@@ -67,6 +75,7 @@ class ReferencePanel(Section):
         tools.addWidget(label("Brush", "hint"))
         tools.addWidget(self.brush_size)
         tools.addWidget(self.clear_mask)
+        tools.addWidget(self.crop_to_mask)
         tools.addWidget(self.clear_crop)
         tools.addStretch(1)
         for button in (self.zoom_out, self.zoom_in, self.fit_button):
@@ -91,6 +100,7 @@ class ReferencePanel(Section):
         self.sample_button.clicked.connect(vm.open_sample)
         self.clear_mask.clicked.connect(vm.clear_mask)
         self.clear_crop.clicked.connect(lambda: vm.set_crop(None))
+        self.crop_to_mask.clicked.connect(vm.crop_to_mask)
         self.fit_button.clicked.connect(self.canvas.fit)
         self.zoom_in.clicked.connect(lambda: self.canvas.zoom_by(1.25))
         self.zoom_out.clicked.connect(lambda: self.canvas.zoom_by(0.8))
@@ -130,6 +140,7 @@ class ReferencePanel(Section):
             else "Paint with the mask brush (B) so that only that region drives tuning"
         )
         self.clear_mask.setEnabled(has_mask)
+        self.crop_to_mask.setEnabled(has_mask)
         self.clear_crop.setEnabled(self.vm.crop is not None)
 
     def _enable_tools(self, enabled: bool) -> None:

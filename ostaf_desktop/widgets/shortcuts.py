@@ -21,6 +21,7 @@ Ctrl+F  search the library · F2  rename the attribute · Del  delete the attrib
 Ctrl+I  import attribute files · Ctrl+Shift+I  import from another project
 Ctrl+E  export the attribute file · Ctrl+Shift+E  export as LoRA · Ctrl+Shift+T  trash
 H  move · C  crop · B  mask brush · E  mask eraser · [ ]  brush size
+Shift+C  crop to the mask (frames the painted subject)
 F  fit · +  zoom in · -  zoom out
 Ctrl+,  settings · Ctrl+Q  quit"""
 
@@ -119,6 +120,7 @@ class Shortcuts:
             "brush": make_action(window, "Mask &brush", "B", "brush"),
             "eraser": make_action(window, "Mask &eraser", "E", "eraser"),
         }
+        self.crop_to_mask = make_action(window, "Crop to the &mask", "Shift+C", "crop-to-mask")
         self.smaller = make_action(window, "Smaller brush", "[")
         self.larger = make_action(window, "Larger brush", "]")
         for item in (
@@ -127,6 +129,7 @@ class Shortcuts:
             self.zoom_out,
             None,
             *self.tools.values(),
+            self.crop_to_mask,
             self.smaller,
             self.larger,
         ):
@@ -167,6 +170,7 @@ class Shortcuts:
         self.zoom_out.triggered.connect(lambda: canvas.zoom_by(0.8))
         for name, tool in self.tools.items():
             tool.triggered.connect(lambda _=False, n=name: setattr(vm.reference, "tool", n))
+        self.crop_to_mask.triggered.connect(vm.reference.crop_to_mask)
         self.smaller.triggered.connect(
             lambda: setattr(vm.reference, "brush_size", max(4, int(vm.reference.brush_size * 0.8)))
         )

@@ -282,3 +282,17 @@ def test_robustness_variants_scale_each_kinds_own_rate_and_strength() -> None:
             strength = tuning_settings(CATALOGUE[Variant(strength_scale=scale).key], kind)
             assert strength.strength == pytest.approx(default.strength * scale)
             assert strength.learning_rate == default.learning_rate
+
+
+def test_a_users_picture_is_cropped_to_its_subject_or_masked_by_the_variant() -> None:
+    from ostaf.images import subject_crop
+    from ostaf.world.attribute_bench import PREPARED_PIXELS
+
+    for scene in references(AttributeKind.SHAPE, 4, "users"):
+        cropped = tuning_settings(CATALOGUE["hypernetwork-cropped"], AttributeKind.SHAPE, scene)
+        assert cropped.crop == subject_crop(scene.mask(PREPARED_PIXELS))
+        both = tuning_settings(CATALOGUE["hypernetwork-cropped-masked"], AttributeKind.SHAPE, scene)
+        assert both.crop == cropped.crop
+        masked = tuning_settings(CATALOGUE["hypernetwork-masked"], AttributeKind.SHAPE, scene)
+        assert masked.crop is None
+    assert describe(CATALOGUE["hypernetwork-masked"]) == "hypernetwork, the subject's mask given"

@@ -92,3 +92,44 @@ def test_attributes_combined_lift_the_joint_score(bench: Bench, group: str) -> N
     before, after = (mean(row["joint"] for row in record.scores[key]) for key in ("0", "1"))
     assert after >= before + COMBINED_MIN_LIFT[group] / PROMPTS, (group, before, after)
     assert len(set(record.words.values())) == len(record.words)  # a word each
+
+
+def test_a_prepared_reference_reaches_the_tuning_cropped_or_masked(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from ostaf.images import Reference, subject_crop
+    from ostaf.method import tuning
+    from ostaf.world.attribute_bench import PREPARED_PIXELS
+
+    seen: list[Reference] = []
+    real_tune = tuning.tune
+
+    def tune(model: BaseModel, reference: Reference, *args: object, **kwargs: object) -> object:
+        seen.append(reference)
+        return real_tune(model, reference, *args, **kwargs)
+
+    monkeypatch.setattr(tuning, "tune", tune)
+    index, scene = 90, references(AttributeKind.APPEARANCE, 1, "users")[0]
+    for prepare in ("", "cropped", "masked", "cropped+masked"):
+        bench._tune(Variant(steps=2, prepare=prepare), AttributeKind.APPEARANCE, index, scene, 0)
+    plain, cropped, masked, both = seen
+    assert plain.mask is None and plain.original_size == (64, 64)
+    # Cropped: from the larger picture, the subject's box; it fills more of the model's view.
+    assert cropped.mask is None and cropped.original_size == (PREPARED_PIXELS,) * 2
+    box = subject_crop(scene.mask(PREPARED_PIXELS))
+    crop = bench.attribute(Variant(steps=2, prepare="cropped"), AttributeKind.APPEARANCE, index, 0)
+    assert tuple(crop.meta.tuning["crop"]) == box
+    left, top, right, bottom = box
+    subject_share = float(scene.mask(64).mean())
+    in_box = float(scene.mask(PREPARED_PIXELS)[top:bottom, left:right].mean())
+    assert in_box > 2.5 * subject_share  # a small subject, large in its box
+    # Masked: the loss weights are the subject's silhouette at the model's size.
+    assert masked.mask is not None and masked.original_size == (64, 64)
+    weights = np.asarray(masked.mask) > 127
+    assert abs(float(weights.mean()) - subject_share) < 0.02
+    # Both: the subject's mask, cropped with the picture, fills more of the view.
+    assert both.mask is not None and both.original_size == (PREPARED_PIXELS,) * 2
+    assert abs(float((np.asarray(both.mask) > 127).mean()) - in_box) < 0.03
+    assert len(list((Path(bench.cache) / "tuned").glob(f"appearance-{index}-s0-*.json"))) == 4

@@ -159,3 +159,41 @@ def test_tune_takes_a_prior_weight(
     code = main([*common, "--prior", "0.5", "--steps", "2", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     assert read_meta(out).tuning["prior"] == 0.5
+
+
+def test_tune_crops_the_reference_as_given_or_around_the_masked_subject(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image, ImageDraw
+
+    from ostaf.images import SUBJECT_FILL
+    from ostaf.library.attribute_file import read_meta
+
+    image, mask = tmp_path / "photo.png", tmp_path / "mask.png"
+    picture = Image.new("RGB", (300, 200), "white")
+    ImageDraw.Draw(picture).ellipse((230, 160, 270, 199), fill="red")  # small, in a corner
+    picture.save(image)
+    painted = Image.new("L", (150, 100), 0)  # the app's canvas may write it scaled
+    ImageDraw.Draw(painted).rectangle((115, 80, 134, 99), fill=255)
+    painted.save(mask)
+    out = tmp_path / "look.safetensors"
+    common = ("tune", str(image), "--attribute", "appearance", "--out", str(out))
+    quick = ("--steps", "2", "--device", "cpu")
+
+    assert main([*common, "--crop", "mask", *quick]) == 2
+    assert "--crop mask frames the subject painted in --mask" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*common, "--crop", "40,0,10,100", *quick])
+    assert "is empty" in capsys.readouterr().err
+    assert not out.exists()
+
+    assert main([*common, "--crop", "mask", "--mask", str(mask), *quick]) == 0
+    left, top, right, bottom = read_meta(out).tuning["crop"]
+    assert right - left == bottom - top == round(40 / SUBJECT_FILL)
+    assert (left + right) / 2 == pytest.approx(250, abs=1.5)
+    assert bottom == 200  # moved inside the picture, not cut
+    assert read_meta(out).tuning["masked"] is True
+
+    assert main([*common, "--crop", "200,100,300,200", *quick]) == 0
+    assert read_meta(out).tuning["crop"] == [200, 100, 300, 200]
+    assert read_meta(out).tuning["masked"] is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -91,3 +92,27 @@ def test_mask_is_cropped_with_the_image(tmp_path: Path) -> None:
     Image.new("L", (200, 100), 0).save(dark)
     with pytest.raises(InputImageError, match="marks no region"):
         load_reference(img, 20, mask_path=dark)
+
+
+def test_the_subject_crop_frames_the_marked_subject_inside_the_picture() -> None:
+    from ostaf.images import SUBJECT_FILL, subject_crop, subject_span
+
+    mask = np.zeros((300, 400), bool)
+    mask[40:70, 100:140] = True  # 30 × 40, away from the edges
+    left, top, right, bottom = subject_crop(mask)
+    assert right - left == bottom - top == round(40 / SUBJECT_FILL)
+    assert (left + right) / 2 == pytest.approx(120, abs=1)
+    assert (top + bottom) / 2 == pytest.approx(55, abs=1)
+    assert subject_span(mask, (left, top, right, bottom)) == pytest.approx(SUBJECT_FILL, abs=0.02)
+    assert subject_span(mask, (0, 0, 400, 300)) == pytest.approx(40 / 300)
+    # In a corner: the box is moved inside, not cut, and still holds the whole subject.
+    corner = np.zeros((300, 400), bool)
+    corner[280:300, 0:25] = True
+    left, top, right, bottom = subject_crop(corner)
+    assert (left, bottom) == (0, 300) and right - left == bottom - top
+    assert subject_span(corner, (left, top, right, bottom)) == pytest.approx(SUBJECT_FILL, 0.05)
+    # A subject larger than the picture allows: the largest square, around it.
+    assert subject_crop(np.ones((300, 400), bool)) == (50, 0, 350, 300)
+    with pytest.raises(InputImageError, match="marks no subject"):
+        subject_crop(np.zeros((30, 40), bool))
+    assert subject_span(mask, (300, 200, 400, 300)) == 0.0

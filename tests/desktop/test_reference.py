@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -99,3 +100,49 @@ def test_crop_and_mask_drive_the_tuning_request(
 
     window.reference.clear_mask.click()
     assert not vm.reference.has_mask
+
+
+def test_a_small_painted_subject_is_noted_and_crop_to_the_mask_frames_it(
+    window: MainWindow, vm: MainViewModel, qtbot: QtBot, tmp_path: Path
+) -> None:
+    from ostaf.images import SUBJECT_FILL
+
+    reference = vm.reference
+    panel = window.reference
+    reference.open_image(reference_image(tmp_path, size=400))
+    assert not panel.crop_to_mask.isEnabled()  # nothing painted yet
+    window.shortcuts.crop_to_mask.trigger()
+    assert vm.session.error is not None and "paint the subject" in vm.session.error.message
+    assert reference.crop is None
+
+    canvas = window.reference.canvas
+    canvas.fit()
+
+    def at(x: float, y: float) -> QPoint:
+        return canvas.to_widget(QPointF(x, y)).toPoint()
+
+    # A subject about 60 px across in a corner of a 400 px picture: small for the model.
+    window.shortcuts.tools["brush"].trigger()
+    reference.brush_size = 30
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=at(315, 330))
+    qtbot.mouseMove(canvas, at(345, 350))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=at(345, 360))
+    assert panel.crop_to_mask.isEnabled()
+    assert "Small subject" in panel.notes.full_text()
+
+    panel.crop_to_mask.click()
+    assert reference.crop is not None
+    left, top, right, bottom = reference.crop
+    assert right - left == bottom - top  # the square the model sees
+    painted = reference.painted()
+    assert painted is not None
+    rows, columns = painted.nonzero()
+    assert left <= columns.min() and columns.max() < right
+    assert top <= rows.min() and rows.max() < bottom
+    span = max(rows.max() - rows.min(), columns.max() - columns.min()) + 1
+    assert span / (right - left) == pytest.approx(SUBJECT_FILL, abs=0.03)
+    assert "Small subject" not in panel.notes.full_text()
+    assert f"crop {right - left}×{bottom - top}" in panel.mask_state.full_text()
+
+    panel.clear_mask.click()
+    assert not panel.crop_to_mask.isEnabled()
