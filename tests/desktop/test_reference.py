@@ -142,6 +142,7 @@ def test_a_small_painted_subject_is_noted_and_crop_to_the_mask_frames_it(
     span = max(rows.max() - rows.min(), columns.max() - columns.min()) + 1
     assert span / (right - left) == pytest.approx(SUBJECT_FILL, abs=0.03)
     assert "Small subject" not in panel.notes.full_text()
+    assert "The mask still limits tuning" in vm.session.status_message
     assert f"crop {right - left}×{bottom - top}" in panel.mask_state.full_text()
 
     panel.clear_mask.click()
