@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from ostaf_desktop.viewmodels.main import MainViewModel
@@ -169,6 +170,8 @@ class SoakDriver(QObject):
             vm.reference.open_sample()
         else:
             vm.reference.open_image(self.random.choice(self.pictures))
+        if self.random.random() < 0.3:
+            self._mask_and_crop()
         kind = self.random.choice(KINDS)
         picker = controls.picker
         cards = {str(k): card for k, card in picker.cards.items()} | {"all": picker.all_three}
@@ -188,6 +191,27 @@ class SoakDriver(QObject):
             self._next()
 
         self._wait_for(f"{kind} tuning", lambda: not vm.tuning.running, finished)
+
+    def _mask_and_crop(self) -> None:
+        """Paint a round mask somewhere on the reference, as the brush does, and half the
+        time crop to it (Shift+C)."""
+        reference = self.vm.reference
+        mask = reference.ensure_mask()
+        if mask is None:
+            return
+        side = min(mask.width(), mask.height())
+        radius = side * self.random.uniform(0.05, 0.3)
+        centre = QPointF(mask.width() * self.random.random(), mask.height() * self.random.random())
+        painter = QPainter(mask)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(255, 255, 255))
+        painter.drawEllipse(centre, radius, radius)
+        painter.end()
+        reference.mask_painted()
+        cropped = self.random.random() < 0.5
+        if cropped:
+            self.window.shortcuts.crop_to_mask.trigger()
+        self.log.write("mask", radius=round(radius), cropped=cropped)
 
     def _apply_some(self) -> None:
         rows = self.vm.library.rows
