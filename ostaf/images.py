@@ -28,7 +28,7 @@ ASPECT_TOLERANCE = 0.01  # a mask this close to the image's shape is a scaled co
 # How much of the model's view a subject spans (its larger side, as a share of the view's):
 # the world models' training pictures span 0.42-0.78, and a reference cropped to about the
 # middle of that carried shape and appearance over about twice as far as a small subject
-# (BENCHMARKS.md, "The users' kind of picture, cropped").
+# (BENCHMARKS.md, "The users' kind of picture, cropped and masked").
 SUBJECT_FILL = 0.6
 SMALL_SUBJECT = 0.42
 
