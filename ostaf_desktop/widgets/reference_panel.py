@@ -45,6 +45,14 @@ class ReferencePanel(Section):
         self.sample_button = self.add_header_button(
             tool_button("sample", "Use the built-in sample picture")
         )
+        # In the header: the tool row has no room left on a 1280-pixel screen.
+        self.crop_to_mask = self.add_header_button(
+            tool_button(
+                "crop-to-mask",
+                "Crop to the mask (Shift+C) — a square around the painted subject; a subject "
+                "that fills more of the picture carries over further",
+            )
+        )
         tools = QHBoxLayout()
         tools.setSpacing(2)
         self.tool_group = QButtonGroup(self)
@@ -62,11 +70,6 @@ class ReferencePanel(Section):
         self.brush_size.setMaximumWidth(110)
         self.brush_size.setToolTip("Brush size ([ and ])")
         self.clear_mask = tool_button("clear-mask", "Clear the mask")
-        self.crop_to_mask = tool_button(
-            "crop-to-mask",
-            "Crop to the mask (Shift+C) — a square around the painted subject; a subject that "
-            "fills more of the picture carries over further",
-        )
         self.clear_crop = tool_button("close", "Remove the crop")
         self.fit_button = tool_button("fit", "Fit the image in the view (F)")
         self.zoom_in = tool_button("zoom-in", "Zoom in (+)")
@@ -75,7 +78,6 @@ class ReferencePanel(Section):
         tools.addWidget(label("Brush", "hint"))
         tools.addWidget(self.brush_size)
         tools.addWidget(self.clear_mask)
-        tools.addWidget(self.crop_to_mask)
         tools.addWidget(self.clear_crop)
         tools.addStretch(1)
         for button in (self.zoom_out, self.zoom_in, self.fit_button):
