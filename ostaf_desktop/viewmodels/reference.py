@@ -227,7 +227,7 @@ class ReferenceViewModel(ViewModel):
                 notes.append("Not square: the centre square of the crop is used")
             span = self._subject_span()
             if span is not None and span < SMALL_SUBJECT:
-                notes.append(f"Small subject ({span:.0%} of the view): Crop to the mask (Shift+C)")
+                notes.append(f"Small subject, {span:.0%} of the view: Shift+C crops to it")
         self.notes = tuple(notes)
 
     def _subject_span(self) -> float | None:
