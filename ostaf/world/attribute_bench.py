@@ -99,6 +99,14 @@ class Variant:
     kinds: tuple[str, ...] = ()  # the kinds it runs on; () = every kind (not in the key)
 
     @property
+    def cropped(self) -> bool:
+        return "cropped" in self.prepare
+
+    @property
+    def masked(self) -> bool:
+        return "masked" in self.prepare
+
+    @property
     def key(self) -> str:
         """A file-name-safe name, e.g. 'hypernetwork', 'lora-lr0.003', 'hypernetwork-whole'."""
         parts = [self.method]
@@ -512,14 +520,14 @@ class Bench:
         from ostaf.world.plain_lora import FACTOR_MODELS, factor_model_tuning
 
         method = variant.method
-        pixels = PREPARED_PIXELS if "cropped" in variant.prepare else 64
+        pixels = PREPARED_PIXELS if variant.cropped else 64
         name = f"{kind}-{index}{'' if pixels == 64 else f'-{pixels}'}"
         image_path = self.cache / "references" / f"{name}.png"
         image_path.parent.mkdir(parents=True, exist_ok=True)
         if not image_path.is_file():
             scene.render(pixels).save(image_path)
         mask_path = None
-        if "masked" in variant.prepare:
+        if variant.masked:
             mask_path = image_path.with_name(f"{name}-mask.png")
             Image.fromarray(scene.mask(pixels)).convert("L").save(mask_path)
         reference = load_reference(image_path, self.model.resolution, settings.crop, mask_path)
@@ -637,7 +645,7 @@ def tuning_settings(variant: Variant, kind: AttributeKind, scene: Any = None, se
         changes["region"] = REGIONS[variant.region]
     if variant.timesteps:
         changes["timesteps"] = (0.5, 1.0) if variant.timesteps == "high" else (0.0, 1.0)
-    if "cropped" in variant.prepare and scene is not None:
+    if variant.cropped and scene is not None:
         changes["crop"] = subject_crop(scene.mask(PREPARED_PIXELS))
     settings = replace(settings, **changes)
     if settings.region is None:

@@ -162,7 +162,7 @@ class ReferenceViewModel(ViewModel):
         painted = self.painted()
         self.has_mask = painted is not None and bool(painted.any())
         self.mask_revision += 1
-        self._update_notes()
+        self._update_notes(painted)
 
     def clear_mask(self) -> None:
         self.mask = None
@@ -201,9 +201,10 @@ class ReferenceViewModel(ViewModel):
         return path
 
     # -- feedback --------------------------------------------------------------------------
-    def _update_notes(self) -> None:
+    def _update_notes(self, painted: np.ndarray | None = None) -> None:
         """What the app thinks of the image; nothing about its size until the model, and so
-        the size it sees, is known."""
+        the size it sees, is known. `painted`: the mask's painted pixels where the caller has
+        them already (read from the mask otherwise)."""
         notes: list[str] = []
         model = self._session.model
         if self.image is not None:
@@ -225,15 +226,17 @@ class ReferenceViewModel(ViewModel):
                 )
             if width != height:
                 notes.append("Not square: the centre square of the crop is used")
-            span = self._subject_span()
+            span = self._subject_span(painted)
             if span is not None and span < SMALL_SUBJECT:
                 notes.append(f"Small subject, {span:.0%} of the view: Shift+C crops to it")
         self.notes = tuple(notes)
 
-    def _subject_span(self) -> float | None:
+    def _subject_span(self, painted: np.ndarray | None = None) -> float | None:
         """How much of the model's view the painted subject spans (None: nothing painted)."""
-        painted = self.painted() if self.has_mask else None
-        if painted is None or self.image is None:
+        if not self.has_mask or self.image is None:
+            return None
+        painted = painted if painted is not None else self.painted()
+        if painted is None:
             return None
         scale, crop = self.scale, self.crop
         shown: Box | None = None
