@@ -41,6 +41,10 @@ class DenoiserRecipe:
     empty_caption: float = 0.1
     attribute_dropout: float = 0.15  # each attribute left out of a caption with this chance
     checkpoint_every: int = 250
+    # A warm restart (SGDR): from step `restart_at` on, a second cosine cycle from
+    # `restart_rate` to a tenth of it over the remaining steps; 0 means one cycle.
+    restart_at: int = 0
+    restart_rate: float = 3e-4
 
 
 class Captioner:
@@ -226,7 +230,13 @@ def train_denoiser(
 
 
 def _learning_rate(step: int, recipe: DenoiserRecipe) -> float:
-    """Linear warm-up, then a cosine decay to a tenth."""
+    """Linear warm-up, then a cosine decay to a tenth; with a restart, a second cosine
+    cycle from `restart_rate` (the first cycle ends at `restart_at`, so a run trained
+    without the restart resumes into it unchanged)."""
+    if recipe.restart_at and step >= recipe.restart_at:
+        into = (step - recipe.restart_at) / (recipe.steps - recipe.restart_at)
+        return recipe.restart_rate * (0.1 + 0.45 * (1.0 + math.cos(math.pi * into)))
+    cycle = recipe.restart_at or recipe.steps
     warm = min(1.0, (step + 1) / recipe.warmup)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * step / recipe.steps))
+    cosine = 0.5 * (1.0 + math.cos(math.pi * step / cycle))
     return recipe.learning_rate * warm * (0.1 + 0.9 * cosine)

@@ -16,7 +16,13 @@ import torch
 from ostaf.models.demo_model import build_demo_pipeline
 from ostaf.world import dataset
 from ostaf.world.checkpoint import StageCheckpoint, python_random_state, restore_python_random
-from ostaf.world.train_denoiser import Captioner, DenoiserRecipe, SdConditioner, train_denoiser
+from ostaf.world.train_denoiser import (
+    Captioner,
+    DenoiserRecipe,
+    SdConditioner,
+    _learning_rate,
+    train_denoiser,
+)
 from ostaf.world.train_vae import (
     DecoderRecipe,
     VaeRecipe,
@@ -114,6 +120,46 @@ def test_denoiser_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
     for straight, resumed in ((straight_unet, resumed_unet), (straight_text, resumed_text)):
         for name, value in straight.state_dict().items():
             assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_a_warm_restart_continues_a_finished_run_to_the_bytes_of_a_straight_one(
+    tmp_path: Path,
+) -> None:
+    """A model trained with one cycle resumes into the restart cycle: the same weights as
+    training both cycles in one go, so one command still rebuilds it from its seed."""
+    scenes = [scene for _, _, scene in dataset(6, seed=3)]
+    generator = torch.Generator().manual_seed(0)
+    latents = (torch.randn((6, 4, 16, 16), generator=generator), torch.full((6, 4, 16, 16), 0.1))
+    first = DenoiserRecipe(steps=4, batch=2, checkpoint_every=2, warmup=2)
+    both = replace(first, steps=6, restart_at=4, restart_rate=2e-4)
+
+    def run(recipe: DenoiserRecipe, checkpoint: StageCheckpoint, log: Callable[[str], None]) -> Any:
+        pipe = build_demo_pipeline(seed=1)
+        conditioner = SdConditioner(pipe.tokenizer, pipe.text_encoder)
+        return train_denoiser(pipe.unet, conditioner, latents, scenes, recipe, 9, checkpoint, log)
+
+    straight, _ = run(both, StageCheckpoint(tmp_path / "a.pt"), lambda _: None)
+    checkpoint = StageCheckpoint(tmp_path / "b.pt")
+    once, _ = run(first, checkpoint, lambda _: None)
+    messages: list[str] = []
+    restarted, _ = run(both, checkpoint, messages.append)
+    assert messages[0] == "denoiser: resuming at step 4"
+    changed = 0
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, restarted.state_dict()[name]), name
+        changed += not torch.equal(value, once.state_dict()[name])
+    assert changed > 0  # the restart trained on
+
+
+def test_the_restart_cycle_leaves_the_first_cycle_alone_and_decays_to_a_tenth() -> None:
+    one = DenoiserRecipe(steps=9_000, warmup=200, learning_rate=1e-3)
+    two = replace(one, steps=14_000, restart_at=9_000, restart_rate=4e-4)
+    for step in (0, 199, 4_500, 8_999):
+        assert _learning_rate(step, two) == _learning_rate(step, one)
+    assert _learning_rate(8_999, one) == pytest.approx(1e-4, rel=1e-3)
+    assert _learning_rate(9_000, two) == pytest.approx(4e-4)
+    assert _learning_rate(11_500, two) == pytest.approx(4e-4 * 0.55)
+    assert _learning_rate(13_999, two) == pytest.approx(4e-5, rel=1e-3)
 
 
 def test_captions_drop_attributes_and_empty_some_with_a_seed() -> None:
