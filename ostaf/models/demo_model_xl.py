@@ -22,7 +22,7 @@ from ostaf import paths
 DEMO_XL = "demo-xl"  # the source word of this model (Settings, --model)
 DEMO_XL_SEED = 20261207
 DEMO_XL_NAME = "OSTAF demo world XL (64 px)"
-DEMO_XL_VERSION = "world-xl-v1"
+DEMO_XL_VERSION = "world-xl-v2"
 SHIPPED_DEMO_XL_DIR = paths.RESOURCES / "demo_model_xl"
 TRAIN_XL_COMMAND = "python -m ostaf.world.train --model demo-xl --out resources/demo_model_xl"
 SCHEDULER_FILE = paths.RESOURCES / "model_configs" / "sdxl" / "scheduler" / "scheduler_config.json"

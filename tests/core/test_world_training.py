@@ -192,3 +192,24 @@ def test_quick_recipe_is_a_smaller_copy_of_the_shipped_one() -> None:
     assert replace(quick.vae, steps=full.vae.steps, checkpoint_every=full.vae.checkpoint_every) == (
         full.vae
     )
+
+
+def test_the_xl_recipe_restarts_and_its_quick_copy_does_too() -> None:
+    from ostaf.world.train import DEMO_XL, default_recipe
+
+    full, quick = default_recipe(model=DEMO_XL), default_recipe(quick=True, model=DEMO_XL)
+    assert 0 < full.denoiser.restart_at < full.denoiser.steps
+    assert 0 < quick.denoiser.restart_at < quick.denoiser.steps < full.denoiser.steps
+    assert default_recipe().denoiser.restart_at == 0  # the first model: one cycle
+
+
+def test_the_shipped_xl_model_records_the_recipe_that_rebuilds_it() -> None:
+    import json
+    from dataclasses import asdict
+
+    from ostaf.models.demo_model_xl import DEMO_XL_VERSION, SHIPPED_DEMO_XL_DIR
+    from ostaf.world.train import DEMO_XL, default_recipe
+
+    record = json.loads((SHIPPED_DEMO_XL_DIR / "ostaf_demo.json").read_text())
+    assert record["version"] == DEMO_XL_VERSION
+    assert record["recipe"]["denoiser"] == asdict(default_recipe(model=DEMO_XL).denoiser)
