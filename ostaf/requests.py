@@ -283,7 +283,7 @@ class RenderSettings:
     negative_prompt: str = ""
     seeds: list[int] = field(default_factory=lambda: [0])
     steps: int = 25
-    guidance: float = 7.5
+    guidance: float | None = None  # None: the model's own (BaseModel.guidance)
     width: int | None = None  # None: the model's native resolution
     height: int | None = None
     sampler: str = "dpmpp2m"
@@ -307,8 +307,10 @@ class RenderSettings:
         for seed in self.seeds:
             _check_int("seed", seed, 0, 2**63 - 1)
         _check_int("steps", self.steps, 1, 500)
-        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 50:
-            raise SettingsError(f"guidance {self.guidance} must be in 0..50; 7.5 is usual")
+        if self.guidance is not None and not (
+            math.isfinite(self.guidance) and 0 <= self.guidance <= 50
+        ):
+            raise SettingsError(f"guidance {self.guidance} must be in 0..50; 5 to 7.5 is usual")
         if self.sampler not in SAMPLERS:
             raise SettingsError(
                 f"sampler {self.sampler!r} is unknown; use one of {', '.join(SAMPLERS)}"

@@ -31,6 +31,7 @@ class ModelInfo:
     family: str = "Stable Diffusion 1.x"  # the family's label (+ an unusual prediction)
     sizes: tuple[tuple[str, int, int], ...] = ()  # render sizes offered (label, w, h)
     tuning_sizes: tuple[int, ...] = ()  # square tuning resolutions it accepts
+    guidance: float = 7.5  # the render guidance (CFG) it starts with (BaseModel.guidance)
 
 
 @dataclass
@@ -208,6 +209,7 @@ class CoreBackend:
             family=model.kind_label,  # with the prediction when it is not ε
             sizes=model.family.offered_sizes(model.resolution),
             tuning_sizes=model.tuning_sizes(),
+            guidance=model.guidance,
         )
 
     def tune(self, job: TuneJob, progress: ProgressCallback, cancel: CancelToken) -> TunedAttribute:

@@ -16,8 +16,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ostaf.cli.numbers import number, whole
-from ostaf.cli.options import add_model_arguments, add_schedule_argument, model_choice
+from ostaf.cli.numbers import whole
+from ostaf.cli.options import (
+    add_guidance_argument,
+    add_model_arguments,
+    add_schedule_argument,
+    model_choice,
+)
 from ostaf.cli.terminal import err, out
 from ostaf.errors import Cancelled, SettingsError
 from ostaf.limits import MAX_IMAGES
@@ -80,7 +85,7 @@ def add_batch_command(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--overwrite", action="store_true", help="replace images of other runs")
     batch.add_argument("--negative", default="", help="negative prompt")
     batch.add_argument("--steps", type=whole, default=RenderSettings.steps)
-    batch.add_argument("--guidance", type=number, default=RenderSettings.guidance)
+    add_guidance_argument(batch)
     batch.add_argument("--size", help="WxH (default: the model's resolution)")
     batch.add_argument("--sampler", choices=SAMPLERS, default=RenderSettings.sampler)
     add_schedule_argument(batch)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ostaf.cli.numbers import crop_box, number, whole
 from ostaf.cli.options import (
+    add_guidance_argument,
     add_model_arguments,
     add_schedule_argument,
     model_choice,
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--negative", default="", help="negative prompt")
     render.add_argument("--seeds", default="0", help="e.g. 1,2,3 or 10-19")
     render.add_argument("--steps", type=whole, default=RenderSettings.steps)
-    render.add_argument("--guidance", type=number, default=RenderSettings.guidance)
+    add_guidance_argument(render)
     render.add_argument(
         "--size", help="WxH (default: the model's resolution; `python -m ostaf sizes` lists some)"
     )

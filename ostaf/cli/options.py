@@ -1,13 +1,25 @@
-"""Command-line options shared by several commands: the model to load, the noise schedule
-and the reference's crop."""
+"""Command-line options shared by several commands: the model to load, the guidance, the
+noise schedule and the reference's crop."""
 
 from __future__ import annotations
 
 import argparse
 
+from ostaf.cli.numbers import number
 from ostaf.errors import SettingsError
 from ostaf.images import Box, mask_subject_crop
 from ostaf.requests import SCHEDULES, ModelChoice, RenderSettings
+
+
+def add_guidance_argument(parser: argparse.ArgumentParser) -> None:
+    """--guidance, shared by render and batch: the model's own unless given."""
+    parser.add_argument(
+        "--guidance",
+        type=number,
+        default=RenderSettings.guidance,
+        help="CFG scale, 0..50 (default: the model's own: 7.5 for SD 1.x and 2.x, 5 for SDXL "
+        "and the demo models)",
+    )
 
 
 def add_schedule_argument(parser: argparse.ArgumentParser) -> None:

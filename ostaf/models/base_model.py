@@ -21,6 +21,7 @@ from ostaf.errors import ModelLoadError
 from ostaf.method.offsets import OffsetMerger
 from ostaf.method.placeholder import embedding_layers
 from ostaf.models import offline
+from ostaf.models.demo_model import DEMO_GUIDANCE, is_demo_folder, is_demo_source
 from ostaf.models.devices import Placement, choose_placement
 from ostaf.models.families import Family, Prediction, family_of_pipeline, supported_label
 from ostaf.models.load_memory import check_load_memory
@@ -84,6 +85,14 @@ class BaseModel:
         return self.family.check_tuning_size(
             requested, self.resolution, self.vae_scale_factor, self.name
         )
+
+    @property
+    def guidance(self) -> float:
+        """The render guidance (CFG scale) this model starts with: a demo model's (embedded or
+        a copy) is the one its prompt following and attribute benchmark are measured at, any
+        other model's its family's."""
+        demo = is_demo_source(self.source) or is_demo_folder(Path(self.source))
+        return DEMO_GUIDANCE if demo else self.family.render_guidance
 
     @property
     def prediction(self) -> Prediction:

@@ -27,6 +27,10 @@ DEMO_SEED = 20240316
 DEMO_NAME = "OSTAF demo world (64 px)"
 DEMO_VERSION = "world-v1"
 DEMO_RESOLUTION = 64
+# The render guidance the demo models start with, the one their prompt following and the
+# attribute benchmark are measured at: with the app's sampler (DPM++ 2M Karras) 7.5 did no
+# better on either model (BENCHMARKS.md, "Render guidance per family").
+DEMO_GUIDANCE = 5.0
 SHIPPED_DEMO_DIR = paths.RESOURCES / "demo_model"
 TRAIN_COMMAND = "python -m ostaf.world.train --out resources/demo_model"
 MARKER = "ostaf_demo.json"

@@ -74,7 +74,7 @@ def expected_record(
         "negative_prompt": request.negative_prompt,
         "seed": cell.seed,
         "steps": request.steps,
-        "guidance": request.guidance,
+        "guidance": model.guidance if request.guidance is None else request.guidance,
         "sampler": request.sampler,
         "schedule": effective_schedule(request.sampler, request.schedule),
         "width": request.width or model.resolution,

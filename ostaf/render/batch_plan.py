@@ -53,7 +53,7 @@ class BatchRequest:
     intensities: list[float] = field(default_factory=list)
     negative_prompt: str = ""
     steps: int = RenderSettings.steps
-    guidance: float = RenderSettings.guidance
+    guidance: float | None = RenderSettings.guidance  # None: the model's own
     width: int | None = None
     height: int | None = None
     sampler: str = RenderSettings.sampler

@@ -99,7 +99,9 @@ def _reset_refused(recall: Recall) -> list[str]:
         except SettingsError as exc:
             for name in names:  # a size is reset as a whole
                 setattr(settings, name, getattr(defaults, name))
-            shown = "the model's size" if names[0] == "width" else getattr(defaults, names[0])
+            shown = getattr(defaults, names[0])
+            if shown is None:  # the model's own size or guidance
+                shown = "the model's size" if names[0] == "width" else "the model's own"
             notes.append(f"{exc} (reset to {shown})")
     for item in recall.attributes:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -138,6 +138,8 @@ def render(
     cancel = cancel or CancelToken()
     use_job_threads(model.placement.device)
     settings.validate(multiple_of=8)
+    if settings.guidance is None:
+        settings = replace(settings, guidance=model.guidance)
     width = settings.width or model.resolution
     height = settings.height or model.resolution
     warnings = apply_attributes(model, applied)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ostaf.method.regions import DEFAULT_TOKEN, AttributeKind, Region
+from ostaf.models.demo_model import DEMO_GUIDANCE
 from ostaf.world.attribute_cases import (
     REFERENCE_SETS,
     Case,
@@ -57,7 +58,7 @@ KINDS = (AttributeKind.APPEARANCE, AttributeKind.SHAPE, AttributeKind.STYLE)
 # most a perfect attribute could reach with this model and oracle.
 NAMED = "named"
 RENDER_STEPS = 25
-RENDER_GUIDANCE = 5.0
+RENDER_GUIDANCE = DEMO_GUIDANCE  # what the app renders the demo models at
 # A prepared reference (Variant.prepare) is drawn at this size before its crop, as people's
 # pictures have more pixels than the model's resolution.
 PREPARED_PIXELS = 256

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ostaf.models.demo_model import DEMO_GUIDANCE
 from ostaf.world.oracle import analyse, attribute_matches
 from ostaf.world.scenes import ATTRIBUTES, Scene, caption, sample_scene
 
 SAMPLER_STEPS = 25
-GUIDANCE = 5.0
+GUIDANCE = DEMO_GUIDANCE  # what the app renders the demo models at
 
 
 @dataclass(frozen=True)

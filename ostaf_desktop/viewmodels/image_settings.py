@@ -70,9 +70,12 @@ class ImageSettingsViewModel(ViewModel):
             seed %= MAX_SEED
         r.seed, r.steps, r.sampler = seed, settings.steps, settings.sampler
         r.schedule = settings.schedule
-        r.guidance = settings.guidance
-        r.size = self._size_value(settings.width, settings.height)
         model = self._session.model
+        if settings.guidance is not None:
+            r.guidance = settings.guidance
+        elif model is not None:  # A1111 parameters without a usable CFG scale
+            r.guidance = model.guidance
+        r.size = self._size_value(settings.width, settings.height)
         if recalled.model_name and model is not None and recalled.model_name != model.name:
             notes.append(
                 f"it was rendered with the model '{recalled.model_name}'; the loaded model is "

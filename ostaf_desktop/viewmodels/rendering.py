@@ -73,7 +73,7 @@ class RenderViewModel(ViewModel):
     sampler = Observable(RenderSettings.sampler)
     schedule = Observable(RenderSettings.schedule)
     steps = Observable(25)
-    guidance = Observable(7.5)
+    guidance = Observable(7.5)  # the loaded model's own until the user changes it
     count = Observable(2)
     size_options = Observable(size_choices(None))
 
@@ -109,6 +109,9 @@ class RenderViewModel(ViewModel):
         self._render_job: Job | None = None
         self._preview_job: Job | None = None
         self.previews_submitted = 0
+        # The guidance the loaded model starts with: a model change moves the guidance to
+        # the new model's own unless the user set another value.
+        self._model_guidance = float(self.guidance)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(PREVIEW_DEBOUNCE_MS)
@@ -320,6 +323,9 @@ class RenderViewModel(ViewModel):
                 self.size_options = size_choices(info.resolution, info.sizes)
                 if self.size not in {v for _, v in self.size_options}:
                     self.size = NATIVE
+                if float(self.guidance) == self._model_guidance:
+                    self.guidance = info.guidance
+                self._model_guidance = info.guidance
         if name in ("model", "settings"):
             self._update_can_render()
 

@@ -166,6 +166,24 @@ def test_batch_writes_pngs_sheet_and_resumes(
     assert (out / plan.cells[0].file_name).read_bytes() == before[plan.cells[0].file_name]
 
 
+def test_a_batch_without_guidance_renders_at_the_models_own_and_resumes(
+    model: BaseModel, attributes: dict[Path, Attribute], tmp_path: Path
+) -> None:
+    """No --guidance: each image records the model's own (the demo's 5), and a second run
+    finds them done; the same batch at 7.5 is another batch."""
+    out = tmp_path / "out"
+    plan = plan_batch(_request(attributes, out, guidance=None, seeds=[1]), _metas(attributes))
+    outcome = run_batch(model, plan, attributes)
+    assert len(outcome.written) == 2
+    for path in outcome.written:
+        _, record = read_png_metadata(path)
+        assert record is not None and record["guidance"] == model.guidance == 5.0
+    assert len(run_batch(model, plan, attributes).skipped) == 2
+    louder = plan_batch(_request(attributes, out, guidance=7.5, seeds=[1]), _metas(attributes))
+    with pytest.raises(SettingsError, match="rendered with other settings"):
+        run_batch(model, louder, attributes)
+
+
 def test_cancel_keeps_finished_images(
     model: BaseModel, attributes: dict[Path, Attribute], tmp_path: Path
 ) -> None:

@@ -181,3 +181,33 @@ def test_cancel_stops_rendering(model: BaseModel) -> None:
     with pytest.raises(Cancelled):
         render(model, RenderSettings(prompt=PROMPT, seeds=[1, 2], steps=10), (), on_progress, token)
     assert seen == [1, 2]
+
+
+def test_no_guidance_given_renders_at_the_models_own(
+    model: BaseModel, sdxl: BaseModel, tmp_path: Path
+) -> None:
+    """Guidance None means the model's: 5 for the demo models (what their benchmark uses),
+    an SDXL model's family's 5, an SD 1.x folder's 7.5; the metadata records the value used."""
+    import shutil
+
+    from ostaf.models.base_model import load_base_model
+    from ostaf.models.demo_model import MARKER
+
+    plain = RenderSettings(prompt=PROMPT, seeds=[3], steps=4)
+    (image,) = render(model, plain)
+    assert model.guidance == 5.0 and image.record["guidance"] == 5.0
+    assert parse_a1111(image.parameters)["values"]["CFG scale"] == "5.0"
+    (given,) = render(model, RenderSettings(prompt=PROMPT, seeds=[3], steps=4, guidance=5.0))
+    assert given.image.tobytes() == image.image.tobytes()
+    (other,) = render(model, RenderSettings(prompt=PROMPT, seeds=[3], steps=4, guidance=7.5))
+    assert other.image.tobytes() != image.image.tobytes()
+
+    assert sdxl.guidance == 5.0
+    assert (
+        render(sdxl, RenderSettings(prompt=PROMPT, seeds=[1], steps=2))[0].record["guidance"] == 5.0
+    )
+
+    copy = shutil.copytree(_demo_dir(), tmp_path / "demo-copy")
+    assert load_base_model(copy, device="cpu").guidance == 5.0  # a copy is still the demo
+    (copy / MARKER).unlink()
+    assert load_base_model(copy, device="cpu").guidance == 7.5  # an SD 1.x folder

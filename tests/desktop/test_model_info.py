@@ -33,6 +33,7 @@ def test_status_bar_and_settings_name_a_zero_snr_v_prediction_model(
 
     info = CoreBackend().load_model(ModelChoice(str(path), "cpu"), lambda _: None, CancelToken())
     assert info.family == "Stable Diffusion XL, v-prediction, zero terminal SNR"
+    assert info.guidance == 5.0  # SDXL's own CFG, which the Render panel starts at
     session = SessionViewModel(UiState())
     session.model_loaded(info)
     assert session.model_status == (

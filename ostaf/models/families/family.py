@@ -107,6 +107,9 @@ class Family:
     context_width: ClassVar[int]  # width of the text states the published models read
     native_size: ClassVar[int]  # the published models' resolution in px
     lora_version: ClassVar[str]  # kohya's ss_base_model_version
+    # The render guidance (CFG scale) a model of this family starts with: the value its
+    # published pipeline uses by default (the user changes it in the Render panel).
+    render_guidance: ClassVar[float] = 7.5
     # Where a single file keeps its CLIP ViT-L/14 (transformers' layout), if it has one.
     clip_l_prefix: ClassVar[str | None] = None
 
