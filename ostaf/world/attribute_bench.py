@@ -166,6 +166,7 @@ APPEARANCE_GRID: tuple[tuple[str, float, float, float | None], ...] = (
 # (method, learning rate, strength); the default is the hypernetwork at 1e-3, strength 0.56.
 STYLE_GRID: tuple[tuple[str, float, float], ...] = (
     *(("hypernetwork", 1e-3, s) for s in (0.56, 1.0)),
+    *(("hypernetwork", 3e-4, s) for s in (0.56, 1.0)),  # the plain LoRA's best rate on XL
     *(("hypernetwork", 1e-5, s) for s in (0.0, 0.56, 1.0)),
     *(("lora", 3e-4, s) for s in (0.56, 1.0)),
     *(("lora", 1e-3, s) for s in (0.56, 1.0)),
