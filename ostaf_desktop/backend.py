@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ostaf.decompose_request import DecomposeJob
 from ostaf.method.regions import AttributeKind
+from ostaf.models.families import Family
 from ostaf.progress import CancelToken, ProgressCallback
 from ostaf.render.batch_plan import BatchJob
 from ostaf.requests import ModelChoice, RenderJob, TuneJob
@@ -31,7 +32,7 @@ class ModelInfo:
     family: str = "Stable Diffusion 1.x"  # the family's label (+ an unusual prediction)
     sizes: tuple[tuple[str, int, int], ...] = ()  # render sizes offered (label, w, h)
     tuning_sizes: tuple[int, ...] = ()  # square tuning resolutions it accepts
-    guidance: float = 7.5  # the render guidance (CFG) it starts with (BaseModel.guidance)
+    guidance: float = Family.render_guidance  # the CFG it starts with (BaseModel.guidance)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ class BaseModel:
             requested, self.resolution, self.vae_scale_factor, self.name
         )
 
-    @property
+    @cached_property
     def guidance(self) -> float:
         """The render guidance (CFG scale) this model starts with: a demo model's (embedded or
         a copy) is the one its prompt following and attribute benchmark are measured at, any

@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject
 
 from ostaf.errors import OstafError, SettingsError
 from ostaf.limits import MAX_IMAGES
+from ostaf.models.families import Family
 from ostaf.render.batch_plan import (
     AttributeChoice,
     BatchJob,
@@ -82,7 +83,7 @@ class BatchViewModel(ViewModel):
     sampler = Observable(RenderSettings.sampler)
     schedule = Observable(RenderSettings.schedule)
     steps = Observable(25)
-    guidance = Observable(7.5)
+    guidance = Observable(Family.render_guidance)
     size = Observable(NATIVE)
     size_options = Observable(size_choices(None))
     out_dir = Observable("")

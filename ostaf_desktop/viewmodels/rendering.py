@@ -13,7 +13,7 @@ from PySide6.QtGui import QImage
 from ostaf.errors import OstafError
 from ostaf.interop.pngmeta import SAMPLER_LABELS
 from ostaf.method.previews import outside_world, preview_prompt
-from ostaf.models.families import sd1
+from ostaf.models.families import Family, sd1
 from ostaf.requests import (
     SAMPLERS,
     AppliedAttribute,
@@ -73,7 +73,8 @@ class RenderViewModel(ViewModel):
     sampler = Observable(RenderSettings.sampler)
     schedule = Observable(RenderSettings.schedule)
     steps = Observable(25)
-    guidance = Observable(7.5)  # the loaded model's own until the user changes it
+    # the loaded model's own until the user changes it (the family default until one loads)
+    guidance = Observable(Family.render_guidance)
     count = Observable(2)
     size_options = Observable(size_choices(None))
 
