@@ -132,19 +132,21 @@ class Run:
         self.timings_path.write_text(json.dumps(self.timings, indent=2) + "\n")
 
 
-def training_data(run: Run, count: int) -> tuple[np.ndarray, list[Scene]]:
-    """The training images (N, 64, 64, 3) uint8 and their scenes, rendered once and cached."""
+def training_data(run: Run, count: int, size: int = 64) -> tuple[np.ndarray, list[Scene]]:
+    """The training images (N, size, size, 3) uint8 and their scenes, rendered once and
+    cached."""
     from ostaf.world.scenes import dataset
 
     images_path, scenes_path = run.work / "images.npy", run.work / "scenes.json"
     if images_path.is_file() and scenes_path.is_file():
         scenes = [_scene_from_json(s) for s in json.loads(scenes_path.read_text())]
-        if len(scenes) == count:
-            return np.load(images_path), scenes
+        images = np.load(images_path, mmap_mode="r")
+        if len(scenes) == count and images.shape[1] == size:
+            return np.asarray(images), scenes
     started = run.start()
     run.log(f"data: rendering {count} training scenes")
     images, scenes = [], []
-    for image, _, scene in dataset(count, run.seed, split="train", supersample=3):
+    for image, _, scene in dataset(count, run.seed, size, split="train", supersample=3):
         images.append(np.asarray(image))
         scenes.append(scene)
     array = np.stack(images)
@@ -161,23 +163,43 @@ def _scene_from_json(data: dict[str, Any]) -> Scene:
     return Scene(**data)
 
 
-def train(out: Path, work: Path, seed: int, recipe: Recipe, model: str = DEMO) -> dict[str, Any]:
-    """Run every stage (resuming what is saved in `work`) and write the model to `out`."""
+def train(
+    out: Path,
+    work: Path,
+    seed: int,
+    recipe: Recipe,
+    model: str = DEMO,
+    size: int = 64,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Run every stage (resuming what is saved in `work`) and write the model to `out`.
+    `size` (the SDXL-shaped model only) is the picture size it is trained and rendered at;
+    on another `device` the denoiser trains, and the model is scored, there."""
     import torch
 
+    from ostaf.errors import SettingsError
     from ostaf.world.checkpoint import StageCheckpoint
     from ostaf.world.train_denoiser import SdConditioner, XlConditioner, train_denoiser
 
     run = Run(work, seed)
-    run.log(f"training {model}: seed {seed}, {torch.get_num_threads()} threads")
-    images, scenes = training_data(run, recipe.images)
+    if size != 64 and model != DEMO_XL:
+        raise SettingsError(f"--size {size}: only the SDXL-shaped model (demo-xl) takes a size")
+    threads = torch.get_num_threads()
+    run.log(f"training {model}: seed {seed}, {size} px, on {device}, {threads} threads")
+    images, scenes = training_data(run, recipe.images, size)
     pixels = torch.from_numpy(images)
     if model == DEMO_XL:
-        from ostaf.models.demo_model_xl import build_demo_xl_pipeline, demo_xl_vae
+        from ostaf.models.demo_model_xl import (
+            DEMO_XL_ARCHITECTURE,
+            build_demo_xl_pipeline,
+            demo_xl_vae,
+        )
 
-        vae = demo_xl_vae().eval().requires_grad_(False)
+        vae = demo_xl_vae().eval().requires_grad_(False).to(device)
         latents = _cached_latents(run, pixels, vae)
-        pipe = build_demo_xl_pipeline(vae, seed)
+        factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        architecture = replace(DEMO_XL_ARCHITECTURE, latent_size=size // factor)
+        pipe = build_demo_xl_pipeline(vae.cpu(), seed, architecture)
         conditioner: Any = XlConditioner(pipe, images.shape[1])
     else:
         from ostaf.models.demo_model import build_demo_pipeline
@@ -194,11 +216,12 @@ def train(out: Path, work: Path, seed: int, recipe: Recipe, model: str = DEMO) -
         seed + 20,
         StageCheckpoint(work / "denoiser.pt"),
         run.stage_log("denoiser"),
+        torch.device(device),
     )
-    pipe.unet = unet
+    pipe.unet = unet.cpu()
     for name, encoder in encoders.items():
-        setattr(pipe, name, encoder)
-    return write_model(pipe, out, seed, recipe, run, model)
+        setattr(pipe, name, encoder.cpu())
+    return write_model(pipe, out, seed, recipe, run, model, device)
 
 
 def _trained_vae_latents(
@@ -260,7 +283,13 @@ def _cached_latents(run: Run, pixels: Any, vae: Any) -> tuple[Any, Any]:
 
 
 def write_model(
-    pipe: Any, out: Path, seed: int, recipe: Recipe, run: Run, model: str = DEMO
+    pipe: Any,
+    out: Path,
+    seed: int,
+    recipe: Recipe,
+    run: Run,
+    model: str = DEMO,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Save the diffusers folder, then score it as loaded back from disk."""
     import torch
@@ -276,6 +305,7 @@ def write_model(
     extra = {"safety_checker": None, "requires_safety_checker": False} if model == DEMO else {}
     loaded = DiffusionPipeline.from_pretrained(staging, local_files_only=True, **extra)
     loaded.set_progress_bar_config(disable=True)
+    loaded.to(device)
     started = run.start()
     torch.manual_seed(0)
     score, images = measure_prompt_following(loaded, recipe.evaluation_prompts)
@@ -285,11 +315,13 @@ def write_model(
     if model == DEMO_XL:
         from ostaf.models.demo_model_xl import DEMO_XL_ARCHITECTURE, DEMO_XL_NAME, DEMO_XL_VERSION
 
+        latent_size = int(pipe.unet.config.sample_size)
+        size = latent_size * int(pipe.vae_scale_factor)
         identity: dict[str, Any] = {
-            "name": DEMO_XL_NAME,
-            "version": DEMO_XL_VERSION,
+            "name": DEMO_XL_NAME if size == 64 else DEMO_XL_NAME.replace("64 px", f"{size} px"),
+            "version": DEMO_XL_VERSION if size == 64 else f"{DEMO_XL_VERSION}-{size}px",
             "seed": seed,
-            "architecture": asdict(DEMO_XL_ARCHITECTURE),
+            "architecture": asdict(replace(DEMO_XL_ARCHITECTURE, latent_size=latent_size)),
             "vae": "the first demo model's (resources/demo_model/vae)",
         }
     else:
@@ -354,8 +386,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=min(DEFAULT_THREADS, os.cpu_count() or 1),
         help="CPU threads (the result's last bits depend on it)",
     )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=64,
+        help="px, a multiple of 32 (demo-xl only; default 64, the shipped model's)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the denoiser trains and the model is scored, e.g. cuda (default: cpu)",
+    )
     parser.add_argument("--quick", action="store_true", help="a few-minute smoke-test recipe")
     args = parser.parse_args(argv)
+    if args.size < 32 or args.size % 32:
+        parser.error(f"--size {args.size}: give a multiple of 32 px, such as 64 or 128")
 
     # Idle OpenMP threads sleep instead of spinning: on a shared CPU, spinning threads of
     # several processes take turns burning each other's time (measured 7× slower).
@@ -367,15 +412,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from ostaf import paths
+    from ostaf.errors import SettingsError
     from ostaf.models.demo_model_xl import DEMO_XL_SEED
+    from ostaf.models.devices import choose_placement
 
     seed = (
         args.seed
         if args.seed is not None
         else (DEMO_XL_SEED if args.model == DEMO_XL else DEMO_SEED)
     )
-    work = args.work or paths.cache_dir() / f"{args.model}-model-training-{seed}"
-    record = train(args.out, work, seed, default_recipe(args.quick, args.model), args.model)
+    sized = "" if args.size == 64 else f"-{args.size}px"
+    work = args.work or paths.cache_dir() / f"{args.model}{sized}-model-training-{seed}"
+    recipe = default_recipe(args.quick, args.model)
+    try:
+        device = choose_placement(args.device, "fp32").device
+        record = train(args.out, work, seed, recipe, args.model, args.size, str(device))
+    except SettingsError as error:
+        parser.error(str(error))
     print(json.dumps(record["prompt_following"], indent=2))
     print(args.out)
     return 0

@@ -72,7 +72,7 @@ def encode_text(
         truncation=True,
         return_tensors="pt",
     ).input_ids
-    return text_encoder(ids)[0]
+    return text_encoder(ids.to(text_encoder.device))[0]
 
 
 class TextConditioner(Protocol):
@@ -120,11 +120,13 @@ class XlConditioner:
 
         hidden, _, pooled, _ = self.pipe.encode_prompt(
             list(prompts),
-            device=torch.device("cpu"),
+            device=self.pipe.text_encoder.device,
             num_images_per_prompt=1,
             do_classifier_free_guidance=False,
         )  # (B, T, D1 + D2), (B, P)
-        ids = torch.tensor([xl_time_ids(self.size)] * len(prompts), dtype=hidden.dtype)
+        ids = torch.tensor(
+            [xl_time_ids(self.size)] * len(prompts), dtype=hidden.dtype, device=hidden.device
+        )
         return hidden, {"text_embeds": pooled, "time_ids": ids}
 
 
@@ -137,9 +139,13 @@ def train_denoiser(
     seed: int,
     checkpoint: StageCheckpoint,
     log: Log,
+    device: torch.device | None = None,
 ) -> tuple[UNet2DConditionModel, dict[str, torch.nn.Module]]:
     """Train on (means, stds) latents of `scenes`; returns the moving averages of the U-Net
-    and of each text encoder (by name)."""
+    and of each text encoder (by name). On another `device` (a GPU) the networks train
+    there; every random draw still comes from the same CPU generators, so a run draws the
+    same batches anywhere, but its last bits differ from the CPU's."""
+    device = device or torch.device("cpu")
     means, stds = latents
     scheduler = DDPMScheduler(
         num_train_timesteps=1000,
@@ -151,8 +157,11 @@ def train_denoiser(
     # fine detail; capping their weight lets the structure (shape, colour), decided at low
     # SNR, converge several times faster on a small budget.
     snr = scheduler.alphas_cumprod / (1.0 - scheduler.alphas_cumprod)
-    weights = torch.clamp(snr, max=recipe.min_snr_gamma) / snr
+    weights = (torch.clamp(snr, max=recipe.min_snr_gamma) / snr).to(device)
     encoders = conditioner.encoders
+    unet.to(device)
+    for encoder in encoders.values():
+        encoder.to(device)
     ema_unet = copy.deepcopy(unet).requires_grad_(False)
     ema_encoders = {n: copy.deepcopy(e).requires_grad_(False) for n, e in encoders.items()}
     parameters = [*unet.parameters(), *(p for e in encoders.values() for p in e.parameters())]
@@ -190,6 +199,7 @@ def train_denoiser(
         clean = means[picks] + stds[picks] * jitter  # (B, 4, h, w): a posterior sample
         noise = torch.randn(clean.shape, generator=sampler)
         timesteps = torch.randint(0, 1000, (recipe.batch,), generator=sampler)
+        clean, noise, timesteps = clean.to(device), noise.to(device), timesteps.to(device)
         noisy = scheduler.add_noise(clean, noise, timesteps)
         text, added = conditioner([captioner(scenes[i]) for i in picks.tolist()])
         prediction = unet(

@@ -177,12 +177,14 @@ def _learning_rate(step: int, recipe: VaeRecipe | DecoderRecipe) -> float:
 
 @torch.no_grad()
 def latent_statistics(vae: AutoencoderKL, images: torch.Tensor, batch: int = 256):
-    """Posterior means and standard deviations (N, 4, h, w) of every image."""
+    """Posterior means and standard deviations (N, 4, h, w) of every image, on the CPU
+    (the VAE may be on another device)."""
     means, stds = [], []
     for first in range(0, len(images), batch):
-        posterior = vae.encode(to_pixels(images[first : first + batch])).latent_dist
-        means.append(posterior.mean)
-        stds.append(posterior.std)
+        pixels = to_pixels(images[first : first + batch]).to(vae.device)
+        posterior = vae.encode(pixels).latent_dist
+        means.append(posterior.mean.cpu())
+        stds.append(posterior.std.cpu())
     return torch.cat(means), torch.cat(stds)
 
 

@@ -213,3 +213,42 @@ def test_the_shipped_xl_model_records_the_recipe_that_rebuilds_it() -> None:
     record = json.loads((SHIPPED_DEMO_XL_DIR / "ostaf_demo.json").read_text())
     assert record["version"] == DEMO_XL_VERSION
     assert record["recipe"]["denoiser"] == asdict(default_recipe(model=DEMO_XL).denoiser)
+
+
+def test_an_xl_model_trains_at_another_size_and_says_so(tmp_path: Path) -> None:
+    """`--size 96` draws the scenes at 96 px and gives a U-Net of 24×24 latents, which the
+    app loads as a 96-px SDXL model; a cached 64-px set is drawn again, not reused."""
+    from ostaf.models.base_model import load_base_model
+    from ostaf.models.demo_model_xl import DEMO_XL_VERSION
+    from ostaf.world.train import DEMO_XL, Recipe, Run, train, training_data
+
+    images, _ = training_data(Run(tmp_path / "work", 5), 4)
+    assert images.shape == (4, 64, 64, 3)
+    recipe = Recipe(
+        images=4,
+        denoiser=DenoiserRecipe(steps=2, batch=2, checkpoint_every=2, warmup=1),
+        evaluation_prompts=1,
+    )
+    out = tmp_path / "xl96"
+    record = train(out, tmp_path / "work", 5, recipe, DEMO_XL, size=96)
+    assert np.load(tmp_path / "work" / "images.npy").shape == (4, 96, 96, 3)
+    assert record["architecture"]["latent_size"] == 24
+    assert "96 px" in record["name"] and record["version"] == f"{DEMO_XL_VERSION}-96px"
+    model = load_base_model(out, device="cpu")
+    assert model.family.label == "Stable Diffusion XL" and model.resolution == 96
+
+
+def test_the_training_command_refuses_a_size_or_device_it_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ostaf.world.train import main
+
+    for argv, says in (
+        (["--size", "100"], "--size 100: give a multiple of 32 px"),
+        (["--size", "96"], "only the SDXL-shaped model (demo-xl) takes a size"),
+        (["--device", "tpu"], "device 'tpu' is unknown"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--out", str(tmp_path / "m"), "--work", str(tmp_path / "w"), *argv])
+        assert stopped.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
