@@ -140,9 +140,9 @@ def training_data(run: Run, count: int, size: int = 64) -> tuple[np.ndarray, lis
     images_path, scenes_path = run.work / "images.npy", run.work / "scenes.json"
     if images_path.is_file() and scenes_path.is_file():
         scenes = [_scene_from_json(s) for s in json.loads(scenes_path.read_text())]
-        images = np.load(images_path, mmap_mode="r")
+        images = np.load(images_path)
         if len(scenes) == count and images.shape[1] == size:
-            return np.asarray(images), scenes
+            return images, scenes
     started = run.start()
     run.log(f"data: rendering {count} training scenes")
     images, scenes = [], []
@@ -318,7 +318,7 @@ def write_model(
         latent_size = int(pipe.unet.config.sample_size)
         size = latent_size * int(pipe.vae_scale_factor)
         identity: dict[str, Any] = {
-            "name": DEMO_XL_NAME if size == 64 else DEMO_XL_NAME.replace("64 px", f"{size} px"),
+            "name": DEMO_XL_NAME.replace("64 px", f"{size} px"),
             "version": DEMO_XL_VERSION if size == 64 else f"{DEMO_XL_VERSION}-{size}px",
             "seed": seed,
             "architecture": asdict(replace(DEMO_XL_ARCHITECTURE, latent_size=latent_size)),

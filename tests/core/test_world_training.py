@@ -231,7 +231,10 @@ def test_an_xl_model_trains_at_another_size_and_says_so(tmp_path: Path) -> None:
     )
     out = tmp_path / "xl96"
     record = train(out, tmp_path / "work", 5, recipe, DEMO_XL, size=96)
-    assert np.load(tmp_path / "work" / "images.npy").shape == (4, 96, 96, 3)
+    drawn = np.load(tmp_path / "work" / "images.npy")
+    assert drawn.shape == (4, 96, 96, 3)
+    again, _ = training_data(Run(tmp_path / "work", 5), 4, 96)  # the same size: reused
+    assert np.array_equal(again, drawn) and again.flags.writeable
     assert record["architecture"]["latent_size"] == 24
     assert "96 px" in record["name"] and record["version"] == f"{DEMO_XL_VERSION}-96px"
     model = load_base_model(out, device="cpu")
